@@ -1,0 +1,547 @@
+//! `pym-config.yaml` loading with `PYM_*` environment overrides.
+//!
+//! The file (all keys optional):
+//!
+//! ```yaml
+//! name: hello                     # service name (logs, /version)
+//! version: 0.1.0                  # service version (/version)
+//! port: 8080                      # HTTP port (env PYM_PORT)
+//! jwt_issuer: https://hello.example   # required `iss` (env PYM_JWT_ISSUER)
+//! jwt_audience: hello             # required `aud` (env PYM_JWT_AUDIENCE)
+//! jwt_algorithm: HS256            # HS256 | HS384 | HS512 | RS256 | ES256 ... (env PYM_JWT_ALGORITHM)
+//! jwt_secret_env: HELLO_JWT_SECRET    # env var holding the HMAC secret (default PYM_JWT_SECRET)
+//! jwt_public_key_env: HELLO_JWT_PUBLIC_KEY   # env var holding a PEM public key (RS*/ES*)
+//! jwt_private_key_env: HELLO_JWT_PRIVATE_KEY # env var holding a PEM private key (to mint RS*/ES*)
+//! jwt_token_timeout: 86400        # lifetime in seconds of minted tokens
+//! jwt_leeway: 5                   # clock skew tolerated on exp/nbf, seconds
+//! with_async: true                # the service runs tasks
+//! worker_concurrency: 8           # tasks in flight per worker (env PYM_WORKER_CONCURRENCY)
+//! worker_port: 9090               # worker health/metrics port (env PYM_WORKER_PORT)
+//! queues: [default]               # queues a worker consumes (env PYM_WORKER_QUEUES, comma-separated)
+//! redis_url_env: PYM_REDIS_URL    # env var holding the broker URL
+//! validate_responses: false       # check responses against the spec (default: on in debug builds)
+//! body_limit: 2097152             # max request body, bytes
+//! ```
+//!
+//! The file is found at `--config`, else `$PYM_CONFIG`, else
+//! `./pym-config.yaml`, else the defaults the service embeds. Keys starting
+//! with `x-`/`x_` and pymacaron's deployment keys are ignored; any other
+//! unknown key is an error naming the key and its line, as are bad values.
+//! Secrets (JWT secret and keys, task secret, Redis URL) are read from the
+//! environment only, once, and never printed: [`Secret`] redacts itself.
+
+use crate::contract;
+use jsonwebtoken::Algorithm;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+/// Env overrides that are not part of the operator contract.
+pub mod env {
+    pub const NAME: &str = "PYM_NAME";
+    pub const VERSION: &str = "PYM_VERSION";
+    pub const JWT_ISSUER: &str = "PYM_JWT_ISSUER";
+    pub const JWT_AUDIENCE: &str = "PYM_JWT_AUDIENCE";
+    pub const JWT_ALGORITHM: &str = "PYM_JWT_ALGORITHM";
+    pub const JWT_TOKEN_TIMEOUT: &str = "PYM_JWT_TOKEN_TIMEOUT";
+    pub const WITH_ASYNC: &str = "PYM_WITH_ASYNC";
+    /// Default name of the env var that holds the JWT HMAC secret.
+    pub const JWT_SECRET: &str = "PYM_JWT_SECRET";
+}
+
+/// Keys of pymacaron's config that concern deployment, accepted and ignored.
+const IGNORED_KEYS: &[&str] = &[
+    "live_host",
+    "env_secrets",
+    "deploy_target",
+    "docker_repo",
+    "docker_bucket",
+    "worker_count",
+    "default_user_id",
+    "ignore_error_codes",
+];
+
+/// A secret string. `Debug` and `Display` print `<redacted>`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    /// The secret itself. Never log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// A configuration error that says where and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {source}; set --config or {} to an existing file", contract::ENV_CONFIG)]
+    Read {
+        file: String,
+        source: std::io::Error,
+    },
+    #[error("{file}: {message}")]
+    Syntax { file: String, message: String },
+    #[error("{file}:{line}: key '{key}': {message}")]
+    Key {
+        file: String,
+        line: usize,
+        key: String,
+        message: String,
+    },
+    #[error("env {var}: {message}")]
+    Env { var: String, message: String },
+}
+
+/// JWT settings.
+#[derive(Debug, Clone)]
+pub struct JwtConfig {
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    pub algorithm: Algorithm,
+    /// Name of the env var the HMAC secret came from (for error messages).
+    pub secret_env: String,
+    pub secret: Option<Secret>,
+    pub public_key_env: Option<String>,
+    pub public_key: Option<Secret>,
+    pub private_key_env: Option<String>,
+    pub private_key: Option<Secret>,
+    /// Lifetime of minted tokens, seconds.
+    pub token_timeout: u64,
+    /// Clock skew tolerated on `exp` / `nbf`, seconds.
+    pub leeway: u64,
+}
+
+/// The loaded service configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub name: String,
+    pub version: String,
+    /// `PYM_ENV` (`dev` by default).
+    pub env: String,
+    pub port: u16,
+    pub jwt: JwtConfig,
+    pub with_async: bool,
+    pub worker_concurrency: usize,
+    pub worker_port: u16,
+    pub worker_name: Option<String>,
+    pub queues: Vec<String>,
+    pub redis_url_env: String,
+    pub redis_url: Option<Secret>,
+    /// `PYM_TASK_SECRET`; see [`Config::task_secret`].
+    pub task_secret: Option<Secret>,
+    pub validate_responses: bool,
+    pub body_limit: usize,
+    /// The file it was read from, if any.
+    pub source: Option<PathBuf>,
+}
+
+#[derive(Deserialize, Default)]
+struct RawConfig {
+    name: Option<String>,
+    version: Option<String>,
+    port: Option<u16>,
+    jwt_issuer: Option<String>,
+    jwt_audience: Option<String>,
+    jwt_algorithm: Option<String>,
+    jwt_secret_env: Option<String>,
+    jwt_public_key_env: Option<String>,
+    jwt_private_key_env: Option<String>,
+    jwt_token_timeout: Option<u64>,
+    jwt_leeway: Option<u64>,
+    with_async: Option<bool>,
+    worker_concurrency: Option<usize>,
+    worker_port: Option<u16>,
+    queues: Option<Vec<String>>,
+    redis_url_env: Option<String>,
+    validate_responses: Option<bool>,
+    body_limit: Option<usize>,
+    #[serde(flatten)]
+    rest: BTreeMap<String, yaml_serde::Value>,
+}
+
+/// Where a config comes from.
+pub enum Source<'a> {
+    /// A file that must exist.
+    File(&'a Path),
+    /// Text with a name used in errors (e.g. an embedded default).
+    Text { name: &'a str, text: &'a str },
+    /// No file: defaults and env only.
+    None,
+}
+
+impl Config {
+    /// Load the way the binary does: `explicit` (from `--config`), else
+    /// `$PYM_CONFIG`, else `./pym-config.yaml` if present, else `embedded`
+    /// (the service's default config text), then apply `PYM_*` overrides
+    /// from the process environment.
+    pub fn load(explicit: Option<&Path>, embedded: Option<&str>) -> Result<Self, ConfigError> {
+        let from_env = std::env::var_os(contract::ENV_CONFIG).map(PathBuf::from);
+        let local = PathBuf::from(contract::CONFIG_FILE_NAME);
+        let env = |k: &str| std::env::var(k).ok();
+        if let Some(p) = explicit.map(Path::to_path_buf).or(from_env) {
+            Self::from_source(Source::File(&p), &env)
+        } else if local.exists() {
+            Self::from_source(Source::File(&local), &env)
+        } else if let Some(text) = embedded {
+            Self::from_source(
+                Source::Text {
+                    name: "<embedded pym-config.yaml>",
+                    text,
+                },
+                &env,
+            )
+        } else {
+            Self::from_source(Source::None, &env)
+        }
+    }
+
+    /// Parse YAML text (file name `name` in errors), with env overrides from `env`.
+    pub fn from_yaml(
+        name: &str,
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        Self::from_source(Source::Text { name, text }, env)
+    }
+
+    /// Load from `source`, with env overrides looked up with `env`.
+    pub fn from_source(
+        source: Source<'_>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let (file, text, path) = match source {
+            Source::File(p) => {
+                let text = std::fs::read_to_string(p).map_err(|e| ConfigError::Read {
+                    file: p.display().to_string(),
+                    source: e,
+                })?;
+                (p.display().to_string(), text, Some(p.to_path_buf()))
+            }
+            Source::Text { name, text } => (name.to_string(), text.to_string(), None),
+            Source::None => ("<defaults>".to_string(), String::new(), None),
+        };
+        let raw: RawConfig = if text.trim().is_empty() {
+            RawConfig::default()
+        } else {
+            yaml_serde::from_str(&text).map_err(|e| ConfigError::Syntax {
+                file: file.clone(),
+                message: e.to_string(),
+            })?
+        };
+        let key_err = |key: &str, message: String| ConfigError::Key {
+            file: file.clone(),
+            line: line_of(&text, key),
+            key: key.to_string(),
+            message,
+        };
+        if let Some(k) = raw.rest.keys().find(|k| {
+            !(k.starts_with("x-") || k.starts_with("x_") || IGNORED_KEYS.contains(&k.as_str()))
+        }) {
+            return Err(key_err(
+                k,
+                "unknown key; see the pym-config.yaml reference (pym_runtime::config); \
+                 prefix custom keys with 'x-'"
+                    .into(),
+            ));
+        }
+
+        let env_err = |var: &str, message: &str| ConfigError::Env {
+            var: var.to_string(),
+            message: message.to_string(),
+        };
+        let env_parse = |var: &str, what: &str| -> Result<Option<String>, ConfigError> {
+            match env(var) {
+                Some(v) if v.trim().is_empty() => Err(env_err(var, &format!("is empty; {what}"))),
+                other => Ok(other),
+            }
+        };
+
+        let name = env_parse(env::NAME, "set a service name")?
+            .or(raw.name)
+            .unwrap_or_else(|| "pym-service".into());
+        let version = env_parse(env::VERSION, "set a version")?
+            .or(raw.version)
+            .unwrap_or_else(|| "0.0.0".into());
+        let port = match env_parse(contract::ENV_PORT, "set a port number")? {
+            Some(v) => v
+                .trim()
+                .parse::<u16>()
+                .map_err(|_| env_err(contract::ENV_PORT, "not a port number (1-65535)"))?,
+            None => raw.port.unwrap_or(contract::DEFAULT_PORT),
+        };
+        let worker_port = match env_parse(contract::ENV_WORKER_PORT, "set a port number")? {
+            Some(v) => v
+                .trim()
+                .parse::<u16>()
+                .map_err(|_| env_err(contract::ENV_WORKER_PORT, "not a port number (1-65535)"))?,
+            None => raw.worker_port.unwrap_or(contract::DEFAULT_WORKER_PORT),
+        };
+        let worker_concurrency = match env_parse(contract::ENV_WORKER_CONCURRENCY, "set a number")? {
+            Some(v) => v.trim().parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                env_err(
+                    contract::ENV_WORKER_CONCURRENCY,
+                    "not a positive whole number",
+                )
+            })?,
+            None => match raw.worker_concurrency {
+                Some(0) => return Err(key_err("worker_concurrency", "must be at least 1".into())),
+                Some(n) => n,
+                None => 2 * std::thread::available_parallelism().map_or(1, |n| n.get()),
+            },
+        };
+        let queues = match env_parse(contract::ENV_WORKER_QUEUES, "list queue names")? {
+            Some(v) => split_queues(&v)
+                .map_err(|m| env_err(contract::ENV_WORKER_QUEUES, &m))?,
+            None => match raw.queues {
+                Some(q) => {
+                    let q = split_queues(&q.join(",")).map_err(|m| key_err("queues", m))?;
+                    if q.is_empty() {
+                        return Err(key_err("queues", "list at least one queue".into()));
+                    }
+                    q
+                }
+                None => vec![contract::DEFAULT_QUEUE.to_string()],
+            },
+        };
+        let with_async = match env_parse(env::WITH_ASYNC, "true or false")? {
+            Some(v) => parse_bool(&v).ok_or_else(|| env_err(env::WITH_ASYNC, "expected true or false"))?,
+            None => raw.with_async.unwrap_or(true),
+        };
+        let algorithm = match env_parse(env::JWT_ALGORITHM, "e.g. HS256")? {
+            Some(v) => Algorithm::from_str(v.trim()).map_err(|_| {
+                env_err(env::JWT_ALGORITHM, "unknown algorithm; use HS256, RS256, ES256, ...")
+            })?,
+            None => match raw.jwt_algorithm {
+                Some(a) => Algorithm::from_str(a.trim()).map_err(|_| {
+                    key_err(
+                        "jwt_algorithm",
+                        format!("unknown algorithm '{a}'; use HS256, HS384, HS512, RS256, RS384, RS512, PS256, ES256, ES384 or EdDSA"),
+                    )
+                })?,
+                None => Algorithm::HS256,
+            },
+        };
+        let token_timeout = match env_parse(env::JWT_TOKEN_TIMEOUT, "seconds")? {
+            Some(v) => v
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| env_err(env::JWT_TOKEN_TIMEOUT, "not a number of seconds"))?,
+            None => raw.jwt_token_timeout.unwrap_or(86_400),
+        };
+        let check_env_name = |key: &str, v: &str| -> Result<(), ConfigError> {
+            if v.is_empty() || !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(key_err(
+                    key,
+                    format!("'{v}' is not an environment variable name (name the variable, not its value)"),
+                ));
+            }
+            Ok(())
+        };
+        let secret_env = raw.jwt_secret_env.unwrap_or_else(|| env::JWT_SECRET.into());
+        check_env_name("jwt_secret_env", &secret_env)?;
+        for (k, v) in [
+            ("jwt_public_key_env", &raw.jwt_public_key_env),
+            ("jwt_private_key_env", &raw.jwt_private_key_env),
+            ("redis_url_env", &raw.redis_url_env),
+        ] {
+            if let Some(v) = v {
+                check_env_name(k, v)?;
+            }
+        }
+        let secret_of = |var: &Option<String>| var.as_deref().and_then(env).filter(|s| !s.is_empty()).map(Secret);
+        let jwt = JwtConfig {
+            issuer: env_parse(env::JWT_ISSUER, "set the issuer")?.or(raw.jwt_issuer),
+            audience: env_parse(env::JWT_AUDIENCE, "set the audience")?.or(raw.jwt_audience),
+            algorithm,
+            secret: secret_of(&Some(secret_env.clone())),
+            secret_env,
+            public_key: secret_of(&raw.jwt_public_key_env),
+            public_key_env: raw.jwt_public_key_env,
+            private_key: secret_of(&raw.jwt_private_key_env),
+            private_key_env: raw.jwt_private_key_env,
+            token_timeout,
+            leeway: raw.jwt_leeway.unwrap_or(5),
+        };
+        let redis_url_env = raw
+            .redis_url_env
+            .unwrap_or_else(|| contract::ENV_REDIS_URL.into());
+        let redis_url = secret_of(&Some(redis_url_env.clone()));
+        let body_limit = match raw.body_limit {
+            Some(0) => return Err(key_err("body_limit", "must be at least 1 byte".into())),
+            Some(n) => n,
+            None => 2 * 1024 * 1024,
+        };
+        Ok(Config {
+            name,
+            version,
+            env: env(contract::ENV_ENV).unwrap_or_else(|| "dev".into()),
+            port,
+            jwt,
+            with_async,
+            worker_concurrency,
+            worker_port,
+            worker_name: env(contract::ENV_WORKER_NAME).filter(|s| !s.is_empty()),
+            queues,
+            redis_url_env,
+            redis_url,
+            task_secret: secret_of(&Some(contract::ENV_TASK_SECRET.into())),
+            validate_responses: raw.validate_responses.unwrap_or(cfg!(debug_assertions)),
+            body_limit,
+            source: path,
+        })
+    }
+
+    /// The secret that signs task envelopes: `PYM_TASK_SECRET`, else the JWT
+    /// HMAC secret.
+    pub fn task_secret(&self) -> Option<&Secret> {
+        self.task_secret.as_ref().or(self.jwt.secret.as_ref())
+    }
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+fn split_queues(v: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for q in v.split(',').map(str::trim).filter(|q| !q.is_empty()) {
+        if !q
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return Err(format!(
+                "queue name '{q}' may only hold letters, digits, '-', '_' and '.'"
+            ));
+        }
+        if !out.iter().any(|x| x == q) {
+            out.push(q.to_string());
+        }
+    }
+    Ok(out)
+}
+
+/// 1-based line of top-level `key:` in `text` (0 if not found).
+fn line_of(text: &str, key: &str) -> usize {
+    text.lines()
+        .position(|l| {
+            l.strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with(':'))
+                || l.strip_prefix(&format!("\"{key}\"")).is_some_and(|r| r.trim_start().starts_with(':'))
+        })
+        .map_or(0, |i| i + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults() {
+        let c = Config::from_source(Source::None, &env_of(&[])).unwrap();
+        assert_eq!(c.port, contract::DEFAULT_PORT);
+        assert_eq!(c.queues, vec!["default"]);
+        assert_eq!(c.jwt.algorithm, Algorithm::HS256);
+        assert!(c.jwt.secret.is_none());
+    }
+
+    #[test]
+    fn file_and_env_overrides() {
+        let y = "name: hello\nport: 8000\njwt_secret_env: HELLO_SECRET\nqueues: [default, mail]\n";
+        let c = Config::from_yaml(
+            "pym-config.yaml",
+            y,
+            &env_of(&[
+                ("PYM_PORT", "9000"),
+                ("HELLO_SECRET", "s3cr3t"),
+                ("PYM_WORKER_QUEUES", "a,b"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.name, "hello");
+        assert_eq!(c.port, 9000);
+        assert_eq!(c.queues, vec!["a", "b"]);
+        assert_eq!(c.jwt.secret.as_ref().unwrap().expose(), "s3cr3t");
+        assert_eq!(c.task_secret().unwrap().expose(), "s3cr3t");
+        assert!(!format!("{c:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn task_secret_preferred() {
+        let c = Config::from_yaml(
+            "f",
+            "",
+            &env_of(&[("PYM_JWT_SECRET", "a"), ("PYM_TASK_SECRET", "b")]),
+        )
+        .unwrap();
+        assert_eq!(c.task_secret().unwrap().expose(), "b");
+    }
+
+    #[test]
+    fn unknown_key_names_line() {
+        let e = Config::from_yaml("cfg.yaml", "name: a\n\nprot: 80\n", &env_of(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cfg.yaml:3"), "{e}");
+        assert!(e.contains("prot"), "{e}");
+        // x- keys and pymacaron deployment keys are fine
+        Config::from_yaml("c", "x-team: a\nlive_host: h\n", &env_of(&[])).unwrap();
+    }
+
+    #[test]
+    fn bad_type_names_line() {
+        let e = Config::from_yaml("cfg.yaml", "name: a\nport: lots\n", &env_of(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("port"), "{e}");
+        assert!(e.contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn bad_values() {
+        let e = Config::from_yaml("c.yaml", "jwt_algorithm: XX1\n", &env_of(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("c.yaml:1") && e.contains("jwt_algorithm"), "{e}");
+        let e = Config::from_yaml("c.yaml", "name: a\nworker_concurrency: 0\n", &env_of(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("c.yaml:2"), "{e}");
+        let e = Config::from_yaml("c.yaml", "", &env_of(&[("PYM_PORT", "x")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("PYM_PORT"), "{e}");
+        let e = Config::from_yaml("c.yaml", "jwt_secret_env: 'my secret!'\n", &env_of(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("jwt_secret_env"), "{e}");
+    }
+}

@@ -1,0 +1,628 @@
+//! The OpenAPI document: loading, operations, and compiled JSON Schemas.
+//!
+//! OpenAPI 3.0.x and 3.1.x are both accepted. The document is read as a
+//! plain JSON value (from YAML or JSON); 3.1 documents are also parsed with
+//! the `oas3` crate so structural mistakes are reported early. Schemas are
+//! compiled with the `jsonschema` crate as JSON Schema 2020-12 (3.1's
+//! dialect), format checks on (`email`, `date-time`, `uuid`, ...). For 3.0
+//! documents the 3.0 schema dialect is translated first: `nullable: true`
+//! becomes a `"null"` type, boolean `exclusiveMinimum`/`exclusiveMaximum`
+//! become numeric ones. `$ref`s to `#/components/schemas/...` resolve inside
+//! the document; parameter, request-body and response `$ref`s are followed
+//! here.
+//!
+//! Limits (documented, checked at start-up): path templates must use whole
+//! segments (`/users/{id}`, not `/files/{name}.json`); only JSON request
+//! bodies are validated (other media types pass through); query arrays use
+//! the default `form` + `explode` style (`?tag=a&tag=b`).
+
+use axum::http::Method;
+use jsonschema::{Draft, Validator};
+use serde_json::{Map, Value};
+use std::fmt;
+use std::sync::Arc;
+
+/// How an operation authenticates, from its (or the document's) `security`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// No `security`: no token needed (a token sent anyway is ignored).
+    None,
+    /// A non-empty requirement: a valid bearer token is required.
+    Required,
+    /// A requirement list that includes `{}`: a token is verified if sent.
+    Optional,
+}
+
+/// Where a parameter lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamIn {
+    Path,
+    Query,
+    Header,
+    Cookie,
+}
+
+/// The JSON type a string parameter is converted to before validation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scalar {
+    String,
+    Integer,
+    Number,
+    Boolean,
+}
+
+/// One declared parameter.
+#[derive(Clone)]
+pub struct Param {
+    pub name: String,
+    pub location: ParamIn,
+    pub required: bool,
+    /// `Some(item kind)` for arrays.
+    pub array: Option<Scalar>,
+    pub scalar: Scalar,
+    pub validator: Arc<Validator>,
+}
+
+impl fmt::Debug for Param {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?} {} (required: {})", self.location, self.name, self.required)
+    }
+}
+
+/// The request body of an operation.
+#[derive(Clone)]
+pub struct BodySpec {
+    pub required: bool,
+    /// The JSON schema, when the body is `application/json`.
+    pub json: Option<Arc<Validator>>,
+}
+
+/// One operation of the document.
+#[derive(Clone)]
+pub struct Operation {
+    pub id: String,
+    pub method: Method,
+    /// OpenAPI path template, e.g. `/users/{id}` (also axum's syntax).
+    pub path: String,
+    pub params: Vec<Param>,
+    pub body: Option<BodySpec>,
+    pub auth: AuthMode,
+    /// `(status key, JSON schema)`: `"200"`, `"2XX"`, `"default"`.
+    pub responses: Vec<(String, Option<Arc<Validator>>)>,
+}
+
+impl fmt::Debug for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} {} ({:?})", self.id, self.method, self.path, self.auth)
+    }
+}
+
+impl Operation {
+    /// The response schema for `status`, if the spec declares one.
+    pub fn response_schema(&self, status: u16) -> Option<&Arc<Validator>> {
+        let exact = status.to_string();
+        let range = format!("{}XX", status / 100);
+        for key in [exact.as_str(), range.as_str(), "default"] {
+            if let Some((_, v)) = self
+                .responses
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            {
+                return v.as_ref();
+            }
+        }
+        None
+    }
+}
+
+/// A start-up error in the spec: every problem found, each with its place.
+#[derive(Debug, thiserror::Error)]
+#[error("{source_name}: invalid OpenAPI document:\n  - {}", problems.join("\n  - "))]
+pub struct SpecError {
+    pub source_name: String,
+    pub problems: Vec<String>,
+}
+
+/// A loaded OpenAPI document.
+#[derive(Clone)]
+pub struct Spec {
+    /// The document as YAML (served at `/openapi.yaml`).
+    pub yaml: String,
+    pub doc: Value,
+    /// `3.0` or `3.1`.
+    pub dialect: Dialect,
+    pub operations: Vec<Operation>,
+    pub title: String,
+    pub version: String,
+}
+
+impl fmt::Debug for Spec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Spec")
+            .field("title", &self.title)
+            .field("dialect", &self.dialect)
+            .field("operations", &self.operations)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    V30,
+    V31,
+}
+
+const METHODS: &[(&str, Method)] = &[
+    ("get", Method::GET),
+    ("put", Method::PUT),
+    ("post", Method::POST),
+    ("delete", Method::DELETE),
+    ("options", Method::OPTIONS),
+    ("head", Method::HEAD),
+    ("patch", Method::PATCH),
+    ("trace", Method::TRACE),
+];
+
+impl Spec {
+    /// Read a spec file (YAML or JSON).
+    pub fn from_file(path: &std::path::Path) -> Result<Self, SpecError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| SpecError {
+            source_name: name.clone(),
+            problems: vec![format!("cannot read: {e}")],
+        })?;
+        Self::parse(&name, &text)
+    }
+
+    /// Parse spec text (YAML or JSON); `name` is used in errors.
+    pub fn parse(name: &str, text: &str) -> Result<Self, SpecError> {
+        let err = |p: Vec<String>| SpecError {
+            source_name: name.to_string(),
+            problems: p,
+        };
+        let doc: Value = if text.trim_start().starts_with('{') {
+            serde_json::from_str(text).map_err(|e| err(vec![format!("not valid JSON: {e}")]))?
+        } else {
+            yaml_serde::from_str(text).map_err(|e| err(vec![format!("not valid YAML: {e}")]))?
+        };
+        if doc.get("swagger").is_some() {
+            return Err(err(vec![
+                "Swagger 2.0 is not supported: convert the document to OpenAPI 3.x".into(),
+            ]));
+        }
+        let version = doc.get("openapi").and_then(Value::as_str).unwrap_or("");
+        let dialect = if version.starts_with("3.0") {
+            Dialect::V30
+        } else if version.starts_with("3.1") {
+            Dialect::V31
+        } else {
+            return Err(err(vec![format!(
+                "'openapi: {version}': expected an OpenAPI 3.0.x or 3.1.x document"
+            )]));
+        };
+        if dialect == Dialect::V31 {
+            let json = serde_json::to_string(&doc).unwrap_or_default();
+            if let Err(e) = oas3::from_json(&json) {
+                return Err(err(vec![format!("not a valid OpenAPI 3.1 document: {e}")]));
+            }
+        }
+        let yaml = if text.trim_start().starts_with('{') {
+            yaml_serde::to_string(&doc).unwrap_or_else(|_| text.to_string())
+        } else {
+            text.to_string()
+        };
+        let mut b = Builder {
+            doc: &doc,
+            dialect,
+            problems: Vec::new(),
+            components: Value::Null,
+        };
+        b.components = b.converted_components();
+        let operations = b.operations();
+        if !b.problems.is_empty() {
+            return Err(err(b.problems));
+        }
+        let info = doc.get("info");
+        let title = info
+            .and_then(|i| i.get("title"))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let version = info
+            .and_then(|i| i.get("version"))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        Ok(Spec {
+            yaml,
+            doc,
+            dialect,
+            operations,
+            title,
+            version,
+        })
+    }
+
+    pub fn operation(&self, id: &str) -> Option<&Operation> {
+        self.operations.iter().find(|o| o.id == id)
+    }
+}
+
+struct Builder<'a> {
+    doc: &'a Value,
+    dialect: Dialect,
+    problems: Vec<String>,
+    /// `{"schemas": ...}` translated to 2020-12.
+    components: Value,
+}
+
+impl<'a> Builder<'a> {
+    fn converted_components(&self) -> Value {
+        let schemas = self
+            .doc
+            .pointer("/components/schemas")
+            .cloned()
+            .unwrap_or(Value::Object(Map::new()));
+        let schemas = match self.dialect {
+            Dialect::V30 => convert_30(&schemas, true),
+            Dialect::V31 => schemas,
+        };
+        serde_json::json!({ "schemas": schemas })
+    }
+
+    /// Follow a local `$ref` (one object level, repeatedly).
+    fn deref<'v>(&mut self, mut v: &'v Value, place: &str) -> Option<&'v Value>
+    where
+        'a: 'v,
+    {
+        for _ in 0..16 {
+            match v.get("$ref").and_then(Value::as_str) {
+                None => return Some(v),
+                Some(r) => {
+                    let target = r
+                        .strip_prefix('#')
+                        .and_then(|p| self.doc.pointer(p));
+                    match target {
+                        Some(t) => v = t,
+                        None => {
+                            self.problems
+                                .push(format!("{place}: $ref '{r}' does not resolve in this document"));
+                            return None;
+                        }
+                    }
+                }
+            }
+        }
+        self.problems.push(format!("{place}: $ref cycle"));
+        None
+    }
+
+    fn compile(&mut self, schema: &Value, place: &str) -> Option<Arc<Validator>> {
+        let schema = match self.dialect {
+            Dialect::V30 => convert_30(schema, false),
+            Dialect::V31 => schema.clone(),
+        };
+        let mut root = match schema {
+            Value::Object(m) => m,
+            other => {
+                let mut m = Map::new();
+                m.insert("allOf".into(), Value::Array(vec![other]));
+                m
+            }
+        };
+        root.insert("components".into(), self.components.clone());
+        let root = Value::Object(root);
+        match jsonschema::options()
+            .with_draft(Draft::Draft202012)
+            .should_validate_formats(true)
+            .build(&root)
+        {
+            Ok(v) => Some(Arc::new(v)),
+            Err(e) => {
+                self.problems.push(format!("{place}: invalid schema: {e}"));
+                None
+            }
+        }
+    }
+
+    /// The schema's top-level `type` (after `$ref`), for parameter coercion.
+    fn scalar_of(&mut self, schema: &Value, place: &str) -> (Scalar, Option<Scalar>) {
+        let Some(s) = self.deref(schema, place) else {
+            return (Scalar::String, None);
+        };
+        let ty = |s: &Value| -> Option<String> {
+            match s.get("type") {
+                Some(Value::String(t)) => Some(t.clone()),
+                Some(Value::Array(ts)) => ts
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .find(|t| *t != "null")
+                    .map(String::from),
+                _ => None,
+            }
+        };
+        let kind = |t: Option<String>| match t.as_deref() {
+            Some("integer") => Scalar::Integer,
+            Some("number") => Scalar::Number,
+            Some("boolean") => Scalar::Boolean,
+            _ => Scalar::String,
+        };
+        match ty(s).as_deref() {
+            Some("array") => {
+                let items = s.get("items").cloned().unwrap_or(Value::Null);
+                let item = self
+                    .deref(&items, place)
+                    .map(|i| kind(ty(i)))
+                    .unwrap_or(Scalar::String);
+                (Scalar::String, Some(item))
+            }
+            t => (kind(t.map(String::from)), None),
+        }
+    }
+
+    fn params(&mut self, list: Option<&Value>, place: &str, out: &mut Vec<Param>) {
+        let Some(list) = list.and_then(Value::as_array) else {
+            return;
+        };
+        for (i, p) in list.iter().enumerate() {
+            let place = format!("{place}.parameters[{i}]");
+            let Some(p) = self.deref(p, &place) else {
+                continue;
+            };
+            let name = p.get("name").and_then(Value::as_str).unwrap_or("");
+            let loc = match p.get("in").and_then(Value::as_str) {
+                Some("path") => ParamIn::Path,
+                Some("query") => ParamIn::Query,
+                Some("header") => ParamIn::Header,
+                Some("cookie") => ParamIn::Cookie,
+                other => {
+                    self.problems
+                        .push(format!("{place}: 'in: {other:?}' must be path, query, header or cookie"));
+                    continue;
+                }
+            };
+            if name.is_empty() {
+                self.problems.push(format!("{place}: parameter without a name"));
+                continue;
+            }
+            let required = loc == ParamIn::Path
+                || p.get("required").and_then(Value::as_bool).unwrap_or(false);
+            let schema = p
+                .get("schema")
+                .cloned()
+                .unwrap_or(Value::Object(Map::new()));
+            let (scalar, array) = self.scalar_of(&schema, &place);
+            let Some(validator) = self.compile(&schema, &format!("{place}.schema")) else {
+                continue;
+            };
+            let name = if loc == ParamIn::Header {
+                name.to_ascii_lowercase()
+            } else {
+                name.to_string()
+            };
+            out.retain(|q: &Param| !(q.name == name && q.location == loc));
+            out.push(Param {
+                name,
+                location: loc,
+                required,
+                array,
+                scalar,
+                validator,
+            });
+        }
+    }
+
+    fn operations(&mut self) -> Vec<Operation> {
+        let mut ops = Vec::new();
+        let Some(paths) = self.doc.get("paths").and_then(Value::as_object) else {
+            self.problems.push("no 'paths' object".into());
+            return ops;
+        };
+        let global_security = self.doc.get("security");
+        for (path, item) in paths {
+            let place = format!("paths.{path}");
+            if !path.starts_with('/') {
+                self.problems.push(format!("{place}: a path must start with '/'"));
+                continue;
+            }
+            for seg in path.split('/') {
+                if (seg.contains('{') || seg.contains('}'))
+                    && !(seg.starts_with('{') && seg.ends_with('}') && seg.matches('{').count() == 1)
+                {
+                    self.problems.push(format!(
+                        "{place}: template segment '{seg}' must be a whole segment like '{{id}}'"
+                    ));
+                }
+            }
+            let Some(item) = self.deref(item, &place) else {
+                continue;
+            };
+            let mut path_params = Vec::new();
+            self.params(item.get("parameters"), &place, &mut path_params);
+            for (mname, method) in METHODS {
+                let Some(op) = item.get(*mname) else {
+                    continue;
+                };
+                let place = format!("{place}.{mname}");
+                let Some(id) = op.get("operationId").and_then(Value::as_str) else {
+                    self.problems.push(format!(
+                        "{place}: no operationId (pym binds handlers by operationId)"
+                    ));
+                    continue;
+                };
+                if ops.iter().any(|o: &Operation| o.id == id) {
+                    self.problems
+                        .push(format!("{place}: operationId '{id}' is used twice"));
+                    continue;
+                }
+                let mut params = path_params.clone();
+                self.params(op.get("parameters"), &place, &mut params);
+                for seg in path.split('/') {
+                    if let Some(n) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}'))
+                        && !params.iter().any(|p| p.location == ParamIn::Path && p.name == n)
+                    {
+                        self.problems
+                            .push(format!("{place}: path parameter '{n}' is not declared"));
+                    }
+                }
+                let body = match op.get("requestBody") {
+                    None => None,
+                    Some(rb) => {
+                        let bplace = format!("{place}.requestBody");
+                        self.deref(rb, &bplace).map(|rb| {
+                            let required =
+                                rb.get("required").and_then(Value::as_bool).unwrap_or(false);
+                            let schema = json_content(rb).and_then(|c| c.get("schema")).cloned();
+                            let json = match schema {
+                                Some(s) => self.compile(&s, &format!("{bplace}.schema")),
+                                None => None,
+                            };
+                            BodySpec { required, json }
+                        })
+                    }
+                };
+                let security = op.get("security").or(global_security);
+                let auth = match security.and_then(Value::as_array) {
+                    None => AuthMode::None,
+                    Some(reqs) if reqs.is_empty() => AuthMode::None,
+                    Some(reqs) => {
+                        if reqs.iter().any(|r| r.as_object().is_some_and(Map::is_empty)) {
+                            AuthMode::Optional
+                        } else {
+                            AuthMode::Required
+                        }
+                    }
+                };
+                let mut responses = Vec::new();
+                if let Some(rs) = op.get("responses").and_then(Value::as_object) {
+                    for (code, r) in rs {
+                        let rplace = format!("{place}.responses.{code}");
+                        let Some(r) = self.deref(r, &rplace) else {
+                            continue;
+                        };
+                        let schema = json_content(r).and_then(|c| c.get("schema")).cloned();
+                        let v = match schema {
+                            Some(s) => self.compile(&s, &format!("{rplace}.schema")),
+                            None => None,
+                        };
+                        responses.push((code.clone(), v));
+                    }
+                }
+                ops.push(Operation {
+                    id: id.to_string(),
+                    method: method.clone(),
+                    path: path.clone(),
+                    params,
+                    body,
+                    auth,
+                    responses,
+                });
+            }
+        }
+        ops
+    }
+}
+
+/// The `application/json` (or `*+json`) entry of a `content` map.
+fn json_content(v: &Value) -> Option<&Value> {
+    let content = v.get("content")?.as_object()?;
+    content
+        .iter()
+        .find(|(k, _)| {
+            let k = k.split(';').next().unwrap_or("").trim();
+            k == "application/json" || k.ends_with("+json")
+        })
+        .map(|(_, v)| v)
+}
+
+/// Translate an OpenAPI 3.0 schema object to JSON Schema 2020-12.
+/// `map` is true for a map of named schemas (components.schemas).
+fn convert_30(v: &Value, map: bool) -> Value {
+    if map {
+        return match v {
+            Value::Object(m) => Value::Object(
+                m.iter()
+                    .map(|(k, s)| (k.clone(), convert_30(s, false)))
+                    .collect(),
+            ),
+            other => other.clone(),
+        };
+    }
+    let Value::Object(m) = v else {
+        return v.clone();
+    };
+    let mut out = Map::new();
+    for (k, val) in m {
+        let conv = match k.as_str() {
+            "properties" | "patternProperties" | "$defs" | "definitions" => convert_30(val, true),
+            "items" | "additionalProperties" | "not" | "contains" | "propertyNames"
+            | "additionalItems" => convert_30(val, false),
+            "allOf" | "anyOf" | "oneOf" => match val {
+                Value::Array(a) => Value::Array(a.iter().map(|s| convert_30(s, false)).collect()),
+                o => o.clone(),
+            },
+            _ => val.clone(),
+        };
+        out.insert(k.clone(), conv);
+    }
+    for (flag, bound) in [("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")] {
+        if let Some(Value::Bool(b)) = out.get(flag).cloned() {
+            out.remove(flag);
+            if b && let Some(n) = out.remove(bound) {
+                out.insert(flag.into(), n);
+            }
+        }
+    }
+    if out.remove("nullable") == Some(Value::Bool(true)) {
+        match out.get("type").cloned() {
+            Some(Value::String(t)) => {
+                out.insert(
+                    "type".into(),
+                    Value::Array(vec![Value::String(t), Value::String("null".into())]),
+                );
+                if let Some(Value::Array(e)) = out.get_mut("enum")
+                    && !e.contains(&Value::Null)
+                {
+                    e.push(Value::Null);
+                }
+            }
+            _ => {
+                let inner = Value::Object(std::mem::take(&mut out));
+                out.insert(
+                    "anyOf".into(),
+                    serde_json::json!([inner, {"type": "null"}]),
+                );
+            }
+        }
+    }
+    Value::Object(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn converts_nullable_and_exclusive() {
+        let s = convert_30(
+            &json!({"type": "object", "properties": {
+                "a": {"type": "string", "nullable": true},
+                "n": {"type": "integer", "minimum": 1, "exclusiveMinimum": true},
+                "r": {"allOf": [{"$ref": "#/components/schemas/X"}], "nullable": true}
+            }}),
+            false,
+        );
+        assert_eq!(s["properties"]["a"]["type"], json!(["string", "null"]));
+        assert_eq!(s["properties"]["n"]["exclusiveMinimum"], json!(1));
+        assert!(s["properties"]["n"].get("minimum").is_none());
+        assert!(s["properties"]["r"]["anyOf"].is_array());
+    }
+
+    #[test]
+    fn rejects_swagger2() {
+        let e = Spec::parse("s.yaml", "swagger: '2.0'\ninfo: {title: a, version: '1'}\npaths: {}\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("Swagger 2.0"), "{e}");
+    }
+}
