@@ -1,0 +1,114 @@
+//! Request context: captured in HTTP handlers, carried in task envelopes and
+//! restored (task-local) in workers, so a task sees the same "current user"
+//! as the endpoint that spawned it.
+//!
+//! Read it with [`context()`] anywhere: in a handler, in a task body, or in
+//! code they call. Outside of both it is the empty *system* context.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+/// Who called, and from which request.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Context {
+    /// Verified user id (the JWT `sub`), if the request was authenticated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// Verified JWT claims.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claims: Option<serde_json::Value>,
+    /// Raw bearer token, so a task can call other APIs on the user's behalf.
+    /// Never logged: `Debug` redacts it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// `X-Request-Id` of the originating request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// W3C `traceparent` of the originating request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+    /// HTTP method of the originating request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// Path of the originating request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+impl Context {
+    /// The empty context of code not running on behalf of a request.
+    pub fn system() -> Self {
+        Self::default()
+    }
+
+    /// True when no request is behind this context.
+    pub fn is_system(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// Expiry (`exp`, seconds since the epoch) of the carried token's claims.
+    pub fn token_expiry(&self) -> Option<u64> {
+        self.claims.as_ref()?.get("exp")?.as_u64()
+    }
+}
+
+impl fmt::Debug for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("user_id", &self.user_id)
+            .field("request_id", &self.request_id)
+            .field("traceparent", &self.traceparent)
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("claims", &self.claims.as_ref().map(|_| "<claims>"))
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+tokio::task_local! {
+    static CURRENT: Arc<Context>;
+}
+
+/// The context of the running request or task (the system context if none).
+pub fn context() -> Arc<Context> {
+    CURRENT
+        .try_with(Arc::clone)
+        .unwrap_or_else(|_| Arc::new(Context::system()))
+}
+
+/// Run `fut` with `ctx` as its current context.
+pub async fn scope<F: Future>(ctx: Arc<Context>, fut: F) -> F::Output {
+    CURRENT.scope(ctx, fut).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn scope_sets_and_restores() {
+        assert!(context().is_system());
+        let ctx = Arc::new(Context {
+            user_id: Some("u1".into()),
+            token: Some("secret-token".into()),
+            ..Default::default()
+        });
+        let seen = scope(ctx.clone(), async { context() }).await;
+        assert_eq!(seen.user_id.as_deref(), Some("u1"));
+        assert!(context().is_system());
+    }
+
+    #[test]
+    fn debug_redacts_token() {
+        let ctx = Context {
+            token: Some("eyJsecret".into()),
+            ..Default::default()
+        };
+        let shown = format!("{ctx:?}");
+        assert!(!shown.contains("eyJsecret"), "{shown}");
+        assert!(shown.contains("<redacted>"));
+    }
+}

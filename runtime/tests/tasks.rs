@@ -1,0 +1,900 @@
+//! Task core on a real redis-server: delivery, retries, dead letters, bad
+//! input, delays, priorities, stats, leases, crash recovery, drain,
+//! reconnect, eager mode, password and TLS URLs.
+
+use pym_runtime::broker::retry::Backoff;
+use pym_runtime::broker::{Broker, BrokerConfig, dead, keys, stats};
+use pym_runtime::context::{self, Context};
+use pym_runtime::envelope::{Envelope, Signer};
+use pym_runtime::testing::RedisServer;
+use pym_runtime::worker::{Worker, WorkerConfig, WorkerError};
+use pym_runtime::{Priority, Queue, SpawnError, TaskError, asynctask};
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+const SECRET: &str = "test-secret";
+
+#[derive(Debug, Clone)]
+struct Run {
+    tag: String,
+    n: u32,
+    ctx: Context,
+}
+
+static RUNS: LazyLock<Mutex<Vec<Run>>> = LazyLock::new(|| Mutex::new(Vec::new()));
+static CALLS: LazyLock<Mutex<HashMap<String, u32>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+static FIXED: LazyLock<Mutex<Vec<String>>> = LazyLock::new(|| Mutex::new(Vec::new()));
+
+fn runs(tag: &str) -> Vec<Run> {
+    RUNS.lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.tag == tag)
+        .cloned()
+        .collect()
+}
+
+fn calls(tag: &str) -> u32 {
+    CALLS.lock().unwrap().get(tag).copied().unwrap_or(0)
+}
+
+fn count_call(tag: &str) -> u32 {
+    let mut c = CALLS.lock().unwrap();
+    let n = c.entry(tag.to_owned()).or_default();
+    *n += 1;
+    *n
+}
+
+#[asynctask(queue = "t")]
+async fn record(tag: String, n: u32) -> Result<(), TaskError> {
+    RUNS.lock().unwrap().push(Run {
+        tag,
+        n,
+        ctx: (*context::context()).clone(),
+    });
+    Ok(())
+}
+
+#[asynctask(queue = "t", name = "record_high", priority = "high")]
+async fn record_high(tag: String, n: u32) -> Result<(), TaskError> {
+    record(tag, n).await
+}
+
+#[asynctask(queue = "t", priority = "low")]
+async fn record_low(tag: String, n: u32) -> Result<(), TaskError> {
+    record(tag, n).await
+}
+
+/// Fails `fail_times` times, then records.
+#[asynctask(queue = "t", max_retries = 5)]
+async fn flaky(tag: String, fail_times: u32) -> Result<(), TaskError> {
+    if count_call(&tag) <= fail_times {
+        return Err(TaskError::retry("not yet"));
+    }
+    record(tag, 0).await
+}
+
+/// Fails until its tag is in FIXED.
+#[asynctask(queue = "t", max_retries = 2)]
+async fn fails_until_fixed(tag: String) -> Result<(), TaskError> {
+    count_call(&tag);
+    if !FIXED.lock().unwrap().contains(&tag) {
+        return Err(std::io::Error::other("upstream down").into());
+    }
+    record(tag, 0).await
+}
+
+#[asynctask(queue = "t")]
+async fn fatal_task(tag: String) -> Result<(), TaskError> {
+    count_call(&tag);
+    Err(TaskError::fatal("user does not exist"))
+}
+
+#[asynctask(queue = "t", max_retries = 0)]
+async fn panicky(tag: String) -> Result<(), TaskError> {
+    count_call(&tag);
+    panic!("kaboom {tag}");
+}
+
+#[asynctask(queue = "t", max_retries = 0, timeout_secs = 1)]
+async fn sleepy(tag: String) -> Result<(), TaskError> {
+    count_call(&tag);
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    Ok(())
+}
+
+#[asynctask(queue = "t", fresh_token)]
+async fn needs_fresh(tag: String) -> Result<(), TaskError> {
+    record(tag, 0).await
+}
+
+/// Counts starts and ends in Redis itself, so other processes can see them.
+#[asynctask(queue = "long", timeout_secs = 60)]
+async fn long_task(url: String, tag: String, ms: u64) -> Result<(), TaskError> {
+    let client = redis::Client::open(url)?;
+    let mut c = client.get_multiplexed_async_connection().await?;
+    let _: i64 = redis::cmd("INCR")
+        .arg(format!("runs:{tag}"))
+        .query_async(&mut c)
+        .await?;
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    let _: i64 = redis::cmd("INCR")
+        .arg(format!("done:{tag}"))
+        .query_async(&mut c)
+        .await?;
+    Ok(())
+}
+
+fn cfg(queues: &[&str], name: &str) -> WorkerConfig {
+    WorkerConfig {
+        queues: queues.iter().map(|q| q.to_string()).collect(),
+        concurrency: 8,
+        visibility_timeout: Duration::from_secs(2),
+        grace_period: Duration::from_secs(2),
+        backoff: Backoff {
+            base: Duration::from_millis(20),
+            max: Duration::from_millis(100),
+        },
+        name: name.to_owned(),
+        listen: None,
+        block: Duration::from_millis(200),
+        ..WorkerConfig::default()
+    }
+}
+
+struct Running {
+    stop: Option<oneshot::Sender<()>>,
+    handle: JoinHandle<Result<(), WorkerError>>,
+}
+
+impl Running {
+    async fn stop(mut self) -> Result<(), WorkerError> {
+        let _ = self.stop.take().unwrap().send(());
+        self.handle.await.unwrap()
+    }
+}
+
+async fn start_worker(url: &str, config: WorkerConfig) -> Running {
+    let worker = Worker::connect(&BrokerConfig::new(url, SECRET), config)
+        .await
+        .unwrap();
+    let (tx, rx) = oneshot::channel::<()>();
+    let handle = tokio::spawn(worker.run(async move {
+        let _ = rx.await;
+    }));
+    Running {
+        stop: Some(tx),
+        handle,
+    }
+}
+
+async fn queue(url: &str) -> Queue {
+    Queue::connect(&BrokerConfig::new(url, SECRET))
+        .await
+        .unwrap()
+}
+
+async fn broker(url: &str) -> Broker {
+    Broker::connect(&BrokerConfig::new(url, SECRET))
+        .await
+        .unwrap()
+}
+
+async fn eventually<F: FnMut() -> bool>(what: &str, mut f: F) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn counter(url: &str, key: &str) -> i64 {
+    let client = redis::Client::open(url).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let v: Option<i64> = redis::cmd("GET")
+        .arg(key)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    v.unwrap_or(0)
+}
+
+async fn eventually_counter(url: &str, key: &str, want: i64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let v = counter(url, key).await;
+        if v >= want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {key} >= {want} (is {v})"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn qstats(url: &str, q: &str) -> stats::QueueStats {
+    stats::queue_stats(&mut broker(url).await.conn(), q)
+        .await
+        .unwrap()
+}
+
+async fn dead_letters(url: &str, q: &str) -> Vec<dead::DeadLetter> {
+    dead::list(&mut broker(url).await.conn(), q, 0, 100)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn spawned_tasks_run_once_with_their_context_and_are_acked() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let q = queue(&url).await;
+    let ctx = Arc::new(Context {
+        user_id: Some("user-42".into()),
+        request_id: Some("req-1".into()),
+        traceparent: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into()),
+        token: Some("tok".into()),
+        ..Default::default()
+    });
+    context::scope(ctx, async {
+        for n in 0..50 {
+            record::spawn(&q, ("basic".into(), n)).await.unwrap();
+        }
+    })
+    .await;
+    // Outside a request: system context.
+    record::spawn(&q, ("basic-sys".into(), 0)).await.unwrap();
+    assert_eq!(qstats(&url, "t").await.ready, 51);
+
+    let w = start_worker(&url, cfg(&["t"], "w1")).await;
+    eventually("51 runs", || {
+        runs("basic").len() == 50 && runs("basic-sys").len() == 1
+    })
+    .await;
+    let r = runs("basic");
+    let mut ns: Vec<u32> = r.iter().map(|r| r.n).collect();
+    ns.sort();
+    assert_eq!(ns, (0..50).collect::<Vec<_>>());
+    assert_eq!(r[0].ctx.user_id.as_deref(), Some("user-42"));
+    assert_eq!(r[0].ctx.request_id.as_deref(), Some("req-1"));
+    assert_eq!(r[0].ctx.token.as_deref(), Some("tok"));
+    assert!(runs("basic-sys")[0].ctx.is_system());
+
+    // Acked and deleted: nothing ready, nothing in flight, streams empty.
+    eventually_stats_zero(&url, "t").await;
+    let b = broker(&url).await;
+    let qk = keys::QueueKeys::new("t");
+    let len: u64 = redis::cmd("XLEN")
+        .arg(qk.ready(Priority::Normal))
+        .query_async(&mut b.conn())
+        .await
+        .unwrap();
+    assert_eq!(len, 0);
+    w.stop().await.unwrap();
+
+    let text = pym_runtime::metrics::encode_text();
+    assert!(
+        text.contains("pym_tasks_succeeded_total{task=\"record\",queue=\"t\"}"),
+        "{text}"
+    );
+    assert!(text.contains("pym_task_duration_seconds_bucket"), "{text}");
+}
+
+async fn eventually_stats_zero(url: &str, q: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = qstats(url, q).await;
+        if s.ready == 0 && s.in_flight == 0 && s.delayed_due == 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "queue never drained: {s:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn failures_are_retried_with_backoff_then_succeed() {
+    let redis = RedisServer::start();
+    let q = queue(&redis.url()).await;
+    flaky::spawn(&q, ("flaky".into(), 3)).await.unwrap();
+    let w = start_worker(&redis.url(), cfg(&["t"], "w1")).await;
+    eventually("flaky succeeds", || runs("flaky").len() == 1).await;
+    assert_eq!(calls("flaky"), 4);
+    assert!(dead_letters(&redis.url(), "t").await.is_empty());
+    w.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn exhausted_retries_dead_letter_then_replay_and_purge() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let q = queue(&url).await;
+    fails_until_fixed::spawn(&q, "dl".into()).await.unwrap();
+    fatal_task::spawn(&q, "fatal".into()).await.unwrap();
+    panicky::spawn(&q, "panic".into()).await.unwrap();
+    sleepy::spawn(&q, "sleepy".into()).await.unwrap();
+    let w = start_worker(&url, cfg(&["t"], "w1")).await;
+    let mut letters = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while letters.len() < 4 {
+        assert!(Instant::now() < deadline, "dead letters: {letters:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        letters = dead_letters(&url, "t").await;
+    }
+    let by_task: HashMap<String, dead::DeadLetter> = letters
+        .into_iter()
+        .map(|d| (d.task.clone().unwrap(), d))
+        .collect();
+
+    let d = &by_task["fails_until_fixed"];
+    assert_eq!(d.reason, dead::Reason::RetriesExhausted);
+    assert_eq!(d.attempts, 3);
+    assert!(d.error.contains("upstream down"), "{}", d.error);
+    assert!(d.created_at.unwrap() <= d.failed_at);
+    assert_eq!(calls("dl"), 3);
+
+    let f = &by_task["fatal_task"];
+    assert_eq!(f.reason, dead::Reason::Fatal);
+    assert_eq!(calls("fatal"), 1, "fatal errors are not retried");
+    assert!(f.error.contains("user does not exist"));
+
+    let p = &by_task["panicky"];
+    assert_eq!(p.reason, dead::Reason::RetriesExhausted);
+    assert!(p.error.contains("panicked: kaboom panic"), "{}", p.error);
+
+    let s = &by_task["sleepy"];
+    assert!(s.error.contains("timed out after 1s"), "{}", s.error);
+
+    let st = qstats(&url, "t").await;
+    assert_eq!(st.dead, 4);
+    assert_eq!((st.ready, st.in_flight), (0, 0));
+
+    // Fix the cause and replay: it runs and the dead letter is gone.
+    FIXED.lock().unwrap().push("dl".into());
+    let b = broker(&url).await;
+    assert!(dead::replay(&b, "t", &d.id).await.unwrap());
+    assert!(
+        !dead::replay(&b, "t", &d.id).await.unwrap(),
+        "replayed once only"
+    );
+    eventually("replayed task runs", || runs("dl").len() == 1).await;
+    assert_eq!(qstats(&url, "t").await.dead, 3);
+
+    // Purge one by id, then the rest.
+    assert!(dead::purge(&mut b.conn(), "t", &f.id).await.unwrap());
+    assert!(!dead::purge(&mut b.conn(), "t", &f.id).await.unwrap());
+    assert_eq!(
+        dead::purge_before(&mut b.conn(), "t", u64::MAX)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(qstats(&url, "t").await.dead, 0);
+    w.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn bad_messages_are_dead_lettered_with_reasons_and_the_worker_goes_on() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let b = broker(&url).await;
+    let qk = keys::QueueKeys::new("t");
+    let stream = qk.ready(Priority::Normal).to_owned();
+    let good = Signer::new(SECRET.as_bytes());
+    let forger = Signer::new(b"not-the-secret");
+    let env = |task: &str, args: &str| {
+        Envelope::new(
+            task,
+            "t",
+            Priority::Normal,
+            serde_json::value::RawValue::from_string(args.into()).unwrap(),
+            Context::default(),
+        )
+    };
+    let xadd = |field: &'static str, value: String| {
+        let mut conn = b.conn();
+        let stream = stream.clone();
+        async move {
+            let _: String = redis::cmd("XADD")
+                .arg(&stream)
+                .arg("*")
+                .arg(field)
+                .arg(value)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+        }
+    };
+    xadd(keys::FIELD_MESSAGE, "garbage".into()).await;
+    xadd("x", "no message field".into()).await;
+    xadd(
+        keys::FIELD_MESSAGE,
+        forger.seal(&env("record", r#"["forged",1]"#)),
+    )
+    .await;
+    let tampered = good
+        .seal(&env("record", r#"["tampered",1]"#))
+        .replace("tampered", "evil");
+    xadd(keys::FIELD_MESSAGE, tampered).await;
+    xadd(keys::FIELD_MESSAGE, good.seal(&env("no_such_task", "[]"))).await;
+    xadd(
+        keys::FIELD_MESSAGE,
+        good.seal(&env("record", r#"{"wrong":"shape"}"#)),
+    )
+    .await;
+    xadd(keys::FIELD_MESSAGE, good.seal_json(r#"{"v":9}"#)).await;
+    let q = queue(&url).await;
+    record::spawn(&q, ("after-bad".into(), 1)).await.unwrap();
+
+    let w = start_worker(&url, cfg(&["t"], "w1")).await;
+    eventually("good task after bad ones", || runs("after-bad").len() == 1).await;
+    let mut letters = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while letters.len() < 7 {
+        assert!(Instant::now() < deadline, "{letters:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        letters = dead_letters(&url, "t").await;
+    }
+    let mut reasons: Vec<&str> = letters.iter().map(|d| d.reason.label()).collect();
+    reasons.sort();
+    assert_eq!(
+        reasons,
+        [
+            "bad_args",
+            "bad_signature",
+            "bad_signature",
+            "malformed",
+            "malformed",
+            "unknown_task",
+            "unsupported_version"
+        ]
+    );
+    assert!(
+        runs("forged").is_empty() && runs("evil").is_empty(),
+        "forged context never runs"
+    );
+    let unknown = letters
+        .iter()
+        .find(|d| d.reason == dead::Reason::UnknownTask)
+        .unwrap();
+    assert!(unknown.error.contains("no_such_task"), "{}", unknown.error);
+    let bad_args = letters
+        .iter()
+        .find(|d| d.reason == dead::Reason::BadArgs)
+        .unwrap();
+    assert!(bad_args.error.contains("record"), "{}", bad_args.error);
+    // Forged messages cannot be replayed into running.
+    let forged = letters
+        .iter()
+        .find(|d| d.reason == dead::Reason::BadSignature)
+        .unwrap();
+    let err = dead::replay(&b, "t", &forged.id)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("purge"), "{err}");
+    eventually_stats_zero(&url, "t").await;
+    w.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn delayed_tasks_wait_broker_side_then_run() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let q = queue(&url).await;
+    let w = start_worker(&url, cfg(&["t"], "w1")).await;
+    let t0 = Instant::now();
+    record::spawn_in(&q, Duration::from_millis(600), ("delayed".into(), 1))
+        .await
+        .unwrap();
+    record::spawn_at(
+        &q,
+        std::time::SystemTime::now() + Duration::from_secs(3600),
+        ("much-later".into(), 1),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(runs("delayed").is_empty(), "ran before its delay");
+    let s = qstats(&url, "t").await;
+    assert_eq!((s.ready, s.delayed_later), (0, 2), "{s:?}");
+    assert!(s.next_due_in_ms.unwrap() <= 600, "{s:?}");
+    eventually("delayed task runs", || runs("delayed").len() == 1).await;
+    assert!(t0.elapsed() >= Duration::from_millis(600));
+    assert_eq!(qstats(&url, "t").await.delayed_later, 1);
+    w.stop().await.unwrap();
+    // A delayed task survives the worker: it is in Redis, not in memory.
+    assert_eq!(qstats(&url, "t").await.delayed_later, 1);
+}
+
+#[tokio::test]
+async fn higher_priority_runs_first() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let q = queue(&url).await;
+    for n in 0..5 {
+        record_low::spawn(&q, ("prio".into(), 100 + n))
+            .await
+            .unwrap();
+    }
+    for n in 0..5 {
+        record::spawn(&q, ("prio".into(), 10 + n)).await.unwrap();
+    }
+    for n in 0..5 {
+        record_high::spawn(&q, ("prio".into(), n)).await.unwrap();
+    }
+    let mut c = cfg(&["t"], "w1");
+    c.concurrency = 1;
+    c.batch = 1;
+    let w = start_worker(&url, c).await;
+    eventually("15 runs", || runs("prio").len() == 15).await;
+    let order: Vec<u32> = runs("prio").iter().map(|r| r.n).collect();
+    assert_eq!(
+        order,
+        [0, 1, 2, 3, 4, 10, 11, 12, 13, 14, 100, 101, 102, 103, 104]
+    );
+    w.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn leases_are_renewed_so_long_tasks_run_once() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let q = queue(&url).await;
+    let mut c = cfg(&["long"], "a");
+    c.visibility_timeout = Duration::from_secs(1);
+    let a = start_worker(&url, c.clone()).await;
+    long_task::spawn(&q, (url.clone(), "lease".into(), 3000))
+        .await
+        .unwrap();
+    eventually_counter(&url, "runs:lease", 1).await;
+    assert_eq!(qstats(&url, "long").await.in_flight, 1);
+    c.name = "b".into();
+    let b = start_worker(&url, c).await;
+    eventually_counter(&url, "done:lease", 1).await;
+    assert_eq!(
+        counter(&url, "runs:lease").await,
+        1,
+        "a renewed lease is never reclaimed"
+    );
+    a.stop().await.unwrap();
+    b.stop().await.unwrap();
+}
+
+/// Entry point of the child worker process of the kill -9 test.
+#[tokio::test]
+async fn child_worker_process() {
+    let Ok(url) = std::env::var("PYM_TEST_CHILD_REDIS") else {
+        return; // only meaningful when started by `worker_killed_mid_task_loses_nothing`
+    };
+    let mut c = cfg(&["long"], "child");
+    c.visibility_timeout = Duration::from_secs(1);
+    let w = start_worker(&url, c).await;
+    let _ = w.handle.await;
+}
+
+#[tokio::test]
+async fn worker_killed_mid_task_loses_nothing() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let q = queue(&url).await;
+    long_task::spawn(&q, (url.clone(), "kill9".into(), 1500))
+        .await
+        .unwrap();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_worker_process",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("PYM_TEST_CHILD_REDIS", &url)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    eventually_counter(&url, "runs:kill9", 1).await;
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert_eq!(counter(&url, "done:kill9").await, 0);
+    let s = qstats(&url, "long").await;
+    assert_eq!(
+        s.in_flight, 1,
+        "the dead worker's task is still held: {s:?}"
+    );
+
+    let mut c = cfg(&["long"], "rescuer");
+    c.visibility_timeout = Duration::from_secs(1);
+    let w = start_worker(&url, c).await;
+    eventually_counter(&url, "done:kill9", 1).await;
+    assert_eq!(counter(&url, "runs:kill9").await, 2, "redelivered once");
+    eventually_stats_zero(&url, "long").await;
+    assert_eq!(qstats(&url, "long").await.dead, 0);
+    w.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn drain_finishes_short_tasks_and_hands_back_long_ones() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let q = queue(&url).await;
+    let mut c = cfg(&["long"], "drainer");
+    c.grace_period = Duration::from_millis(1500);
+    let w = start_worker(&url, c.clone()).await;
+    long_task::spawn(&q, (url.clone(), "short".into(), 300))
+        .await
+        .unwrap();
+    long_task::spawn(&q, (url.clone(), "longer".into(), 20_000))
+        .await
+        .unwrap();
+    eventually_counter(&url, "runs:short", 1).await;
+    eventually_counter(&url, "runs:longer", 1).await;
+    let t0 = Instant::now();
+    w.stop().await.unwrap();
+    assert!(t0.elapsed() < Duration::from_secs(8));
+    assert_eq!(
+        counter(&url, "done:short").await,
+        1,
+        "finished within the grace period"
+    );
+    let s = qstats(&url, "long").await;
+    assert_eq!(
+        (s.ready, s.in_flight),
+        (1, 0),
+        "long task handed back at once: {s:?}"
+    );
+
+    c.name = "next".into();
+    let w2 = start_worker(&url, c).await;
+    eventually_counter(&url, "runs:longer", 2).await;
+    w2.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn worker_survives_redis_restart() {
+    let mut redis = RedisServer::start();
+    let url = redis.url();
+    let q = queue(&url).await;
+    let w = start_worker(&url, cfg(&["t"], "w1")).await;
+    record::spawn(&q, ("before-restart".into(), 1))
+        .await
+        .unwrap();
+    eventually("first run", || runs("before-restart").len() == 1).await;
+    redis.restart(); // data lost: groups must be re-created
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match record::spawn(&q, ("after-restart".into(), 1)).await {
+            Ok(_) => break,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "producer never reconnected: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    eventually("run after restart", || !runs("after-restart").is_empty()).await;
+    w.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn in_flight_is_counted_while_running() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let q = queue(&url).await;
+    for i in 0..3 {
+        long_task::spawn(&q, (url.clone(), format!("inflight{i}"), 1500))
+            .await
+            .unwrap();
+    }
+    let mut c = cfg(&["long"], "w1");
+    c.concurrency = 2;
+    let w = start_worker(&url, c).await;
+    eventually_counter(&url, "runs:inflight1", 1).await;
+    let s = qstats(&url, "long").await;
+    assert_eq!(s.work(), 3, "{s:?}");
+    assert!(s.in_flight >= 2, "{s:?}");
+    w.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn fresh_token_tasks_refuse_expired_tokens() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let q = queue(&url).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let expired = Arc::new(Context {
+        user_id: Some("u".into()),
+        claims: Some(serde_json::json!({"sub": "u", "exp": now - 10})),
+        ..Default::default()
+    });
+    let valid = Arc::new(Context {
+        user_id: Some("u".into()),
+        claims: Some(serde_json::json!({"sub": "u", "exp": now + 600})),
+        ..Default::default()
+    });
+    context::scope(
+        expired.clone(),
+        needs_fresh::spawn(&q, "fresh-expired".into()),
+    )
+    .await
+    .unwrap();
+    context::scope(valid, needs_fresh::spawn(&q, "fresh-valid".into()))
+        .await
+        .unwrap();
+    // Tasks without the attribute run even with an expired token.
+    context::scope(expired, record::spawn(&q, ("expired-ok".into(), 1)))
+        .await
+        .unwrap();
+    let w = start_worker(&url, cfg(&["t"], "w1")).await;
+    eventually("valid runs", || {
+        runs("fresh-valid").len() == 1 && runs("expired-ok").len() == 1
+    })
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let letters = loop {
+        let l = dead_letters(&url, "t").await;
+        if !l.is_empty() {
+            break l;
+        }
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(letters[0].reason, dead::Reason::TokenExpired);
+    assert!(
+        letters[0].error.contains("requires a fresh token"),
+        "{}",
+        letters[0].error
+    );
+    assert!(runs("fresh-expired").is_empty());
+    w.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn eager_mode_runs_inline_in_context() {
+    let q = Queue::eager();
+    let ctx = Arc::new(Context {
+        user_id: Some("eager-user".into()),
+        ..Default::default()
+    });
+    context::scope(ctx, record::spawn(&q, ("eager".into(), 7)))
+        .await
+        .unwrap();
+    let r = runs("eager");
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].ctx.user_id.as_deref(), Some("eager-user"));
+    let err = fatal_task::spawn(&q, "eager-fatal".into())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SpawnError::Eager(_)), "{err}");
+    assert!(err.to_string().contains("user does not exist"));
+}
+
+#[tokio::test]
+async fn password_urls_work_and_wrong_passwords_say_so() {
+    let redis = RedisServer::start_with_password("s3cr3t-pw");
+    let q = queue(&redis.url()).await;
+    let w = start_worker(&redis.url(), cfg(&["t"], "w1")).await;
+    record::spawn(&q, ("password".into(), 1)).await.unwrap();
+    eventually("runs with password", || runs("password").len() == 1).await;
+    w.stop().await.unwrap();
+    let bad = format!("redis://:wrong@127.0.0.1:{}/0", redis.port());
+    let err = Broker::connect(&BrokerConfig::new(bad, SECRET))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.to_lowercase().contains("pass") || err.contains("WRONGPASS"),
+        "{err}"
+    );
+    assert!(!err.contains("wrong@"), "password leaked into error: {err}");
+}
+
+#[tokio::test]
+async fn tls_urls_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n).display().to_string();
+    let (ca, ca_key, cert, key, csr, ext) = (
+        p("ca.pem"),
+        p("ca.key"),
+        p("server.pem"),
+        p("server.key"),
+        p("server.csr"),
+        p("ext.cnf"),
+    );
+    std::fs::write(&ext, "subjectAltName=IP:127.0.0.1\n").unwrap();
+    let openssl = |args: &[&str]| {
+        let ok = std::process::Command::new("openssl")
+            .args(args)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(ok.success(), "openssl {args:?}");
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=pym test CA",
+        "-keyout",
+        &ca_key,
+        "-out",
+        &ca,
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        &key,
+        "-out",
+        &csr,
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &csr,
+        "-CA",
+        &ca,
+        "-CAkey",
+        &ca_key,
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        &ext,
+        "-out",
+        &cert,
+    ]);
+    let port = pym_runtime::testing::free_port();
+    let redis = RedisServer::start_with(
+        None,
+        vec![
+            "--tls-port".into(),
+            port.to_string(),
+            "--tls-cert-file".into(),
+            cert.clone(),
+            "--tls-key-file".into(),
+            key.clone(),
+            "--tls-ca-cert-file".into(),
+            ca.clone(),
+            "--tls-auth-clients".into(),
+            "no".into(),
+        ],
+    );
+    let url = format!("rediss://127.0.0.1:{port}/0");
+    // Without the CA, the self-signed server is refused.
+    assert!(
+        Broker::connect(&BrokerConfig::new(&url, SECRET))
+            .await
+            .is_err()
+    );
+    let bc = BrokerConfig::new(&url, SECRET).with_ca_file(&ca);
+    let q = Queue::connect(&bc).await.unwrap();
+    let worker = Worker::connect(&bc, cfg(&["t"], "w1")).await.unwrap();
+    let (tx, rx) = oneshot::channel::<()>();
+    let w = Running {
+        stop: Some(tx),
+        handle: tokio::spawn(worker.run(async move {
+            let _ = rx.await;
+        })),
+    };
+    record::spawn(&q, ("tls".into(), 1)).await.unwrap();
+    eventually("runs over TLS", || runs("tls").len() == 1).await;
+    w.stop().await.unwrap();
+    drop(redis);
+}
