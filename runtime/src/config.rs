@@ -17,7 +17,8 @@
 //! with_async: true                # the service runs tasks
 //! worker_concurrency: 8           # tasks in flight per worker (env PYM_WORKER_CONCURRENCY)
 //! worker_port: 9090               # worker health/metrics port (env PYM_WORKER_PORT)
-//! queues: [default]               # queues a worker consumes (env PYM_WORKER_QUEUES, comma-separated)
+//! queues: [default]               # queues a worker consumes (env PYM_WORKER_QUEUES, comma-separated;
+//!                                 # default: every queue of the tasks linked into the binary)
 //! redis_url_env: PYM_REDIS_URL    # env var holding the broker URL
 //! validate_responses: false       # check responses against the spec (default: on in debug builds)
 //! body_limit: 2097152             # max request body, bytes
@@ -90,7 +91,10 @@ impl fmt::Display for Secret {
 /// A configuration error that says where and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{file}: cannot read: {source}; set --config or {} to an existing file", contract::ENV_CONFIG)]
+    #[error(
+        "{file}: cannot read: {source}; set --config or {} to an existing file",
+        contract::ENV_CONFIG
+    )]
     Read {
         file: String,
         source: std::io::Error,
@@ -140,6 +144,7 @@ pub struct Config {
     pub worker_concurrency: usize,
     pub worker_port: u16,
     pub worker_name: Option<String>,
+    /// Queues a worker consumes; empty = every queue of the linked tasks.
     pub queues: Vec<String>,
     pub redis_url_env: String,
     pub redis_url: Option<Secret>,
@@ -292,13 +297,19 @@ impl Config {
                 .map_err(|_| env_err(contract::ENV_WORKER_PORT, "not a port number (1-65535)"))?,
             None => raw.worker_port.unwrap_or(contract::DEFAULT_WORKER_PORT),
         };
-        let worker_concurrency = match env_parse(contract::ENV_WORKER_CONCURRENCY, "set a number")? {
-            Some(v) => v.trim().parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
-                env_err(
-                    contract::ENV_WORKER_CONCURRENCY,
-                    "not a positive whole number",
-                )
-            })?,
+        let worker_concurrency = match env_parse(contract::ENV_WORKER_CONCURRENCY, "set a number")?
+        {
+            Some(v) => v
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| {
+                    env_err(
+                        contract::ENV_WORKER_CONCURRENCY,
+                        "not a positive whole number",
+                    )
+                })?,
             None => match raw.worker_concurrency {
                 Some(0) => return Err(key_err("worker_concurrency", "must be at least 1".into())),
                 Some(n) => n,
@@ -306,8 +317,7 @@ impl Config {
             },
         };
         let queues = match env_parse(contract::ENV_WORKER_QUEUES, "list queue names")? {
-            Some(v) => split_queues(&v)
-                .map_err(|m| env_err(contract::ENV_WORKER_QUEUES, &m))?,
+            Some(v) => split_queues(&v).map_err(|m| env_err(contract::ENV_WORKER_QUEUES, &m))?,
             None => match raw.queues {
                 Some(q) => {
                     let q = split_queues(&q.join(",")).map_err(|m| key_err("queues", m))?;
@@ -316,11 +326,13 @@ impl Config {
                     }
                     q
                 }
-                None => vec![contract::DEFAULT_QUEUE.to_string()],
+                None => Vec::new(),
             },
         };
         let with_async = match env_parse(env::WITH_ASYNC, "true or false")? {
-            Some(v) => parse_bool(&v).ok_or_else(|| env_err(env::WITH_ASYNC, "expected true or false"))?,
+            Some(v) => {
+                parse_bool(&v).ok_or_else(|| env_err(env::WITH_ASYNC, "expected true or false"))?
+            }
             None => raw.with_async.unwrap_or(true),
         };
         let algorithm = match env_parse(env::JWT_ALGORITHM, "e.g. HS256")? {
@@ -348,7 +360,9 @@ impl Config {
             if v.is_empty() || !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 return Err(key_err(
                     key,
-                    format!("'{v}' is not an environment variable name (name the variable, not its value)"),
+                    format!(
+                        "'{v}' is not an environment variable name (name the variable, not its value)"
+                    ),
                 ));
             }
             Ok(())
@@ -364,7 +378,12 @@ impl Config {
                 check_env_name(k, v)?;
             }
         }
-        let secret_of = |var: &Option<String>| var.as_deref().and_then(env).filter(|s| !s.is_empty()).map(Secret);
+        let secret_of = |var: &Option<String>| {
+            var.as_deref()
+                .and_then(env)
+                .filter(|s| !s.is_empty())
+                .map(Secret)
+        };
         let jwt = JwtConfig {
             issuer: env_parse(env::JWT_ISSUER, "set the issuer")?.or(raw.jwt_issuer),
             audience: env_parse(env::JWT_AUDIENCE, "set the audience")?.or(raw.jwt_audience),
@@ -446,7 +465,8 @@ fn line_of(text: &str, key: &str) -> usize {
         .position(|l| {
             l.strip_prefix(key)
                 .is_some_and(|rest| rest.trim_start().starts_with(':'))
-                || l.strip_prefix(&format!("\"{key}\"")).is_some_and(|r| r.trim_start().starts_with(':'))
+                || l.strip_prefix(&format!("\"{key}\""))
+                    .is_some_and(|r| r.trim_start().starts_with(':'))
         })
         .map_or(0, |i| i + 1)
 }
@@ -468,7 +488,10 @@ mod tests {
     fn defaults() {
         let c = Config::from_source(Source::None, &env_of(&[])).unwrap();
         assert_eq!(c.port, contract::DEFAULT_PORT);
-        assert_eq!(c.queues, vec!["default"]);
+        assert!(
+            c.queues.is_empty(),
+            "empty = every queue of the linked tasks"
+        );
         assert_eq!(c.jwt.algorithm, Algorithm::HS256);
         assert!(c.jwt.secret.is_none());
     }

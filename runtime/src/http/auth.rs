@@ -92,7 +92,10 @@ impl Auth {
                 return Ok(None);
             };
             let b = secret.expose().as_bytes();
-            (DecodingKey::from_secret(b), Some(EncodingKey::from_secret(b)))
+            (
+                DecodingKey::from_secret(b),
+                Some(EncodingKey::from_secret(b)),
+            )
         } else {
             let Some(public) = &c.public_key else {
                 if c.private_key.is_some() {
@@ -228,7 +231,10 @@ impl Auth {
         // Check the header first so `alg: none` and foreign algorithms get a
         // precise message.
         let header = jsonwebtoken::decode_header(token).map_err(|e| {
-            ApiError::token_invalid(format!("the token is not a well-formed JWT ({})", kind_text(e.kind())))
+            ApiError::token_invalid(format!(
+                "the token is not a well-formed JWT ({})",
+                kind_text(e.kind())
+            ))
         })?;
         if header.alg != self.algorithm {
             return Err(ApiError::token_invalid(format!(
@@ -236,15 +242,18 @@ impl Auth {
                 header.alg, self.algorithm
             )));
         }
-        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &self.decoding, &self.validation)
-            .map_err(|e| match e.kind() {
-                ErrorKind::ExpiredSignature => ApiError::token_expired(),
-                k => ApiError::token_invalid(kind_text(k)),
-            })?;
+        let data =
+            jsonwebtoken::decode::<Map<String, Value>>(token, &self.decoding, &self.validation)
+                .map_err(|e| match e.kind() {
+                    ErrorKind::ExpiredSignature => ApiError::token_expired(),
+                    k => ApiError::token_invalid(kind_text(k)),
+                })?;
         let claims = Value::Object(data.claims);
         match claims.get("sub") {
             Some(Value::String(s)) if !s.is_empty() => Ok(Claims(claims)),
-            _ => Err(ApiError::token_invalid("the token's 'sub' (user id) must be a non-empty string")),
+            _ => Err(ApiError::token_invalid(
+                "the token's 'sub' (user id) must be a non-empty string",
+            )),
         }
     }
 
@@ -254,6 +263,9 @@ impl Auth {
             return Err(ApiError::authorization_header_missing());
         };
         let h = h.trim();
+        if h.is_empty() || h.eq_ignore_ascii_case("bearer") {
+            return Err(ApiError::authorization_header_missing());
+        }
         let token = match h.split_once(' ') {
             Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") => t.trim(),
             _ => {
@@ -275,7 +287,12 @@ impl Auth {
     }
 
     /// Mint with an explicit lifetime in seconds.
-    pub fn mint_for(&self, user_id: &str, extra: Value, lifetime_secs: u64) -> Result<String, ApiError> {
+    pub fn mint_for(
+        &self,
+        user_id: &str,
+        extra: Value,
+        lifetime_secs: u64,
+    ) -> Result<String, ApiError> {
         let now = now_secs();
         let mut claims = json!({"sub": user_id, "iat": now, "exp": now + lifetime_secs});
         if let Some(i) = &self.issuer {
@@ -295,7 +312,9 @@ impl Auth {
     /// Sign arbitrary claims (as given) with the configured key.
     pub fn encode(&self, claims: &Value) -> Result<String, ApiError> {
         let key = self.encoding.as_ref().ok_or_else(|| {
-            ApiError::server_error("this service has no private key to mint tokens (set jwt_private_key_env)")
+            ApiError::server_error(
+                "this service has no private key to mint tokens (set jwt_private_key_env)",
+            )
         })?;
         jsonwebtoken::encode(&Header::new(self.algorithm), claims, key)
             .map_err(|e| ApiError::server_error(format!("cannot mint token: {e}")))

@@ -110,7 +110,11 @@ async fn readyz(State(s): State<Arc<Shared>>) -> Result<Response, ApiError> {
                     e.kind_label()
                 )));
             }
-            Err(_) => return Err(ApiError::service_unavailable("the broker does not answer within 2s")),
+            Err(_) => {
+                return Err(ApiError::service_unavailable(
+                    "the broker does not answer within 2s",
+                ));
+            }
         }
     }
     Ok(axum::Json(json!({"status": "ready"})).into_response())

@@ -64,7 +64,13 @@ pub struct ApiError {
 
 impl fmt::Debug for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.description)
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.code,
+            self.description
+        )
     }
 }
 
@@ -78,7 +84,11 @@ impl std::error::Error for ApiError {}
 
 impl ApiError {
     /// A service-specific error: `ApiError::new(StatusCode::CONFLICT, "EMAIL_TAKEN", "...")`.
-    pub fn new(status: StatusCode, code: impl Into<String>, description: impl Into<String>) -> Self {
+    pub fn new(
+        status: StatusCode,
+        code: impl Into<String>,
+        description: impl Into<String>,
+    ) -> Self {
         Self {
             status,
             code: code.into(),

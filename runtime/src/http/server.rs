@@ -188,7 +188,10 @@ impl ServiceBuilder {
 
     /// Check the bindings and build the router.
     pub fn build(self) -> Result<Service, ServiceError> {
-        let spec = self.spec.ok_or(ServiceError::NoSpec)?.map_err(ServiceError::Spec)?;
+        let spec = self
+            .spec
+            .ok_or(ServiceError::NoSpec)?
+            .map_err(ServiceError::Spec)?;
         // Binding check: every operation has a handler and every handler an operation.
         let ops: HashSet<&str> = spec.operations.iter().map(|o| o.id.as_str()).collect();
         let mut seen = HashSet::new();
@@ -264,13 +267,15 @@ impl ServiceBuilder {
         let mut by_path: BTreeMap<String, MethodRouter> = BTreeMap::new();
         for op in &spec.operations {
             let make = handlers.remove(&op.id).expect("checked above");
-            let filter = MethodFilter::try_from(op.method.clone())
-                .map_err(|_| ServiceError::Binding(format!("{}: unsupported method {}", op.id, op.method)))?;
+            let filter = MethodFilter::try_from(op.method.clone()).map_err(|_| {
+                ServiceError::Binding(format!("{}: unsupported method {}", op.id, op.method))
+            })?;
             let state = Arc::new(OpState {
                 op: op.clone(),
                 shared: shared.clone(),
             });
-            let mr = make(filter).route_layer(middleware::from_fn_with_state(state, operation_layer));
+            let mr =
+                make(filter).route_layer(middleware::from_fn_with_state(state, operation_layer));
             let entry = by_path.remove(&op.path).unwrap_or_default();
             by_path.insert(op.path.clone(), entry.merge(mr));
         }
@@ -311,9 +316,9 @@ pub struct RequestInfo {
 fn valid_request_id(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 128
-        && s
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'/' | b'+' | b'='))
+        && s.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'/' | b'+' | b'=')
+        })
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -328,7 +333,11 @@ fn random_hex(bytes: usize) -> String {
 pub fn continue_trace(incoming: Option<&str>) -> String {
     if let Some(tp) = incoming {
         let parts: Vec<&str> = tp.trim().split('-').collect();
-        let hex_ok = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+        let hex_ok = |s: &str, n: usize| {
+            s.len() == n
+                && s.bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        };
         if parts.len() >= 4
             && hex_ok(parts[0], 2)
             && parts[0] != "ff"
@@ -470,10 +479,14 @@ async fn run_operation(st: &OpState, req: Request, next: Next) -> Result<Respons
     }
 
     // 2. Parameters.
-    let path_params: Vec<(String, String)> = match RawPathParams::from_request_parts(&mut parts, &()).await {
-        Ok(p) => p.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-        Err(e) => return Err(ApiError::bad_request(format!("bad path: {e}"))),
-    };
+    let path_params: Vec<(String, String)> =
+        match RawPathParams::from_request_parts(&mut parts, &()).await {
+            Ok(p) => p
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            Err(e) => return Err(ApiError::bad_request(format!("bad path: {e}"))),
+        };
     let query: Vec<(String, String)> = match parts.uri.query() {
         None => Vec::new(),
         Some(_) => axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)

@@ -65,7 +65,11 @@ pub struct Param {
 
 impl fmt::Debug for Param {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?} {} (required: {})", self.location, self.name, self.required)
+        write!(
+            f,
+            "{:?} {} (required: {})",
+            self.location, self.name, self.required
+        )
     }
 }
 
@@ -93,7 +97,11 @@ pub struct Operation {
 
 impl fmt::Debug for Operation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {} {} ({:?})", self.id, self.method, self.path, self.auth)
+        write!(
+            f,
+            "{} {} {} ({:?})",
+            self.id, self.method, self.path, self.auth
+        )
     }
 }
 
@@ -279,14 +287,13 @@ impl<'a> Builder<'a> {
             match v.get("$ref").and_then(Value::as_str) {
                 None => return Some(v),
                 Some(r) => {
-                    let target = r
-                        .strip_prefix('#')
-                        .and_then(|p| self.doc.pointer(p));
+                    let target = r.strip_prefix('#').and_then(|p| self.doc.pointer(p));
                     match target {
                         Some(t) => v = t,
                         None => {
-                            self.problems
-                                .push(format!("{place}: $ref '{r}' does not resolve in this document"));
+                            self.problems.push(format!(
+                                "{place}: $ref '{r}' does not resolve in this document"
+                            ));
                             return None;
                         }
                     }
@@ -376,17 +383,19 @@ impl<'a> Builder<'a> {
                 Some("header") => ParamIn::Header,
                 Some("cookie") => ParamIn::Cookie,
                 other => {
-                    self.problems
-                        .push(format!("{place}: 'in: {other:?}' must be path, query, header or cookie"));
+                    self.problems.push(format!(
+                        "{place}: 'in: {other:?}' must be path, query, header or cookie"
+                    ));
                     continue;
                 }
             };
             if name.is_empty() {
-                self.problems.push(format!("{place}: parameter without a name"));
+                self.problems
+                    .push(format!("{place}: parameter without a name"));
                 continue;
             }
-            let required = loc == ParamIn::Path
-                || p.get("required").and_then(Value::as_bool).unwrap_or(false);
+            let required =
+                loc == ParamIn::Path || p.get("required").and_then(Value::as_bool).unwrap_or(false);
             let schema = p
                 .get("schema")
                 .cloned()
@@ -422,12 +431,15 @@ impl<'a> Builder<'a> {
         for (path, item) in paths {
             let place = format!("paths.{path}");
             if !path.starts_with('/') {
-                self.problems.push(format!("{place}: a path must start with '/'"));
+                self.problems
+                    .push(format!("{place}: a path must start with '/'"));
                 continue;
             }
             for seg in path.split('/') {
                 if (seg.contains('{') || seg.contains('}'))
-                    && !(seg.starts_with('{') && seg.ends_with('}') && seg.matches('{').count() == 1)
+                    && !(seg.starts_with('{')
+                        && seg.ends_with('}')
+                        && seg.matches('{').count() == 1)
                 {
                     self.problems.push(format!(
                         "{place}: template segment '{seg}' must be a whole segment like '{{id}}'"
@@ -459,7 +471,9 @@ impl<'a> Builder<'a> {
                 self.params(op.get("parameters"), &place, &mut params);
                 for seg in path.split('/') {
                     if let Some(n) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}'))
-                        && !params.iter().any(|p| p.location == ParamIn::Path && p.name == n)
+                        && !params
+                            .iter()
+                            .any(|p| p.location == ParamIn::Path && p.name == n)
                     {
                         self.problems
                             .push(format!("{place}: path parameter '{n}' is not declared"));
@@ -486,7 +500,10 @@ impl<'a> Builder<'a> {
                     None => AuthMode::None,
                     Some(reqs) if reqs.is_empty() => AuthMode::None,
                     Some(reqs) => {
-                        if reqs.iter().any(|r| r.as_object().is_some_and(Map::is_empty)) {
+                        if reqs
+                            .iter()
+                            .any(|r| r.as_object().is_some_and(Map::is_empty))
+                        {
                             AuthMode::Optional
                         } else {
                             AuthMode::Required
@@ -555,7 +572,11 @@ fn convert_30(v: &Value, map: bool) -> Value {
     for (k, val) in m {
         let conv = match k.as_str() {
             "properties" | "patternProperties" | "$defs" | "definitions" => convert_30(val, true),
-            "items" | "additionalProperties" | "not" | "contains" | "propertyNames"
+            "items"
+            | "additionalProperties"
+            | "not"
+            | "contains"
+            | "propertyNames"
             | "additionalItems" => convert_30(val, false),
             "allOf" | "anyOf" | "oneOf" => match val {
                 Value::Array(a) => Value::Array(a.iter().map(|s| convert_30(s, false)).collect()),
@@ -565,7 +586,10 @@ fn convert_30(v: &Value, map: bool) -> Value {
         };
         out.insert(k.clone(), conv);
     }
-    for (flag, bound) in [("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")] {
+    for (flag, bound) in [
+        ("exclusiveMinimum", "minimum"),
+        ("exclusiveMaximum", "maximum"),
+    ] {
         if let Some(Value::Bool(b)) = out.get(flag).cloned() {
             out.remove(flag);
             if b && let Some(n) = out.remove(bound) {
@@ -588,10 +612,7 @@ fn convert_30(v: &Value, map: bool) -> Value {
             }
             _ => {
                 let inner = Value::Object(std::mem::take(&mut out));
-                out.insert(
-                    "anyOf".into(),
-                    serde_json::json!([inner, {"type": "null"}]),
-                );
+                out.insert("anyOf".into(), serde_json::json!([inner, {"type": "null"}]));
             }
         }
     }
@@ -621,8 +642,11 @@ mod tests {
 
     #[test]
     fn rejects_swagger2() {
-        let e = Spec::parse("s.yaml", "swagger: '2.0'\ninfo: {title: a, version: '1'}\npaths: {}\n")
-            .unwrap_err();
+        let e = Spec::parse(
+            "s.yaml",
+            "swagger: '2.0'\ninfo: {title: a, version: '1'}\npaths: {}\n",
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("Swagger 2.0"), "{e}");
     }
 }

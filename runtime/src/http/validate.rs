@@ -41,7 +41,8 @@ pub fn first_error(validator: &Validator, value: &Value, root: &str) -> Option<(
 }
 
 fn coerce(p: &Param, kind: Scalar, raw: &str) -> Result<Value, ApiError> {
-    let bad = |what: &str| ApiError::invalid_parameter(&p.name, format!("must be {what}, got '{raw}'"));
+    let bad =
+        |what: &str| ApiError::invalid_parameter(&p.name, format!("must be {what}, got '{raw}'"));
     Ok(match kind {
         Scalar::String => Value::String(raw.to_string()),
         Scalar::Integer => Value::from(raw.trim().parse::<i64>().map_err(|_| bad("an integer"))?),
@@ -139,7 +140,12 @@ fn is_json(headers: &HeaderMap) -> bool {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(|ct| {
-            let ct = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            let ct = ct
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
             ct == "application/json" || ct.ends_with("+json")
         })
         .unwrap_or(false)
@@ -152,7 +158,10 @@ pub fn check_body(op: &Operation, headers: &HeaderMap, body: &[u8]) -> Result<()
     };
     if body.iter().all(u8::is_ascii_whitespace) {
         if spec.required {
-            return Err(ApiError::invalid_parameter("body", "a JSON body is required"));
+            return Err(ApiError::invalid_parameter(
+                "body",
+                "a JSON body is required",
+            ));
         }
         return Ok(());
     }
