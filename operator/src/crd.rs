@@ -1,0 +1,499 @@
+//! The `PymService` custom resource (`pym.dev/v1alpha1`).
+//!
+//! The CRD in `crds/pymservice.yaml` is generated from these types by the
+//! `crdgen` binary; every doc comment below becomes a schema `description`
+//! (what `kubectl explain pymservice.spec...` prints), every `schemars`
+//! range/length/pattern and `x_kube` CEL rule is enforced by the apiserver,
+//! so a bad object is rejected at `kubectl apply` with a message that names
+//! the field.
+
+use k8s_openapi::api::core::v1::{
+    EnvFromSource, EnvVar, LocalObjectReference, Probe, ResourceRequirements, Toleration,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use pym_runtime::contract;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// API group of the CRD.
+pub const GROUP: &str = "pym.dev";
+/// Served and stored version.
+pub const VERSION: &str = "v1alpha1";
+
+/// Image of the managed Redis when `spec.redis.managed.image` is not set.
+pub const DEFAULT_REDIS_IMAGE: &str = "redis:7.4-alpine";
+
+/// A pym microservice: an HTTP API Deployment, optional task workers and the
+/// Redis broker they share, all derived from this one object.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "pym.dev",
+    version = "v1alpha1",
+    kind = "PymService",
+    plural = "pymservices",
+    shortname = "pym",
+    namespaced,
+    status = "PymServiceStatus",
+    derive = "PartialEq",
+    doc = "A pym microservice: HTTP API, optional async task workers and their Redis broker.",
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status",
+        description = "Whether every part of the service is ready"
+    ),
+    printcolumn(
+        name = "API",
+        type_ = "string",
+        json_path = ".status.api.summary",
+        description = "API pods ready/desired"
+    ),
+    printcolumn(
+        name = "Workers",
+        type_ = "string",
+        json_path = ".status.workers.summary",
+        description = "Worker pods ready/current"
+    ),
+    printcolumn(
+        name = "Queue",
+        type_ = "integer",
+        json_path = ".status.queueDepth",
+        description = "Tasks ready + in flight + due, summed over the worker queues"
+    ),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    validation = kube::core::Rule::new("size(self.metadata.name) <= 40").message("metadata.name must be at most 40 characters: child objects append suffixes such as -redis-data").field_path(".metadata.name")
+)]
+#[x_kube(validation = kube::core::Rule::new("!has(self.workers) || self.withAsync").message("spec.workers is only allowed when spec.withAsync is true").field_path(".workers"))]
+#[x_kube(validation = kube::core::Rule::new("!self.withAsync || has(self.redis)").message("spec.redis is required when spec.withAsync is true").field_path(".redis"))]
+#[serde(rename_all = "camelCase")]
+pub struct PymServiceSpec {
+    /// Container image of the service binary (built with pym-runtime); it
+    /// runs as `serve` in API pods and `worker` in worker pods.
+    #[schemars(length(min = 1, max = 512))]
+    pub image: String,
+
+    /// Image pull policy of the API and worker containers (Kubernetes default when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_policy: Option<PullPolicy>,
+
+    /// The HTTP API Deployment and its Service.
+    #[serde(default)]
+    pub api: ApiSpec,
+
+    /// The service's pym-config (the content of pym-config.yaml, as an
+    /// object). Rendered into a ConfigMap, mounted in every API and worker
+    /// pod; editing it rolls the pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "free_form_object")]
+    pub config: Option<serde_json::Value>,
+
+    /// Secret key holding the JWT signing secret, exposed to API and worker
+    /// pods as the runtime's JWT secret variable. Editing the Secret rolls the pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwt_secret_ref: Option<SecretKeyRef>,
+
+    /// Run task workers (`worker` pods) next to the API. Requires `redis`;
+    /// turning it off deletes the worker Deployment.
+    #[serde(default)]
+    pub with_async: bool,
+
+    /// The worker Deployment; only allowed when `withAsync` is true
+    /// (defaults apply when omitted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workers: Option<WorkersSpec>,
+
+    /// The Redis broker: exactly one of `managed` or `external`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis: Option<RedisSpec>,
+
+    /// Environment variables for every API and worker container (before the
+    /// per-component `env`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+
+    /// Environment sources (ConfigMaps, Secrets) for every API and worker container.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_from: Vec<EnvFromSource>,
+
+    /// Secrets used to pull `image` (and the managed Redis image).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_pull_secrets: Vec<LocalObjectReference>,
+
+    /// ServiceAccount of the API and worker pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub service_account_name: Option<String>,
+
+    /// Node labels every pod of the service must match.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+
+    /// Tolerations of every pod of the service.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+}
+
+/// Container image pull policy.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum PullPolicy {
+    Always,
+    IfNotPresent,
+    Never,
+}
+
+impl PullPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PullPolicy::Always => "Always",
+            PullPolicy::IfNotPresent => "IfNotPresent",
+            PullPolicy::Never => "Never",
+        }
+    }
+}
+
+fn free_form_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true,
+    })
+}
+
+/// A key of a Secret in the PymService's namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    /// Name of the Secret (same namespace as the PymService).
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Key inside the Secret's data.
+    #[schemars(length(min = 1, max = 253))]
+    pub key: String,
+}
+
+/// The HTTP API (`serve`) Deployment and Service.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiSpec {
+    /// Number of API pods.
+    #[serde(default = "default_api_replicas")]
+    #[schemars(range(min = 0, max = 1000))]
+    pub replicas: i32,
+
+    /// Container port of the API; the Service exposes the same port.
+    #[serde(default = "default_api_port")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: i32,
+
+    /// CPU/memory requests and limits of the API container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+
+    /// Extra environment variables of the API container.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+
+    /// Extra environment sources of the API container.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_from: Vec<EnvFromSource>,
+
+    /// Probe overrides. Defaults: liveness GET /healthz, readiness GET
+    /// /readyz, both on `port`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probes: Option<ProbesSpec>,
+}
+
+impl Default for ApiSpec {
+    fn default() -> Self {
+        Self {
+            replicas: default_api_replicas(),
+            port: default_api_port(),
+            resources: None,
+            env: Vec::new(),
+            env_from: Vec::new(),
+            probes: None,
+        }
+    }
+}
+
+fn default_api_replicas() -> i32 {
+    1
+}
+
+fn default_api_port() -> i32 {
+    i32::from(contract::DEFAULT_PORT)
+}
+
+/// Probe overrides; an unset probe keeps the pym default.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProbesSpec {
+    /// Replaces the default liveness probe (GET /healthz).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub liveness: Option<Probe>,
+    /// Replaces the default readiness probe (GET /readyz).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readiness: Option<Probe>,
+    /// Optional startup probe (none by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub startup: Option<Probe>,
+}
+
+/// The task worker (`worker`) Deployment.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[x_kube(validation = kube::core::Rule::new("self.minReplicas <= self.maxReplicas").message("workers.minReplicas must be less than or equal to workers.maxReplicas").field_path(".minReplicas"))]
+#[serde(rename_all = "camelCase")]
+pub struct WorkersSpec {
+    /// Fewest worker pods; the Deployment is created with this many, and the
+    /// autoscaler never goes below it.
+    #[serde(default = "default_min_replicas")]
+    #[schemars(range(min = 0, max = 1000))]
+    pub min_replicas: i32,
+
+    /// Most worker pods the autoscaler may run.
+    #[serde(default = "default_max_replicas")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_replicas: i32,
+
+    /// Tasks in flight per worker pod.
+    #[serde(default = "default_concurrency")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub concurrency: i32,
+
+    /// Queues the workers consume, in priority order.
+    #[serde(default = "default_queues")]
+    #[schemars(
+        length(min = 1, max = 32),
+        inner(regex(pattern = r"^[a-zA-Z0-9][a-zA-Z0-9_.:-]{0,62}$"))
+    )]
+    pub queues: Vec<String>,
+
+    /// CPU/memory requests and limits of the worker container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+
+    /// Extra environment variables of the worker container.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+
+    /// Extra environment sources of the worker container.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_from: Vec<EnvFromSource>,
+
+    /// Queue-driven autoscaling between minReplicas and maxReplicas.
+    #[serde(default)]
+    pub autoscaling: AutoscalingSpec,
+}
+
+impl Default for WorkersSpec {
+    fn default() -> Self {
+        Self {
+            min_replicas: default_min_replicas(),
+            max_replicas: default_max_replicas(),
+            concurrency: default_concurrency(),
+            queues: default_queues(),
+            resources: None,
+            env: Vec::new(),
+            env_from: Vec::new(),
+            autoscaling: AutoscalingSpec::default(),
+        }
+    }
+}
+
+fn default_min_replicas() -> i32 {
+    1
+}
+fn default_max_replicas() -> i32 {
+    10
+}
+fn default_concurrency() -> i32 {
+    10
+}
+fn default_queues() -> Vec<String> {
+    vec![contract::DEFAULT_QUEUE.to_string()]
+}
+
+/// How the autoscaler turns queue depth into worker replicas.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AutoscalingSpec {
+    /// Tasks (ready + in flight + due) one worker should carry; desired
+    /// workers = ceil(depth / targetPerWorker). Defaults to `concurrency`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000000))]
+    pub target_per_worker: Option<i32>,
+
+    /// Depth at or below which the workers may scale to minReplicas (even 0).
+    #[serde(default)]
+    #[schemars(range(min = 0, max = 1000000))]
+    pub activation_threshold: i32,
+
+    /// How long a lower desired count must hold before scaling down.
+    #[serde(default = "default_scale_down_window")]
+    #[schemars(range(min = 0, max = 3600))]
+    pub scale_down_window_seconds: i32,
+
+    /// How often the queue depth is polled.
+    #[serde(default = "default_poll_interval")]
+    #[schemars(range(min = 1, max = 300))]
+    pub poll_interval_seconds: i32,
+
+    /// Optional latency goal: scale so queued tasks wait at most this long.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 86400))]
+    pub target_latency_seconds: Option<i32>,
+}
+
+impl Default for AutoscalingSpec {
+    fn default() -> Self {
+        Self {
+            target_per_worker: None,
+            activation_threshold: 0,
+            scale_down_window_seconds: default_scale_down_window(),
+            poll_interval_seconds: default_poll_interval(),
+            target_latency_seconds: None,
+        }
+    }
+}
+
+fn default_scale_down_window() -> i32 {
+    60
+}
+fn default_poll_interval() -> i32 {
+    1
+}
+
+/// The Redis broker of the service: exactly one of `managed` or `external`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[x_kube(validation = kube::core::Rule::new("has(self.managed) != has(self.external)").message("spec.redis must set exactly one of managed or external"))]
+#[serde(rename_all = "camelCase")]
+pub struct RedisSpec {
+    /// A Redis Deployment run by the operator: password-protected (generated
+    /// Secret), reachable only from this service's pods (NetworkPolicy),
+    /// non-root with a read-only root filesystem.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed: Option<ManagedRedis>,
+
+    /// A Redis you run elsewhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalRedis>,
+}
+
+/// A Redis run by the operator.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ManagedRedis {
+    /// Redis image (default redis:7.4-alpine). Redis 7+ is required.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 512))]
+    pub image: Option<String>,
+
+    /// CPU/memory requests and limits of the Redis container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+
+    /// Keep the data on a PersistentVolumeClaim (append-only file). Without
+    /// it Redis keeps data in memory only and loses queued tasks on restart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistence: Option<RedisPersistence>,
+}
+
+/// The managed Redis volume.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RedisPersistence {
+    /// Requested size of the claim (e.g. 1Gi).
+    #[serde(default = "default_persistence_size")]
+    pub size: Quantity,
+    /// StorageClass of the claim (cluster default when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_class_name: Option<String>,
+}
+
+fn default_persistence_size() -> Quantity {
+    Quantity("1Gi".to_string())
+}
+
+/// A Redis you run elsewhere.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalRedis {
+    /// Secret key holding the full Redis URL (`redis://` or `rediss://`,
+    /// with the password). Editing the Secret rolls the pods.
+    pub url_secret_ref: SecretKeyRef,
+}
+
+/// Observed state, written by the operator (and, for the scaling fields, by
+/// the autoscaler under its own field manager).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PymServiceStatus {
+    /// `metadata.generation` of the spec this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// Ready, Progressing and Degraded, with reason and message.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+
+    /// API pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api: Option<ReplicaStatus>,
+
+    /// Worker pods and the autoscaler's decision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workers: Option<WorkerStatus>,
+
+    /// Redis in use: `host:port` (never the password).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redis_endpoint: Option<String>,
+
+    /// Tasks ready + in flight + due over the worker queues (autoscaler).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_depth: Option<i64>,
+
+    /// When the autoscaler last changed the worker replicas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_scale_time: Option<Time>,
+
+    /// Why the autoscaler last changed the worker replicas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_scale_reason: Option<String>,
+}
+
+/// Replica counts of one Deployment.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicaStatus {
+    /// Replicas asked for.
+    pub desired: i32,
+    /// Replicas ready.
+    pub ready: i32,
+    /// `ready/desired`, for `kubectl get pym`.
+    pub summary: String,
+}
+
+/// Worker replica counts.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerStatus {
+    /// `spec.replicas` of the worker Deployment now.
+    pub current: i32,
+    /// Worker pods ready.
+    pub ready: i32,
+    /// What the autoscaler wants (written by the autoscaler).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desired: Option<i32>,
+    /// `ready/current`, for `kubectl get pym`.
+    pub summary: String,
+}
+
+impl PymServiceSpec {
+    /// Worker settings in effect: `Some` only when `withAsync` is on.
+    pub fn effective_workers(&self) -> Option<WorkersSpec> {
+        self.with_async
+            .then(|| self.workers.clone().unwrap_or_default())
+    }
+}

@@ -1,0 +1,1192 @@
+//! Pure: `PymService` spec (+ a few resolved inputs) → the objects that
+//! should exist. No I/O here; `reconcile` applies what this returns.
+//!
+//! Worker replicas: the worker Deployment is applied **without**
+//! `spec.replicas` by the main field manager, so the autoscaler (issue #7,
+//! writing the Deployment's `/scale` subresource under its own field manager)
+//! owns the count. [`worker_replicas`] only decides when the operator itself
+//! must set the count: at creation (to `minReplicas`) and to clamp it back
+//! into `[minReplicas, maxReplicas]` when the spec bounds move. That write
+//! goes through a second field manager ([`REPLICAS_FIELD_MANAGER`]) so that
+//! the main apply never owns, and therefore never resets, `spec.replicas`.
+
+use crate::crd::{
+    DEFAULT_REDIS_IMAGE, ManagedRedis, PymService, PymServiceSpec, SecretKeyRef, WorkersSpec,
+};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
+use k8s_openapi::api::core::v1::{
+    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
+    EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector, PersistentVolumeClaim,
+    PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec,
+    PodTemplateSpec, Probe, SeccompProfile, Secret, SecretKeySelector, SecurityContext, Service,
+    ServicePort, ServiceSpec, TCPSocketAction, Volume, VolumeMount, VolumeResourceRequirements,
+};
+use k8s_openapi::api::networking::v1::{
+    NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
+    NetworkPolicySpec,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+    LabelSelector, LabelSelectorRequirement, ObjectMeta, OwnerReference,
+};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::Resource;
+use pym_runtime::contract;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+/// Field manager of every server-side apply the reconciler does.
+pub const FIELD_MANAGER: &str = "pym-operator";
+/// Field manager that sets worker replicas at creation / when out of bounds.
+pub const REPLICAS_FIELD_MANAGER: &str = "pym-operator-replicas";
+
+/// Label values and keys (`app.kubernetes.io/*`).
+pub const LABEL_NAME: &str = "app.kubernetes.io/name";
+pub const LABEL_INSTANCE: &str = "app.kubernetes.io/instance";
+pub const LABEL_COMPONENT: &str = "app.kubernetes.io/component";
+pub const LABEL_PART_OF: &str = "app.kubernetes.io/part-of";
+pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+/// `app.kubernetes.io/managed-by` value; the operator watches children by it.
+pub const MANAGED_BY: &str = "pym-operator";
+
+/// Pod template annotation: hash of the rendered pym-config (config change → rollout).
+pub const ANNOTATION_CONFIG_HASH: &str = "pym.dev/config-hash";
+/// Pod template annotation: hash of the versions of the Secrets the pods read
+/// through env (secret change → rollout). Never the secret values.
+pub const ANNOTATION_SECRETS_HASH: &str = "pym.dev/secrets-hash";
+
+/// Redis port (managed Redis).
+pub const REDIS_PORT: i32 = 6379;
+/// Keys of the managed Redis Secret.
+pub const REDIS_SECRET_PASSWORD_KEY: &str = "password";
+pub const REDIS_SECRET_URL_KEY: &str = "url";
+/// Env var of the Redis container that carries `requirepass`.
+const REDIS_PASSWORD_ENV: &str = "REDIS_PASSWORD";
+/// Non-root uid/gid of the official Redis images.
+const REDIS_UID: i64 = 999;
+
+/// Components, used in labels and names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Component {
+    Api,
+    Worker,
+    Redis,
+    Config,
+}
+
+impl Component {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Component::Api => "api",
+            Component::Worker => "worker",
+            Component::Redis => "redis",
+            Component::Config => "config",
+        }
+    }
+}
+
+/// Child object names, one function per object, so deletes and applies agree.
+pub mod names {
+    pub fn config_map(svc: &str) -> String {
+        format!("{svc}-config")
+    }
+    pub fn api_deployment(svc: &str) -> String {
+        format!("{svc}-api")
+    }
+    /// The API Service is named after the PymService: clients call `http://<name>`.
+    pub fn api_service(svc: &str) -> String {
+        svc.to_string()
+    }
+    pub fn worker_deployment(svc: &str) -> String {
+        format!("{svc}-worker")
+    }
+    pub fn redis(svc: &str) -> String {
+        format!("{svc}-redis")
+    }
+    pub fn redis_pvc(svc: &str) -> String {
+        format!("{svc}-redis-data")
+    }
+}
+
+/// Values the reconciler resolves (I/O) before calling [`desired`].
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Inputs {
+    /// Managed Redis password: the one already in the Secret, or a new one.
+    pub redis_password: Option<String>,
+    /// Hash over the versions of referenced Secrets (see [`secrets_hash`]).
+    pub secrets_hash: String,
+}
+
+/// The managed Redis objects.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ManagedRedisObjects {
+    pub secret: Secret,
+    pub deployment: Deployment,
+    pub service: Service,
+    pub network_policy: NetworkPolicy,
+    pub pvc: Option<PersistentVolumeClaim>,
+}
+
+/// Everything that should exist for one PymService.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Desired {
+    pub config_map: ConfigMap,
+    pub api_deployment: Deployment,
+    pub api_service: Service,
+    /// Worker Deployment without `spec.replicas` (see the module doc).
+    pub worker_deployment: Option<Deployment>,
+    pub managed_redis: Option<ManagedRedisObjects>,
+    /// `host:port` of the Redis in use (managed only; external is parsed from the URL).
+    pub redis_endpoint: Option<String>,
+}
+
+/// Errors of the pure step (a spec the schema let through but that cannot be built).
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum DesiredError {
+    #[error("metadata.{0} is missing (the object was not read from the apiserver)")]
+    MissingMetadata(&'static str),
+    #[error("spec.config cannot be rendered as YAML: {0}")]
+    Config(String),
+    #[error("managed Redis needs a password input (reconciler bug)")]
+    MissingRedisPassword,
+}
+
+/// spec → desired objects.
+pub fn desired(svc: &PymService, inputs: &Inputs) -> Result<Desired, DesiredError> {
+    let name = svc
+        .metadata
+        .name
+        .clone()
+        .ok_or(DesiredError::MissingMetadata("name"))?;
+    let ns = svc
+        .metadata
+        .namespace
+        .clone()
+        .ok_or(DesiredError::MissingMetadata("namespace"))?;
+    let owner = owner_reference(svc)?;
+    let spec = &svc.spec;
+    let ctx = Ctx {
+        name: &name,
+        ns: &ns,
+        owner: &owner,
+    };
+
+    let config_yaml = render_config(spec)?;
+    let config_hash = short_hash(config_yaml.as_bytes());
+    let config_map = ConfigMap {
+        metadata: ctx.meta(names::config_map(&name), Component::Config),
+        data: Some(BTreeMap::from([(
+            contract::CONFIG_FILE_NAME.to_string(),
+            config_yaml,
+        )])),
+        ..Default::default()
+    };
+
+    let redis_url = redis_url_source(spec, &name);
+    let pod_annotations = BTreeMap::from([
+        (ANNOTATION_CONFIG_HASH.to_string(), config_hash),
+        (
+            ANNOTATION_SECRETS_HASH.to_string(),
+            inputs.secrets_hash.clone(),
+        ),
+    ]);
+
+    let api_deployment = api_deployment(&ctx, spec, redis_url.as_ref(), &pod_annotations);
+    let api_service = Service {
+        metadata: ctx.meta(names::api_service(&name), Component::Api),
+        spec: Some(ServiceSpec {
+            selector: Some(ctx.selector(Component::Api)),
+            ports: Some(vec![ServicePort {
+                name: Some("http".into()),
+                port: spec.api.port,
+                target_port: Some(IntOrString::String("http".into())),
+                protocol: Some("TCP".into()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+
+    let worker_deployment = spec
+        .effective_workers()
+        .map(|w| worker_deployment(&ctx, spec, &w, redis_url.as_ref(), &pod_annotations));
+
+    let managed = spec.redis.as_ref().and_then(|r| r.managed.as_ref());
+    let (managed_redis, redis_endpoint) = match managed {
+        Some(m) => {
+            let password = inputs
+                .redis_password
+                .as_deref()
+                .ok_or(DesiredError::MissingRedisPassword)?;
+            (
+                Some(managed_redis(&ctx, spec, m, password)),
+                Some(managed_redis_endpoint(&name, &ns)),
+            )
+        }
+        None => (None, None),
+    };
+
+    Ok(Desired {
+        config_map,
+        api_deployment,
+        api_service,
+        worker_deployment,
+        managed_redis,
+        redis_endpoint,
+    })
+}
+
+/// What the worker replica count should be set to by the operator, if anything.
+///
+/// `current` is the worker Deployment's `spec.replicas` (None: it does not exist yet).
+/// Inside `[min, max]` the count belongs to the autoscaler and this returns None.
+pub fn worker_replicas(current: Option<i32>, workers: &WorkersSpec) -> Option<i32> {
+    let (min, max) = (
+        workers.min_replicas,
+        workers.max_replicas.max(workers.min_replicas),
+    );
+    match current {
+        None => Some(min),
+        Some(c) if c < min => Some(min),
+        Some(c) if c > max => Some(max),
+        Some(_) => None,
+    }
+}
+
+/// Hash over the versions of the Secrets a pod reads through env, so a
+/// Secret edit rolls the pods. Inputs are (what, resourceVersion) pairs and
+/// the managed Redis password hash — never a secret value in clear.
+pub fn secrets_hash(parts: &[(&str, &str)]) -> String {
+    let mut h = Sha256::new();
+    for (k, v) in parts {
+        h.update(k.as_bytes());
+        h.update([0]);
+        h.update(v.as_bytes());
+        h.update([0]);
+    }
+    hex::encode(&h.finalize()[..8])
+}
+
+/// First 16 hex chars of SHA-256.
+pub fn short_hash(bytes: &[u8]) -> String {
+    hex::encode(&Sha256::digest(bytes)[..8])
+}
+
+/// `host:port` of a Redis URL, without scheme, credentials, db or query.
+pub fn redis_endpoint_of_url(url: &str) -> Option<String> {
+    let rest = url
+        .strip_prefix("redis://")
+        .or_else(|| url.strip_prefix("rediss://"))?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
+    if host_port.is_empty() {
+        return None;
+    }
+    Some(if host_port.contains(':') && !host_port.ends_with(']') {
+        host_port.to_string()
+    } else {
+        format!("{host_port}:6379")
+    })
+}
+
+/// The in-cluster URL of a managed Redis (with its password).
+pub fn managed_redis_url(svc: &str, ns: &str, password: &str) -> String {
+    format!("redis://:{password}@{}/0", managed_redis_endpoint(svc, ns))
+}
+
+fn managed_redis_endpoint(svc: &str, ns: &str) -> String {
+    format!("{}.{ns}.svc:{REDIS_PORT}", names::redis(svc))
+}
+
+/// Config key the runtime reads to enable task spawning.
+const CONFIG_WITH_ASYNC: &str = "with_async";
+
+/// The pym-config rendered as YAML. `with_async` is filled in from
+/// `spec.withAsync` when the config does not set it.
+pub fn render_config(spec: &PymServiceSpec) -> Result<String, DesiredError> {
+    let mut cfg = match &spec.config {
+        None => serde_json::Map::new(),
+        Some(serde_json::Value::Object(m)) => m.clone(),
+        Some(_) => return Err(DesiredError::Config("it must be an object".into())),
+    };
+    cfg.entry(CONFIG_WITH_ASYNC)
+        .or_insert(serde_json::Value::Bool(spec.with_async));
+    yaml_serde::to_string(&cfg).map_err(|e| DesiredError::Config(e.to_string()))
+}
+
+fn owner_reference(svc: &PymService) -> Result<OwnerReference, DesiredError> {
+    let mut o = svc
+        .controller_owner_ref(&())
+        .ok_or(DesiredError::MissingMetadata("uid"))?;
+    o.block_owner_deletion = Some(true);
+    Ok(o)
+}
+
+struct Ctx<'a> {
+    name: &'a str,
+    ns: &'a str,
+    owner: &'a OwnerReference,
+}
+
+impl Ctx<'_> {
+    fn labels(&self, component: Component) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            (LABEL_NAME.to_string(), self.name.to_string()),
+            (LABEL_INSTANCE.to_string(), self.name.to_string()),
+            (LABEL_COMPONENT.to_string(), component.as_str().to_string()),
+            (LABEL_PART_OF.to_string(), "pym".to_string()),
+            (LABEL_MANAGED_BY.to_string(), MANAGED_BY.to_string()),
+        ])
+    }
+
+    /// Selector labels: a subset of [`Ctx::labels`] that never changes
+    /// (Deployment selectors are immutable).
+    fn selector(&self, component: Component) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            (LABEL_INSTANCE.to_string(), self.name.to_string()),
+            (LABEL_COMPONENT.to_string(), component.as_str().to_string()),
+        ])
+    }
+
+    fn meta(&self, name: String, component: Component) -> ObjectMeta {
+        ObjectMeta {
+            name: Some(name),
+            namespace: Some(self.ns.to_string()),
+            labels: Some(self.labels(component)),
+            owner_references: Some(vec![self.owner.clone()]),
+            ..Default::default()
+        }
+    }
+}
+
+fn secret_env(name: &str, r: &SecretKeyRef) -> EnvVar {
+    EnvVar {
+        name: name.to_string(),
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: r.name.clone(),
+                key: r.key.clone(),
+                optional: Some(false),
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn plain_env(name: &str, value: impl Into<String>) -> EnvVar {
+    EnvVar {
+        name: name.to_string(),
+        value: Some(value.into()),
+        ..Default::default()
+    }
+}
+
+/// Where pods read `PYM_REDIS_URL` from: the managed Secret or the user's.
+fn redis_url_source(spec: &PymServiceSpec, svc: &str) -> Option<SecretKeyRef> {
+    let redis = spec.redis.as_ref()?;
+    if redis.managed.is_some() {
+        Some(SecretKeyRef {
+            name: names::redis(svc),
+            key: REDIS_SECRET_URL_KEY.to_string(),
+        })
+    } else {
+        redis.external.as_ref().map(|e| e.url_secret_ref.clone())
+    }
+}
+
+/// The operator's env first, then the user's: a user entry with the same
+/// name replaces ours in place (duplicate names would break server-side apply).
+fn merge_env(ours: Vec<EnvVar>, user: &[&[EnvVar]]) -> Vec<EnvVar> {
+    let mut out = ours;
+    for list in user {
+        for e in list.iter() {
+            match out.iter_mut().find(|o| o.name == e.name) {
+                Some(slot) => *slot = e.clone(),
+                None => out.push(e.clone()),
+            }
+        }
+    }
+    out
+}
+
+fn common_env(spec: &PymServiceSpec, redis_url: Option<&SecretKeyRef>) -> Vec<EnvVar> {
+    let mut env = vec![plain_env(
+        contract::ENV_CONFIG,
+        contract::config_mount_path(),
+    )];
+    if let Some(r) = redis_url {
+        env.push(secret_env(contract::ENV_REDIS_URL, r));
+    }
+    if let Some(j) = &spec.jwt_secret_ref {
+        env.push(secret_env(contract::ENV_JWT_SECRET, j));
+    }
+    env.push(plain_env(contract::ENV_LOG_FORMAT, "json"));
+    env
+}
+
+const CONFIG_VOLUME: &str = "pym-config";
+
+fn pod_spec(spec: &PymServiceSpec, container: Container, volumes: Vec<Volume>) -> PodSpec {
+    PodSpec {
+        containers: vec![container],
+        volumes: Some(volumes),
+        image_pull_secrets: non_empty(spec.image_pull_secrets.clone()),
+        service_account_name: spec.service_account_name.clone(),
+        node_selector: (!spec.node_selector.is_empty()).then(|| spec.node_selector.clone()),
+        tolerations: non_empty(spec.tolerations.clone()),
+        ..Default::default()
+    }
+}
+
+fn non_empty<T>(v: Vec<T>) -> Option<Vec<T>> {
+    (!v.is_empty()).then_some(v)
+}
+
+fn config_volume(ctx: &Ctx) -> (Volume, VolumeMount) {
+    (
+        Volume {
+            name: CONFIG_VOLUME.into(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: names::config_map(ctx.name),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        VolumeMount {
+            name: CONFIG_VOLUME.into(),
+            mount_path: contract::CONFIG_MOUNT_DIR.into(),
+            read_only: Some(true),
+            ..Default::default()
+        },
+    )
+}
+
+fn http_probe(path: &str, port: &str) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.to_string()),
+            port: IntOrString::String(port.to_string()),
+            ..Default::default()
+        }),
+        period_seconds: Some(10),
+        ..Default::default()
+    }
+}
+
+fn deployment(
+    ctx: &Ctx,
+    name: String,
+    component: Component,
+    replicas: Option<i32>,
+    pod: PodSpec,
+    annotations: &BTreeMap<String, String>,
+    recreate: bool,
+) -> Deployment {
+    Deployment {
+        metadata: ctx.meta(name, component),
+        spec: Some(DeploymentSpec {
+            replicas,
+            revision_history_limit: Some(3),
+            selector: LabelSelector {
+                match_labels: Some(ctx.selector(component)),
+                ..Default::default()
+            },
+            strategy: recreate.then(|| DeploymentStrategy {
+                type_: Some("Recreate".into()),
+                ..Default::default()
+            }),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(ctx.labels(component)),
+                    annotations: (!annotations.is_empty()).then(|| annotations.clone()),
+                    ..Default::default()
+                }),
+                spec: Some(pod),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn api_deployment(
+    ctx: &Ctx,
+    spec: &PymServiceSpec,
+    redis_url: Option<&SecretKeyRef>,
+    annotations: &BTreeMap<String, String>,
+) -> Deployment {
+    let api = &spec.api;
+    let mut ours = common_env(spec, redis_url);
+    ours.push(plain_env(contract::ENV_PORT, api.port.to_string()));
+    let env = merge_env(ours, &[&spec.env, &api.env]);
+    let (vol, mount) = config_volume(ctx);
+    let probes = api.probes.clone().unwrap_or(crate::crd::ProbesSpec {
+        liveness: None,
+        readiness: None,
+        startup: None,
+    });
+    let container = Container {
+        name: Component::Api.as_str().into(),
+        image: Some(spec.image.clone()),
+        image_pull_policy: spec.image_pull_policy.map(|p| p.as_str().to_string()),
+        args: Some(vec![contract::CMD_SERVE.to_string()]),
+        env: Some(env),
+        env_from: non_empty([spec.env_from.clone(), api.env_from.clone()].concat()),
+        ports: Some(vec![ContainerPort {
+            name: Some("http".into()),
+            container_port: api.port,
+            protocol: Some("TCP".into()),
+            ..Default::default()
+        }]),
+        resources: api.resources.clone(),
+        liveness_probe: Some(
+            probes
+                .liveness
+                .unwrap_or_else(|| http_probe(contract::PATH_HEALTHZ, "http")),
+        ),
+        readiness_probe: Some(
+            probes
+                .readiness
+                .unwrap_or_else(|| http_probe(contract::PATH_READYZ, "http")),
+        ),
+        startup_probe: probes.startup,
+        volume_mounts: Some(vec![mount]),
+        ..Default::default()
+    };
+    deployment(
+        ctx,
+        names::api_deployment(ctx.name),
+        Component::Api,
+        Some(api.replicas),
+        pod_spec(spec, container, vec![vol]),
+        annotations,
+        false,
+    )
+}
+
+fn worker_deployment(
+    ctx: &Ctx,
+    spec: &PymServiceSpec,
+    w: &WorkersSpec,
+    redis_url: Option<&SecretKeyRef>,
+    annotations: &BTreeMap<String, String>,
+) -> Deployment {
+    let mut ours = common_env(spec, redis_url);
+    ours.extend([
+        plain_env(
+            contract::ENV_WORKER_PORT,
+            contract::DEFAULT_WORKER_PORT.to_string(),
+        ),
+        plain_env(contract::ENV_WORKER_CONCURRENCY, w.concurrency.to_string()),
+        plain_env(contract::ENV_WORKER_QUEUES, w.queues.join(",")),
+        EnvVar {
+            name: contract::ENV_WORKER_NAME.to_string(),
+            value_from: Some(EnvVarSource {
+                field_ref: Some(ObjectFieldSelector {
+                    field_path: "metadata.name".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    ]);
+    let env = merge_env(ours, &[&spec.env, &w.env]);
+    let (vol, mount) = config_volume(ctx);
+    let container = Container {
+        name: Component::Worker.as_str().into(),
+        image: Some(spec.image.clone()),
+        image_pull_policy: spec.image_pull_policy.map(|p| p.as_str().to_string()),
+        args: Some(vec![contract::CMD_WORKER.to_string()]),
+        env: Some(env),
+        env_from: non_empty([spec.env_from.clone(), w.env_from.clone()].concat()),
+        ports: Some(vec![ContainerPort {
+            name: Some("metrics".into()),
+            container_port: i32::from(contract::DEFAULT_WORKER_PORT),
+            protocol: Some("TCP".into()),
+            ..Default::default()
+        }]),
+        resources: w.resources.clone(),
+        liveness_probe: Some(http_probe(contract::PATH_HEALTHZ, "metrics")),
+        readiness_probe: Some(http_probe(contract::PATH_READYZ, "metrics")),
+        volume_mounts: Some(vec![mount]),
+        ..Default::default()
+    };
+    let mut pod = pod_spec(spec, container, vec![vol]);
+    // Leave time for in-flight tasks to finish on scale-down / rollout.
+    pod.termination_grace_period_seconds = Some(60);
+    deployment(
+        ctx,
+        names::worker_deployment(ctx.name),
+        Component::Worker,
+        None,
+        pod,
+        annotations,
+        false,
+    )
+}
+
+fn managed_redis(
+    ctx: &Ctx,
+    spec: &PymServiceSpec,
+    m: &ManagedRedis,
+    password: &str,
+) -> ManagedRedisObjects {
+    let name = names::redis(ctx.name);
+    let secret = Secret {
+        metadata: ctx.meta(name.clone(), Component::Redis),
+        type_: Some("Opaque".into()),
+        data: Some(BTreeMap::from([
+            (
+                REDIS_SECRET_PASSWORD_KEY.to_string(),
+                ByteString(password.as_bytes().to_vec()),
+            ),
+            (
+                REDIS_SECRET_URL_KEY.to_string(),
+                ByteString(managed_redis_url(ctx.name, ctx.ns, password).into_bytes()),
+            ),
+        ])),
+        ..Default::default()
+    };
+
+    let persistent = m.persistence.is_some();
+    let mut args = vec![
+        "--port".to_string(),
+        REDIS_PORT.to_string(),
+        "--requirepass".to_string(),
+        format!("$({REDIS_PASSWORD_ENV})"),
+        "--dir".to_string(),
+        "/data".to_string(),
+        "--protected-mode".to_string(),
+        "yes".to_string(),
+    ];
+    if persistent {
+        args.extend(["--appendonly", "yes"].map(String::from));
+    } else {
+        args.extend(["--appendonly", "no", "--save", ""].map(String::from));
+    }
+    let data_volume = Volume {
+        name: "data".into(),
+        persistent_volume_claim: persistent.then(|| PersistentVolumeClaimVolumeSource {
+            claim_name: names::redis_pvc(ctx.name),
+            ..Default::default()
+        }),
+        empty_dir: (!persistent).then(EmptyDirVolumeSource::default),
+        ..Default::default()
+    };
+    let tcp_probe = Probe {
+        tcp_socket: Some(TCPSocketAction {
+            port: IntOrString::String("redis".into()),
+            ..Default::default()
+        }),
+        period_seconds: Some(10),
+        ..Default::default()
+    };
+    let container = Container {
+        name: "redis".into(),
+        image: Some(
+            m.image
+                .clone()
+                .unwrap_or_else(|| DEFAULT_REDIS_IMAGE.into()),
+        ),
+        args: Some(args),
+        env: Some(vec![secret_env(
+            REDIS_PASSWORD_ENV,
+            &SecretKeyRef {
+                name: name.clone(),
+                key: REDIS_SECRET_PASSWORD_KEY.into(),
+            },
+        )]),
+        ports: Some(vec![ContainerPort {
+            name: Some("redis".into()),
+            container_port: REDIS_PORT,
+            protocol: Some("TCP".into()),
+            ..Default::default()
+        }]),
+        resources: m.resources.clone(),
+        liveness_probe: Some(tcp_probe.clone()),
+        readiness_probe: Some(tcp_probe),
+        security_context: Some(SecurityContext {
+            read_only_root_filesystem: Some(true),
+            allow_privilege_escalation: Some(false),
+            run_as_non_root: Some(true),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        volume_mounts: Some(vec![VolumeMount {
+            name: "data".into(),
+            mount_path: "/data".into(),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    };
+    let pod = PodSpec {
+        containers: vec![container],
+        volumes: Some(vec![data_volume]),
+        image_pull_secrets: non_empty(spec.image_pull_secrets.clone()),
+        node_selector: (!spec.node_selector.is_empty()).then(|| spec.node_selector.clone()),
+        tolerations: non_empty(spec.tolerations.clone()),
+        automount_service_account_token: Some(false),
+        security_context: Some(PodSecurityContext {
+            run_as_non_root: Some(true),
+            run_as_user: Some(REDIS_UID),
+            run_as_group: Some(REDIS_UID),
+            fs_group: Some(REDIS_UID),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    // The password is in the pod env via the Secret; roll Redis when it changes.
+    let annotations = BTreeMap::from([(
+        ANNOTATION_SECRETS_HASH.to_string(),
+        short_hash(password.as_bytes()),
+    )]);
+    let deployment = deployment(
+        ctx,
+        name.clone(),
+        Component::Redis,
+        Some(1),
+        pod,
+        &annotations,
+        true,
+    );
+    let service = Service {
+        metadata: ctx.meta(name.clone(), Component::Redis),
+        spec: Some(ServiceSpec {
+            selector: Some(ctx.selector(Component::Redis)),
+            ports: Some(vec![ServicePort {
+                name: Some("redis".into()),
+                port: REDIS_PORT,
+                target_port: Some(IntOrString::String("redis".into())),
+                protocol: Some("TCP".into()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    // Only this service's own API and worker pods may reach Redis.
+    let network_policy = NetworkPolicy {
+        metadata: ctx.meta(name, Component::Redis),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(LabelSelector {
+                match_labels: Some(ctx.selector(Component::Redis)),
+                ..Default::default()
+            }),
+            policy_types: Some(vec!["Ingress".into()]),
+            ingress: Some(vec![NetworkPolicyIngressRule {
+                from: Some(vec![NetworkPolicyPeer {
+                    pod_selector: Some(LabelSelector {
+                        match_labels: Some(BTreeMap::from([(
+                            LABEL_INSTANCE.to_string(),
+                            ctx.name.to_string(),
+                        )])),
+                        match_expressions: Some(vec![LabelSelectorRequirement {
+                            key: LABEL_COMPONENT.into(),
+                            operator: "In".into(),
+                            values: Some(vec![
+                                Component::Api.as_str().into(),
+                                Component::Worker.as_str().into(),
+                            ]),
+                        }]),
+                    }),
+                    ..Default::default()
+                }]),
+                ports: Some(vec![NetworkPolicyPort {
+                    port: Some(IntOrString::Int(REDIS_PORT)),
+                    protocol: Some("TCP".into()),
+                    ..Default::default()
+                }]),
+            }]),
+            ..Default::default()
+        }),
+    };
+    let pvc = m.persistence.as_ref().map(|p| PersistentVolumeClaim {
+        metadata: ctx.meta(names::redis_pvc(ctx.name), Component::Redis),
+        spec: Some(PersistentVolumeClaimSpec {
+            access_modes: Some(vec!["ReadWriteOnce".into()]),
+            storage_class_name: p.storage_class_name.clone(),
+            resources: Some(VolumeResourceRequirements {
+                requests: Some(BTreeMap::from([("storage".to_string(), p.size.clone())])),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    ManagedRedisObjects {
+        secret,
+        deployment,
+        service,
+        network_policy,
+        pvc,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::RedisSpec;
+
+    fn svc_from_yaml(yaml: &str) -> PymService {
+        let mut svc: PymService = yaml_serde::from_str(yaml).expect("fixture parses");
+        svc.metadata
+            .namespace
+            .get_or_insert_with(|| "default".into());
+        svc.metadata.uid = Some("00000000-0000-0000-0000-000000000001".into());
+        svc
+    }
+
+    fn inputs() -> Inputs {
+        Inputs {
+            redis_password: Some("test-password".into()),
+            secrets_hash: "0011223344556677".into(),
+        }
+    }
+
+    /// Renders every desired object as one multi-document YAML.
+    fn render(d: &Desired) -> String {
+        let mut docs: Vec<String> = Vec::new();
+        let mut push = |v: serde_json::Value| docs.push(yaml_serde::to_string(&v).unwrap());
+        push(serde_json::to_value(&d.config_map).unwrap());
+        push(serde_json::to_value(&d.api_deployment).unwrap());
+        push(serde_json::to_value(&d.api_service).unwrap());
+        if let Some(w) = &d.worker_deployment {
+            push(serde_json::to_value(w).unwrap());
+        }
+        if let Some(r) = &d.managed_redis {
+            push(serde_json::to_value(&r.secret).unwrap());
+            push(serde_json::to_value(&r.deployment).unwrap());
+            push(serde_json::to_value(&r.service).unwrap());
+            push(serde_json::to_value(&r.network_policy).unwrap());
+            if let Some(p) = &r.pvc {
+                push(serde_json::to_value(p).unwrap());
+            }
+        }
+        docs.join("---\n")
+    }
+
+    /// Compares with `operator/testdata/golden/<name>.yaml`;
+    /// `UPDATE_GOLDEN=1 cargo test -p pym-operator` rewrites the files.
+    fn golden(name: &str, input: &str) {
+        let svc = svc_from_yaml(input);
+        let got = render(&desired(&svc, &inputs()).expect("desired"));
+        let path = format!("{}/testdata/golden/{name}.yaml", env!("CARGO_MANIFEST_DIR"));
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::create_dir_all(std::path::Path::new(&path).parent().unwrap()).unwrap();
+            std::fs::write(&path, &got).unwrap();
+        }
+        let want = std::fs::read_to_string(&path)
+            .unwrap_or_else(|_| panic!("{path} missing: run UPDATE_GOLDEN=1 cargo test"));
+        assert_eq!(
+            got, want,
+            "golden {name} differs; UPDATE_GOLDEN=1 to accept"
+        );
+    }
+
+    const MINIMAL: &str = "
+apiVersion: pym.dev/v1alpha1
+kind: PymService
+metadata: {name: tiny}
+spec:
+  image: pym/tiny:1
+";
+
+    const HELLO: &str = "
+apiVersion: pym.dev/v1alpha1
+kind: PymService
+metadata: {name: hello, namespace: demo}
+spec:
+  image: pym/hello:dev
+  withAsync: true
+  jwtSecretRef: {name: hello-jwt, key: secret}
+  config:
+    name: hello
+    jwt_issuer: https://hello.example
+  workers:
+    minReplicas: 2
+    maxReplicas: 5
+    concurrency: 4
+    queues: [default, emails]
+  redis:
+    managed:
+      persistence: {size: 2Gi}
+";
+
+    const EXTERNAL: &str = "
+apiVersion: pym.dev/v1alpha1
+kind: PymService
+metadata: {name: ext}
+spec:
+  image: pym/ext:1
+  imagePullPolicy: IfNotPresent
+  withAsync: true
+  env: [{name: PYM_LOG_FORMAT, value: pretty}, {name: EXTRA, value: '1'}]
+  api:
+    replicas: 3
+    port: 9000
+    env: [{name: API_ONLY, value: x}]
+  redis:
+    external:
+      urlSecretRef: {name: redis-url, key: url}
+  imagePullSecrets: [{name: regcred}]
+  serviceAccountName: ext-sa
+  nodeSelector: {pool: general}
+  tolerations: [{key: dedicated, operator: Equal, value: pym, effect: NoSchedule}]
+";
+
+    #[test]
+    fn golden_minimal() {
+        golden("minimal", MINIMAL);
+    }
+
+    #[test]
+    fn golden_hello_managed_redis() {
+        golden("hello-managed", HELLO);
+    }
+
+    #[test]
+    fn golden_external_redis() {
+        golden("external", EXTERNAL);
+    }
+
+    #[test]
+    fn minimal_has_no_worker_and_no_redis() {
+        let d = desired(&svc_from_yaml(MINIMAL), &Inputs::default()).unwrap();
+        assert!(d.worker_deployment.is_none());
+        assert!(d.managed_redis.is_none());
+        assert_eq!(d.redis_endpoint, None);
+        let c = &d
+            .api_deployment
+            .spec
+            .as_ref()
+            .unwrap()
+            .template
+            .spec
+            .as_ref()
+            .unwrap()
+            .containers[0];
+        assert_eq!(
+            c.args.as_deref(),
+            Some(&[contract::CMD_SERVE.to_string()][..])
+        );
+        assert!(
+            !c.env
+                .as_ref()
+                .unwrap()
+                .iter()
+                .any(|e| e.name == contract::ENV_REDIS_URL),
+            "no redis, no PYM_REDIS_URL"
+        );
+    }
+
+    #[test]
+    fn with_async_off_drops_worker_even_if_workers_given() {
+        let mut svc = svc_from_yaml(HELLO);
+        svc.spec.with_async = false;
+        let d = desired(&svc, &inputs()).unwrap();
+        assert!(d.worker_deployment.is_none());
+    }
+
+    #[test]
+    fn worker_deployment_never_sets_replicas() {
+        let d = desired(&svc_from_yaml(HELLO), &inputs()).unwrap();
+        let w = d.worker_deployment.unwrap();
+        assert_eq!(w.spec.unwrap().replicas, None);
+    }
+
+    #[test]
+    fn every_object_is_owned_and_labelled() {
+        let d = desired(&svc_from_yaml(HELLO), &inputs()).unwrap();
+        let r = d.managed_redis.clone().unwrap();
+        let metas = [
+            &d.config_map.metadata,
+            &d.api_deployment.metadata,
+            &d.api_service.metadata,
+            &d.worker_deployment.as_ref().unwrap().metadata,
+            &r.secret.metadata,
+            &r.deployment.metadata,
+            &r.service.metadata,
+            &r.network_policy.metadata,
+            &r.pvc.as_ref().unwrap().metadata,
+        ];
+        for m in metas {
+            let o = &m.owner_references.as_ref().unwrap()[0];
+            assert_eq!(o.kind, "PymService");
+            assert_eq!(o.controller, Some(true));
+            assert_eq!(m.namespace.as_deref(), Some("demo"));
+            let l = m.labels.as_ref().unwrap();
+            assert_eq!(l[LABEL_MANAGED_BY], MANAGED_BY);
+            assert_eq!(l[LABEL_INSTANCE], "hello");
+        }
+    }
+
+    #[test]
+    fn config_change_changes_pod_template_hash() {
+        let a = desired(&svc_from_yaml(HELLO), &inputs()).unwrap();
+        let mut svc = svc_from_yaml(HELLO);
+        svc.spec.config = Some(serde_json::json!({"name": "hello", "debug": true}));
+        let b = desired(&svc, &inputs()).unwrap();
+        let hash = |d: &Desired| {
+            d.api_deployment
+                .spec
+                .as_ref()
+                .unwrap()
+                .template
+                .metadata
+                .as_ref()
+                .unwrap()
+                .annotations
+                .as_ref()
+                .unwrap()[ANNOTATION_CONFIG_HASH]
+                .clone()
+        };
+        assert_ne!(hash(&a), hash(&b));
+        assert_ne!(a.config_map, b.config_map);
+    }
+
+    #[test]
+    fn user_env_overrides_ours_without_duplicates() {
+        let d = desired(&svc_from_yaml(EXTERNAL), &Inputs::default()).unwrap();
+        let env = d
+            .api_deployment
+            .spec
+            .unwrap()
+            .template
+            .spec
+            .unwrap()
+            .containers[0]
+            .env
+            .clone()
+            .unwrap();
+        let fmt: Vec<_> = env
+            .iter()
+            .filter(|e| e.name == contract::ENV_LOG_FORMAT)
+            .collect();
+        assert_eq!(fmt.len(), 1);
+        assert_eq!(fmt[0].value.as_deref(), Some("pretty"));
+        assert!(env.iter().any(|e| e.name == "API_ONLY"));
+        let url = env
+            .iter()
+            .find(|e| e.name == contract::ENV_REDIS_URL)
+            .unwrap();
+        let sel = url
+            .value_from
+            .as_ref()
+            .unwrap()
+            .secret_key_ref
+            .as_ref()
+            .unwrap();
+        assert_eq!((sel.name.as_str(), sel.key.as_str()), ("redis-url", "url"));
+    }
+
+    #[test]
+    fn managed_redis_is_locked_down() {
+        let d = desired(&svc_from_yaml(HELLO), &inputs()).unwrap();
+        let r = d.managed_redis.unwrap();
+        let pod = r.deployment.spec.unwrap().template.spec.unwrap();
+        let c = &pod.containers[0];
+        let sc = c.security_context.as_ref().unwrap();
+        assert_eq!(sc.read_only_root_filesystem, Some(true));
+        assert_eq!(pod.security_context.unwrap().run_as_non_root, Some(true));
+        assert!(
+            c.args
+                .as_ref()
+                .unwrap()
+                .contains(&"--requirepass".to_string())
+        );
+        // The password only reaches the pod through the Secret.
+        assert!(
+            !c.args
+                .as_ref()
+                .unwrap()
+                .iter()
+                .any(|a| a.contains("test-password"))
+        );
+        let url =
+            String::from_utf8(r.secret.data.unwrap()[REDIS_SECRET_URL_KEY].0.clone()).unwrap();
+        assert_eq!(url, "redis://:test-password@hello-redis.demo.svc:6379/0");
+        let np = r.network_policy.spec.unwrap();
+        assert_eq!(np.policy_types.unwrap(), vec!["Ingress".to_string()]);
+    }
+
+    #[test]
+    fn managed_redis_without_password_is_an_error() {
+        let err = desired(&svc_from_yaml(HELLO), &Inputs::default()).unwrap_err();
+        assert_eq!(err, DesiredError::MissingRedisPassword);
+    }
+
+    #[test]
+    fn missing_uid_is_an_error() {
+        let mut svc = svc_from_yaml(MINIMAL);
+        svc.metadata.uid = None;
+        assert!(desired(&svc, &Inputs::default()).is_err());
+    }
+
+    #[test]
+    fn worker_replicas_policy() {
+        let w = WorkersSpec {
+            min_replicas: 2,
+            max_replicas: 5,
+            ..Default::default()
+        };
+        assert_eq!(worker_replicas(None, &w), Some(2), "creation: minReplicas");
+        assert_eq!(worker_replicas(Some(0), &w), Some(2), "below bounds");
+        assert_eq!(worker_replicas(Some(9), &w), Some(5), "above bounds");
+        assert_eq!(worker_replicas(Some(3), &w), None, "autoscaler's range");
+        assert_eq!(worker_replicas(Some(2), &w), None);
+        assert_eq!(worker_replicas(Some(5), &w), None);
+    }
+
+    #[test]
+    fn redis_endpoint_parsing_strips_credentials() {
+        let e = |u| redis_endpoint_of_url(u);
+        assert_eq!(
+            e("redis://:pw@r.example:6380/0").as_deref(),
+            Some("r.example:6380")
+        );
+        assert_eq!(e("rediss://user:p@ss@h/2?x=1").as_deref(), Some("h:6379"));
+        assert_eq!(e("redis://h:1").as_deref(), Some("h:1"));
+        assert_eq!(e("http://h"), None);
+        assert_eq!(e("redis://"), None);
+    }
+
+    #[test]
+    fn secrets_hash_is_stable_and_sensitive() {
+        let a = secrets_hash(&[("jwt", "12"), ("redis", "7")]);
+        assert_eq!(a, secrets_hash(&[("jwt", "12"), ("redis", "7")]));
+        assert_ne!(a, secrets_hash(&[("jwt", "13"), ("redis", "7")]));
+        assert_eq!(a.len(), 16);
+    }
+
+    #[test]
+    fn persistence_adds_pvc_and_aof() {
+        let mut svc = svc_from_yaml(HELLO);
+        let d = desired(&svc, &inputs()).unwrap();
+        assert!(d.managed_redis.as_ref().unwrap().pvc.is_some());
+        svc.spec.redis = Some(RedisSpec {
+            managed: Some(ManagedRedis {
+                persistence: None,
+                ..Default::default()
+            }),
+            external: None,
+        });
+        let d = desired(&svc, &inputs()).unwrap();
+        let r = d.managed_redis.unwrap();
+        assert!(r.pvc.is_none());
+        let args = r.deployment.spec.unwrap().template.spec.unwrap().containers[0]
+            .args
+            .clone()
+            .unwrap();
+        assert!(args.windows(2).any(|w| w == ["--appendonly", "no"]));
+    }
+}

@@ -1,0 +1,21 @@
+//! pym-operator: the `PymService` CRD and its reconciler.
+//!
+//! | module | holds |
+//! |---|---|
+//! | [`crd`] | spec/status types; the CRD is generated from them (`crdgen`) |
+//! | [`desired`] | pure: spec → ConfigMap, Deployments, Services, Redis objects |
+//! | [`status`] | pure: observed counts → status and conditions |
+//! | [`reconcile`] | apply (SSA), deletes, status writes, events, error policy |
+//! | [`controller`] | watches and the kube-rs `Controller` wiring |
+//! | [`metrics`] | Prometheus metrics of the process |
+//! | [`error`] | the crate's one error type |
+
+pub mod controller;
+pub mod crd;
+pub mod desired;
+pub mod error;
+pub mod metrics;
+pub mod reconcile;
+pub mod status;
+
+pub use error::{Error, Result};

@@ -1,0 +1,307 @@
+//! `pym-operator`: process wiring — CLI, logs, `/metrics` `/healthz`
+//! `/readyz`, leader election on a Lease, the controller, graceful shutdown.
+//!
+//! Only the Lease holder runs the controller; a standby waits. Losing the
+//! Lease stops the controller (in-flight reconciles finish) and the process
+//! goes back to waiting. SIGTERM/SIGINT stop the controller, release the
+//! Lease (so a standby takes over at once) and exit 0.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use clap::{Parser, ValueEnum};
+use kube::Client;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::runtime::events::{Recorder, Reporter};
+use kube_lease_manager::LeaseManagerBuilder;
+use pym_operator::controller::{self, Scope};
+use pym_operator::metrics::Metrics;
+use pym_operator::reconcile::Context;
+use pym_operator::{Error, Result};
+use pym_runtime::contract;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    Json,
+    Pretty,
+}
+
+/// Kubernetes operator for pym services (PymService, pym.dev/v1alpha1).
+#[derive(Parser, Debug)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    /// Watch only this namespace (default: all namespaces).
+    #[arg(long, env = "PYM_OPERATOR_NAMESPACE")]
+    namespace: Option<String>,
+
+    /// Address of the /metrics, /healthz and /readyz server.
+    #[arg(long, env = "PYM_OPERATOR_HTTP_ADDR", default_value = "0.0.0.0:8000")]
+    http_addr: String,
+
+    /// Log format.
+    #[arg(
+        long,
+        env = "PYM_OPERATOR_LOG_FORMAT",
+        value_enum,
+        default_value = "json"
+    )]
+    log_format: LogFormat,
+
+    /// Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+
+    /// Run leader election; with `false` this process always reconciles
+    /// (only for a single replica).
+    #[arg(long, env = "PYM_OPERATOR_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
+    leader_elect: bool,
+
+    /// Name of the Lease used for leader election.
+    #[arg(long, default_value = "pym-operator")]
+    lease_name: String,
+
+    /// Namespace of the Lease (default: $POD_NAMESPACE, else --namespace, else `default`).
+    #[arg(long)]
+    lease_namespace: Option<String>,
+
+    /// Identity in the Lease (default: $POD_NAME, else hostname-pid).
+    #[arg(long)]
+    identity: Option<String>,
+
+    /// Seconds a leader holds the Lease without renewing it (failover time after a crash).
+    #[arg(long, default_value_t = 15)]
+    lease_duration_seconds: u64,
+
+    /// Seconds before expiry at which the leader renews the Lease.
+    #[arg(long, default_value_t = 5)]
+    lease_grace_seconds: u64,
+
+    /// PymServices reconciled in parallel.
+    #[arg(long, default_value_t = 32)]
+    concurrency: u16,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logs(cli.log_format);
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!(error = %e, "pym-operator stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logs(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Pretty => builder.init(),
+    }
+}
+
+async fn client(cli: &Cli) -> Result<Client> {
+    let config = match &cli.kubeconfig {
+        Some(path) => {
+            let kc = Kubeconfig::read_from(path)
+                .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+            kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+                .await
+                .map_err(|e| Error::Config(e.to_string()))?
+        }
+        None => kube::Config::infer()
+            .await
+            .map_err(|e| Error::Config(e.to_string()))?,
+    };
+    Client::try_from(config).map_err(Error::Kube)
+}
+
+#[derive(Clone)]
+struct Http {
+    metrics: Arc<Metrics>,
+    ready: Arc<AtomicBool>,
+}
+
+async fn serve_http(
+    addr: &str,
+    http: Http,
+    mut stop: watch::Receiver<bool>,
+) -> Result<tokio::task::JoinHandle<()>> {
+    let app = Router::new()
+        .route(
+            contract::PATH_METRICS,
+            get(|State(h): State<Http>| async move {
+                (
+                    [(
+                        "content-type",
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    h.metrics.encode(),
+                )
+            }),
+        )
+        .route(contract::PATH_HEALTHZ, get(|| async { "ok" }))
+        .route(
+            contract::PATH_READYZ,
+            get(|State(h): State<Http>| async move {
+                if h.ready.load(Ordering::Relaxed) {
+                    (StatusCode::OK, "ready")
+                } else {
+                    (StatusCode::SERVICE_UNAVAILABLE, "starting")
+                }
+            }),
+        )
+        .with_state(http);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Bind {
+            addr: addr.to_string(),
+            source,
+        })?;
+    info!(addr = %addr, "serving /metrics /healthz /readyz");
+    Ok(tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await;
+    }))
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term => {},
+    }
+}
+
+fn default_identity() -> String {
+    std::env::var("POD_NAME").unwrap_or_else(|_| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "pym-operator".into());
+        format!("{host}-{}", std::process::id())
+    })
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let client = client(&cli).await?;
+    let metrics = Arc::new(Metrics::default());
+    let ready = Arc::new(AtomicBool::new(false));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let http = serve_http(
+        &cli.http_addr,
+        Http {
+            metrics: metrics.clone(),
+            ready: ready.clone(),
+        },
+        stop_rx.clone(),
+    )
+    .await?;
+    tokio::spawn(async move {
+        signal().await;
+        info!("shutdown requested");
+        let _ = stop_tx.send(true);
+    });
+
+    let version = client.apiserver_version().await?;
+    info!(apiserver = %version.git_version, "connected");
+    let scope = match &cli.namespace {
+        Some(ns) => Scope::Namespace(ns.clone()),
+        None => Scope::All,
+    };
+    let identity = cli.identity.clone().unwrap_or_else(default_identity);
+    let reporter = Reporter {
+        controller: "pym-operator".into(),
+        instance: Some(identity.clone()),
+    };
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        Recorder::new(client.clone(), reporter),
+        metrics.clone(),
+    ));
+
+    if !cli.leader_elect {
+        warn!("leader election disabled: run a single replica only");
+        ready.store(true, Ordering::Relaxed);
+        metrics.leader.set(1);
+        controller::run(ctx, scope, cli.concurrency, stopped(stop_rx.clone())).await;
+        let _ = http.await;
+        return Ok(());
+    }
+
+    let lease_ns = cli
+        .lease_namespace
+        .clone()
+        .or_else(|| std::env::var("POD_NAMESPACE").ok())
+        .or_else(|| cli.namespace.clone())
+        .unwrap_or_else(|| "default".into());
+    let manager = LeaseManagerBuilder::new(client.clone(), &cli.lease_name)
+        .with_namespace(&lease_ns)
+        .with_identity(&identity)
+        .with_duration(cli.lease_duration_seconds)
+        .with_grace(cli.lease_grace_seconds)
+        .build()
+        .await?;
+    let (mut leader, lease_task) = manager.watch().await;
+    ready.store(true, Ordering::Relaxed);
+    info!(lease = %cli.lease_name, namespace = %lease_ns, identity = %identity, "waiting for leadership");
+
+    let mut stop = stop_rx.clone();
+    loop {
+        tokio::select! {
+            r = leader.wait_for(|l| *l) => if r.is_err() { break },
+            _ = stop.wait_for(|s| *s) => break,
+        }
+        info!(identity = %identity, "became leader; reconciling");
+        metrics.leader.set(1);
+        let mut lost = leader.clone();
+        let stop2 = stop_rx.clone();
+        let until = async move {
+            tokio::select! {
+                _ = lost.wait_for(|l| !*l) => {},
+                _ = stopped(stop2) => {},
+            }
+        };
+        controller::run(ctx.clone(), scope.clone(), cli.concurrency, until).await;
+        metrics.leader.set(0);
+        if *stop_rx.borrow() {
+            break;
+        }
+        warn!(identity = %identity, "lost leadership; standing by");
+    }
+
+    // Closing the channel makes the lease task release the Lease.
+    drop(leader);
+    match lease_task.await {
+        Ok(Ok(_)) => info!("lease released"),
+        Ok(Err(e)) => warn!(error = %e, "could not release the lease"),
+        Err(e) => warn!(error = %e, "lease task failed"),
+    }
+    let _ = http.await;
+    Ok(())
+}
+
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}

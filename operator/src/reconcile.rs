@@ -1,0 +1,397 @@
+//! The I/O edge: resolve inputs, server-side apply what [`desired`] returns,
+//! delete what is no longer wanted, write status, publish events, and the
+//! error policy (per-object exponential backoff, Degraded condition, Warning
+//! Event — never a crash).
+
+use crate::crd::PymService;
+use crate::desired::{
+    self, Desired, FIELD_MANAGER, Inputs, REDIS_SECRET_PASSWORD_KEY, REPLICAS_FIELD_MANAGER, names,
+};
+use crate::error::{Error, Result};
+use crate::metrics::{ErrorLabels, Metrics};
+use crate::status::{self, Counts, Failure, Observed};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::{Client, Resource, ResourceExt};
+use rand::Rng;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tracing::{debug, info, warn};
+
+/// Resync period when nothing happens (drift is repaired by the watches first).
+pub const RESYNC: Duration = Duration::from_secs(300);
+
+/// Shared state of every reconcile.
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    /// Consecutive failures per object, for the backoff.
+    failures: Mutex<HashMap<(String, String), u32>>,
+}
+
+impl Context {
+    pub fn new(client: Client, recorder: Recorder, metrics: Arc<Metrics>) -> Self {
+        Self {
+            client,
+            recorder,
+            metrics,
+            failures: Mutex::default(),
+        }
+    }
+
+    fn key(svc: &PymService) -> (String, String) {
+        (svc.namespace().unwrap_or_default(), svc.name_any())
+    }
+}
+
+/// Requeue delay after `n` consecutive failures: 1 s, 2 s, 4 s … capped at 5 min.
+pub fn backoff(n: u32) -> Duration {
+    Duration::from_secs(1u64 << n.min(9)).min(Duration::from_secs(300))
+}
+
+/// A fresh managed-Redis password: 32 URL-safe alphanumerics.
+pub fn generate_password() -> String {
+    rand::rng()
+        .sample_iter(&rand::distr::Alphanumeric)
+        .take(32)
+        .map(char::from)
+        .collect()
+}
+
+/// Controller entry point.
+pub async fn reconcile(svc: Arc<PymService>, ctx: Arc<Context>) -> Result<Action> {
+    let started = Instant::now();
+    ctx.metrics.reconciles.inc();
+    let result = reconcile_inner(&svc, &ctx).await;
+    ctx.metrics
+        .duration
+        .observe(started.elapsed().as_secs_f64());
+    match result {
+        Ok(action) => {
+            ctx.failures.lock().unwrap().remove(&Context::key(&svc));
+            Ok(action)
+        }
+        Err(err) => {
+            ctx.metrics
+                .errors
+                .get_or_create(&ErrorLabels {
+                    error: err.metric_label().to_string(),
+                })
+                .inc();
+            report_failure(&svc, &ctx, &err).await;
+            Err(err)
+        }
+    }
+}
+
+/// Controller error policy: back off per object.
+pub fn error_policy(svc: Arc<PymService>, err: &Error, ctx: Arc<Context>) -> Action {
+    let n = {
+        let mut f = ctx.failures.lock().unwrap();
+        let n = f.entry(Context::key(&svc)).or_insert(0);
+        *n += 1;
+        *n
+    };
+    let delay = backoff(n - 1);
+    warn!(
+        pymservice = %svc.name_any(), namespace = ?svc.namespace(), error = %err,
+        attempt = n, retry_in = ?delay, "reconcile failed"
+    );
+    Action::requeue(delay)
+}
+
+/// Degraded condition + Warning event. Best effort: failures here are logged only.
+async fn report_failure(svc: &PymService, ctx: &Context, err: &Error) {
+    let failure = Failure {
+        reason: err.reason().to_string(),
+        message: err.to_string(),
+    };
+    let st = status::after_failure(
+        svc.status.as_ref(),
+        svc.metadata.generation,
+        &failure,
+        &now(),
+    );
+    if !status::same(svc.status.as_ref(), &st)
+        && let Err(e) = write_status(svc, ctx, &st).await
+    {
+        warn!(pymservice = %svc.name_any(), error = %e, "cannot write Degraded status");
+    }
+    let ev = Event {
+        type_: EventType::Warning,
+        reason: failure.reason,
+        note: Some(failure.message),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&ev, &svc.object_ref(&())).await {
+        warn!(pymservice = %svc.name_any(), error = %e, "cannot publish event");
+    }
+}
+
+fn now() -> Time {
+    Time(k8s_openapi::jiff::Timestamp::now())
+}
+
+async fn reconcile_inner(svc: &PymService, ctx: &Context) -> Result<Action> {
+    if svc.metadata.deletion_timestamp.is_some() {
+        // Owner references: the garbage collector removes the children.
+        return Ok(Action::await_change());
+    }
+    let ns = svc
+        .namespace()
+        .ok_or(desired::DesiredError::MissingMetadata("namespace"))?;
+    let name = svc.name_any();
+    let client = &ctx.client;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
+
+    // 1. Inputs that need reads: referenced Secrets and the managed password.
+    let mut hash_parts: Vec<(&str, String)> = Vec::new();
+    if let Some(r) = &svc.spec.jwt_secret_ref {
+        let s = required_secret(&secrets, &ns, r, "spec.jwtSecretRef").await?;
+        hash_parts.push(("jwt", s.resource_version().unwrap_or_default()));
+    }
+    let mut redis_endpoint = None;
+    let redis = svc.spec.redis.as_ref();
+    if let Some(ext) = redis.and_then(|r| r.external.as_ref()) {
+        let field = "spec.redis.external.urlSecretRef";
+        let r = &ext.url_secret_ref;
+        let s = required_secret(&secrets, &ns, r, field).await?;
+        let url = secret_value(&s, &r.key).unwrap_or_default();
+        redis_endpoint =
+            Some(
+                desired::redis_endpoint_of_url(&url).ok_or_else(|| Error::BadRedisUrl {
+                    field,
+                    namespace: ns.clone(),
+                    name: r.name.clone(),
+                    key: r.key.clone(),
+                })?,
+            );
+        hash_parts.push(("redis-url", s.resource_version().unwrap_or_default()));
+    }
+    let managed = redis.is_some_and(|r| r.managed.is_some());
+    let redis_password = if managed {
+        let existing = secrets.get_opt(&names::redis(&name)).await?;
+        let pw = existing
+            .as_ref()
+            .and_then(|s| secret_value(s, REDIS_SECRET_PASSWORD_KEY))
+            .filter(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric()))
+            .unwrap_or_else(|| {
+                info!(pymservice = %name, namespace = %ns, "generating managed Redis password");
+                generate_password()
+            });
+        hash_parts.push(("redis-password", desired::short_hash(pw.as_bytes())));
+        Some(pw)
+    } else {
+        None
+    };
+    let parts: Vec<(&str, &str)> = hash_parts.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let inputs = Inputs {
+        redis_password,
+        secrets_hash: desired::secrets_hash(&parts),
+    };
+
+    // 2. Pure step.
+    let d: Desired = desired::desired(svc, &inputs)?;
+
+    // 3. Apply. Redis first so the pods that need it find it.
+    let spec_changed =
+        svc.status.as_ref().and_then(|s| s.observed_generation) != svc.metadata.generation;
+    let mut obs = Observed {
+        generation: svc.metadata.generation,
+        redis_endpoint: d.redis_endpoint.clone().or(redis_endpoint),
+        ..Default::default()
+    };
+    if let Some(r) = &d.managed_redis {
+        apply(client, &ns, &r.secret).await?;
+        if let Some(pvc) = &r.pvc {
+            apply(client, &ns, pvc).await?;
+        }
+        let dep = apply(client, &ns, &r.deployment).await?;
+        obs.redis = Some(Counts::of(&dep));
+        apply(client, &ns, &r.service).await?;
+        apply(client, &ns, &r.network_policy).await?;
+    } else if spec_changed {
+        // Switched away from managed Redis (or never had it). The PVC is
+        // deleted too: the operator does not keep data it no longer serves.
+        let rn = names::redis(&name);
+        delete::<Deployment>(client, &ns, &rn).await?;
+        delete::<Service>(client, &ns, &rn).await?;
+        delete::<NetworkPolicy>(client, &ns, &rn).await?;
+        delete::<Secret>(client, &ns, &rn).await?;
+        delete::<PersistentVolumeClaim>(client, &ns, &names::redis_pvc(&name)).await?;
+    }
+
+    apply(client, &ns, &d.config_map).await?;
+    let api = apply(client, &ns, &d.api_deployment).await?;
+    obs.api = Counts::of(&api);
+    apply(client, &ns, &d.api_service).await?;
+
+    match (&d.worker_deployment, svc.spec.effective_workers()) {
+        (Some(w), Some(wspec)) => {
+            let deps: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+            let wname = names::worker_deployment(&name);
+            let current = deps
+                .get_opt(&wname)
+                .await?
+                .map(|d| d.spec.and_then(|s| s.replicas).unwrap_or(1));
+            let set = desired::worker_replicas(current, &wspec);
+            let mut obj = w.clone();
+            if current.is_none() {
+                // Creation: the main manager sets replicas once (so the
+                // Deployment never starts at the default 1); the replicas
+                // manager below takes ownership so the next main apply,
+                // which omits replicas, does not reset them.
+                if let Some(s) = obj.spec.as_mut() {
+                    s.replicas = set;
+                }
+            }
+            let mut applied = apply(client, &ns, &obj).await?;
+            if let Some(n) = set {
+                debug!(pymservice = %name, replicas = n, "setting worker replicas");
+                applied = apply_replicas(&deps, &wname, n).await?;
+            }
+            obs.workers = Some(Counts::of(&applied));
+        }
+        _ if spec_changed => {
+            delete::<Deployment>(client, &ns, &names::worker_deployment(&name)).await?;
+        }
+        _ => {}
+    }
+
+    // 4. Status.
+    let st = status::after_apply(svc.status.as_ref(), &obs, &now());
+    if !status::same(svc.status.as_ref(), &st) {
+        write_status(svc, ctx, &st).await?;
+    }
+    Ok(Action::requeue(RESYNC))
+}
+
+async fn required_secret(
+    secrets: &Api<Secret>,
+    ns: &str,
+    r: &crate::crd::SecretKeyRef,
+    field: &'static str,
+) -> Result<Secret> {
+    let s = secrets
+        .get_opt(&r.name)
+        .await?
+        .ok_or_else(|| Error::SecretNotFound {
+            field,
+            namespace: ns.to_string(),
+            name: r.name.clone(),
+        })?;
+    let has_key = s.data.as_ref().is_some_and(|d| d.contains_key(&r.key))
+        || s.string_data
+            .as_ref()
+            .is_some_and(|d| d.contains_key(&r.key));
+    if !has_key {
+        return Err(Error::SecretKeyMissing {
+            field,
+            namespace: ns.to_string(),
+            name: r.name.clone(),
+            key: r.key.clone(),
+        });
+    }
+    Ok(s)
+}
+
+fn secret_value(s: &Secret, key: &str) -> Option<String> {
+    let bytes = s.data.as_ref()?.get(key)?;
+    String::from_utf8(bytes.0.clone()).ok()
+}
+
+/// Server-side apply under [`FIELD_MANAGER`], forcing ownership (the
+/// operator is the authority on these fields; manual edits are reverted).
+async fn apply<K>(client: &Client, ns: &str, obj: &K) -> Result<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + Serialize
+        + Debug,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), ns);
+    let name = obj.meta().name.clone().unwrap_or_default();
+    let pp = PatchParams::apply(FIELD_MANAGER).force();
+    Ok(api.patch(&name, &pp, &Patch::Apply(obj)).await?)
+}
+
+/// Sets only `spec.replicas` of the worker Deployment, under [`REPLICAS_FIELD_MANAGER`].
+async fn apply_replicas(deps: &Api<Deployment>, name: &str, replicas: i32) -> Result<Deployment> {
+    let patch = serde_json::json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {"replicas": replicas},
+    });
+    let pp = PatchParams::apply(REPLICAS_FIELD_MANAGER).force();
+    Ok(deps.patch(name, &pp, &Patch::Apply(&patch)).await?)
+}
+
+async fn delete<K>(client: &Client, ns: &str, name: &str) -> Result<()>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + Debug,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), ns);
+    match api.delete(name, &DeleteParams::background()).await {
+        Ok(_) => {
+            info!(kind = %K::kind(&()), namespace = %ns, name = %name, "deleted");
+            Ok(())
+        }
+        Err(kube::Error::Api(s)) if s.is_not_found() => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn write_status(
+    svc: &PymService,
+    ctx: &Context,
+    st: &crate::crd::PymServiceStatus,
+) -> Result<()> {
+    let api: Api<PymService> =
+        Api::namespaced(ctx.client.clone(), &svc.namespace().unwrap_or_default());
+    let patch = serde_json::json!({
+        "apiVersion": PymService::api_version(&()),
+        "kind": PymService::kind(&()),
+        "status": st,
+    });
+    let pp = PatchParams::apply(FIELD_MANAGER).force();
+    api.patch_status(&svc.name_any(), &pp, &Patch::Apply(&patch))
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        assert_eq!(backoff(0), Duration::from_secs(1));
+        assert_eq!(backoff(1), Duration::from_secs(2));
+        assert_eq!(backoff(5), Duration::from_secs(32));
+        assert_eq!(backoff(20), Duration::from_secs(300));
+    }
+
+    #[test]
+    fn passwords_are_long_and_url_safe() {
+        let p = generate_password();
+        assert_eq!(p.len(), 32);
+        assert!(p.chars().all(|c| c.is_ascii_alphanumeric()));
+        assert_ne!(p, generate_password());
+    }
+}
