@@ -247,7 +247,7 @@ impl App {
                 return ExitCode::from(2);
             }
         };
-        init_logging();
+        let json_logs = init_logging();
         let rt = match tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
@@ -261,8 +261,11 @@ impl App {
         match rt.block_on(self.dispatch(cli)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(Fail(code, msg)) => {
-                tracing::error!("{msg}");
-                eprintln!("error: {msg}");
+                if json_logs {
+                    tracing::error!("{msg}");
+                } else {
+                    eprintln!("error: {msg}");
+                }
                 ExitCode::from(code)
             }
         }
@@ -582,7 +585,8 @@ async fn forward_signals(token: CancellationToken) {
 
 /// Logs to stderr: `PYM_LOG` filter (default `info`), `PYM_LOG_FORMAT`
 /// `json` or `pretty` (default: pretty on a terminal, JSON otherwise).
-pub fn init_logging() {
+/// Returns whether logs are JSON.
+pub fn init_logging() -> bool {
     use tracing_subscriber::EnvFilter;
     let filter = std::env::var(contract::ENV_LOG).unwrap_or_else(|_| "info".into());
     let filter = EnvFilter::try_new(&filter).unwrap_or_else(|_| {
@@ -609,4 +613,5 @@ pub fn init_logging() {
     } else {
         builder.try_init()
     };
+    json
 }

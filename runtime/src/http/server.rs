@@ -448,6 +448,7 @@ async fn operation_layer(State(st): State<Arc<OpState>>, req: Request, next: Nex
 
 async fn run_operation(st: &OpState, req: Request, next: Next) -> Result<Response, ApiError> {
     let op = &st.op;
+    tracing::Span::current().record("operation", op.id.as_str());
     let (mut parts, body) = req.into_parts();
     let info = parts
         .extensions
@@ -523,7 +524,6 @@ async fn run_operation(st: &OpState, req: Request, next: Next) -> Result<Respons
     if let Some(c) = claims {
         parts.extensions.insert(c);
     }
-    tracing::Span::current().record("operation", op.id.as_str());
     let req = Request::from_parts(parts, axum::body::Body::from(bytes));
     let response = context::scope(ctx, catch_panics(next.run(req))).await;
 
