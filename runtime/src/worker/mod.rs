@@ -406,6 +406,13 @@ async fn fetch_loop(
                 .await
                 {
                     Ok(mut r) => {
+                        // Our own tasks come back only if a heartbeat was
+                        // late; they are still running here, so keep them.
+                        let key: Arc<str> = Arc::from(s.as_str());
+                        {
+                            let held = shared.held.lock().unwrap();
+                            r.retain(|d| !held.contains_key(&(key.clone(), d.id.clone())));
+                        }
                         if !r.is_empty() {
                             tracing::info!(stream = %s, count = r.len(), "reclaimed tasks of a dead or stuck worker");
                         }
