@@ -158,9 +158,11 @@ impl Running {
 }
 
 async fn start_worker(url: &str, config: WorkerConfig) -> Running {
-    let worker = Worker::connect(&BrokerConfig::new(url, SECRET), config)
-        .await
-        .unwrap();
+    start_worker_on(&BrokerConfig::new(url, SECRET), config).await
+}
+
+async fn start_worker_on(bc: &BrokerConfig, config: WorkerConfig) -> Running {
+    let worker = Worker::connect(bc, config).await.unwrap();
     let (tx, rx) = oneshot::channel::<()>();
     let handle = tokio::spawn(worker.run(async move {
         let _ = rx.await;
@@ -885,14 +887,7 @@ async fn tls_urls_work() {
     );
     let bc = BrokerConfig::new(&url, SECRET).with_ca_file(&ca);
     let q = Queue::connect(&bc).await.unwrap();
-    let worker = Worker::connect(&bc, cfg(&["t"], "w1")).await.unwrap();
-    let (tx, rx) = oneshot::channel::<()>();
-    let w = Running {
-        stop: Some(tx),
-        handle: tokio::spawn(worker.run(async move {
-            let _ = rx.await;
-        })),
-    };
+    let w = start_worker_on(&bc, cfg(&["t"], "w1")).await;
     record::spawn(&q, ("tls".into(), 1)).await.unwrap();
     eventually("runs over TLS", || runs("tls").len() == 1).await;
     w.stop().await.unwrap();
