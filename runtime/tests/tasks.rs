@@ -893,3 +893,61 @@ async fn tls_urls_work() {
     w.stop().await.unwrap();
     drop(redis);
 }
+
+async fn http_get(port: u16, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    let status = out.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, out)
+}
+
+#[tokio::test]
+async fn worker_serves_health_readiness_and_metrics() {
+    let mut redis = RedisServer::start();
+    let url = redis.url();
+    let port = pym_runtime::testing::free_port();
+    let mut c = cfg(&["t"], "w1");
+    c.listen = Some(([127, 0, 0, 1], port).into());
+    let w = start_worker(&url, c).await;
+    let q = queue(&url).await;
+    record::spawn(&q, ("health".into(), 1)).await.unwrap();
+    eventually("run", || runs("health").len() == 1).await;
+    assert_eq!(http_get(port, "/healthz").await.0, 200);
+    assert_eq!(http_get(port, "/readyz").await.0, 200);
+    let (status, body) = http_get(port, "/metrics").await;
+    assert_eq!(status, 200);
+    for name in [
+        "pym_tasks_enqueued_total",
+        "pym_tasks_started_total",
+        "pym_tasks_succeeded_total",
+        "pym_task_duration_seconds",
+        "pym_tasks_in_flight",
+    ] {
+        assert!(body.contains(name), "{name} missing from /metrics");
+    }
+    // Broker gone: not ready, still alive.
+    redis.kill();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while http_get(port, "/readyz").await.0 != 503 {
+        assert!(
+            Instant::now() < deadline,
+            "readyz never reported the broker down"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(http_get(port, "/healthz").await.0, 200);
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http_get(port, "/readyz").await.0 != 200 {
+        assert!(Instant::now() < deadline, "readyz never recovered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    w.stop().await.unwrap();
+}
