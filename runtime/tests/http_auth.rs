@@ -17,7 +17,11 @@ fn b64url(data: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::new();
     for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..=chunk.len() {
             out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
@@ -40,7 +44,12 @@ fn claims(extra: Value) -> Value {
 }
 
 fn hs(secret: &str, c: &Value) -> String {
-    jsonwebtoken::encode(&Header::new(Algorithm::HS256), c, &EncodingKey::from_secret(secret.as_bytes())).unwrap()
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        c,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
 }
 
 async fn me_with(token: &str) -> Reply {
@@ -60,13 +69,17 @@ async fn valid_token_is_accepted() {
 
 #[tokio::test]
 async fn missing_header() {
-    call(&service(), get("/me")).await.error(401, "AUTHORIZATION_HEADER_MISSING");
+    call(&service(), get("/me"))
+        .await
+        .error(401, "AUTHORIZATION_HEADER_MISSING");
     // "Bearer " with nothing after it
     let req = axum::http::Request::get("/me")
         .header("authorization", "Bearer ")
         .body(axum::body::Body::empty())
         .unwrap();
-    call(&service(), req).await.error(401, "AUTHORIZATION_HEADER_MISSING");
+    call(&service(), req)
+        .await
+        .error(401, "AUTHORIZATION_HEADER_MISSING");
 }
 
 #[tokio::test]
@@ -81,7 +94,13 @@ async fn wrong_scheme() {
 
 #[tokio::test]
 async fn malformed_tokens() {
-    for t in ["garbage", "a.b", "a.b.c", "....", "eyJhbGciOiJIUzI1NiJ9.!!!.x"] {
+    for t in [
+        "garbage",
+        "a.b",
+        "a.b.c",
+        "....",
+        "eyJhbGciOiJIUzI1NiJ9.!!!.x",
+    ] {
         let v = me_with(t).await.error(401, "TOKEN_INVALID");
         assert!(desc(&v).contains("well-formed"), "{t}: {v}");
     }
@@ -89,7 +108,9 @@ async fn malformed_tokens() {
 
 #[tokio::test]
 async fn bad_signature() {
-    let v = me_with(&hs("another-secret", &claims(json!({})))).await.error(401, "TOKEN_INVALID");
+    let v = me_with(&hs("another-secret", &claims(json!({}))))
+        .await
+        .error(401, "TOKEN_INVALID");
     assert!(desc(&v).contains("signature"), "{v}");
     // Tampered payload, original signature.
     let good = hs(SECRET, &claims(json!({})));
@@ -102,43 +123,66 @@ async fn bad_signature() {
 #[tokio::test]
 async fn expired() {
     let now = now_secs();
-    let v = me_with(&hs(SECRET, &claims(json!({"exp": now - 3600, "iat": now - 7200}))))
-        .await
-        .error(401, "TOKEN_EXPIRED");
+    let v = me_with(&hs(
+        SECRET,
+        &claims(json!({"exp": now - 3600, "iat": now - 7200})),
+    ))
+    .await
+    .error(401, "TOKEN_EXPIRED");
     assert_eq!(v["status"], 401);
 }
 
 #[tokio::test]
 async fn not_yet_valid() {
-    let v = me_with(&hs(SECRET, &claims(json!({"nbf": now_secs() + 3600})))).await.error(401, "TOKEN_INVALID");
+    let v = me_with(&hs(SECRET, &claims(json!({"nbf": now_secs() + 3600}))))
+        .await
+        .error(401, "TOKEN_INVALID");
     assert!(desc(&v).contains("nbf"), "{v}");
 }
 
 #[tokio::test]
 async fn wrong_audience_and_issuer() {
-    let v = me_with(&hs(SECRET, &claims(json!({"aud": "other-api"})))).await.error(401, "TOKEN_INVALID");
+    let v = me_with(&hs(SECRET, &claims(json!({"aud": "other-api"}))))
+        .await
+        .error(401, "TOKEN_INVALID");
     assert!(desc(&v).contains("aud"), "{v}");
-    let v = me_with(&hs(SECRET, &claims(json!({"iss": "https://evil.test"})))).await.error(401, "TOKEN_INVALID");
+    let v = me_with(&hs(SECRET, &claims(json!({"iss": "https://evil.test"}))))
+        .await
+        .error(401, "TOKEN_INVALID");
     assert!(desc(&v).contains("iss"), "{v}");
-    let v = me_with(&hs(SECRET, &claims(json!({"aud": null})))).await.error(401, "TOKEN_INVALID");
+    let v = me_with(&hs(SECRET, &claims(json!({"aud": null}))))
+        .await
+        .error(401, "TOKEN_INVALID");
     assert!(desc(&v).contains("aud"), "{v}");
-    let v = me_with(&hs(SECRET, &claims(json!({"iss": null})))).await.error(401, "TOKEN_INVALID");
+    let v = me_with(&hs(SECRET, &claims(json!({"iss": null}))))
+        .await
+        .error(401, "TOKEN_INVALID");
     assert!(desc(&v).contains("iss"), "{v}");
 }
 
 #[tokio::test]
 async fn missing_exp_or_sub() {
-    let v = me_with(&hs(SECRET, &claims(json!({"exp": null})))).await.error(401, "TOKEN_INVALID");
+    let v = me_with(&hs(SECRET, &claims(json!({"exp": null}))))
+        .await
+        .error(401, "TOKEN_INVALID");
     assert!(desc(&v).contains("exp"), "{v}");
-    let v = me_with(&hs(SECRET, &claims(json!({"sub": null})))).await.error(401, "TOKEN_INVALID");
+    let v = me_with(&hs(SECRET, &claims(json!({"sub": null}))))
+        .await
+        .error(401, "TOKEN_INVALID");
     assert!(desc(&v).contains("sub"), "{v}");
-    me_with(&hs(SECRET, &claims(json!({"sub": ""})))).await.error(401, "TOKEN_INVALID");
+    me_with(&hs(SECRET, &claims(json!({"sub": ""}))))
+        .await
+        .error(401, "TOKEN_INVALID");
 }
 
 #[tokio::test]
 async fn alg_none_is_refused() {
     let payload = b64url(claims(json!({})).to_string().as_bytes());
-    for header in [r#"{"alg":"none","typ":"JWT"}"#, r#"{"alg":"None"}"#, r#"{"alg":"NONE"}"#] {
+    for header in [
+        r#"{"alg":"none","typ":"JWT"}"#,
+        r#"{"alg":"None"}"#,
+        r#"{"alg":"NONE"}"#,
+    ] {
         let h = b64url(header.as_bytes());
         for t in [format!("{h}.{payload}."), format!("{h}.{payload}")] {
             me_with(&t).await.error(401, "TOKEN_INVALID");
@@ -147,14 +191,25 @@ async fn alg_none_is_refused() {
 }
 
 fn rs_service() -> pym_runtime::http::Service {
-    let auth = Auth::pem(Algorithm::RS256, RSA_PUBLIC, Some(RSA_PRIVATE), Some(ISSUER), Some(AUDIENCE)).unwrap();
+    let auth = Auth::pem(
+        Algorithm::RS256,
+        RSA_PUBLIC,
+        Some(RSA_PRIVATE),
+        Some(ISSUER),
+        Some(AUDIENCE),
+    )
+    .unwrap();
     builder().auth(auth).build().unwrap()
 }
 
 #[tokio::test]
 async fn rs256_works() {
     let svc = rs_service();
-    let token = svc.auth().unwrap().mint("u-rs", json!({"scope": "x"})).unwrap();
+    let token = svc
+        .auth()
+        .unwrap()
+        .mint("u-rs", json!({"scope": "x"}))
+        .unwrap();
     let r = call(&svc, get_auth("/me", &token)).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json()["ctx_user_id"], "u-rs");
@@ -170,7 +225,9 @@ async fn hs_rs_confusion_is_refused() {
         &EncodingKey::from_secret(RSA_PUBLIC.as_bytes()),
     )
     .unwrap();
-    let v = call(&svc, get_auth("/me", &forged)).await.error(401, "TOKEN_INVALID");
+    let v = call(&svc, get_auth("/me", &forged))
+        .await
+        .error(401, "TOKEN_INVALID");
     assert!(desc(&v).contains("RS256"), "{v}");
     // And the other way: an HS256 service handed an RS256 token.
     let rs_token = jsonwebtoken::encode(
@@ -184,7 +241,14 @@ async fn hs_rs_confusion_is_refused() {
 
 #[tokio::test]
 async fn es256_works_and_rejects_other_keys() {
-    let auth = Auth::pem(Algorithm::ES256, EC_PUBLIC, Some(EC_PRIVATE), Some(ISSUER), Some(AUDIENCE)).unwrap();
+    let auth = Auth::pem(
+        Algorithm::ES256,
+        EC_PUBLIC,
+        Some(EC_PRIVATE),
+        Some(ISSUER),
+        Some(AUDIENCE),
+    )
+    .unwrap();
     let svc = builder().auth(auth).build().unwrap();
     let token = svc.auth().unwrap().mint("u-ec", json!(null)).unwrap();
     let r = call(&svc, get_auth("/me", &token)).await;
@@ -196,7 +260,9 @@ async fn es256_works_and_rejects_other_keys() {
         &EncodingKey::from_rsa_pem(RSA_PRIVATE.as_bytes()).unwrap(),
     )
     .unwrap();
-    call(&svc, get_auth("/me", &rs_token)).await.error(401, "TOKEN_INVALID");
+    call(&svc, get_auth("/me", &rs_token))
+        .await
+        .error(401, "TOKEN_INVALID");
 }
 
 #[test]

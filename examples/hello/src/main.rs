@@ -49,7 +49,9 @@ async fn signup(
     };
     let task_id = send_welcome_email_async::spawn(&queue, signup.clone())
         .await
-        .map_err(|e| ApiError::service_unavailable(format!("cannot queue the welcome email: {e}")))?;
+        .map_err(|e| {
+            ApiError::service_unavailable(format!("cannot queue the welcome email: {e}"))
+        })?;
     tracing::info!(signup_id = %signup.id, %task_id, "signed up");
     Ok((
         StatusCode::CREATED,

@@ -31,7 +31,11 @@ impl Drop for Procs {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
@@ -51,10 +55,19 @@ struct Reply {
 }
 
 /// Minimal HTTP/1.1 client (Connection: close).
-fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> std::io::Result<Reply> {
+fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> std::io::Result<Reply> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -63,15 +76,25 @@ fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &st
     s.write_all(req.as_bytes())?;
     let mut out = String::new();
     s.read_to_string(&mut out)?;
-    let status = out.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let status = out
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     Ok(Reply { status, body })
 }
 
 fn spawn_hello(args: &[&str], env: &[(&str, String)], log: &Path) -> Child {
     let f = std::fs::File::create(log).unwrap();
     let mut c = Command::new(BIN);
-    c.args(args).stdout(Stdio::null()).stderr(f).env_remove("PYM_CONFIG");
+    c.args(args)
+        .stdout(Stdio::null())
+        .stderr(f)
+        .env_remove("PYM_CONFIG");
     for (k, v) in env {
         c.env(k, v);
     }
@@ -97,13 +120,24 @@ fn context_round_trip_through_redis_and_a_worker_process() {
     let mut procs = Procs(Vec::new());
     procs.0.push(
         Command::new("redis-server")
-            .args(["--port", &redis_port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &redis_port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server must be installed (apt-get install redis-server)"),
     );
-    wait_for("redis", Duration::from_secs(10), || TcpStream::connect(("127.0.0.1", redis_port)).is_ok());
+    wait_for("redis", Duration::from_secs(10), || {
+        TcpStream::connect(("127.0.0.1", redis_port)).is_ok()
+    });
 
     let api_port = free_port();
     let worker_port = free_port();
@@ -130,11 +164,20 @@ fn context_round_trip_through_redis_and_a_worker_process() {
 
     // A token minted by the binary itself.
     let out = Command::new(BIN)
-        .args(["token", "user-42", "--claims", r#"{"role":"admin","plan":"pro"}"#])
+        .args([
+            "token",
+            "user-42",
+            "--claims",
+            r#"{"role":"admin","plan":"pro"}"#,
+        ])
         .env("PYM_JWT_SECRET", SECRET)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
     let auth = format!("Bearer {token}");
     let trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
@@ -156,7 +199,11 @@ fn context_round_trip_through_redis_and_a_worker_process() {
     let signup: Value = serde_json::from_str(&r.body).unwrap();
     assert_eq!(signup["referred_by"], "user-42");
 
-    wait_for("the task to run in the worker", Duration::from_secs(20), || !report_lines(&report).is_empty());
+    wait_for(
+        "the task to run in the worker",
+        Duration::from_secs(20),
+        || !report_lines(&report).is_empty(),
+    );
     let seen = &report_lines(&report)[0];
     assert_eq!(seen["signup"]["email"], "ann@example.com");
     assert_eq!(seen["user_id"], "user-42");
@@ -168,23 +215,42 @@ fn context_round_trip_through_redis_and_a_worker_process() {
     assert_eq!(seen["path"], "/signup");
     assert_eq!(seen["has_token"], true);
     let tp = seen["traceparent"].as_str().unwrap();
-    assert!(tp.starts_with("00-0af7651916cd43dd8448eb211c80319c-"), "same trace: {tp}");
+    assert!(
+        tp.starts_with("00-0af7651916cd43dd8448eb211c80319c-"),
+        "same trace: {tp}"
+    );
     // It ran in the worker process, not inline in the API.
     let api_pid = procs.0[2].id();
     assert_ne!(seen["pid"].as_u64().unwrap() as u32, api_pid);
     assert_eq!(seen["pid"].as_u64().unwrap() as u32, procs.0[1].id());
 
     // Invalid signup: refused before the handler, nothing spawned.
-    let r = http(api_port, "POST", "/signup", &[("content-type", "application/json")], r#"{"name":"x"}"#).unwrap();
+    let r = http(
+        api_port,
+        "POST",
+        "/signup",
+        &[("content-type", "application/json")],
+        r#"{"name":"x"}"#,
+    )
+    .unwrap();
     assert_eq!(r.status, 400);
     let e: Value = serde_json::from_str(&r.body).unwrap();
     assert_eq!(e["error"], "INVALID_PARAMETER");
-    assert!(e["error_description"].as_str().unwrap().starts_with("email"), "{e}");
+    assert!(
+        e["error_description"]
+            .as_str()
+            .unwrap()
+            .starts_with("email"),
+        "{e}"
+    );
 
     // /me with the token; without, 401.
     let r = http(api_port, "GET", "/me", &[("authorization", &auth)], "").unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(serde_json::from_str::<Value>(&r.body).unwrap()["user_id"], "user-42");
+    assert_eq!(
+        serde_json::from_str::<Value>(&r.body).unwrap()["user_id"],
+        "user-42"
+    );
     assert_eq!(http(api_port, "GET", "/me", &[], "").unwrap().status, 401);
 
     // Forged and tampered envelopes, pushed straight into the ready stream.
@@ -201,7 +267,13 @@ fn context_round_trip_through_redis_and_a_worker_process() {
             request_id: Some(format!("rq-{user}")),
             ..Context::default()
         };
-        Envelope::new("send_welcome_email_async", "default", Priority::Normal, args, ctx)
+        Envelope::new(
+            "send_welcome_email_async",
+            "default",
+            Priority::Normal,
+            args,
+            ctx,
+        )
     };
     let forged = Signer::new(b"not-the-secret").seal(&envelope("forger"));
     let genuine = Signer::new(SECRET.as_bytes()).seal(&envelope("victim"));
@@ -228,26 +300,41 @@ fn context_round_trip_through_redis_and_a_worker_process() {
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
             .collect::<Vec<_>>()
     };
-    wait_for("two dead letters", Duration::from_secs(20), || dead_list().len() == 2);
+    wait_for("two dead letters", Duration::from_secs(20), || {
+        dead_list().len() == 2
+    });
     for d in dead_list() {
         assert_eq!(d["reason"], "bad_signature", "{d}");
     }
     // Neither ran.
     std::thread::sleep(Duration::from_millis(300));
     let lines = report_lines(&report);
-    assert_eq!(lines.len(), 1, "forged/tampered tasks must not run: {lines:?}");
+    assert_eq!(
+        lines.len(),
+        1,
+        "forged/tampered tasks must not run: {lines:?}"
+    );
 
     // Logs: the worker's lines for the task carry the request id; no token anywhere.
     drop(procs);
     let wlog = std::fs::read_to_string(&worker_log).unwrap();
     let alog = std::fs::read_to_string(&api_log).unwrap();
-    let task_lines: Vec<&str> = wlog.lines().filter(|l| l.contains("sending welcome email")).collect();
+    let task_lines: Vec<&str> = wlog
+        .lines()
+        .filter(|l| l.contains("sending welcome email"))
+        .collect();
     assert!(!task_lines.is_empty(), "worker log:\n{wlog}");
-    assert!(task_lines.iter().all(|l| l.contains("rq-roundtrip-1")), "{task_lines:?}");
+    assert!(
+        task_lines.iter().all(|l| l.contains("rq-roundtrip-1")),
+        "{task_lines:?}"
+    );
     assert!(alog.contains("rq-roundtrip-1"), "api log:\n{alog}");
     let sig = token.rsplit('.').next().unwrap();
     for (name, log) in [("worker", &wlog), ("api", &alog)] {
-        assert!(!log.contains(&token) && !log.contains(sig), "{name} log leaks the token");
+        assert!(
+            !log.contains(&token) && !log.contains(sig),
+            "{name} log leaks the token"
+        );
         assert!(!log.contains(SECRET), "{name} log leaks the secret");
     }
 }

@@ -57,8 +57,10 @@ async fn bad_response() -> Json<Value> {
     Json(json!({"id": 12}))
 }
 async fn custom_error() -> Result<Json<Value>, ApiError> {
-    Err(ApiError::new(StatusCode::CONFLICT, "EMAIL_TAKEN", "that email is taken")
-        .with_user_message("This email is already registered."))
+    Err(
+        ApiError::new(StatusCode::CONFLICT, "EMAIL_TAKEN", "that email is taken")
+            .with_user_message("This email is already registered."),
+    )
 }
 
 pub fn builder() -> ServiceBuilder {
@@ -96,7 +98,13 @@ impl Reply {
         keys.sort();
         assert_eq!(
             keys,
-            ["error", "error_description", "error_id", "status", "user_message"],
+            [
+                "error",
+                "error_description",
+                "error_id",
+                "status",
+                "user_message"
+            ],
             "{v}"
         );
         assert_eq!(v["status"], status, "{v}");
@@ -110,7 +118,9 @@ pub async fn call(svc: &Service, req: Request<Body>) -> Reply {
     let r = svc.router().oneshot(req).await.unwrap();
     let status = r.status().as_u16();
     let headers = r.headers().clone();
-    let b = axum::body::to_bytes(r.into_body(), usize::MAX).await.unwrap();
+    let b = axum::body::to_bytes(r.into_body(), usize::MAX)
+        .await
+        .unwrap();
     Reply {
         status,
         headers,
