@@ -20,6 +20,7 @@ pub struct RequestLabels {
 pub struct LatencyLabels {
     pub operation: String,
     pub method: String,
+    pub status: u16,
 }
 
 pub struct HttpMetrics {
@@ -41,7 +42,7 @@ static HTTP: LazyLock<HttpMetrics> = LazyLock::new(|| {
     );
     crate::metrics::register(
         names::HTTP_REQUEST_DURATION_SECONDS,
-        "HTTP request latency by operation and method",
+        "HTTP request latency by operation, method and status",
         m.duration.clone(),
     );
     m
@@ -65,6 +66,7 @@ impl HttpMetrics {
             .get_or_create(&LatencyLabels {
                 operation: operation.to_owned(),
                 method: method.to_owned(),
+                status,
             })
             .observe(seconds);
     }

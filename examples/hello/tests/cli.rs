@@ -1,0 +1,193 @@
+//! The service binary's command line: help, config errors, `check`, `up`.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_hello");
+
+fn hello(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let cwd = tempfile::tempdir().unwrap();
+    let mut c = Command::new(BIN);
+    c.args(args)
+        .env_remove("PYM_CONFIG")
+        .env_remove("PYM_REDIS_URL")
+        .env_remove("PYM_JWT_SECRET")
+        .env("PYM_LOG_FORMAT", "pretty")
+        .current_dir(cwd.path());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+struct Kill(Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn get(port: u16, path: &str, extra: &str, body: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    let method = if body.is_empty() { "GET" } else { "POST" };
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let status = out.split(' ').nth(1)?.parse().ok()?;
+    Some((status, out.split_once("\r\n\r\n")?.1.to_string()))
+}
+
+fn wait_up(port: u16) {
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(20) {
+        if get(port, "/healthz", "", "").is_some_and(|(s, _)| s == 200) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("service did not come up on {port}");
+}
+
+#[test]
+fn help_on_every_command() {
+    for cmd in [
+        vec!["--help"],
+        vec!["serve", "--help"],
+        vec!["worker", "--help"],
+        vec!["up", "--help"],
+        vec!["check", "--help"],
+        vec!["token", "--help"],
+        vec!["dead", "--help"],
+        vec!["dead", "list", "--help"],
+        vec!["dead", "replay", "--help"],
+        vec!["dead", "purge", "--help"],
+        vec!["stats", "--help"],
+    ] {
+        let o = hello(&cmd, &[]);
+        assert!(o.status.success(), "{cmd:?}: {}", text(&o));
+        assert!(text(&o).contains("Usage: hello"), "{cmd:?}: {}", text(&o));
+    }
+    let o = hello(&["nonsense"], &[]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn check_binds_and_names_missing_secret() {
+    let o = hello(&["check"], &[("PYM_JWT_SECRET", "s")]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("2 operations bound"), "{}", text(&o));
+    let o = hello(&["check"], &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("PYM_JWT_SECRET"), "{}", text(&o));
+}
+
+#[test]
+fn config_errors_name_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("pym-config.yaml");
+    std::fs::write(&f, "name: hello\nport: 8080\nworker_concurency: 4\n").unwrap();
+    let o = hello(
+        &["check", "--config", f.to_str().unwrap()],
+        &[("PYM_JWT_SECRET", "s")],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let t = text(&o);
+    assert!(
+        t.contains("pym-config.yaml:3") && t.contains("worker_concurency"),
+        "{t}"
+    );
+    let o = hello(
+        &["check", "--config", "/nonexistent/pym-config.yaml"],
+        &[("PYM_JWT_SECRET", "s")],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).contains("/nonexistent/pym-config.yaml"),
+        "{}",
+        text(&o)
+    );
+    let o = hello(&["check"], &[("PYM_JWT_SECRET", "s"), ("PYM_PORT", "http")]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("PYM_PORT"), "{}", text(&o));
+}
+
+#[test]
+fn serve_and_worker_need_redis() {
+    let o = hello(&["serve"], &[("PYM_JWT_SECRET", "s")]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("PYM_REDIS_URL"), "{}", text(&o));
+    let o = hello(&["worker"], &[("PYM_JWT_SECRET", "s")]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("PYM_REDIS_URL"), "{}", text(&o));
+}
+
+#[test]
+fn up_runs_on_a_fresh_machine_in_eager_mode() {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.jsonl");
+    let child = Command::new(BIN)
+        .arg("up")
+        .env_remove("PYM_REDIS_URL")
+        .env_remove("PYM_JWT_SECRET")
+        .env_remove("PYM_CONFIG")
+        .env("PYM_PORT", port.to_string())
+        .env("HELLO_TASK_REPORT", &report)
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _k = Kill(child);
+    wait_up(port);
+    let (s, body) = get(port, "/ping", "", "").unwrap();
+    assert_eq!((s, body.as_str()), (200, "{}"));
+    // The dev secret mints tokens `up` accepts.
+    let token = hello(
+        &["token", "dev-user"],
+        &[("PYM_JWT_SECRET", pym_runtime::cli::DEV_SECRET)],
+    );
+    let token = String::from_utf8(token.stdout).unwrap();
+    let auth = format!(
+        "authorization: Bearer {}\r\ncontent-type: application/json\r\nx-request-id: rq-up\r\n",
+        token.trim()
+    );
+    let (s, body) = get(port, "/signup", &auth, r#"{"email":"d@example.com"}"#).unwrap();
+    assert_eq!(s, 201, "{body}");
+    // Eager: the task already ran, inline, with the caller's context.
+    let seen: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(&report)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(seen["user_id"], "dev-user");
+    assert_eq!(seen["request_id"], "rq-up");
+    let (s, _) = get(port, "/me", &auth, "").unwrap();
+    assert_eq!(s, 200);
+}
