@@ -16,6 +16,7 @@ pub mod desired;
 pub mod error;
 pub mod metrics;
 pub mod reconcile;
+pub mod scale;
 pub mod status;
 
 pub use error::{Error, Result};

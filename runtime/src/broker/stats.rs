@@ -33,6 +33,12 @@ pub struct QueueStats {
     pub next_due_in_ms: Option<u64>,
     /// Server time of the snapshot (ms since the epoch).
     pub at_ms: u64,
+    /// Tasks ever fetched from the ready streams (the consumer group's
+    /// `entries-read`, summed): the difference between two snapshots is the
+    /// number fetched in between, which gives the measured service rate.
+    /// `None` when Redis does not know it (e.g. after a stream was trimmed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fetched_total: Option<u64>,
 }
 
 impl QueueStats {
@@ -44,30 +50,36 @@ impl QueueStats {
 
 /// KEYS: ready high/normal/low, delayed, dead index. ARGV: group.
 /// Returns {ready, in_flight, due, later, dead, oldest ready ms or -1,
-/// next due ms or -1, now}.
+/// next due ms or -1, now, fetched total or -1}.
 static STATS: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local ready, inflight, oldest = 0, 0, -1
+local ready, inflight, oldest, fetched = 0, 0, -1, 0
 for i = 1, 3 do
   local key = KEYS[i]
   local len = redis.call('XLEN', key)
-  if len > 0 then
-    local pending, last = 0, nil
+  local pending, last = 0, nil
+  if redis.call('EXISTS', key) == 1 then
     local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', key)
     if ok then
       for _, g in ipairs(groups) do
-        local name, p, l
+        local name, p, l, r
         for j = 1, #g, 2 do
           if g[j] == 'name' then name = g[j + 1]
           elseif g[j] == 'pending' then p = g[j + 1]
-          elseif g[j] == 'last-delivered-id' then l = g[j + 1] end
+          elseif g[j] == 'last-delivered-id' then l = g[j + 1]
+          elseif g[j] == 'entries-read' then r = g[j + 1] end
         end
-        if name == ARGV[1] then pending, last = p, l end
+        if name == ARGV[1] then
+          pending, last = p, l
+          if fetched >= 0 and type(r) == 'number' then fetched = fetched + r else fetched = -1 end
+        end
       end
     end
+  end
+  if len > 0 then
     ready = ready + (len - pending)
     inflight = inflight + pending
     local first
@@ -88,7 +100,7 @@ local nxt = -1
 local head = redis.call('ZRANGE', KEYS[4], '(' .. now, '+inf', 'BYSCORE', 'LIMIT', 0, 1, 'WITHSCORES')
 if head[2] then nxt = tonumber(head[2]) end
 local dead = redis.call('ZCARD', KEYS[5])
-return {ready, inflight, due, later, dead, oldest, nxt, now}
+return {ready, inflight, due, later, dead, oldest, nxt, now, fetched}
 "#,
     )
 });
@@ -122,6 +134,7 @@ pub async fn queue_stats<C: ConnectionLike + Send>(
         oldest_ready_age_ms: (oldest >= 0).then(|| now.saturating_sub(oldest as u64)),
         next_due_in_ms: (next >= 0).then(|| (next as u64).saturating_sub(now)),
         at_ms: now,
+        fetched_total: u64::try_from(v.get(8).copied().unwrap_or(-1)).ok(),
     })
 }
 
