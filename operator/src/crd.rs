@@ -58,13 +58,25 @@ pub const DEFAULT_REDIS_IMAGE: &str = "redis:7.4-alpine";
         description = "Worker pods ready/current"
     ),
     printcolumn(
+        name = "Desired",
+        type_ = "integer",
+        json_path = ".status.workers.desired",
+        description = "Worker replicas the autoscaler wants"
+    ),
+    printcolumn(
         name = "Queue",
         type_ = "integer",
         json_path = ".status.queueDepth",
         description = "Tasks ready + in flight + due, summed over the worker queues"
     ),
+    printcolumn(
+        name = "Scaled",
+        type_ = "date",
+        json_path = ".status.lastScaleTime",
+        description = "When the autoscaler last changed the worker replicas"
+    ),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
-    validation = kube::core::Rule::new("size(self.metadata.name) <= 40").message("metadata.name must be at most 40 characters: child objects append suffixes such as -redis-data").field_path(".metadata.name")
+    validation = kube::core::Rule::new("size(self.metadata.name) <= 40").message("metadata.name must be at most 40 characters: child objects append suffixes such as -redis-data")
 )]
 #[x_kube(validation = kube::core::Rule::new("!has(self.workers) || self.withAsync").message("spec.workers is only allowed when spec.withAsync is true").field_path(".workers"))]
 #[x_kube(validation = kube::core::Rule::new("!self.withAsync || has(self.redis)").message("spec.redis is required when spec.withAsync is true").field_path(".redis"))]
@@ -434,8 +446,11 @@ pub struct PymServiceStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
 
-    /// Ready, Progressing and Degraded, with reason and message.
+    /// Ready, Progressing and Degraded, with reason and message (operator),
+    /// and Autoscaling (autoscaler). A map keyed by `type`, so each field
+    /// manager owns its own conditions under server-side apply.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
 
     /// API pods.
@@ -480,13 +495,16 @@ pub struct ReplicaStatus {
 #[serde(rename_all = "camelCase")]
 pub struct WorkerStatus {
     /// `spec.replicas` of the worker Deployment now.
+    #[serde(default)]
     pub current: i32,
     /// Worker pods ready.
+    #[serde(default)]
     pub ready: i32,
     /// What the autoscaler wants (written by the autoscaler).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub desired: Option<i32>,
     /// `ready/current`, for `kubectl get pym`.
+    #[serde(default)]
     pub summary: String,
 }
 

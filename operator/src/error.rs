@@ -34,6 +34,15 @@ pub enum Error {
         key: String,
     },
 
+    #[error(
+        "{kind} {namespace}/{name} exists and is not owned by this PymService; rename or delete it (the operator manages that name)"
+    )]
+    NotOwned {
+        kind: &'static str,
+        namespace: String,
+        name: String,
+    },
+
     #[error("cannot build the desired objects: {0}")]
     Desired(#[from] DesiredError),
 
@@ -65,6 +74,7 @@ impl Error {
             Error::SecretNotFound { .. } => "secret_not_found",
             Error::SecretKeyMissing { .. } => "secret_key_missing",
             Error::BadRedisUrl { .. } => "bad_redis_url",
+            Error::NotOwned { .. } => "not_owned",
             Error::Desired(_) => "desired",
             Error::Lease(_) => "lease",
             Error::Config(_) => "config",
@@ -81,6 +91,7 @@ impl Error {
             Error::SecretNotFound { .. } => "SecretNotFound",
             Error::SecretKeyMissing { .. } => "SecretKeyMissing",
             Error::BadRedisUrl { .. } => "BadRedisUrl",
+            Error::NotOwned { .. } => "NameConflict",
             Error::Desired(_) => "InvalidSpec",
             Error::Lease(_) => "LeaseError",
             Error::Config(_) => "ConfigError",

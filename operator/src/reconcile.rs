@@ -182,6 +182,9 @@ async fn reconcile_inner(svc: &PymService, ctx: &Context) -> Result<Action> {
     let managed = redis.is_some_and(|r| r.managed.is_some());
     let redis_password = if managed {
         let existing = secrets.get_opt(&names::redis(&name)).await?;
+        if let Some(s) = &existing {
+            ensure_ours(svc, s, "Secret")?;
+        }
         let pw = existing
             .as_ref()
             .and_then(|s| secret_value(s, REDIS_SECRET_PASSWORD_KEY))
@@ -304,6 +307,26 @@ async fn required_secret(
         });
     }
     Ok(s)
+}
+
+/// Refuses to take over an object this PymService did not create (a user
+/// Secret that happens to have the managed name).
+fn ensure_ours<K: Resource>(svc: &PymService, obj: &K, kind: &'static str) -> Result<()> {
+    let ours = obj
+        .meta()
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.controller == Some(true) && Some(&o.uid) == svc.metadata.uid.as_ref());
+    if ours {
+        Ok(())
+    } else {
+        Err(Error::NotOwned {
+            kind,
+            namespace: svc.namespace().unwrap_or_default(),
+            name: obj.meta().name.clone().unwrap_or_default(),
+        })
+    }
 }
 
 fn secret_value(s: &Secret, key: &str) -> Option<String> {

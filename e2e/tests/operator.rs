@@ -1,0 +1,499 @@
+//! Operator e2e: the pym-operator binary as a local process against the real
+//! control plane (`e2e/cluster up`), kwok running the pods.
+//!
+//! Build the operator first: `cargo build -p pym-operator` (see
+//! `operator_support` for why), then `cargo test -p pym-e2e --test operator`.
+//! Each test has its own namespace and its own operator process(es) scoped to
+//! it (`--namespace`), so tests run in parallel.
+
+mod operator_support;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use operator_support::*;
+use pym_e2e::{Cluster, Result, wait};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+const HELLO: &str = "examples/hello/pymservice.yaml";
+
+fn hello_path() -> String {
+    workspace_root().join(HELLO).display().to_string()
+}
+
+#[tokio::test]
+async fn invalid_specs_are_rejected_with_field_names() -> Result<()> {
+    let cluster = Cluster::connect().await;
+    install_crd(&cluster).await?;
+    let ns = cluster.namespace("op-invalid").await?;
+    let dir = workspace_root().join("operator/tests/invalid");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    assert!(
+        files.len() >= 10,
+        "at least 10 invalid fixtures in {}",
+        dir.display()
+    );
+    let mut failures = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f)?;
+        let expect = text
+            .lines()
+            .find_map(|l| l.strip_prefix("# expect: "))
+            .unwrap_or_else(|| panic!("{}: first line must be `# expect: <text>`", f.display()))
+            .to_string();
+        let out = cluster
+            .kubectl()
+            .args(["apply", "-n", ns.name(), "-f"])
+            .arg(f)
+            .output()
+            .await?;
+        if out.success() {
+            failures.push(format!("{}: accepted", f.display()));
+        } else if !out.stderr.contains(&expect) {
+            failures.push(format!(
+                "{}: rejected, but without {expect:?}: {}",
+                f.display(),
+                out.stderr.trim()
+            ));
+        } else {
+            eprintln!(
+                "ok {}: {}",
+                f.file_name().unwrap().to_string_lossy(),
+                out.stderr.trim()
+            );
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn kubectl_explain_documents_the_fields() -> Result<()> {
+    let cluster = Cluster::connect().await;
+    install_crd(&cluster).await?;
+    let out = cluster
+        .kubectl()
+        .args(["explain", "pymservice.spec.workers"])
+        .run()
+        .await?;
+    for field in [
+        "minReplicas",
+        "maxReplicas",
+        "concurrency",
+        "queues",
+        "autoscaling",
+    ] {
+        assert!(out.contains(field), "explain lists {field}: {out}");
+    }
+    assert!(out.contains("Tasks in flight per worker pod"), "{out}");
+    let out = cluster
+        .kubectl()
+        .args(["explain", "pymservice.spec.workers.autoscaling"])
+        .run()
+        .await?;
+    for field in [
+        "targetPerWorker",
+        "activationThreshold",
+        "scaleDownWindowSeconds",
+        "pollIntervalSeconds",
+        "targetLatencySeconds",
+    ] {
+        assert!(out.contains(field), "explain lists {field}: {out}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn hello_lifecycle() -> Result<()> {
+    let cluster = Cluster::connect().await;
+    install_crd(&cluster).await?;
+    let client = cluster.client();
+    let ns = cluster.namespace("op-hello").await?;
+    let n = ns.name();
+    let op = Operator::start(&cluster, n, &format!("hello-{n}"))?;
+    op.wait_ready().await?;
+    op.wait_leader(Duration::from_secs(30)).await?;
+
+    // Apply → children within ~1 s.
+    let applied = Instant::now();
+    cluster
+        .kubectl()
+        .args(["apply", "-n", n, "-f", &hello_path()])
+        .run()
+        .await?;
+    let deps: Api<Deployment> = Api::namespaced(client.clone(), n);
+    let svcs: Api<Service> = Api::namespaced(client.clone(), n);
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), n);
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), n);
+    let nps: Api<NetworkPolicy> = Api::namespaced(client.clone(), n);
+    let created = wait::until("children of hello", Duration::from_secs(30), || async {
+        let all = [
+            deps.get_opt("hello-api").await?.is_some(),
+            deps.get_opt("hello-worker").await?.is_some(),
+            deps.get_opt("hello-redis").await?.is_some(),
+            svcs.get_opt("hello").await?.is_some(),
+            svcs.get_opt("hello-redis").await?.is_some(),
+            cms.get_opt("hello-config").await?.is_some(),
+            secrets.get_opt("hello-redis").await?.is_some(),
+            nps.get_opt("hello-redis").await?.is_some(),
+        ];
+        Ok::<_, kube::Error>(all.iter().all(|x| *x).then(Instant::now))
+    })
+    .await?;
+    let children_after = created - applied;
+    eprintln!("children created {children_after:?} after kubectl apply");
+    assert!(
+        children_after < Duration::from_secs(5),
+        "children took {children_after:?}"
+    );
+
+    let pym = pym_api(&client, n);
+    let ready = wait_pym_ready(&pym, "hello", wait::TIMEOUT).await?;
+    eprintln!("Ready {:?} after kubectl apply", applied.elapsed());
+    let st = &ready.data["status"];
+    assert_eq!(st["api"]["summary"], "2/2", "{st}");
+    assert_eq!(st["workers"]["summary"], "1/1", "{st}");
+    assert_eq!(
+        st["redisEndpoint"],
+        format!("hello-redis.{n}.svc:6379"),
+        "{st}"
+    );
+    wait::pods_running(
+        &client,
+        n,
+        "app.kubernetes.io/instance=hello,app.kubernetes.io/component=api",
+        2,
+    )
+    .await?;
+
+    // kubectl get pym shows the columns.
+    let table = cluster
+        .kubectl()
+        .args(["get", "pym", "-n", n])
+        .run()
+        .await?;
+    eprintln!("{table}");
+    let header = table.lines().next().unwrap_or_default();
+    for col in ["NAME", "READY", "API", "WORKERS", "QUEUE", "AGE"] {
+        assert!(header.contains(col), "column {col} in {header:?}");
+    }
+    let row = table.lines().nth(1).unwrap_or_default();
+    assert!(
+        row.contains("True") && row.contains("2/2") && row.contains("1/1"),
+        "{row}"
+    );
+
+    // The managed Redis is password-protected and the pods get its URL from the Secret.
+    let rs = secrets.get("hello-redis").await?;
+    let data = rs.data.unwrap_or_default();
+    let pw = String::from_utf8(data["password"].0.clone())?;
+    assert!(pw.len() >= 32);
+    let api_dep = deps.get("hello-api").await?;
+    let c = &api_dep
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0];
+    assert_eq!(c.args.as_deref(), Some(&["serve".to_string()][..]));
+    let url_env = c
+        .env
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|e| e.name == "PYM_REDIS_URL")
+        .unwrap();
+    let sel = url_env
+        .value_from
+        .as_ref()
+        .unwrap()
+        .secret_key_ref
+        .as_ref()
+        .unwrap();
+    assert_eq!(sel.name, "hello-redis");
+
+    // Edit config → pod template hash changes → rollout.
+    let hash0 = template_annotation(&api_dep, "pym.dev/config-hash").unwrap();
+    pym.patch(
+        "hello",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"config": {"name": "hello", "jwt_issuer": "https://other.example", "jwt_audience": "hello"}}})),
+    )
+    .await?;
+    let rolled = wait_deployment(&client, n, "hello-api", "new config hash", |d| {
+        template_annotation(d, "pym.dev/config-hash").is_some_and(|h| h != hash0)
+    })
+    .await?;
+    let cm = cms.get("hello-config").await?;
+    assert!(cm.data.unwrap()["pym-config.yaml"].contains("other.example"));
+    assert!(template_annotation(&rolled, "pym.dev/config-hash").is_some());
+    wait_pym_ready(&pym, "hello", wait::TIMEOUT).await?;
+
+    // Drift: delete a child → restored; edit a child → reverted.
+    let uid0 = svcs.get("hello").await?.metadata.uid;
+    svcs.delete("hello", &DeleteParams::default()).await?;
+    wait::until("Service hello restored", wait::TIMEOUT, || async {
+        let s = svcs.get_opt("hello").await?;
+        Ok::<_, kube::Error>(s.filter(|s| s.metadata.uid != uid0).map(|_| ()))
+    })
+    .await?;
+    deps.patch(
+        "hello-api",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"replicas": 5}})),
+    )
+    .await?;
+    wait_deployment(&client, n, "hello-api", "replicas back to 2", |d| {
+        d.spec.as_ref().and_then(|s| s.replicas) == Some(2)
+    })
+    .await?;
+
+    // withAsync off → worker Deployment removed.
+    pym.patch(
+        "hello",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"withAsync": false, "workers": null}})),
+    )
+    .await?;
+    wait::deleted(&deps, "hello-worker").await?;
+    let ready = wait_pym_ready(&pym, "hello", wait::TIMEOUT).await?;
+    assert!(
+        ready.data["status"].get("workers").is_none(),
+        "{}",
+        ready.data["status"]
+    );
+
+    // Delete → everything garbage-collected through owner references.
+    pym.delete("hello", &DeleteParams::foreground()).await?;
+    for d in ["hello-api", "hello-redis"] {
+        wait::deleted(&deps, d).await?;
+    }
+    wait::deleted(&svcs, "hello").await?;
+    wait::deleted(&svcs, "hello-redis").await?;
+    wait::deleted(&cms, "hello-config").await?;
+    wait::deleted(&secrets, "hello-redis").await?;
+    wait::deleted(&nps, "hello-redis").await?;
+    wait::no_pods(&client, n, "app.kubernetes.io/instance=hello").await?;
+    assert!(
+        secrets.get_opt("hello-jwt").await?.is_some(),
+        "user Secret kept"
+    );
+
+    let m = op.get("/metrics").await?.1;
+    assert!(m.contains("pym_operator_reconcile_total"), "{m}");
+    assert!(
+        !op.logs().contains(&pw),
+        "the Redis password never appears in logs"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn missing_secret_is_degraded_then_recovers() -> Result<()> {
+    let cluster = Cluster::connect().await;
+    install_crd(&cluster).await?;
+    let client = cluster.client();
+    let ns = cluster.namespace("op-secret").await?;
+    let n = ns.name();
+    let op = Operator::start(&cluster, n, &format!("secret-{n}"))?;
+    op.wait_leader(Duration::from_secs(30)).await?;
+    let pym = pym_api(&client, n);
+    let obj: kube::api::DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "pym.dev/v1alpha1", "kind": "PymService",
+        "metadata": {"name": "ext"},
+        "spec": {
+            "image": "pym/hello:dev",
+            "jwtSecretRef": {"name": "ext-jwt", "key": "secret"},
+            "withAsync": true,
+            "redis": {"external": {"urlSecretRef": {"name": "ext-redis-url", "key": "url"}}}
+        }
+    }))?;
+    pym.create(&PostParams::default(), &obj).await?;
+    let o = wait_condition(&pym, "ext", "Degraded", "True", "SecretNotFound").await?;
+    let (_, _, msg) = condition(&o, "Degraded").unwrap();
+    assert!(
+        msg.contains("spec.jwtSecretRef") && msg.contains("ext-jwt"),
+        "{msg}"
+    );
+    let events = cluster
+        .kubectl()
+        .args([
+            "get",
+            "events",
+            "-n",
+            n,
+            "--field-selector",
+            "reason=SecretNotFound",
+            "-o",
+            "name",
+        ])
+        .run()
+        .await?;
+    assert!(!events.trim().is_empty(), "a Warning event is published");
+
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), n);
+    let mk = |name: &str, key: &str, val: &str| -> Secret {
+        serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
+            "stringData": {key: val}
+        }))
+        .unwrap()
+    };
+    secrets
+        .create(&PostParams::default(), &mk("ext-jwt", "secret", "s3cret"))
+        .await?;
+    // Still degraded: now the Redis URL Secret is missing (the Secret watch re-triggers).
+    let o = wait_condition(&pym, "ext", "Degraded", "True", "SecretNotFound").await?;
+    let (_, _, msg) = condition(&o, "Degraded").unwrap();
+    wait::until("Degraded names the Redis Secret", wait::TIMEOUT, || async {
+        let o = pym.get("ext").await?;
+        let m = condition(&o, "Degraded").map(|c| c.2).unwrap_or_default();
+        Ok::<_, kube::Error>(m.contains("urlSecretRef").then_some(()))
+    })
+    .await
+    .map_err(|e| format!("{e}; last message {msg}"))?;
+    secrets
+        .create(
+            &PostParams::default(),
+            &mk("ext-redis-url", "url", "redis://:pw@redis.example:6380/0"),
+        )
+        .await?;
+    let ready = wait_pym_ready(&pym, "ext", wait::TIMEOUT).await?;
+    assert_eq!(ready.data["status"]["redisEndpoint"], "redis.example:6380");
+    assert_eq!(condition(&ready, "Degraded").unwrap().0, "False");
+    let deps: Api<Deployment> = Api::namespaced(client.clone(), n);
+    assert!(
+        deps.get_opt("ext-redis").await?.is_none(),
+        "no managed Redis for external"
+    );
+
+    // Switch to managed Redis: the pods are rewired to the generated Secret.
+    pym.patch(
+        "ext",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"redis": {"external": null, "managed": {}}}})),
+    )
+    .await?;
+    wait_deployment(
+        &client,
+        n,
+        "ext-api",
+        "Redis URL from the managed Secret",
+        |d| {
+            d.spec
+                .as_ref()
+                .and_then(|s| s.template.spec.as_ref())
+                .is_some_and(|p| {
+                    p.containers[0].env.iter().flatten().any(|e| {
+                        e.name == "PYM_REDIS_URL"
+                            && e.value_from
+                                .as_ref()
+                                .and_then(|v| v.secret_key_ref.as_ref())
+                                .is_some_and(|s| s.name == "ext-redis" && s.key == "url")
+                    })
+                })
+        },
+    )
+    .await?;
+    let ready = wait_pym_ready(&pym, "ext", wait::TIMEOUT).await?;
+    assert_eq!(
+        ready.data["status"]["redisEndpoint"],
+        format!("ext-redis.{n}.svc:6379")
+    );
+    assert!(
+        deps.get_opt("ext-redis").await?.is_some(),
+        "managed Redis Deployment"
+    );
+    assert!(
+        secrets.get_opt("ext-redis-url").await?.is_some(),
+        "user Secret untouched"
+    );
+    drop(op);
+    Ok(())
+}
+
+#[tokio::test]
+async fn only_the_leader_reconciles_and_failover_converges() -> Result<()> {
+    let cluster = Cluster::connect().await;
+    install_crd(&cluster).await?;
+    let client = cluster.client();
+    let ns = cluster.namespace("op-leader").await?;
+    let n = ns.name();
+    let mut a = Operator::start(&cluster, n, "op-a")?;
+    a.wait_leader(Duration::from_secs(30)).await?;
+    let b = Operator::start(&cluster, n, "op-b")?;
+    b.wait_ready().await?;
+
+    cluster
+        .kubectl()
+        .args(["apply", "-n", n, "-f", &hello_path()])
+        .run()
+        .await?;
+    let pym = pym_api(&client, n);
+    wait_pym_ready(&pym, "hello", wait::TIMEOUT).await?;
+    assert!(
+        a.metric("pym_operator_reconcile_total")
+            .await
+            .unwrap_or(0.0)
+            >= 1.0
+    );
+    assert_eq!(
+        b.metric("pym_operator_leader").await,
+        Some(0.0),
+        "b stands by"
+    );
+    assert_eq!(
+        b.metric("pym_operator_reconcile_total").await,
+        Some(0.0),
+        "the standby never reconciles"
+    );
+
+    // kill -9 the leader: b takes the Lease once it expires (4 s) and converges.
+    a.kill9();
+    let killed = Instant::now();
+    b.wait_leader(Duration::from_secs(30)).await?;
+    eprintln!("failover after {:?}", killed.elapsed());
+    pym.patch(
+        "hello",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"api": {"replicas": 3}}})),
+    )
+    .await?;
+    let ready = wait_pym_ready(&pym, "hello", wait::TIMEOUT).await?;
+    assert_eq!(ready.data["status"]["api"]["summary"], "3/3");
+    assert!(
+        b.metric("pym_operator_reconcile_total")
+            .await
+            .unwrap_or(0.0)
+            >= 1.0
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn graceful_shutdown_releases_the_lease() -> Result<()> {
+    let cluster = Cluster::connect().await;
+    let ns = cluster.namespace("op-term").await?;
+    let n = ns.name();
+    install_crd(&cluster).await?;
+    let mut a = Operator::start(&cluster, n, "term-a")?;
+    a.wait_leader(Duration::from_secs(30)).await?;
+    let b = Operator::start(&cluster, n, "term-b")?;
+    b.wait_ready().await?;
+    let stopped = Instant::now();
+    assert_eq!(a.terminate(), Some(0), "SIGTERM exits 0");
+    // Released, not expired: b leads well before the 4 s lease duration would pass twice.
+    b.wait_leader(Duration::from_secs(6)).await?;
+    eprintln!("takeover after SIGTERM: {:?}", stopped.elapsed());
+    Ok(())
+}
