@@ -43,6 +43,9 @@ pub enum Error {
         name: String,
     },
 
+    #[error("cannot read queue statistics from Redis {endpoint}: {message}")]
+    QueueStats { endpoint: String, message: String },
+
     #[error("cannot build the desired objects: {0}")]
     Desired(#[from] DesiredError),
 
@@ -75,6 +78,7 @@ impl Error {
             Error::SecretKeyMissing { .. } => "secret_key_missing",
             Error::BadRedisUrl { .. } => "bad_redis_url",
             Error::NotOwned { .. } => "not_owned",
+            Error::QueueStats { .. } => "queue_stats",
             Error::Desired(_) => "desired",
             Error::Lease(_) => "lease",
             Error::Config(_) => "config",
@@ -92,6 +96,7 @@ impl Error {
             Error::SecretKeyMissing { .. } => "SecretKeyMissing",
             Error::BadRedisUrl { .. } => "BadRedisUrl",
             Error::NotOwned { .. } => "NameConflict",
+            Error::QueueStats { .. } => "RedisUnreachable",
             Error::Desired(_) => "InvalidSpec",
             Error::Lease(_) => "LeaseError",
             Error::Config(_) => "ConfigError",

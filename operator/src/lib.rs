@@ -7,9 +7,12 @@
 //! | [`status`] | pure: observed counts → status and conditions |
 //! | [`reconcile`] | apply (SSA), deletes, status writes, events, error policy |
 //! | [`controller`] | watches and the kube-rs `Controller` wiring |
+//! | [`scale`] | pure: queue stats + history → desired worker replicas |
+//! | [`autoscaler`] | polls queue stats, patches worker `/scale`, status, events |
 //! | [`metrics`] | Prometheus metrics of the process |
 //! | [`error`] | the crate's one error type |
 
+pub mod autoscaler;
 pub mod controller;
 pub mod crd;
 pub mod desired;

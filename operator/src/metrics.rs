@@ -27,6 +27,10 @@ pub struct Metrics {
     pub leader: Gauge,
     /// Per-PymService queue depth; fed by the autoscaler (issue #7).
     pub queue_depth: Family<ServiceLabels, Gauge>,
+    /// Per-PymService worker replicas the autoscaler recommends.
+    pub workers_desired: Family<ServiceLabels, Gauge>,
+    /// Per-PymService worker Deployment `spec.replicas`.
+    pub workers_current: Family<ServiceLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -37,6 +41,8 @@ impl Default for Metrics {
         let duration = Histogram::new(exponential_buckets(0.001, 2.0, 14));
         let leader = Gauge::default();
         let queue_depth = Family::<ServiceLabels, Gauge>::default();
+        let workers_desired = Family::<ServiceLabels, Gauge>::default();
+        let workers_current = Family::<ServiceLabels, Gauge>::default();
         registry.register("reconcile", "Reconciles started", reconciles.clone());
         registry.register(
             "reconcile_errors",
@@ -58,6 +64,16 @@ impl Default for Metrics {
             "Tasks ready + in flight + due per PymService",
             queue_depth.clone(),
         );
+        registry.register(
+            "workers_desired",
+            "Worker replicas the autoscaler recommends per PymService",
+            workers_desired.clone(),
+        );
+        registry.register(
+            "workers_current",
+            "Worker Deployment spec.replicas per PymService",
+            workers_current.clone(),
+        );
         Metrics {
             registry,
             reconciles,
@@ -65,6 +81,8 @@ impl Default for Metrics {
             duration,
             leader,
             queue_depth,
+            workers_desired,
+            workers_current,
         }
     }
 }
