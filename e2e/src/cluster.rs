@@ -98,6 +98,58 @@ impl Cluster {
             .await
     }
 
+    /// Writes a kubeconfig that authenticates as ServiceAccount `namespace/name`
+    /// with a real bound token (TokenRequest API, signed with the cluster's
+    /// ServiceAccount key), valid for `duration`. Unlike impersonation, this is
+    /// exactly what an in-cluster process would use: start the operator (or any
+    /// process) with `KUBECONFIG=<this file>` to test its RBAC for real.
+    /// The file goes to `<run dir>/kubeconfigs/<namespace>.<name>.yaml` (mode 0600).
+    pub async fn service_account_kubeconfig(
+        &self,
+        namespace: &str,
+        name: &str,
+        duration: Duration,
+    ) -> Result<PathBuf> {
+        let token = self
+            .kubectl()
+            .args(["create", "token", name, "-n", namespace])
+            .arg(format!("--duration={}s", duration.as_secs()))
+            .run()
+            .await?;
+        let context = self
+            .kubeconfig
+            .current_context
+            .as_deref()
+            .and_then(|c| self.kubeconfig.contexts.iter().find(|n| n.name == c))
+            .and_then(|n| n.context.as_ref())
+            .ok_or("admin kubeconfig has no current context")?;
+        let cluster = self
+            .kubeconfig
+            .clusters
+            .iter()
+            .find(|c| c.name == context.cluster)
+            .and_then(|c| c.cluster.as_ref())
+            .ok_or("admin kubeconfig has no cluster for its context")?;
+        let yaml = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: e2e\n  cluster:\n    server: {server}\n    \
+             certificate-authority-data: {ca}\nusers:\n- name: {user}\n  user:\n    token: {token}\n\
+             contexts:\n- name: e2e\n  context: {{cluster: e2e, user: {user}, namespace: {namespace}}}\n\
+             current-context: e2e\n",
+            server = cluster.server.as_deref().unwrap_or_default(),
+            ca = cluster
+                .certificate_authority_data
+                .as_deref()
+                .unwrap_or_default(),
+            user = service_account_user(namespace, name),
+            token = token.trim(),
+        );
+        let dir = run_dir().join("kubeconfigs");
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join(format!("{namespace}.{name}.yaml"));
+        write_private(&path, yaml.as_bytes())?;
+        Ok(path)
+    }
+
     /// `kubectl --kubeconfig <admin kubeconfig>`; add `--as=...` to act as someone else.
     pub fn kubectl(&self) -> Tool {
         kubectl_tool(&self.kubeconfig_path)
@@ -138,6 +190,25 @@ impl Cluster {
         wait::default_service_account(&self.client(), guard.name()).await?;
         Ok(guard)
     }
+}
+
+/// A client from any kubeconfig file, e.g. one from [`Cluster::service_account_kubeconfig`].
+pub async fn client_from_kubeconfig(path: &Path) -> Result<Client> {
+    let kubeconfig = Kubeconfig::read_from(path)?;
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
+    Ok(Client::try_from(config)?)
+}
+
+fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(data)
 }
 
 /// The user name of a ServiceAccount: `system:serviceaccount:<ns>:<name>`.

@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{
     Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, PostParams,
 };
-use pym_e2e::cluster::{create_service_account, service_account_user};
+use pym_e2e::cluster::{client_from_kubeconfig, create_service_account, service_account_user};
 use pym_e2e::{Cluster, RedisServer, Result, pinned_version, testdata, unique_suffix, wait};
 use serde_json::json;
 
@@ -385,5 +385,85 @@ async fn deleting_a_namespace_finalizes_its_pods() -> Result<()> {
         .delete(ns.name(), &DeleteParams::default())
         .await?;
     wait::deleted(&namespaces, ns.name()).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn service_account_token_is_issued_and_accepted() -> Result<()> {
+    // TokenRequest (signed with the cluster's ServiceAccount key) and token
+    // authentication, the way an in-cluster operator authenticates.
+    let cluster = Cluster::connect().await;
+    let ns = cluster.namespace("smoke-token").await?;
+    create_service_account(&cluster.client(), ns.name(), "robot").await?;
+    let kubeconfig = cluster
+        .service_account_kubeconfig(ns.name(), "robot", std::time::Duration::from_secs(600))
+        .await?;
+    let robot = client_from_kubeconfig(&kubeconfig).await?;
+    // No Role granted: the token works (403, not 401) and RBAC denies.
+    forbidden(
+        Api::<ConfigMap>::namespaced(robot.clone(), ns.name())
+            .list(&ListParams::default())
+            .await,
+    );
+    let whoami = cluster
+        .kubectl()
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args([
+            "auth",
+            "whoami",
+            "-o",
+            "jsonpath={.status.userInfo.username}",
+        ])
+        .run()
+        .await?;
+    assert_eq!(whoami, service_account_user(ns.name(), "robot"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn control_plane_components_are_not_cluster_admin() -> Result<()> {
+    // The "safer layout": KCM, scheduler and kwok have their own identities,
+    // limited by RBAC; only the test harness is in system:masters.
+    let cluster = Cluster::connect().await;
+    // `kubectl auth can-i <verb> <resource> [--subresource=..] --as=<user> -A`
+    let can_i = |user: &'static str, args: &'static [&'static str]| {
+        let kubectl = cluster.kubectl();
+        async move {
+            let out = kubectl
+                .args(["auth", "can-i", "-A"])
+                .args(args)
+                .arg(format!("--as={user}"))
+                .output()
+                .await?;
+            Ok::<_, pym_e2e::Error>(out.stdout.trim() == "yes")
+        }
+    };
+    assert!(can_i("system:kwok", &["patch", "pods", "--subresource=status"]).await?);
+    assert!(can_i("system:kwok", &["update", "leases.coordination.k8s.io"]).await?);
+    assert!(!can_i("system:kwok", &["get", "secrets"]).await?);
+    assert!(!can_i("system:kwok", &["create", "pods"]).await?);
+    assert!(
+        can_i(
+            "system:kube-scheduler",
+            &["create", "pods", "--subresource=binding"]
+        )
+        .await?
+    );
+    assert!(!can_i("system:kube-scheduler", &["delete", "namespaces"]).await?);
+    assert!(
+        !can_i(
+            "system:kube-controller-manager",
+            &["create", "clusterrolebindings"]
+        )
+        .await?
+    );
+    // The harness itself is cluster-admin through system:masters.
+    let admin = cluster
+        .kubectl()
+        .args(["auth", "can-i", "*", "*", "-A"])
+        .run()
+        .await?;
+    assert_eq!(admin.trim(), "yes");
     Ok(())
 }
