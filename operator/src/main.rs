@@ -86,6 +86,21 @@ struct Cli {
     /// PymServices reconciled in parallel.
     #[arg(long, default_value_t = 32)]
     concurrency: u16,
+
+    /// Run the queue-depth autoscaler of worker Deployments (issue #7).
+    #[arg(long, env = "PYM_OPERATOR_AUTOSCALE", default_value_t = true, action = clap::ArgAction::Set)]
+    autoscale: bool,
+
+    /// Queue-statistics reads in flight at once, over all PymServices.
+    #[arg(long, default_value_t = 32)]
+    autoscaler_max_concurrent_reads: usize,
+
+    /// Reach a PymService's Redis at another host:port for queue statistics
+    /// (password and db still come from its URL Secret):
+    /// `<namespace>/<name>=<host:port>`, `<namespace>/*=...` or `*=...`.
+    /// For operators running outside the cluster. Repeatable.
+    #[arg(long, env = "PYM_OPERATOR_STATS_REDIS_ENDPOINT", value_delimiter = ',')]
+    stats_redis_endpoint: Vec<pym_operator::autoscaler::EndpointOverride>,
 }
 
 #[tokio::main]
@@ -245,7 +260,15 @@ async fn run(cli: Cli) -> Result<()> {
         warn!("leader election disabled: run a single replica only");
         ready.store(true, Ordering::Relaxed);
         metrics.leader.set(1);
-        controller::run(ctx, scope, cli.concurrency, stopped(stop_rx.clone())).await;
+        tokio::join!(
+            controller::run(
+                ctx.clone(),
+                scope.clone(),
+                cli.concurrency,
+                stopped(stop_rx.clone())
+            ),
+            autoscale(&cli, &ctx, &scope, stopped(stop_rx.clone())),
+        );
         let _ = http.await;
         return Ok(());
     }
@@ -283,7 +306,11 @@ async fn run(cli: Cli) -> Result<()> {
                 _ = stopped(stop2) => {},
             }
         };
-        controller::run(ctx.clone(), scope.clone(), cli.concurrency, until).await;
+        let (until, until2) = shared_until(until);
+        tokio::join!(
+            controller::run(ctx.clone(), scope.clone(), cli.concurrency, until),
+            autoscale(&cli, &ctx, &scope, until2),
+        );
         metrics.leader.set(0);
         if *stop_rx.borrow() {
             break;
@@ -300,6 +327,48 @@ async fn run(cli: Cli) -> Result<()> {
     }
     let _ = http.await;
     Ok(())
+}
+
+/// The autoscaler, on the leader only, next to the controller (unless `--autoscale=false`).
+async fn autoscale(
+    cli: &Cli,
+    ctx: &Context,
+    scope: &Scope,
+    until: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    if !cli.autoscale {
+        return;
+    }
+    let config = pym_operator::autoscaler::Config {
+        max_concurrent_reads: cli.autoscaler_max_concurrent_reads,
+        endpoint_overrides: cli.stats_redis_endpoint.clone(),
+    };
+    let reporter = Reporter {
+        controller: pym_operator::autoscaler::FIELD_MANAGER.into(),
+        instance: cli.identity.clone(),
+    };
+    let recorder = Recorder::new(ctx.client.clone(), reporter);
+    pym_operator::autoscaler::run(
+        ctx.client.clone(),
+        recorder,
+        ctx.metrics.clone(),
+        scope.clone(),
+        config,
+        until,
+    )
+    .await;
+}
+
+/// Two futures that both resolve when `f` does.
+fn shared_until(
+    f: impl std::future::Future<Output = ()> + Send + 'static,
+) -> (
+    impl std::future::Future<Output = ()> + Send + Sync + 'static,
+    impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    use futures::FutureExt;
+    let shared = f.boxed().shared();
+    (shared.clone(), shared)
 }
 
 async fn stopped(mut stop: watch::Receiver<bool>) {
