@@ -5,7 +5,7 @@
 #   3. POST /signup with a token      (JWT + body validation + spawn: a signed
 #                                      envelope XADDed to a real redis-server,
 #                                      run by a `hello worker` process)
-# Usage: examples/hello/bench/bench.sh   (env: DURATION=10s CONNS=64 THREADS=2 PYM_LOG=warn)
+# Usage: examples/hello/bench/bench.sh   (env: DURATION=10s CONNS=64 THREADS=2 PYM_LOG=warn SKIP_BUILD=1)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../../.." && pwd)"
 cd "$root"
@@ -18,7 +18,7 @@ export PYM_LOG=${PYM_LOG:-warn}
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 RPORT=$(free_port); APORT=$(free_port); WPORT=$(free_port)
 
-cargo build --release -p hello >&2
+[ "${SKIP_BUILD:-}" = 1 ] || cargo build --release -p hello >&2
 BIN="$root/target/release/hello"
 tmp=$(mktemp -d)
 pids=()

@@ -191,3 +191,72 @@ fn up_runs_on_a_fresh_machine_in_eager_mode() {
     let (s, _) = get(port, "/me", &auth, "").unwrap();
     assert_eq!(s, 200);
 }
+
+#[test]
+fn up_with_redis_runs_api_and_worker_in_one_process() {
+    let rport = free_port();
+    let redis = Command::new("redis-server")
+        .args([
+            "--port",
+            &rport.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server must be installed (apt-get install redis-server)");
+    let _r = Kill(redis);
+    let t0 = Instant::now();
+    while TcpStream::connect(("127.0.0.1", rport)).is_err() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "redis did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report.jsonl");
+    let child = Command::new(BIN)
+        .arg("up")
+        .env_remove("PYM_CONFIG")
+        .env("PYM_REDIS_URL", format!("redis://127.0.0.1:{rport}/0"))
+        .env("PYM_JWT_SECRET", "up-secret")
+        .env("PYM_PORT", port.to_string())
+        .env("HELLO_TASK_REPORT", &report)
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let _k = Kill(child);
+    wait_up(port);
+    let extra = "content-type: application/json\r\nx-request-id: rq-up-redis\r\n";
+    let (s, body) = get(port, "/signup", extra, r#"{"email":"r@example.com"}"#).unwrap();
+    assert_eq!(s, 201, "{body}");
+    let t0 = Instant::now();
+    let line = loop {
+        if let Some(l) = std::fs::read_to_string(&report)
+            .ok()
+            .and_then(|t| t.lines().next().map(String::from))
+        {
+            break l;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "task did not run");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let seen: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(seen["request_id"], "rq-up-redis");
+    assert_eq!(
+        seen["user_id"],
+        serde_json::Value::Null,
+        "no token: system user"
+    );
+    assert_eq!(seen["pid"].as_u64().unwrap() as u32, pid);
+}

@@ -15,3 +15,6 @@ pub use auth::{Auth, Claims};
 pub use error::{ApiError, ErrorBody, codes};
 pub use server::{Service, ServiceBuilder, ServiceError};
 pub use spec::Spec;
+
+/// The axum version pym is built on, for handlers' extractors and responses.
+pub use axum;
