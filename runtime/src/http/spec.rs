@@ -9,7 +9,9 @@
 //! becomes a `"null"` type, boolean `exclusiveMinimum`/`exclusiveMaximum`
 //! become numeric ones. `$ref`s to `#/components/schemas/...` resolve inside
 //! the document; parameter, request-body and response `$ref`s are followed
-//! here.
+//! here. A `readOnly` property is not required in requests and a
+//! `writeOnly` one not in responses, so one model serves both directions.
+//! `servers` URLs are not used for routing: paths are served as written.
 //!
 //! Limits (documented, checked at start-up): path templates must use whole
 //! segments (`/users/{id}`, not `/files/{name}.json`); only JSON request
@@ -224,8 +226,10 @@ impl Spec {
             dialect,
             problems: Vec::new(),
             components: Value::Null,
+            components_out: Value::Null,
         };
-        b.components = b.converted_components();
+        b.components = b.converted_components(View::Request);
+        b.components_out = b.converted_components(View::Response);
         let operations = b.operations();
         if !b.problems.is_empty() {
             return Err(err(b.problems));
@@ -260,12 +264,22 @@ struct Builder<'a> {
     doc: &'a Value,
     dialect: Dialect,
     problems: Vec<String>,
-    /// `{"schemas": ...}` translated to 2020-12.
+    /// `{"schemas": ...}` translated to 2020-12, request view.
     components: Value,
+    /// The same, response view.
+    components_out: Value,
+}
+
+/// Which side of the exchange a schema checks: `readOnly` properties are
+/// not required in requests, `writeOnly` ones not in responses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum View {
+    Request,
+    Response,
 }
 
 impl<'a> Builder<'a> {
-    fn converted_components(&self) -> Value {
+    fn converted_components(&self, view: View) -> Value {
         let schemas = self
             .doc
             .pointer("/components/schemas")
@@ -275,7 +289,7 @@ impl<'a> Builder<'a> {
             Dialect::V30 => convert_30(&schemas, true),
             Dialect::V31 => schemas,
         };
-        serde_json::json!({ "schemas": schemas })
+        serde_json::json!({ "schemas": apply_view(&schemas, view, true) })
     }
 
     /// Follow a local `$ref` (one object level, repeatedly).
@@ -305,10 +319,15 @@ impl<'a> Builder<'a> {
     }
 
     fn compile(&mut self, schema: &Value, place: &str) -> Option<Arc<Validator>> {
+        self.compile_view(schema, place, View::Request)
+    }
+
+    fn compile_view(&mut self, schema: &Value, place: &str, view: View) -> Option<Arc<Validator>> {
         let schema = match self.dialect {
             Dialect::V30 => convert_30(schema, false),
             Dialect::V31 => schema.clone(),
         };
+        let schema = apply_view(&schema, view, false);
         let mut root = match schema {
             Value::Object(m) => m,
             other => {
@@ -317,7 +336,11 @@ impl<'a> Builder<'a> {
                 m
             }
         };
-        root.insert("components".into(), self.components.clone());
+        let components = match view {
+            View::Request => self.components.clone(),
+            View::Response => self.components_out.clone(),
+        };
+        root.insert("components".into(), components);
         let root = Value::Object(root);
         match jsonschema::options()
             .with_draft(Draft::Draft202012)
@@ -519,7 +542,9 @@ impl<'a> Builder<'a> {
                         };
                         let schema = json_content(r).and_then(|c| c.get("schema")).cloned();
                         let v = match schema {
-                            Some(s) => self.compile(&s, &format!("{rplace}.schema")),
+                            Some(s) => {
+                                self.compile_view(&s, &format!("{rplace}.schema"), View::Response)
+                            }
                             None => None,
                         };
                         responses.push((code.clone(), v));
@@ -550,6 +575,67 @@ fn json_content(v: &Value) -> Option<&Value> {
             k == "application/json" || k.ends_with("+json")
         })
         .map(|(_, v)| v)
+}
+
+/// Drop from `required` the properties that do not apply to `view`
+/// (`readOnly` in requests, `writeOnly` in responses), recursively.
+fn apply_view(v: &Value, view: View, map: bool) -> Value {
+    if map {
+        return match v {
+            Value::Object(m) => Value::Object(
+                m.iter()
+                    .map(|(k, s)| (k.clone(), apply_view(s, view, false)))
+                    .collect(),
+            ),
+            other => other.clone(),
+        };
+    }
+    let Value::Object(m) = v else {
+        return v.clone();
+    };
+    let flag = match view {
+        View::Request => "readOnly",
+        View::Response => "writeOnly",
+    };
+    let mut out = Map::new();
+    for (k, val) in m {
+        let conv = match k.as_str() {
+            "properties" | "patternProperties" | "$defs" | "definitions" => {
+                apply_view(val, view, true)
+            }
+            "items"
+            | "additionalProperties"
+            | "not"
+            | "contains"
+            | "propertyNames"
+            | "additionalItems" => apply_view(val, view, false),
+            "allOf" | "anyOf" | "oneOf" | "prefixItems" => match val {
+                Value::Array(a) => {
+                    Value::Array(a.iter().map(|s| apply_view(s, view, false)).collect())
+                }
+                o => o.clone(),
+            },
+            _ => val.clone(),
+        };
+        out.insert(k.clone(), conv);
+    }
+    let skip: Vec<String> = out
+        .get("properties")
+        .and_then(Value::as_object)
+        .map(|props| {
+            props
+                .iter()
+                .filter(|(_, p)| p.get(flag).and_then(Value::as_bool) == Some(true))
+                .map(|(k, _)| k.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    if !skip.is_empty()
+        && let Some(Value::Array(req)) = out.get_mut("required")
+    {
+        req.retain(|r| !r.as_str().is_some_and(|r| skip.iter().any(|s| s == r)));
+    }
+    Value::Object(out)
 }
 
 /// Translate an OpenAPI 3.0 schema object to JSON Schema 2020-12.
@@ -638,6 +724,45 @@ mod tests {
         assert_eq!(s["properties"]["n"]["exclusiveMinimum"], json!(1));
         assert!(s["properties"]["n"].get("minimum").is_none());
         assert!(s["properties"]["r"]["anyOf"].is_array());
+    }
+
+    #[test]
+    fn read_only_not_required_in_requests() {
+        let spec = r#"
+openapi: 3.0.3
+info: {title: t, version: '1'}
+components:
+  schemas:
+    User:
+      type: object
+      required: [id, email, password]
+      properties:
+        id: {type: string, readOnly: true}
+        email: {type: string}
+        password: {type: string, writeOnly: true}
+paths:
+  /users:
+    post:
+      operationId: create
+      requestBody:
+        content:
+          application/json:
+            schema: {$ref: '#/components/schemas/User'}
+      responses:
+        '200':
+          description: ok
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/User'}
+"#;
+        let s = Spec::parse("s", spec).unwrap();
+        let op = s.operation("create").unwrap();
+        let req = op.body.as_ref().unwrap().json.as_ref().unwrap();
+        assert!(req.is_valid(&json!({"email": "a", "password": "p"})));
+        assert!(!req.is_valid(&json!({"id": "1", "password": "p"})));
+        let resp = op.response_schema(200).unwrap();
+        assert!(resp.is_valid(&json!({"id": "1", "email": "a"})));
+        assert!(!resp.is_valid(&json!({"email": "a"})));
     }
 
     #[test]
