@@ -1,0 +1,771 @@
+//! Chart e2e: `helm install` charts/pym-operator on the real control plane,
+//! then run the pym-operator binary **as the chart's ServiceAccount**
+//! (impersonated, with exactly the flags of the installed Deployment) and
+//! reconcile the example PymService end to end — proving the chart's RBAC is
+//! sufficient — and check that verbs the chart does not grant are refused.
+//! `helm test`, `helm upgrade` with other values and `helm uninstall` (CRD kept).
+//!
+//! kwok fakes the chart's operator pods (they never run), so the real
+//! operator process is the local binary: build it first with
+//! `cargo build -p pym-operator`, then `cargo test -p pym-e2e --test chart`.
+//!
+//! The cluster-wide install runs the operator without `--namespace`, as the
+//! chart does, so it also sees PymServices of other tests: the tests of this
+//! file take turns (SERIAL) and each runs its operator only as long as needed.
+
+mod operator_support;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service, ServiceAccount};
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::config::Kubeconfig;
+use kube::{Client, ResourceExt};
+use operator_support::{operator_binary, pym_api, wait_pym_ready, workspace_root};
+use pym_e2e::cluster::service_account_user;
+use pym_e2e::{Cluster, Result, free_port, run_dir, wait};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The tests of this file run one at a time (see the module docs).
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+const RELEASE: &str = "pym";
+/// `helm install pym charts/pym-operator` names its objects `pym-operator`.
+const FULLNAME: &str = "pym-operator";
+const CRD: &str = "pymservices.pym.dev";
+
+fn chart_dir() -> String {
+    workspace_root()
+        .join("charts/pym-operator")
+        .display()
+        .to_string()
+}
+
+fn hello_manifest() -> String {
+    workspace_root()
+        .join("examples/hello/pymservice.yaml")
+        .display()
+        .to_string()
+}
+
+fn is_forbidden<T: std::fmt::Debug>(r: &kube::Result<T>) -> bool {
+    matches!(r, Err(kube::Error::Api(s)) if s.code == 403)
+}
+
+/// `helm <verb> pym charts/pym-operator -n <ns> --wait <extra>`.
+async fn helm_release(cluster: &Cluster, verb: &str, ns: &str, extra: &[&str]) -> Result<String> {
+    cluster
+        .helm()
+        .args([verb, RELEASE, &chart_dir(), "--namespace", ns])
+        .args(["--wait", "--timeout", "120s"])
+        .args(extra)
+        .run()
+        .await
+}
+
+/// The installed operator Deployment's only container: (args, env name → value).
+fn container_of(dep: &Deployment) -> (Vec<String>, Vec<(String, String)>) {
+    let c = &dep
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0];
+    let env = c
+        .env
+        .iter()
+        .flatten()
+        .filter_map(|e| Some((e.name.clone(), e.value.clone()?)))
+        .collect();
+    (c.args.clone().unwrap_or_default(), env)
+}
+
+/// The operator binary run with the chart's flags, as the chart's ServiceAccount.
+struct ChartOperator {
+    child: Option<Child>,
+    port: u16,
+    log: PathBuf,
+}
+
+impl ChartOperator {
+    /// Starts `pym-operator` with the args and env of the installed Deployment,
+    /// as its pod would (POD_NAMESPACE from the downward API), except that it
+    /// listens on a free loopback port and uses a kubeconfig that impersonates
+    /// `system:serviceaccount:<release ns>:<serviceAccountName>`.
+    fn start(cluster: &Cluster, dep: &Deployment, tag: &str) -> Result<ChartOperator> {
+        let ns = dep.namespace().unwrap();
+        let pod = &dep.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+        let sa = pod.service_account_name.clone().unwrap();
+        let kubeconfig = impersonating_kubeconfig(cluster, &ns, &sa)?;
+        let (args, env) = container_of(dep);
+        let port = free_port();
+        let mut cmd = Command::new(operator_binary());
+        for a in &args {
+            if a.starts_with("--http-addr=") {
+                cmd.arg(format!("--http-addr=127.0.0.1:{port}"));
+            } else {
+                cmd.arg(a);
+            }
+        }
+        let logs = run_dir().join("logs");
+        std::fs::create_dir_all(&logs)?;
+        let log = logs.join(format!("chart-operator-{tag}.log"));
+        let out = std::fs::File::create(&log)?;
+        cmd.arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .arg(format!("--identity=chart-{tag}"))
+            .envs(env)
+            .env("POD_NAMESPACE", &ns)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out);
+        eprintln!("running {cmd:?}");
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start the operator: {e}"))?;
+        Ok(ChartOperator {
+            child: Some(child),
+            port,
+            log,
+        })
+    }
+
+    async fn get(&self, path: &str) -> Result<(u16, String)> {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await?;
+        let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).await?;
+        let mut buf = String::new();
+        s.read_to_string(&mut buf).await?;
+        let code = buf
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string());
+        Ok((code, body.unwrap_or_default()))
+    }
+
+    /// Waits for the probe paths of the Deployment to answer 200 (the chart's
+    /// probes really hit the operator's endpoints) and for the Lease.
+    async fn wait_ready_and_leading(&self, dep: &Deployment) -> Result<()> {
+        let c = &dep
+            .spec
+            .as_ref()
+            .unwrap()
+            .template
+            .spec
+            .as_ref()
+            .unwrap()
+            .containers[0];
+        let probe_path = |p: &Option<k8s_openapi::api::core::v1::Probe>| {
+            p.as_ref()
+                .and_then(|p| p.http_get.as_ref())
+                .and_then(|h| h.path.clone())
+                .expect("httpGet probe")
+        };
+        for path in [
+            probe_path(&c.liveness_probe),
+            probe_path(&c.readiness_probe),
+        ] {
+            wait::until(
+                format!("operator {path}"),
+                Duration::from_secs(30),
+                || async {
+                    match self.get(&path).await {
+                        Ok((200, _)) => Ok(Some(())),
+                        Ok((code, body)) => Err(format!("{code} {body}")),
+                        Err(e) => Err(e.to_string()),
+                    }
+                },
+            )
+            .await?;
+        }
+        wait::until("operator to lead", Duration::from_secs(40), || async {
+            let (_, body) = self.get("/metrics").await.map_err(|e| e.to_string())?;
+            let leader = body.lines().any(|l| l == "pym_operator_leader 1");
+            if leader {
+                Ok(Some(()))
+            } else {
+                Err("not the leader yet".to_string())
+            }
+        })
+        .await
+    }
+
+    fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// No request of the operator was refused by RBAC.
+    fn assert_nothing_forbidden(&self) {
+        let logs = self.logs();
+        let refused: Vec<&str> = logs
+            .lines()
+            // An RBAC refusal: `... is forbidden: User "system:serviceaccount:..."
+            // cannot <verb> resource ...` (not e.g. a namespace being terminated).
+            .filter(|l| l.contains("is forbidden: User ") && l.contains(" cannot "))
+            .collect();
+        assert!(
+            refused.is_empty(),
+            "the chart's RBAC refused requests of the operator:\n{}",
+            refused.join("\n")
+        );
+    }
+
+    /// SIGTERM (it releases the Lease) and wait.
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            for _ in 0..200 {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for ChartOperator {
+    fn drop(&mut self) {
+        self.stop();
+        if std::thread::panicking() {
+            eprintln!("operator log {}:\n{}", self.log.display(), self.logs());
+        }
+    }
+}
+
+/// A copy of the admin kubeconfig whose user impersonates the ServiceAccount
+/// (`as:` in kubeconfig terms), so every request of the operator is
+/// authorized exactly as the chart's ServiceAccount.
+fn impersonating_kubeconfig(cluster: &Cluster, ns: &str, sa: &str) -> Result<PathBuf> {
+    let mut kc = Kubeconfig::read_from(cluster.kubeconfig_path())?;
+    for ai in &mut kc.auth_infos {
+        if let Some(a) = ai.auth_info.as_mut() {
+            a.impersonate = Some(service_account_user(ns, sa));
+        }
+    }
+    let path = run_dir().join(format!("kubeconfig-as-{ns}-{sa}"));
+    std::fs::write(&path, yaml_serde::to_string(&kc)?)?;
+    set_private(&path)?;
+    Ok(path)
+}
+
+fn set_private(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(())
+}
+
+async fn wait_crd_established(cluster: &Cluster) -> Result<()> {
+    cluster
+        .kubectl()
+        .args([
+            "wait",
+            "--for=condition=Established",
+            &format!("crd/{CRD}"),
+            "--timeout=60s",
+        ])
+        .run()
+        .await?;
+    Ok(())
+}
+
+/// The security settings a platform team expects of the operator pods.
+fn assert_hardened(dep: &Deployment) {
+    let spec = dep.spec.as_ref().unwrap();
+    let pod = spec.template.spec.as_ref().unwrap();
+    let psc = pod.security_context.as_ref().expect("pod securityContext");
+    assert_eq!(psc.run_as_non_root, Some(true));
+    assert_eq!(
+        psc.seccomp_profile.as_ref().map(|s| s.type_.as_str()),
+        Some("RuntimeDefault")
+    );
+    let c = &pod.containers[0];
+    let sc = c
+        .security_context
+        .as_ref()
+        .expect("container securityContext");
+    assert_eq!(sc.read_only_root_filesystem, Some(true));
+    assert_eq!(sc.allow_privilege_escalation, Some(false));
+    assert_eq!(
+        sc.capabilities.as_ref().and_then(|c| c.drop.clone()),
+        Some(vec!["ALL".to_string()])
+    );
+    let res = c.resources.as_ref().expect("resources");
+    assert!(
+        res.requests
+            .as_ref()
+            .is_some_and(|r| r.contains_key("memory"))
+    );
+    assert!(
+        res.limits
+            .as_ref()
+            .is_some_and(|r| r.contains_key("memory"))
+    );
+    assert!(c.liveness_probe.is_some() && c.readiness_probe.is_some());
+}
+
+/// Applies hello, waits until Ready, then drives the operator through the
+/// code paths whose verbs the chart grants: Warning events (a PymService
+/// whose Secret is missing) and deletes (switching managed Redis and workers off).
+async fn reconcile_hello_end_to_end(
+    cluster: &Cluster,
+    op: &ChartOperator,
+    sa: &Client,
+    ns: &str,
+) -> Result<()> {
+    let client = cluster.client();
+    cluster
+        .kubectl()
+        .args(["apply", "-n", ns, "-f", &hello_manifest()])
+        .run()
+        .await?;
+    let pym = pym_api(&client, ns);
+    let ready = wait_ready_as_sa(op, &pym, "hello").await?;
+    eprintln!("hello Ready: {}", ready.data["status"]);
+    let deps: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    for d in ["hello-api", "hello-worker", "hello-redis"] {
+        assert!(deps.get_opt(d).await?.is_some(), "Deployment {d}");
+    }
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
+    assert!(secrets.get_opt("hello-redis").await?.is_some());
+    let nps: Api<NetworkPolicy> = Api::namespaced(client.clone(), ns);
+    assert!(nps.get_opt("hello-redis").await?.is_some());
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    assert!(cms.get_opt("hello-config").await?.is_some());
+    let svcs: Api<Service> = Api::namespaced(client.clone(), ns);
+    assert!(svcs.get_opt("hello").await?.is_some());
+    // The autoscaler's write (autoscaler.rs scale_to): it needs a reachable
+    // Redis to decide, which a host process does not have here, so the grant
+    // is exercised directly as the ServiceAccount.
+    let workers: Api<Deployment> = Api::namespaced(sa.clone(), ns);
+    let scale = workers.get_scale("hello-worker").await;
+    assert!(is_forbidden(&scale), "get deployments/scale is not granted");
+    let replicas = deps.get("hello-worker").await?.spec.unwrap().replicas;
+    workers
+        .patch_scale(
+            "hello-worker",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": replicas}})),
+        )
+        .await?;
+
+    // A PymService whose JWT Secret is missing: Degraded + a Warning Event
+    // (events.k8s.io create) from pym-operator.
+    let broken = json!({
+        "apiVersion": "pym.dev/v1alpha1", "kind": "PymService",
+        "metadata": {"name": "broken"},
+        "spec": {"image": "pym/hello:dev", "jwtSecretRef": {"name": "absent", "key": "secret"}}
+    });
+    cluster
+        .kubectl()
+        .args(["apply", "-n", ns, "-f", "-"])
+        .stdin(broken.to_string())
+        .run()
+        .await?;
+    let events: Api<Event> = Api::namespaced(client.clone(), ns);
+    wait::until("a Warning Event for broken", wait::TIMEOUT, || async {
+        op.assert_nothing_forbidden();
+        let list = events.list(&ListParams::default()).await?;
+        let found = list.items.iter().any(|e| {
+            e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("broken")
+                && e.type_.as_deref() == Some("Warning")
+                && e.reporting_controller.as_deref() == Some("pym-operator")
+        });
+        Ok::<_, kube::Error>(found.then_some(()))
+    })
+    .await?;
+
+    // Managed Redis and workers off: the operator deletes their objects.
+    pym.patch(
+        "hello",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"withAsync": false, "workers": null, "redis": null}})),
+    )
+    .await?;
+    wait::until(
+        "hello's Redis and workers deleted",
+        wait::TIMEOUT,
+        || async {
+            let gone = deps.get_opt("hello-worker").await?.is_none()
+                && deps.get_opt("hello-redis").await?.is_none()
+                && svcs.get_opt("hello-redis").await?.is_none()
+                && nps.get_opt("hello-redis").await?.is_none()
+                && secrets.get_opt("hello-redis").await?.is_none();
+            Ok::<_, kube::Error>(gone.then_some(()))
+        },
+    )
+    .await?;
+    wait_ready_as_sa(op, &pym, "hello").await?;
+    op.assert_nothing_forbidden();
+    Ok(())
+}
+
+/// Waits until the PymService is Ready; fails at once (with the refused
+/// requests) when the operator's log shows RBAC refusing something.
+async fn wait_ready_as_sa(
+    op: &ChartOperator,
+    pym: &Api<DynamicObject>,
+    name: &str,
+) -> Result<DynamicObject> {
+    let deadline = Instant::now() + wait::TIMEOUT;
+    loop {
+        op.assert_nothing_forbidden();
+        match wait_pym_ready(pym, name, Duration::from_secs(2)).await {
+            Ok(o) => return Ok(o),
+            Err(e) if Instant::now() >= deadline => return Err(e),
+            Err(_) => {}
+        }
+    }
+}
+
+/// What the chart does not grant is refused to its ServiceAccount in `ns`.
+async fn assert_refused(sa: &Client, ns: &str) -> Result<()> {
+    let pods: Api<Pod> = Api::namespaced(sa.clone(), ns);
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "not-allowed"},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]}
+    }))?;
+    assert!(
+        is_forbidden(&pods.create(&PostParams::default(), &pod).await),
+        "create pods"
+    );
+    assert!(
+        is_forbidden(&pods.list(&ListParams::default()).await),
+        "list pods"
+    );
+    let pym = pym_api(sa, ns);
+    assert!(
+        is_forbidden(&pym.delete("hello", &DeleteParams::default()).await),
+        "delete pymservices"
+    );
+    assert!(
+        is_forbidden(
+            &pym.patch(
+                "hello",
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"labels": {"x": "y"}}}))
+            )
+            .await
+        ),
+        "patch pymservices (only the status)"
+    );
+    let cms: Api<ConfigMap> = Api::namespaced(sa.clone(), ns);
+    assert!(
+        is_forbidden(&cms.get("hello-config").await),
+        "get configmaps"
+    );
+    assert!(
+        is_forbidden(&cms.delete("hello-config", &DeleteParams::default()).await),
+        "delete configmaps"
+    );
+    let deps: Api<Deployment> = Api::namespaced(sa.clone(), ns);
+    let d = deps.get("hello-api").await?; // granted
+    assert!(
+        is_forbidden(&deps.replace("hello-api", &PostParams::default(), &d).await),
+        "update (PUT) deployments"
+    );
+    let roles: Api<Role> = Api::namespaced(sa.clone(), ns);
+    assert!(
+        is_forbidden(&roles.list(&ListParams::default()).await),
+        "list roles"
+    );
+    let crbs: Api<ClusterRoleBinding> = Api::all(sa.clone());
+    let crb: ClusterRoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": format!("escalate-{ns}")},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+        "subjects": [{"kind": "User", "name": "x"}]
+    }))?;
+    assert!(
+        is_forbidden(&crbs.create(&PostParams::default(), &crb).await),
+        "create clusterrolebindings"
+    );
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(sa.clone());
+    assert!(
+        is_forbidden(&nodes.list(&ListParams::default()).await),
+        "list nodes"
+    );
+    Ok(())
+}
+
+/// The Lease rules: only the release's own Lease can be read or renewed.
+async fn assert_lease_rules(sa: &Client, release_ns: &str) -> Result<()> {
+    use k8s_openapi::api::coordination::v1::Lease;
+    let leases: Api<Lease> = Api::namespaced(sa.clone(), release_ns);
+    assert!(leases.get(FULLNAME).await.is_ok(), "get own Lease");
+    assert!(
+        is_forbidden(&leases.get("someone-else").await),
+        "get another Lease"
+    );
+    assert!(
+        is_forbidden(&leases.list(&ListParams::default()).await),
+        "list leases"
+    );
+    assert!(
+        is_forbidden(&leases.delete(FULLNAME, &DeleteParams::default()).await),
+        "delete the Lease"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn cluster_wide_install_reconciles_as_its_service_account_then_upgrades_and_uninstalls()
+-> Result<()> {
+    let _turn = SERIAL.lock().await;
+    let cluster = Cluster::connect().await;
+    let client = cluster.client();
+    let release_ns = cluster.namespace("chart-system").await?;
+    let rns = release_ns.name();
+    let apps = cluster.namespace("chart-apps").await?;
+    let ans = apps.name();
+
+    // helm install pym charts/pym-operator (default values).
+    helm_release(&cluster, "install", rns, &[]).await?;
+    wait_crd_established(&cluster).await?;
+    let sa_name = FULLNAME;
+    Api::<ServiceAccount>::namespaced(client.clone(), rns)
+        .get(sa_name)
+        .await?;
+    let cluster_name = format!("{rns}-{FULLNAME}");
+    let cr = Api::<ClusterRole>::all(client.clone())
+        .get(&cluster_name)
+        .await?;
+    assert!(!cr.rules.unwrap_or_default().is_empty());
+    let crb = Api::<ClusterRoleBinding>::all(client.clone())
+        .get(&cluster_name)
+        .await?;
+    let subject = &crb.subjects.unwrap()[0];
+    assert_eq!(
+        (subject.name.as_str(), subject.namespace.as_deref()),
+        (sa_name, Some(rns))
+    );
+    Api::<Role>::namespaced(client.clone(), rns)
+        .get(&format!("{FULLNAME}-leader-election"))
+        .await?;
+    let dep = Api::<Deployment>::namespaced(client.clone(), rns)
+        .get(FULLNAME)
+        .await?;
+    assert_eq!(dep.spec.as_ref().unwrap().replicas, Some(2));
+    assert_hardened(&dep);
+    Api::<Service>::namespaced(client.clone(), rns)
+        .get(&format!("{FULLNAME}-metrics"))
+        .await?;
+    let (args, _) = container_of(&dep);
+    assert!(
+        !args.iter().any(|a| a.starts_with("--namespace")),
+        "{args:?}"
+    );
+
+    // The operator as the chart's ServiceAccount, cluster-wide.
+    let mut op = ChartOperator::start(&cluster, &dep, rns)?;
+    op.wait_ready_and_leading(&dep).await?;
+    let sa = cluster.as_service_account(rns, sa_name).await?;
+    reconcile_hello_end_to_end(&cluster, &op, &sa, ans).await?;
+    op.stop();
+
+    assert_refused(&sa, ans).await?;
+    assert_lease_rules(&sa, rns).await?;
+    // Cluster-wide: it lists PymServices everywhere (but not Pods).
+    let all = Api::<DynamicObject>::all_with(sa.clone(), &operator_support::pym_resource());
+    all.list(&ListParams::default().limit(1)).await?;
+
+    // helm test: the Job hook runs (kwok completes its pod).
+    cluster
+        .helm()
+        .args(["test", RELEASE, "--namespace", rns, "--timeout", "120s"])
+        .run()
+        .await?;
+
+    // helm upgrade with other values: namespace scope, 3 replicas, pretty logs.
+    helm_release(
+        &cluster,
+        "upgrade",
+        rns,
+        &[
+            "--set",
+            "scope=namespace",
+            "--set",
+            &format!("watchNamespace={ans}"),
+            "--set",
+            "replicaCount=3",
+            "--set",
+            "logging.format=pretty",
+        ],
+    )
+    .await?;
+    let dep = Api::<Deployment>::namespaced(client.clone(), rns)
+        .get(FULLNAME)
+        .await?;
+    assert_eq!(dep.spec.as_ref().unwrap().replicas, Some(3));
+    let (args, _) = container_of(&dep);
+    assert!(args.contains(&format!("--namespace={ans}")), "{args:?}");
+    assert!(
+        args.contains(&"--log-format=pretty".to_string()),
+        "{args:?}"
+    );
+    wait::until(
+        "ClusterRole removed by the upgrade",
+        wait::TIMEOUT,
+        || async {
+            let gone = Api::<ClusterRole>::all(client.clone())
+                .get_opt(&cluster_name)
+                .await?
+                .is_none()
+                && Api::<ClusterRoleBinding>::all(client.clone())
+                    .get_opt(&cluster_name)
+                    .await?
+                    .is_none();
+            Ok::<_, kube::Error>(gone.then_some(()))
+        },
+    )
+    .await?;
+    Api::<Role>::namespaced(client.clone(), ans)
+        .get(FULLNAME)
+        .await?;
+    Api::<RoleBinding>::namespaced(client.clone(), ans)
+        .get(FULLNAME)
+        .await?;
+    // Now confined: no PymServices outside the watched namespace.
+    assert!(is_forbidden(
+        &all.list(&ListParams::default().limit(1)).await
+    ));
+
+    // helm uninstall: everything of the release goes, the CRD (and so the
+    // PymServices) stays, as Helm does with crds/.
+    cluster
+        .helm()
+        .args([
+            "uninstall",
+            RELEASE,
+            "--namespace",
+            rns,
+            "--wait",
+            "--timeout",
+            "120s",
+        ])
+        .run()
+        .await?;
+    let deps: Api<Deployment> = Api::namespaced(client.clone(), rns);
+    wait::deleted(&deps, FULLNAME).await?;
+    assert!(
+        Api::<ServiceAccount>::namespaced(client.clone(), rns)
+            .get_opt(sa_name)
+            .await?
+            .is_none()
+    );
+    assert!(
+        Api::<Role>::namespaced(client.clone(), ans)
+            .get_opt(FULLNAME)
+            .await?
+            .is_none()
+    );
+    cluster.kubectl().args(["get", "crd", CRD]).run().await?;
+    assert!(
+        pym_api(&client, ans).get_opt("hello").await?.is_some(),
+        "PymService kept"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn namespace_scoped_install_is_sufficient_and_confined() -> Result<()> {
+    let _turn = SERIAL.lock().await;
+    let cluster = Cluster::connect().await;
+    let client = cluster.client();
+    let release_ns = cluster.namespace("chart-ns-system").await?;
+    let rns = release_ns.name();
+    let apps = cluster.namespace("chart-ns-apps").await?;
+    let ans = apps.name();
+    let other = cluster.namespace("chart-ns-other").await?;
+
+    helm_release(
+        &cluster,
+        "install",
+        rns,
+        &[
+            "--set",
+            "scope=namespace",
+            "--set",
+            &format!("watchNamespace={ans}"),
+        ],
+    )
+    .await?;
+    wait_crd_established(&cluster).await?;
+    assert!(
+        Api::<ClusterRole>::all(client.clone())
+            .get_opt(&format!("{rns}-{FULLNAME}"))
+            .await?
+            .is_none(),
+        "no ClusterRole in namespace scope"
+    );
+    Api::<Role>::namespaced(client.clone(), ans)
+        .get(FULLNAME)
+        .await?;
+    let dep = Api::<Deployment>::namespaced(client.clone(), rns)
+        .get(FULLNAME)
+        .await?;
+    let (args, _) = container_of(&dep);
+    assert!(args.contains(&format!("--namespace={ans}")), "{args:?}");
+
+    let mut op = ChartOperator::start(&cluster, &dep, rns)?;
+    op.wait_ready_and_leading(&dep).await?;
+    let sa = cluster.as_service_account(rns, FULLNAME).await?;
+    reconcile_hello_end_to_end(&cluster, &op, &sa, ans).await?;
+    op.stop();
+
+    assert_refused(&sa, ans).await?;
+    assert_lease_rules(&sa, rns).await?;
+    // Confined to the watched namespace: nothing elsewhere, not even reads.
+    let secrets: Api<Secret> = Api::namespaced(sa.clone(), other.name());
+    assert!(
+        is_forbidden(&secrets.list(&ListParams::default()).await),
+        "secrets elsewhere"
+    );
+    let secrets: Api<Secret> = Api::namespaced(sa.clone(), rns);
+    assert!(
+        is_forbidden(&secrets.list(&ListParams::default()).await),
+        "secrets of the release namespace"
+    );
+    assert!(
+        is_forbidden(
+            &pym_api(&sa, other.name())
+                .list(&ListParams::default())
+                .await
+        ),
+        "PymServices elsewhere"
+    );
+    let all_deps: Api<Deployment> = Api::all(sa.clone());
+    assert!(
+        is_forbidden(&all_deps.list(&ListParams::default()).await),
+        "Deployments cluster-wide"
+    );
+
+    cluster
+        .helm()
+        .args([
+            "uninstall",
+            RELEASE,
+            "--namespace",
+            rns,
+            "--wait",
+            "--timeout",
+            "120s",
+        ])
+        .run()
+        .await?;
+    Ok(())
+}
