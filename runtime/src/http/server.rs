@@ -290,7 +290,9 @@ impl ServiceBuilder {
             router = hook(router);
         }
         let router = router
-            .layer(axum::extract::DefaultBodyLimit::max(shared.config.body_limit))
+            .layer(axum::extract::DefaultBodyLimit::max(
+                shared.config.body_limit,
+            ))
             .layer(axum::Extension(shared.queue.clone()))
             .layer(middleware::from_fn(request_layer));
         Ok(Service { router, shared })
