@@ -48,8 +48,6 @@ pub mod env {
     pub const JWT_ALGORITHM: &str = "PYM_JWT_ALGORITHM";
     pub const JWT_TOKEN_TIMEOUT: &str = "PYM_JWT_TOKEN_TIMEOUT";
     pub const WITH_ASYNC: &str = "PYM_WITH_ASYNC";
-    /// Default name of the env var that holds the JWT HMAC secret.
-    pub const JWT_SECRET: &str = "PYM_JWT_SECRET";
 }
 
 /// Keys of pymacaron's config that concern deployment, accepted and ignored.
@@ -367,7 +365,9 @@ impl Config {
             }
             Ok(())
         };
-        let secret_env = raw.jwt_secret_env.unwrap_or_else(|| env::JWT_SECRET.into());
+        let secret_env = raw
+            .jwt_secret_env
+            .unwrap_or_else(|| contract::ENV_JWT_SECRET.into());
         check_env_name("jwt_secret_env", &secret_env)?;
         for (k, v) in [
             ("jwt_public_key_env", &raw.jwt_public_key_env),
