@@ -337,12 +337,16 @@ pub struct AutoscalingSpec {
     #[schemars(range(min = 1, max = 1000000))]
     pub target_per_worker: Option<i32>,
 
-    /// Depth at or below which the workers may scale to minReplicas (even 0).
+    /// With zero workers, work (ready + in flight + due) must exceed this
+    /// to start one (default 0: the first task does). Scaling to zero
+    /// always needs ready, in flight and due all at 0 for the whole
+    /// scale-down window.
     #[serde(default)]
     #[schemars(range(min = 0, max = 1000000))]
     pub activation_threshold: i32,
 
-    /// How long a lower desired count must hold before scaling down.
+    /// Scale-down stabilization: the workers only go down to the highest
+    /// recommendation of this many seconds (scale-up is immediate).
     #[serde(default = "default_scale_down_window")]
     #[schemars(range(min = 0, max = 3600))]
     pub scale_down_window_seconds: i32,
@@ -352,7 +356,11 @@ pub struct AutoscalingSpec {
     #[schemars(range(min = 1, max = 300))]
     pub poll_interval_seconds: i32,
 
-    /// Optional latency goal: scale so queued tasks wait at most this long.
+    /// Optional latency goal: scale so queued tasks wait at most this long,
+    /// from the measured per-worker service rate μ and arrival rate λ
+    /// (Little's law): workers = ceil((λ + ready / target) / μ), never
+    /// fewer than the in-flight tasks need. Replaces targetPerWorker once μ
+    /// is measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 86400))]
     pub target_latency_seconds: Option<i32>,
