@@ -433,6 +433,51 @@ async fn wait_ready_as_sa(
     }
 }
 
+/// The first PymService that NOTES.txt tells the user to write is valid
+/// (server-side dry run against the installed CRD), so the notes cannot rot.
+async fn assert_notes_example_is_valid(
+    cluster: &Cluster,
+    release_ns: &str,
+    ns: &str,
+) -> Result<()> {
+    let notes = cluster
+        .helm()
+        .args(["get", "notes", RELEASE, "--namespace", release_ns])
+        .run()
+        .await?;
+    let start = notes
+        .find("<<'YAML'")
+        .ok_or_else(|| format!("no PymService example in NOTES.txt:\n{notes}"))?;
+    let body = &notes[start..];
+    let body = &body[body.find('\n').unwrap() + 1..];
+    let end = body
+        .find("\n     YAML")
+        .ok_or("unterminated YAML example in NOTES.txt")?;
+    let yaml: String = body[..end]
+        .lines()
+        .map(|l| l.strip_prefix("     ").unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .replace("<registry>", "registry.example.com");
+    assert!(yaml.contains("kind: PymService"), "{yaml}");
+    cluster
+        .kubectl()
+        .args([
+            "apply",
+            "--dry-run=server",
+            "--validate=strict",
+            "-n",
+            ns,
+            "-f",
+            "-",
+        ])
+        .stdin(yaml)
+        .run()
+        .await
+        .map_err(|e| format!("the NOTES.txt example is not a valid PymService: {e}"))?;
+    Ok(())
+}
+
 /// What the chart does not grant is refused to its ServiceAccount in `ns`.
 async fn assert_refused(sa: &Client, ns: &str) -> Result<()> {
     let pods: Api<Pod> = Api::namespaced(sa.clone(), ns);
@@ -569,6 +614,7 @@ async fn cluster_wide_install_reconciles_as_its_service_account_then_upgrades_an
         !args.iter().any(|a| a.starts_with("--namespace")),
         "{args:?}"
     );
+    assert_notes_example_is_valid(&cluster, rns, ans).await?;
 
     // The operator as the chart's ServiceAccount, cluster-wide.
     let mut op = ChartOperator::start(&cluster, &dep, rns)?;
