@@ -11,6 +11,7 @@
 //! * Secrets a PymService references (`jwtSecretRef`, external
 //!   `urlSecretRef`): metadata-only watch over all Secrets, mapped by name.
 
+use crate::children::Stores;
 use crate::crd::PymService;
 use crate::desired::{LABEL_MANAGED_BY, MANAGED_BY};
 use crate::reconcile::{self, Context};
@@ -52,6 +53,7 @@ impl Scope {
 fn children<K>(
     scope: &Scope,
     client: Client,
+    writer: reflector::store::Writer<PartialObjectMeta<K>>,
 ) -> impl Stream<Item = Result<PartialObjectMeta<K>, watcher::Error>> + Send + 'static
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
@@ -67,6 +69,8 @@ where
         .any_semantic();
     watcher(scope.api::<PartialObjectMeta<K>>(client), cfg)
         .default_backoff()
+        .modify(|m| m.managed_fields_mut().clear())
+        .reflect(writer)
         .touched_objects()
 }
 
@@ -117,14 +121,33 @@ pub async fn run(
     .default_backoff()
     .touched_objects();
 
+    let (deployments, dw) = reflector::store();
+    let (services_r, sw) = reflector::store();
+    let (config_maps, cw) = reflector::store();
+    let (secrets_r, xw) = reflector::store();
+    let (network_policies, nw) = reflector::store();
+    let (pvcs, pw) = reflector::store();
+    ctx.applied.reset(Stores {
+        deployments: Some(deployments),
+        services: Some(services_r),
+        config_maps: Some(config_maps),
+        secrets: Some(secrets_r),
+        network_policies: Some(network_policies),
+        pvcs: Some(pvcs),
+    });
+
     Controller::for_stream(services, reader)
         .with_config(Config::default().concurrency(concurrency))
-        .owns_stream(children::<Deployment>(&scope, client.clone()))
-        .owns_stream(children::<Service>(&scope, client.clone()))
-        .owns_stream(children::<ConfigMap>(&scope, client.clone()))
-        .owns_stream(children::<Secret>(&scope, client.clone()))
-        .owns_stream(children::<NetworkPolicy>(&scope, client.clone()))
-        .owns_stream(children::<PersistentVolumeClaim>(&scope, client.clone()))
+        .owns_stream(children::<Deployment>(&scope, client.clone(), dw))
+        .owns_stream(children::<Service>(&scope, client.clone(), sw))
+        .owns_stream(children::<ConfigMap>(&scope, client.clone(), cw))
+        .owns_stream(children::<Secret>(&scope, client.clone(), xw))
+        .owns_stream(children::<NetworkPolicy>(&scope, client.clone(), nw))
+        .owns_stream(children::<PersistentVolumeClaim>(
+            &scope,
+            client.clone(),
+            pw,
+        ))
         .watches_stream(secrets, move |s: PartialObjectMeta<Secret>| {
             let ns = s.namespace().unwrap_or_default();
             referencing(&secret_store, &ns, &s.name_any())

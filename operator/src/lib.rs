@@ -5,6 +5,7 @@
 //! | [`crd`] | spec/status types; the CRD is generated from them (`crdgen`) |
 //! | [`desired`] | pure: spec → ConfigMap, Deployments, Services, Redis objects |
 //! | [`status`] | pure: observed counts → status and conditions |
+//! | [`children`] | metadata caches of child objects; apply that skips no-ops |
 //! | [`reconcile`] | apply (SSA), deletes, status writes, events, error policy |
 //! | [`controller`] | watches and the kube-rs `Controller` wiring |
 //! | [`scale`] | pure: queue stats + history → desired worker replicas |
@@ -13,6 +14,7 @@
 //! | [`error`] | the crate's one error type |
 
 pub mod autoscaler;
+pub mod children;
 pub mod controller;
 pub mod crd;
 pub mod desired;

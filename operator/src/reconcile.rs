@@ -3,6 +3,7 @@
 //! error policy (per-object exponential backoff, Degraded condition, Warning
 //! Event — never a crash).
 
+use crate::children::{self, Applied, Child};
 use crate::crd::PymService;
 use crate::desired::{
     self, Desired, FIELD_MANAGER, Inputs, REDIS_SECRET_PASSWORD_KEY, REPLICAS_FIELD_MANAGER, names,
@@ -19,10 +20,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Client, Resource, ResourceExt};
 use rand::Rng;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use std::collections::HashMap;
-use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tracing::{debug, info, warn};
@@ -35,6 +33,8 @@ pub struct Context {
     pub client: Client,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
+    /// What was applied to each child (skips no-op applies).
+    pub applied: Applied,
     /// Consecutive failures per object, for the backoff.
     failures: Mutex<HashMap<(String, String), u32>>,
 }
@@ -45,6 +45,7 @@ impl Context {
             client,
             recorder,
             metrics,
+            applied: Applied::default(),
             failures: Mutex::default(),
         }
     }
@@ -73,9 +74,12 @@ pub async fn reconcile(svc: Arc<PymService>, ctx: Arc<Context>) -> Result<Action
     let started = Instant::now();
     ctx.metrics.reconciles.inc();
     let result = reconcile_inner(&svc, &ctx).await;
-    ctx.metrics
-        .duration
-        .observe(started.elapsed().as_secs_f64());
+    let elapsed = started.elapsed();
+    ctx.metrics.duration.observe(elapsed.as_secs_f64());
+    debug!(
+        pymservice = %svc.name_any(), namespace = ?svc.namespace(),
+        ms = elapsed.as_millis() as u64, ok = result.is_ok(), "reconciled"
+    );
     match result {
         Ok(action) => {
             ctx.failures.lock().unwrap().remove(&Context::key(&svc));
@@ -207,70 +211,90 @@ async fn reconcile_inner(svc: &PymService, ctx: &Context) -> Result<Action> {
     // 2. Pure step.
     let d: Desired = desired::desired(svc, &inputs)?;
 
-    // 3. Apply. Redis first so the pods that need it find it.
-    let spec_changed =
-        svc.status.as_ref().and_then(|s| s.observed_generation) != svc.metadata.generation;
+    // 3. Apply what is wanted, delete what is not.
     let mut obs = Observed {
         generation: svc.metadata.generation,
         redis_endpoint: d.redis_endpoint.clone().or(redis_endpoint),
         ..Default::default()
     };
-    if let Some(r) = &d.managed_redis {
-        apply(client, &ns, &r.secret).await?;
-        if let Some(pvc) = &r.pvc {
-            apply(client, &ns, pvc).await?;
+    let applied = &ctx.applied;
+    // Redis, API and workers are independent: apply them concurrently.
+    let redis_part = async {
+        if let Some(r) = &d.managed_redis {
+            children::apply(client, applied, &ns, &r.secret).await?;
+            if let Some(pvc) = &r.pvc {
+                children::apply(client, applied, &ns, pvc).await?;
+            }
+            let (dep, _, _) = futures::try_join!(
+                children::apply(client, applied, &ns, &r.deployment),
+                children::apply(client, applied, &ns, &r.service),
+                children::apply(client, applied, &ns, &r.network_policy),
+            )?;
+            Ok::<_, Error>(Some(counts(client, &ns, &names::redis(&name), dep).await?))
+        } else {
+            // Switched away from managed Redis (or never had it). The PVC is
+            // deleted too: the operator does not keep data it no longer serves.
+            {
+                let rn = names::redis(&name);
+                let pvc = names::redis_pvc(&name);
+                futures::try_join!(
+                    delete::<Deployment>(ctx, &ns, &rn),
+                    delete::<Service>(ctx, &ns, &rn),
+                    delete::<NetworkPolicy>(ctx, &ns, &rn),
+                    delete::<Secret>(ctx, &ns, &rn),
+                    delete::<PersistentVolumeClaim>(ctx, &ns, &pvc),
+                )?;
+            }
+            Ok(None)
         }
-        let dep = apply(client, &ns, &r.deployment).await?;
-        obs.redis = Some(Counts::of(&dep));
-        apply(client, &ns, &r.service).await?;
-        apply(client, &ns, &r.network_policy).await?;
-    } else if spec_changed {
-        // Switched away from managed Redis (or never had it). The PVC is
-        // deleted too: the operator does not keep data it no longer serves.
-        let rn = names::redis(&name);
-        delete::<Deployment>(client, &ns, &rn).await?;
-        delete::<Service>(client, &ns, &rn).await?;
-        delete::<NetworkPolicy>(client, &ns, &rn).await?;
-        delete::<Secret>(client, &ns, &rn).await?;
-        delete::<PersistentVolumeClaim>(client, &ns, &names::redis_pvc(&name)).await?;
-    }
-
-    apply(client, &ns, &d.config_map).await?;
-    let api = apply(client, &ns, &d.api_deployment).await?;
-    obs.api = Counts::of(&api);
-    apply(client, &ns, &d.api_service).await?;
-
-    match (&d.worker_deployment, svc.spec.effective_workers()) {
-        (Some(w), Some(wspec)) => {
-            let deps: Api<Deployment> = Api::namespaced(client.clone(), &ns);
-            let wname = names::worker_deployment(&name);
-            let current = deps
-                .get_opt(&wname)
-                .await?
-                .map(|d| d.spec.and_then(|s| s.replicas).unwrap_or(1));
-            let set = desired::worker_replicas(current, &wspec);
-            let mut obj = w.clone();
-            if current.is_none() {
-                // Creation: the main manager sets replicas once (so the
-                // Deployment never starts at the default 1); the replicas
-                // manager below takes ownership so the next main apply,
-                // which omits replicas, does not reset them.
-                if let Some(s) = obj.spec.as_mut() {
-                    s.replicas = set;
+    };
+    let api_part = async {
+        let (_, dep, _) = futures::try_join!(
+            children::apply(client, applied, &ns, &d.config_map),
+            children::apply(client, applied, &ns, &d.api_deployment),
+            children::apply(client, applied, &ns, &d.api_service),
+        )?;
+        counts(client, &ns, &names::api_deployment(&name), dep).await
+    };
+    let worker_part = async {
+        match (&d.worker_deployment, svc.spec.effective_workers()) {
+            (Some(w), Some(wspec)) => {
+                let deps: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+                let wname = names::worker_deployment(&name);
+                let live = deps.get_opt(&wname).await?;
+                let current = live
+                    .as_ref()
+                    .map(|d| d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1));
+                let set = desired::worker_replicas(current, &wspec);
+                let mut obj = w.clone();
+                if current.is_none() {
+                    // Creation: the main manager sets replicas once (so the
+                    // Deployment never starts at the default 1); the replicas
+                    // manager below takes ownership so the next main apply,
+                    // which omits replicas, does not reset them.
+                    if let Some(s) = obj.spec.as_mut() {
+                        s.replicas = set;
+                    }
                 }
+                let mut dep = children::apply(client, applied, &ns, &obj).await?.or(live);
+                if let Some(n) = set {
+                    debug!(pymservice = %name, replicas = n, "setting worker replicas");
+                    dep = Some(apply_replicas(&deps, &wname, n).await?);
+                    applied.forget::<Deployment>(&ns, &wname);
+                }
+                Ok::<_, Error>(dep.as_ref().map(Counts::of))
             }
-            let mut applied = apply(client, &ns, &obj).await?;
-            if let Some(n) = set {
-                debug!(pymservice = %name, replicas = n, "setting worker replicas");
-                applied = apply_replicas(&deps, &wname, n).await?;
+            _ => {
+                delete::<Deployment>(ctx, &ns, &names::worker_deployment(&name)).await?;
+                Ok(None)
             }
-            obs.workers = Some(Counts::of(&applied));
         }
-        _ if spec_changed => {
-            delete::<Deployment>(client, &ns, &names::worker_deployment(&name)).await?;
-        }
-        _ => {}
-    }
+    };
+    let (redis_counts, api_counts, worker_counts) =
+        futures::try_join!(redis_part, api_part, worker_part)?;
+    obs.redis = redis_counts;
+    obs.api = api_counts;
+    obs.workers = worker_counts;
 
     // 4. Status.
     let st = status::after_apply(svc.status.as_ref(), &obs, &now());
@@ -334,20 +358,23 @@ fn secret_value(s: &Secret, key: &str) -> Option<String> {
     String::from_utf8(bytes.0.clone()).ok()
 }
 
-/// Server-side apply under [`FIELD_MANAGER`], forcing ownership (the
-/// operator is the authority on these fields; manual edits are reverted).
-async fn apply<K>(client: &Client, ns: &str, obj: &K) -> Result<K>
-where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + Serialize
-        + Debug,
-{
-    let api: Api<K> = Api::namespaced(client.clone(), ns);
-    let name = obj.meta().name.clone().unwrap_or_default();
-    let pp = PatchParams::apply(FIELD_MANAGER).force();
-    Ok(api.patch(&name, &pp, &Patch::Apply(obj)).await?)
+/// Replica counts of a Deployment: from the apply response, else a GET
+/// (the apply was skipped as up to date).
+async fn counts(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    applied: Option<Deployment>,
+) -> Result<Counts> {
+    let dep = match applied {
+        Some(d) => d,
+        None => {
+            Api::<Deployment>::namespaced(client.clone(), ns)
+                .get(name)
+                .await?
+        }
+    };
+    Ok(Counts::of(&dep))
 }
 
 /// Sets only `spec.replicas` of the worker Deployment, under [`REPLICAS_FIELD_MANAGER`].
@@ -362,14 +389,15 @@ async fn apply_replicas(deps: &Api<Deployment>, name: &str, replicas: i32) -> Re
     Ok(deps.patch(name, &pp, &Patch::Apply(&patch)).await?)
 }
 
-async fn delete<K>(client: &Client, ns: &str, name: &str) -> Result<()>
-where
-    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + Debug,
-{
-    let api: Api<K> = Api::namespaced(client.clone(), ns);
+/// Deletes a child that is no longer wanted, if the watch cache has it
+/// (so a steady state costs no API call; a child the cache has not seen
+/// yet triggers a reconcile of its own when it appears).
+async fn delete<K: Child>(ctx: &Context, ns: &str, name: &str) -> Result<()> {
+    ctx.applied.forget::<K>(ns, name);
+    if !ctx.applied.exists::<K>(ns, name) {
+        return Ok(());
+    }
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), ns);
     match api.delete(name, &DeleteParams::background()).await {
         Ok(_) => {
             info!(kind = %K::kind(&()), namespace = %ns, name = %name, "deleted");

@@ -58,7 +58,12 @@ pub fn operator_binary() -> PathBuf {
                 bin.display()
             )
         });
-    let src = newest_mtime(&root.join("operator/src")).max(newest_mtime(&root.join("runtime/src")));
+    // The operator's own sources and the contract it imports (not all of
+    // runtime/: files there may change without changing the operator).
+    let contract = std::fs::metadata(root.join("runtime/src/contract.rs"))
+        .and_then(|m| m.modified())
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let src = newest_mtime(&root.join("operator/src")).max(contract);
     assert!(
         built >= src,
         "{} is older than the operator sources: run `cargo build -p pym-operator`",
@@ -76,16 +81,25 @@ pub async fn install_crd(cluster: &Cluster) -> Result<()> {
         .arg(&crd)
         .run()
         .await?;
-    cluster
-        .kubectl()
-        .args([
-            "wait",
-            "--for=condition=Established",
-            "crd/pymservices.pym.dev",
-            "--timeout=60s",
-        ])
-        .run()
-        .await?;
+    // `kubectl wait` fails while the new CRD has no status yet: retry.
+    wait::until(
+        "CRD pymservices.pym.dev Established",
+        Duration::from_secs(60),
+        || async {
+            cluster
+                .kubectl()
+                .args([
+                    "wait",
+                    "--for=condition=Established",
+                    "crd/pymservices.pym.dev",
+                    "--timeout=10s",
+                ])
+                .run()
+                .await
+                .map(|_| Some(()))
+        },
+    )
+    .await?;
     Ok(())
 }
 
