@@ -604,6 +604,22 @@ pub fn init_logging() -> bool {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
+    // Panics are logged as one event (in the current request/task span, so
+    // with its request id) instead of raw text on stderr; the HTTP layer and
+    // the worker catch them and answer / retry.
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info.payload();
+        let msg = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "non-string panic payload".into());
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        tracing::error!(panic = %msg, %location, "panic");
+    }));
     let _ = if json {
         builder
             .json()
