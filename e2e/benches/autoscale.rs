@@ -1,0 +1,261 @@
+//! Autoscaler benchmark (issue #7) on the local control plane:
+//!
+//! 1. BENCH_SERVICES (default 200) PymServices, each with its own worker
+//!    queue on one loopback redis-server (external Redis URL Secret),
+//!    minReplicas 0, polled every second by one operator process;
+//! 2. operator CPU while idle-polling all of them (BENCH_IDLE_SECS, default 30);
+//! 3. BENCH_SPIKES (default 20) spikes of 1000 tasks, each on another
+//!    service: time from the enqueue to the worker Deployment's replicas
+//!    being patched (read from the apiserver), and CPU during the spikes.
+//!
+//! Run: `e2e/cluster up`, `cargo build --release -p pym-operator`, then
+//! `cargo bench -p pym-e2e --bench autoscale`. The operator binary is
+//! `$PYM_OPERATOR_BIN`, else target/release/pym-operator, else target/debug.
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
+use pym_e2e::{Cluster, RedisServer, Result, free_port, run_dir, wait};
+use pym_runtime::Priority;
+use pym_runtime::broker::{Broker, BrokerConfig};
+use pym_runtime::envelope::Envelope;
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn operator_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("PYM_OPERATOR_BIN") {
+        return p.into();
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| pym_e2e::e2e_dir().parent().unwrap().join("target"));
+    let release = target.join("release/pym-operator");
+    if release.exists() {
+        release
+    } else {
+        target.join("debug/pym-operator")
+    }
+}
+
+/// utime + stime of a process, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // Fields after the command: state is 0, utime 11, stime 12.
+    let hz = 100.0; // USER_HZ on Linux
+    (ticks(11) + ticks(12)) / hz
+}
+
+fn rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+async fn redis_ops_per_sec(url: &str) -> Result<String> {
+    let client = redis::Client::open(url)?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    let info: String = redis::cmd("INFO")
+        .arg("stats")
+        .query_async(&mut conn)
+        .await?;
+    Ok(info
+        .lines()
+        .find(|l| l.starts_with("instantaneous_ops_per_sec:"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.trim().to_string())
+        .unwrap_or_default())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let services = env_usize("BENCH_SERVICES", 200);
+    let idle_secs = env_usize("BENCH_IDLE_SECS", 30) as u64;
+    let spikes = env_usize("BENCH_SPIKES", 20).min(services);
+    let cluster = Cluster::connect().await;
+    let crd = pym_e2e::e2e_dir().join("../crds/pymservice.yaml");
+    cluster
+        .kubectl()
+        .args(["apply", "--server-side", "--force-conflicts", "-f"])
+        .arg(&crd)
+        .run()
+        .await?;
+    cluster
+        .kubectl()
+        .args([
+            "wait",
+            "--for=condition=Established",
+            "crd/pymservices.pym.dev",
+        ])
+        .run()
+        .await?;
+    let ns = cluster.namespace("autoscale-bench").await?;
+    let n = ns.name();
+    let client = cluster.client();
+    let redis = RedisServer::start().await?;
+
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), n);
+    let secret: Secret = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "bench"},
+        "stringData": {"url": redis.url(), "jwt": "bench-secret"},
+    }))?;
+    secrets.create(&PostParams::default(), &secret).await?;
+    let pym: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        n,
+        &ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("pym.dev", "v1alpha1", "PymService"),
+            "pymservices",
+        ),
+    );
+    let created = Instant::now();
+    for i in 0..services {
+        let obj: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "pym.dev/v1alpha1", "kind": "PymService",
+            "metadata": {"name": format!("svc-{i}")},
+            "spec": {
+                "image": "registry.invalid/pym/bench:1",
+                "api": {"replicas": 0},
+                "jwtSecretRef": {"name": "bench", "key": "jwt"},
+                "withAsync": true,
+                "workers": {"minReplicas": 0, "maxReplicas": 10, "concurrency": 10, "queues": [format!("q-{i}")]},
+                "redis": {"external": {"urlSecretRef": {"name": "bench", "key": "url"}}},
+            },
+        }))?;
+        pym.create(&PostParams::default(), &obj).await?;
+    }
+
+    let logs = run_dir().join("logs");
+    std::fs::create_dir_all(&logs)?;
+    let log = logs.join("operator-autoscale-bench.log");
+    let bin = operator_binary();
+    let out = std::fs::File::create(&log)?;
+    let mut op: Child = Command::new(&bin)
+        .arg("--kubeconfig")
+        .arg(cluster.kubeconfig_path())
+        .args([
+            "--namespace",
+            n,
+            "--lease-namespace",
+            n,
+            "--identity",
+            "bench",
+        ])
+        .args(["--http-addr", &format!("127.0.0.1:{}", free_port())])
+        .args(["--log-format", "json"])
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(out)
+        .spawn()?;
+    let pid = op.id();
+    let result = async {
+        let deps: Api<Deployment> = Api::namespaced(client.clone(), n);
+        wait::until(
+            format!("{services} worker Deployments"),
+            Duration::from_secs(600),
+            || async {
+                let l = deps.list(&Default::default()).await?;
+                let workers = l
+                    .items
+                    .iter()
+                    .filter(|d| d.metadata.name.as_deref().is_some_and(|x| x.ends_with("-worker")))
+                    .count();
+                Ok::<_, kube::Error>((workers >= services).then_some(()))
+            },
+        )
+        .await?;
+        println!(
+            "setup: {services} PymServices reconciled in {:.1} s by {}",
+            created.elapsed().as_secs_f64(),
+            bin.display()
+        );
+        // Let the reconciles settle before measuring the polling alone.
+        tokio::time::sleep(Duration::from_secs(10)).await;
+
+        let c0 = cpu_seconds(pid);
+        let t0 = Instant::now();
+        tokio::time::sleep(Duration::from_secs(idle_secs)).await;
+        let idle_cpu = (cpu_seconds(pid) - c0) / t0.elapsed().as_secs_f64();
+        let ops = redis_ops_per_sec(&redis.url()).await?;
+        println!(
+            "idle: {services} services polled every 1 s: operator CPU {:.1}% of one core, RSS {:.0} MiB, redis {ops} ops/s",
+            idle_cpu * 100.0,
+            rss_mib(pid)
+        );
+
+        let broker = Broker::connect(&BrokerConfig::new(redis.url(), "bench-secret")).await?;
+        let mut lat = Vec::new();
+        let c1 = cpu_seconds(pid);
+        let t1 = Instant::now();
+        for i in 0..spikes {
+            let queue = format!("q-{i}");
+            let envs: Vec<Envelope> = (0..1000)
+                .map(|k| {
+                    Envelope::new(
+                        "bench",
+                        &queue,
+                        Priority::Normal,
+                        serde_json::value::RawValue::from_string(k.to_string()).unwrap(),
+                        Default::default(),
+                    )
+                })
+                .collect();
+            let name = format!("svc-{i}-worker");
+            let start = Instant::now();
+            broker.enqueue_batch(&envs).await?;
+            loop {
+                let r = deps.get(&name).await?.spec.and_then(|s| s.replicas).unwrap_or(0);
+                if r > 0 {
+                    lat.push(start.elapsed().as_secs_f64() * 1000.0);
+                    break;
+                }
+                if start.elapsed() > Duration::from_secs(60) {
+                    return Err(format!("{name} not scaled after 60 s").into());
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        let spike_cpu = (cpu_seconds(pid) - c1) / t1.elapsed().as_secs_f64();
+        let (p50, p95, max) = (pct(&mut lat, 0.5), pct(&mut lat, 0.95), pct(&mut lat, 1.0));
+        println!(
+            "spike → replicas patched ({spikes} spikes of 1000 tasks, poll 1 s): p50 {p50:.0} ms, p95 {p95:.0} ms, max {max:.0} ms; operator CPU during spikes {:.1}%",
+            spike_cpu * 100.0
+        );
+        println!(
+            "KEDA defaults for comparison: pollingInterval 30 s (0→1 up to 30 s), then the HPA syncs every 15 s (1→N up to 45 s)"
+        );
+        Ok::<_, pym_e2e::Error>(())
+    }
+    .await;
+    let _ = op.kill();
+    let _ = op.wait();
+    if result.is_err() {
+        eprintln!("operator log: {}", log.display());
+    }
+    result
+}
