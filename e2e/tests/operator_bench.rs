@@ -142,14 +142,14 @@ async fn bench_apply_to_ready() -> Result<()> {
     let total = started.elapsed();
     let (rss, hwm, cpu) = proc_stats(pid);
 
-    let created = created.lock().unwrap();
-    let ready = ready.lock().unwrap();
+    let created = created.lock().unwrap().clone();
+    let ready = ready.lock().unwrap().clone();
     let mut lat: Vec<Duration> = created
         .iter()
         .filter_map(|(k, t)| ready.get(k).map(|r| r.saturating_duration_since(*t)))
         .collect();
     lat.sort();
-    let children = children.lock().unwrap();
+    let children = children.lock().unwrap().clone();
     let mut clat: Vec<Duration> = created
         .iter()
         .filter_map(|(k, t)| children.get(k).map(|r| r.saturating_duration_since(*t)))

@@ -234,7 +234,7 @@ impl Operator {
             timeout,
             || async {
                 match self.metric("pym_operator_leader").await {
-                    Some(v) if v == 1.0 => Ok(Some(())),
+                    Some(1.0) => Ok(Some(())),
                     v => Err(format!("leader={v:?}")),
                 }
             },
