@@ -35,14 +35,16 @@ ENV CARGO_TERM_COLOR=never \
     CARGO_PROFILE_RELEASE_DEBUG=0 \
     CARGO_PROFILE_RELEASE_STRIP=debuginfo \
     RUSTFLAGS="--remap-path-prefix=/src=."
-# Only what the build reads: the workspace manifests and the member crates
-# (.dockerignore keeps target/, .git/ and the e2e run state out of the context).
+# Only what the build reads: the workspace manifest, the lock file and every
+# workspace member (cargo loads all of them, with their test and bench
+# targets, to build any one; e2e/check-dockerfile keeps this list in step
+# with `members`). .dockerignore keeps target/, .git/ and the e2e run state
+# and caches out of the context.
 COPY Cargo.toml Cargo.lock ./
 COPY runtime runtime
 COPY operator operator
 COPY examples examples
-COPY e2e/Cargo.toml e2e/Cargo.toml
-COPY e2e/src e2e/src
+COPY e2e e2e
 
 # Dependencies are cached across builds in BuildKit cache mounts (the crates.io
 # registry and the target directory), so a source change rebuilds only pym's
