@@ -9,7 +9,16 @@
 //!     Ok(Json(ctx.claims.clone().unwrap_or_default()))
 //! }
 //! let service = Service::builder(config)
-//!     .spec_str("openapi.yaml", include_str!("../../examples/hello/openapi.yaml"))
+//!     .spec_str("openapi.yaml", r#"
+//! openapi: 3.1.0
+//! info: {title: example, version: '1'}
+//! paths:
+//!   /me:
+//!     get:
+//!       operationId: me
+//!       security: [{bearer: []}]
+//!       responses: {'200': {description: the caller's claims}}
+//! "#)
 //!     .handler("me", me)
 //!     .build()?;
 //! # Ok(()) }
