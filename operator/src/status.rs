@@ -13,6 +13,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 pub const READY: &str = "Ready";
 pub const PROGRESSING: &str = "Progressing";
 pub const DEGRADED: &str = "Degraded";
+/// The condition types the operator's reconciler owns.
+pub const OWN_CONDITIONS: [&str; 3] = [READY, PROGRESSING, DEGRADED];
 
 /// Replica counts of one Deployment, as the reconciler saw it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -180,7 +182,13 @@ fn own_fields(prev: Option<&PymServiceStatus>) -> PymServiceStatus {
     let p = prev.cloned().unwrap_or_default();
     PymServiceStatus {
         observed_generation: p.observed_generation,
-        conditions: p.conditions,
+        // Conditions are a list-map keyed by type: only ours (the
+        // autoscaler owns its own, e.g. Autoscaling).
+        conditions: p
+            .conditions
+            .into_iter()
+            .filter(|c| OWN_CONDITIONS.contains(&c.type_.as_str()))
+            .collect(),
         api: p.api,
         workers: p.workers.map(|w| WorkerStatus { desired: None, ..w }),
         redis_endpoint: p.redis_endpoint,
@@ -287,6 +295,20 @@ mod tests {
         assert_eq!(r.status, "False");
         assert!(r.message.contains("workers 1/3"), "{}", r.message);
         assert_eq!(get(&s, PROGRESSING).status, "True");
+    }
+
+    #[test]
+    fn other_managers_conditions_do_not_force_a_write() {
+        let obs = Observed {
+            api: done(1),
+            ..Default::default()
+        };
+        let mut prev = after_apply(None, &obs, &t(10));
+        prev.conditions.push(cond("Autoscaling", true, "Scaled", "x", None));
+        prev.queue_depth = Some(7);
+        let next = after_apply(Some(&prev), &obs, &t(20));
+        assert!(same(Some(&prev), &next));
+        assert!(!next.conditions.iter().any(|c| c.type_ == "Autoscaling"));
     }
 
     #[test]
