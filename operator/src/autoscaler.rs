@@ -486,6 +486,7 @@ async fn poll(
             .unwrap_or(0),
     };
 
+    let read_at = Instant::now();
     let stats = read_stats(shared, svc, queues, st).await;
     let decision = scale::recommend(policy, stats.as_ref().ok(), workers, &mut st.scale);
     let key = ServiceLabels {
@@ -557,6 +558,11 @@ async fn poll(
 
     if decision.changes(current) {
         scale_to(shared, svc, &ns, &wname, current, &decision, st, &mut next).await;
+        debug!(
+            pymservice = %name, namespace = %ns,
+            read_to_patched_ms = read_at.elapsed().as_millis() as u64,
+            "scale latency inside the operator"
+        );
     }
 
     let depth_only = next.queue_depth != st.written.queue_depth
