@@ -27,7 +27,7 @@
 //!
 //! Exit status: 0 done, 1 failed while running, 2 bad configuration/usage.
 
-use crate::broker::{Broker, BrokerConfig, dead, stats};
+use crate::broker::{Broker, BrokerConfig, BrokerError, dead, redact_url, stats};
 use crate::config::{Config, Secret};
 use crate::contract;
 use crate::http::{Auth, Service, ServiceBuilder};
@@ -357,12 +357,13 @@ impl App {
         let shutdown = CancellationToken::new();
         tokio::spawn(forward_signals(shutdown.clone()));
         let (queue, with_worker) = match (&config.redis_url, config.with_async) {
-            (Some(_), true) => (
-                Queue::connect(&broker_config(&config)?)
+            (Some(_), true) => {
+                let bc = broker_config(&config)?;
+                let q = Queue::connect(&bc)
                     .await
-                    .map_err(runtime)?,
-                up,
-            ),
+                    .map_err(|e| broker_fail(&config, &bc, e))?;
+                (q, up)
+            }
             (None, true) if !up => {
                 return Err(usage(format!(
                     "{} is not set: `serve` sends tasks to Redis; set it (e.g. redis://127.0.0.1:6379/0), \
@@ -447,7 +448,7 @@ async fn run_worker(
         ..WorkerConfig::default()
     };
     let worker = Worker::connect(&bc, wc).await.map_err(|e| match e {
-        crate::worker::WorkerError::Broker(b) => runtime(b),
+        crate::worker::WorkerError::Broker(b) => broker_fail(config, &bc, b),
         other => usage(other),
     })?;
     worker
@@ -457,9 +458,21 @@ async fn run_worker(
 }
 
 async fn connect(config: &Config) -> Result<Broker, Fail> {
-    Broker::connect(&broker_config(config)?)
+    let bc = broker_config(config)?;
+    Broker::connect(&bc)
         .await
-        .map_err(runtime)
+        .map_err(|e| broker_fail(config, &bc, e))
+}
+
+fn broker_fail(config: &Config, bc: &BrokerConfig, e: BrokerError) -> Fail {
+    match e {
+        BrokerError::Config(m) => usage(m),
+        other => runtime(format!(
+            "cannot use the broker at {} ({}): {other}; check that Redis is up and the URL is right",
+            redact_url(&bc.url),
+            config.redis_url_env
+        )),
+    }
 }
 
 async fn dead_cmd(config: &Config, cmd: DeadCmd) -> Result<(), Fail> {
