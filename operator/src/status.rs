@@ -304,7 +304,8 @@ mod tests {
             ..Default::default()
         };
         let mut prev = after_apply(None, &obs, &t(10));
-        prev.conditions.push(cond("Autoscaling", true, "Scaled", "x", None));
+        prev.conditions
+            .push(cond("Autoscaling", true, "Scaled", "x", None));
         prev.queue_depth = Some(7);
         let next = after_apply(Some(&prev), &obs, &t(20));
         assert!(same(Some(&prev), &next));
