@@ -260,3 +260,76 @@ fn up_with_redis_runs_api_and_worker_in_one_process() {
     );
     assert_eq!(seen["pid"].as_u64().unwrap() as u32, pid);
 }
+
+#[test]
+fn readyz_follows_the_broker() {
+    let rport = free_port();
+    let start_redis = || {
+        Kill(
+            Command::new("redis-server")
+                .args([
+                    "--port",
+                    &rport.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server must be installed (apt-get install redis-server)"),
+        )
+    };
+    let redis = start_redis();
+    let t0 = Instant::now();
+    while TcpStream::connect(("127.0.0.1", rport)).is_err() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "redis did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let child = Command::new(BIN)
+        .arg("serve")
+        .env_remove("PYM_CONFIG")
+        .env("PYM_REDIS_URL", format!("redis://127.0.0.1:{rport}/0"))
+        .env("PYM_JWT_SECRET", "s")
+        .env("PYM_PORT", port.to_string())
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _k = Kill(child);
+    wait_up(port);
+    assert_eq!(get(port, "/readyz", "", "").unwrap().0, 200);
+    drop(redis);
+    let t0 = Instant::now();
+    let body = loop {
+        let (s, body) = get(port, "/readyz", "", "").unwrap();
+        if s == 503 {
+            break body;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(15), "readyz stayed {s}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["error"], "SERVICE_UNAVAILABLE");
+    // Liveness is not readiness.
+    assert_eq!(get(port, "/healthz", "", "").unwrap().0, 200);
+    // Back when Redis is back.
+    let _redis = start_redis();
+    let t0 = Instant::now();
+    while get(port, "/readyz", "", "").unwrap().0 != 200 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "readyz did not recover"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
