@@ -24,7 +24,9 @@ pub mod codes {
     pub const FORBIDDEN: &str = "FORBIDDEN";
     pub const NOT_FOUND: &str = "NOT_FOUND";
     pub const METHOD_NOT_ALLOWED: &str = "METHOD_NOT_ALLOWED";
+    pub const CONFLICT: &str = "CONFLICT";
     pub const PAYLOAD_TOO_LARGE: &str = "PAYLOAD_TOO_LARGE";
+    pub const TOO_MANY_REQUESTS: &str = "TOO_MANY_REQUESTS";
     pub const UNSUPPORTED_MEDIA_TYPE: &str = "UNSUPPORTED_MEDIA_TYPE";
     pub const SERVER_ERROR: &str = "SERVER_ERROR";
     pub const SERVICE_UNAVAILABLE: &str = "SERVICE_UNAVAILABLE";
@@ -188,6 +190,8 @@ fn default_user_message(status: StatusCode) -> &'static str {
         403 => "You are not allowed to do this.",
         404 => "Not found.",
         405 => "This operation is not supported.",
+        409 => "This conflicts with the current state.",
+        429 => "Too many requests. Please retry later.",
         413 => "The request is too large.",
         415 => "The request format is not supported.",
         503 => "The service is temporarily unavailable. Please retry later.",
@@ -250,6 +254,12 @@ pub async fn normalize(response: Response) -> Response {
         403 => ApiError::forbidden(or(text, "forbidden")),
         404 => ApiError::not_found(or(text, "no such endpoint")),
         405 => ApiError::method_not_allowed(or(text, "method not allowed on this path")),
+        409 => ApiError::new(status, codes::CONFLICT, or(text, "conflict")),
+        429 => ApiError::new(
+            status,
+            codes::TOO_MANY_REQUESTS,
+            or(text, "too many requests; retry later"),
+        ),
         413 => ApiError::new(
             status,
             codes::PAYLOAD_TOO_LARGE,
