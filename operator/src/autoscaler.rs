@@ -421,6 +421,9 @@ fn forget_metrics(m: &Metrics, key: &ObjectRef<PymService>) {
 /// Per-service memory of the polling task.
 struct ServiceState {
     scale: ScaleState,
+    /// What the status should hold (kept across failed writes).
+    wanted: Owned,
+    /// What was last written successfully.
     written: Owned,
     last_status_write: Option<Instant>,
     url: Option<String>,
@@ -434,6 +437,7 @@ async fn poll_loop(shared: Arc<Shared>, key: ObjectRef<PymService>) {
     };
     let mut st = ServiceState {
         scale: ScaleState::default(),
+        wanted: Owned::of(&first),
         written: Owned::of(&first),
         last_status_write: None,
         url: None,
@@ -488,6 +492,7 @@ async fn poll(
 
     let read_at = Instant::now();
     let stats = read_stats(shared, svc, queues, st).await;
+    let read_ms = read_at.elapsed().as_millis() as u64;
     let decision = scale::recommend(policy, stats.as_ref().ok(), workers, &mut st.scale);
     let key = ServiceLabels {
         namespace: ns.clone(),
@@ -497,7 +502,7 @@ async fn poll(
     m.workers_current
         .get_or_create(&key)
         .set(i64::from(current));
-    let mut next = st.written.clone();
+    let mut next = st.wanted.clone();
     let generation = svc.metadata.generation;
     match &stats {
         Ok(sample) => {
@@ -509,12 +514,12 @@ async fn poll(
             next.queue_depth = Some(depth);
             next.desired = Some(i32::try_from(decision.recommended).unwrap_or(i32::MAX));
             let was_down = st
-                .written
+                .wanted
                 .condition
                 .as_ref()
                 .is_some_and(|c| c.status != "True");
             next.condition = Some(condition(
-                st.written.condition.as_ref(),
+                st.wanted.condition.as_ref(),
                 true,
                 "QueueRead",
                 &format!(
@@ -529,13 +534,13 @@ async fn poll(
         }
         Err(e) => {
             let was_up = st
-                .written
+                .wanted
                 .condition
                 .as_ref()
                 .is_none_or(|c| c.status == "True");
             let msg = format!("{e}; keeping {current} workers");
             next.condition = Some(condition(
-                st.written.condition.as_ref(),
+                st.wanted.condition.as_ref(),
                 false,
                 e.reason(),
                 &msg,
@@ -556,11 +561,12 @@ async fn poll(
         }
     }
 
+    let mut scaled = None;
     if decision.changes(current) {
-        scale_to(shared, svc, &ns, &wname, current, &decision, st, &mut next).await;
+        scaled = scale_to(shared, svc, &ns, &wname, current, &decision, st, &mut next).await;
         debug!(
             pymservice = %name, namespace = %ns,
-            read_to_patched_ms = read_at.elapsed().as_millis() as u64,
+            read_ms, read_to_patched_ms = read_at.elapsed().as_millis() as u64,
             "scale latency inside the operator"
         );
     }
@@ -573,6 +579,7 @@ async fn poll(
     let due = st
         .last_status_write
         .is_none_or(|t| t.elapsed() >= DEPTH_STATUS_EVERY);
+    st.wanted = next.clone();
     if next != st.written && (!depth_only || due) {
         match write_status(shared, &ns, &name, &next).await {
             Ok(()) => {
@@ -583,6 +590,18 @@ async fn poll(
                 warn!(pymservice = %name, namespace = %ns, error = %e, "cannot write autoscaler status")
             }
         }
+    }
+    // After the status, so a reader of the Event finds the status up to date.
+    if let Some(reason) = scaled {
+        publish(
+            shared,
+            svc,
+            EventType::Normal,
+            reason,
+            &decision.reason,
+            "Scale",
+        )
+        .await;
     }
 }
 
@@ -596,7 +615,7 @@ async fn scale_to(
     decision: &Decision,
     st: &mut ServiceState,
     next: &mut Owned,
-) {
+) -> Option<&'static str> {
     let deps: Api<Deployment> = Api::namespaced(shared.client.clone(), ns);
     let pp = PatchParams {
         field_manager: Some(FIELD_MANAGER.into()),
@@ -613,19 +632,11 @@ async fn scale_to(
             st.patched = Some((decision.replicas, Instant::now()));
             next.last_scale_time = Some(now());
             next.last_scale_reason = Some(decision.reason.clone());
-            let reason = if up { "ScaledUp" } else { "ScaledDown" };
-            publish(
-                shared,
-                svc,
-                EventType::Normal,
-                reason,
-                &decision.reason,
-                "Scale",
-            )
-            .await;
+            Some(if up { "ScaledUp" } else { "ScaledDown" })
         }
         Err(e) => {
             warn!(pymservice = %svc.name_any(), namespace = %ns, error = %e, "cannot scale the worker Deployment");
+            None
         }
     }
 }
