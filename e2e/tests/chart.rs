@@ -816,6 +816,36 @@ async fn namespace_scoped_install_is_sufficient_and_confined() -> Result<()> {
     Ok(())
 }
 
+/// The operator binary parses the args of the rendered Deployment: clap
+/// rejects an unknown flag or a bad value where it meets it, so with
+/// `--help` last it exits 0 only if every flag before it is valid.
+fn assert_operator_accepts_args(rendered: &str, values: &[String]) {
+    let mut args = Vec::new();
+    let mut lines = rendered.lines().skip_while(|l| l.trim() != "args:");
+    lines.next();
+    for l in lines {
+        match l.trim().strip_prefix("- ") {
+            Some(a) if a.starts_with("--") => args.push(a.trim_matches('"').to_string()),
+            _ => break,
+        }
+    }
+    assert!(
+        !args.is_empty(),
+        "no args in the rendered Deployment ({values:?})"
+    );
+    let out = Command::new(operator_binary())
+        .args(&args)
+        .arg("--help")
+        .output()
+        .expect("run pym-operator");
+    assert!(
+        out.status.success(),
+        "pym-operator refuses the chart's args {args:?} ({values:?}): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("pym-operator accepts {args:?}");
+}
+
 /// `helm template` with the default and every ci/*-values.yaml passes the
 /// apiserver's strict validation (`kubectl apply --dry-run=server`): no
 /// unknown or misplaced field in any rendering. The ServiceMonitor is left
@@ -853,6 +883,7 @@ async fn rendered_manifests_pass_server_side_validation() -> Result<()> {
             .run()
             .await
             .map_err(|e| format!("helm template {values:?}: {e}"))?;
+        assert_operator_accepts_args(&rendered, &values);
         cluster
             .kubectl()
             .args([
