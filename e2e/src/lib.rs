@@ -23,6 +23,15 @@
 //! # }
 //! ```
 //!
+//! What is here:
+//! - [`Cluster`]: admin client and kubeconfig, [`Cluster::kubectl`] / [`Cluster::helm`]
+//!   runners, [`Cluster::as_service_account`] (impersonation) and
+//!   [`Cluster::service_account_kubeconfig`] (a real token, for running a process
+//!   such as the operator as a ServiceAccount), [`Cluster::namespace`] (unique,
+//!   ready-to-use test namespaces).
+//! - [`wait`]: `wait::until` and ready-made waits (pods Running, deletion, ...).
+//! - [`RedisServer`] / [`free_port`]: a throw-away redis-server on 127.0.0.1.
+//!
 //! Where things are found:
 //! - kubeconfig: `$PYM_E2E_KUBECONFIG`, else `<run dir>/kubeconfig` (written by
 //!   `e2e/cluster up`), else `$KUBECONFIG`.
