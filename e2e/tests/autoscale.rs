@@ -562,6 +562,20 @@ async fn zero_idle_workers_wake_on_a_task_and_in_flight_blocks_scale_to_zero() -
         .unwrap_or_default()
         .to_string();
     assert!(reason.contains("→ 0 workers"), "{reason}");
+
+    // No more async: the autoscaler stops and removes its status fields.
+    let patch = json!({"spec": {"withAsync": false, "workers": null}});
+    pym.patch("hello", &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    wait::until("autoscaler status removed", wait::TIMEOUT, || async {
+        let o = pym.get("hello").await.map_err(|e| e.to_string())?;
+        let st = &o.data["status"];
+        let gone = st.get("queueDepth").is_none()
+            && st.get("lastScaleReason").is_none()
+            && operator_support::condition(&o, "Autoscaling").is_none();
+        Ok::<_, String>(gone.then_some(()))
+    })
+    .await?;
     Ok(())
 }
 

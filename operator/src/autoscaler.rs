@@ -373,14 +373,29 @@ async fn supervise(shared: Arc<Shared>) {
             })
             .map(|s| ObjectRef::from_obj(s.as_ref()))
             .collect();
+        let mut stopped = Vec::new();
         tasks.0.retain(|key, task| {
             let keep = wanted.contains(key) && !task.is_finished();
             if !keep {
                 task.abort();
                 forget_metrics(&shared.metrics, key);
+                stopped.push(key.clone());
             }
             keep
         });
+        // A service that is no longer autoscaled (withAsync turned off)
+        // loses the autoscaler's status fields.
+        for key in stopped {
+            if !wanted.contains(&key) && shared.services.get(&key).is_some() {
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let ns = key.namespace.clone().unwrap_or_default();
+                    if let Err(e) = write_status(&shared, &ns, &key.name, &Owned::default()).await {
+                        debug!(pymservice = %key.name, namespace = %ns, error = %e, "cannot clear autoscaler status");
+                    }
+                });
+            }
+        }
         for key in wanted {
             if let std::collections::hash_map::Entry::Vacant(slot) = tasks.0.entry(key) {
                 let key = slot.key().clone();
@@ -843,6 +858,9 @@ mod tests {
         // Round-trips through the typed status (what the CRD schema accepts).
         let typed: crate::crd::PymServiceStatus = serde_json::from_value(st.clone()).unwrap();
         assert_eq!(typed.workers.unwrap().desired, Some(6));
+        // Releasing (withAsync off) applies an empty status: SSA drops every
+        // field this manager owned.
+        assert_eq!(Owned::default().patch()["status"], serde_json::json!({}));
     }
 
     #[test]
