@@ -60,6 +60,8 @@ const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 const DEPTH_STATUS_EVERY: Duration = Duration::from_secs(5);
 /// A patched replica count is trusted over a lagging watch for this long.
 const PATCH_TRUST: Duration = Duration::from_secs(5);
+/// How often the Redis URL Secret is re-read (edits are picked up).
+const URL_REFRESH: Duration = Duration::from_secs(60);
 /// How often the set of autoscaled services is re-read.
 const SUPERVISE_EVERY: Duration = Duration::from_millis(500);
 
@@ -441,7 +443,8 @@ struct ServiceState {
     /// What was last written successfully.
     written: Owned,
     last_status_write: Option<Instant>,
-    url: Option<String>,
+    /// Redis URL (from the Secret) and when it was read.
+    url: Option<(String, Instant)>,
     /// Replicas this task patched, and when (the watch may lag behind).
     patched: Option<(u32, Instant)>,
 }
@@ -692,10 +695,10 @@ async fn read_stats(
     st: &mut ServiceState,
 ) -> Result<Sample> {
     let url = match &st.url {
-        Some(u) => u.clone(),
-        None => {
+        Some((u, at)) if at.elapsed() < URL_REFRESH => u.clone(),
+        _ => {
             let u = resolve_url(shared, svc).await?;
-            st.url = Some(u.clone());
+            st.url = Some((u.clone(), Instant::now()));
             u
         }
     };
