@@ -99,7 +99,9 @@ async fn send_welcome_email_async(signup: Signup) -> Result<(), TaskError> {
             .append(true)
             .open(&path)
             .map_err(|e| TaskError::retry(format!("cannot open {path}: {e}")))?;
-        writeln!(f, "{line}").map_err(TaskError::retry)?;
+        // One write of the whole line, so readers never see half of it.
+        f.write_all(format!("{line}\n").as_bytes())
+            .map_err(TaskError::retry)?;
     }
     Ok(())
 }

@@ -199,12 +199,16 @@ fn context_round_trip_through_redis_and_a_worker_process() {
     let signup: Value = serde_json::from_str(&r.body).unwrap();
     assert_eq!(signup["referred_by"], "user-42");
 
+    let mut lines = Vec::new();
     wait_for(
         "the task to run in the worker",
         Duration::from_secs(20),
-        || !report_lines(&report).is_empty(),
+        || {
+            lines = report_lines(&report);
+            !lines.is_empty()
+        },
     );
-    let seen = &report_lines(&report)[0];
+    let seen = &lines[0];
     assert_eq!(seen["signup"]["email"], "ann@example.com");
     assert_eq!(seen["user_id"], "user-42");
     assert_eq!(seen["claims"]["role"], "admin");
