@@ -17,6 +17,17 @@ use tokio::task::JoinHandle;
 
 const SECRET: &str = "test-secret";
 
+/// A private argument type: private tasks may take private types.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Private {
+    tag: String,
+}
+
+#[asynctask(queue = "t")]
+async fn private_args(p: Private) -> Result<(), TaskError> {
+    record(p.tag, 0).await
+}
+
 #[derive(Debug, Clone)]
 struct Run {
     tag: String,
@@ -249,13 +260,21 @@ async fn spawned_tasks_run_once_with_their_context_and_are_acked() {
         }
     })
     .await;
+    private_args::spawn(
+        &q,
+        Private {
+            tag: "private".into(),
+        },
+    )
+    .await
+    .unwrap();
     // Outside a request: system context.
     record::spawn(&q, ("basic-sys".into(), 0)).await.unwrap();
-    assert_eq!(qstats(&url, "t").await.ready, 51);
+    assert_eq!(qstats(&url, "t").await.ready, 52);
 
     let w = start_worker(&url, cfg(&["t"], "w1")).await;
-    eventually("51 runs", || {
-        runs("basic").len() == 50 && runs("basic-sys").len() == 1
+    eventually("52 runs", || {
+        runs("private").len() == 1 && runs("basic").len() == 50 && runs("basic-sys").len() == 1
     })
     .await;
     let r = runs("basic");

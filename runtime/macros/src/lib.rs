@@ -64,6 +64,13 @@ fn expand(
     let pym = runtime_path();
     let fn_name = &func.sig.ident;
     let vis = &func.vis;
+    // Items inside the generated module are as visible as the function, so a
+    // private task may take private argument types.
+    let inner_vis = match vis {
+        syn::Visibility::Public(_) => quote!(pub),
+        syn::Visibility::Inherited => quote!(pub(super)),
+        syn::Visibility::Restricted(_) => quote!(pub(crate)),
+    };
 
     let mut name = fn_name.to_string();
     let mut queue: Option<String> = None;
@@ -205,10 +212,10 @@ fn expand(
             use super::*;
 
             /// Arguments of the task (one parameter: itself; several: a tuple).
-            pub type Args = #args_ty;
+            #inner_vis type Args = #args_ty;
 
             /// The task type registered with the worker.
-            pub struct #task_ty;
+            #inner_vis struct #task_ty;
 
             impl #pym::task::Task for #task_ty {
                 type Args = Args;
@@ -238,12 +245,12 @@ fn expand(
             }
 
             /// Enqueue the task now (in the caller's context).
-            pub async fn spawn(queue: &#pym::Queue, args: Args) -> ::core::result::Result<#pym::TaskId, #pym::SpawnError> {
+            #inner_vis async fn spawn(queue: &#pym::Queue, args: Args) -> ::core::result::Result<#pym::TaskId, #pym::SpawnError> {
                 queue.spawn::<#task_ty>(args, #pym::When::Now).await
             }
 
             /// Enqueue the task to run after `delay`.
-            pub async fn spawn_in(
+            #inner_vis async fn spawn_in(
                 queue: &#pym::Queue,
                 delay: ::core::time::Duration,
                 args: Args,
@@ -252,7 +259,7 @@ fn expand(
             }
 
             /// Enqueue the task to run at `at`.
-            pub async fn spawn_at(
+            #inner_vis async fn spawn_at(
                 queue: &#pym::Queue,
                 at: ::std::time::SystemTime,
                 args: Args,
