@@ -10,7 +10,8 @@
 //! watch cache are both unchanged, the apply is skipped. Any outside edit
 //! changes the version (a spec edit bumps a Deployment's generation; any
 //! edit changes a Service's resourceVersion), and a deleted child leaves the
-//! cache, so drift is still repaired at once. Metadata-only edits of a
+//! cache, so drift is still repaired at once (except a child deleted within
+//! [`WATCH_LAG`] of its creation: repaired at the next resync). Metadata-only edits of a
 //! Deployment (labels) do not bump its generation; they are repaired when an
 //! entry expires ([`ENTRY_TTL`]).
 
@@ -33,6 +34,9 @@ use std::time::{Duration, Instant};
 
 /// How long a "nothing to do" decision is trusted without re-applying.
 pub const ENTRY_TTL: Duration = Duration::from_secs(300);
+
+/// How long after an apply a child may still be missing from the watch cache.
+pub const WATCH_LAG: Duration = Duration::from_secs(3);
 
 /// Metadata caches of the children, one per kind.
 #[derive(Clone, Default)]
@@ -95,6 +99,11 @@ pub fn up_to_date(
         (Some(e), Some(v)) => {
             e.hash == desired_hash && e.version == v && now.duration_since(e.at) < ENTRY_TTL
         }
+        // Just applied, and the watch has not delivered it yet: its ADDED
+        // event is on the way and will trigger a reconcile of its own, which
+        // then sees it in the cache. (Re-applying would double the cost of
+        // the slowest call, a Service's ClusterIP allocation.)
+        (Some(e), None) => e.hash == desired_hash && now.duration_since(e.at) < WATCH_LAG,
         _ => false,
     }
 }
@@ -216,10 +225,14 @@ mod tests {
             "edited outside"
         );
         assert!(
-            !up_to_date(Some(&e), "h1", None, now),
+            !up_to_date(Some(&e), "h1", None, now + WATCH_LAG),
             "deleted or not cached yet"
         );
         assert!(!up_to_date(None, "h1", Some("g3"), now), "never applied");
+        assert!(
+            up_to_date(Some(&e), "h1", None, now),
+            "just applied, watch lagging"
+        );
         assert!(
             !up_to_date(Some(&e), "h1", Some("g3"), now + ENTRY_TTL),
             "expired"
