@@ -556,12 +556,24 @@ async fn zero_idle_workers_wake_on_a_task_and_in_flight_blocks_scale_to_zero() -
         done.elapsed().as_secs_f64()
     );
     let pym = pym_api(&cluster.client(), n);
-    let o = pym.get("hello").await?;
-    let reason = o.data["status"]["lastScaleReason"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    assert!(reason.contains("→ 0 workers"), "{reason}");
+    // The status follows the /scale patch (same poll).
+    wait::until(
+        "lastScaleReason → 0 workers",
+        Duration::from_secs(10),
+        || async {
+            let o = pym.get("hello").await.map_err(|e| e.to_string())?;
+            let r = o.data["status"]["lastScaleReason"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            if r.contains("→ 0 workers") {
+                Ok(Some(()))
+            } else {
+                Err(r)
+            }
+        },
+    )
+    .await?;
 
     // No more async: the autoscaler stops and removes its status fields.
     let patch = json!({"spec": {"withAsync": false, "workers": null}});
