@@ -71,10 +71,11 @@ fn redis_benchmark(port: u16, clients: usize, n: usize) -> f64 {
         .output()
         .expect("redis-benchmark (Debian package redis-tools) is needed");
     let text = String::from_utf8_lossy(&out.stdout);
-    // "LPUSH: 151515.16 requests per second, p50=0.175 msec"
-    text.split_whitespace()
-        .skip_while(|w| !w.starts_with("LPUSH"))
-        .nth(1)
+    // Progress lines end in '\r'; the result reads
+    // "LPUSH: 151515.16 requests per second, p50=0.175 msec".
+    text.split(['\r', '\n'])
+        .find(|l| l.contains("requests per second"))
+        .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|w| w.parse().ok())
         .unwrap_or(f64::NAN)
 }

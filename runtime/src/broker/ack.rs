@@ -29,6 +29,20 @@ impl Settle {
     }
 }
 
+/// Append the commands that ack and delete many finished entries of one
+/// stream: one variadic XACK and one XDEL, however many ids.
+pub fn add_acks_to_pipe(pipe: &mut redis::Pipeline, stream: &str, ids: &[&str]) {
+    if ids.is_empty() {
+        return;
+    }
+    pipe.cmd("XACK")
+        .arg(stream)
+        .arg(keys::GROUP)
+        .arg(ids)
+        .ignore();
+    pipe.cmd("XDEL").arg(stream).arg(ids).ignore();
+}
+
 /// Append the commands that settle `stream`/`id` to an atomic pipeline.
 pub fn add_to_pipe(
     pipe: &mut redis::Pipeline,

@@ -552,9 +552,15 @@ async fn settle_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Settle
         let mut pipe = redis::pipe();
         pipe.atomic();
         let mut qks: HashMap<Arc<str>, QueueKeys> = HashMap::new();
+        // Plain acks of a stream go in one variadic XACK + XDEL.
+        let mut acks: HashMap<&str, Vec<&str>> = HashMap::new();
         {
             let held = shared.held.lock().unwrap();
             for op in &batch {
+                if matches!(op.settle, Settle::Ack) {
+                    acks.entry(&op.stream).or_default().push(&op.id);
+                    continue;
+                }
                 let queue = held
                     .get(&(op.stream.clone(), op.id.clone()))
                     .map(|h| h.queue.clone())
@@ -564,6 +570,9 @@ async fn settle_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Settle
                     .or_insert_with(|| QueueKeys::new(&queue));
                 ack::add_to_pipe(&mut pipe, qk, &op.stream, &op.id, &op.settle);
             }
+        }
+        for (stream, ids) in acks.drain() {
+            ack::add_acks_to_pipe(&mut pipe, stream, &ids);
         }
         loop {
             let r: redis::RedisResult<()> = pipe.query_async(&mut shared.broker.conn()).await;
