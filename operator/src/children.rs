@@ -183,10 +183,15 @@ pub async fn apply<K: Child>(
     let key: Key = (kind::<K>(), ns.to_string(), name.clone());
     let live = applied.live_version::<K>(ns, &name);
     let cached = applied.entries.lock().unwrap().get(&key).cloned();
-    if up_to_date(cached.as_ref(), &hash, live.as_deref(), Instant::now()) {
-        return Ok(None);
-    }
     let api: Api<K> = Api::namespaced(client.clone(), ns);
+    if up_to_date(cached.as_ref(), &hash, live.as_deref(), Instant::now()) {
+        // Trusted only on the watch's word, or, while the watch may lag
+        // behind our own apply, after a cheap read: a child deleted right
+        // after it was created must be restored now, not at the next resync.
+        if live.is_some() || api.get_metadata_opt(&name).await?.is_some() {
+            return Ok(None);
+        }
+    }
     let pp = PatchParams::apply(FIELD_MANAGER).force();
     let out = api.patch(&name, &pp, &Patch::Apply(obj)).await?;
     if let Some(version) = version_of(out.meta()) {
