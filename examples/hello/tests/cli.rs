@@ -1,7 +1,7 @@
 //! The service binary's command line: help, config errors, `check`, `up`.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -38,13 +38,7 @@ impl Drop for Kill {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use pym_runtime::testing::{RedisServer, free_port};
 
 fn get(port: u16, path: &str, extra: &str, body: &str) -> Option<(u16, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
@@ -194,38 +188,14 @@ fn up_runs_on_a_fresh_machine_in_eager_mode() {
 
 #[test]
 fn up_with_redis_runs_api_and_worker_in_one_process() {
-    let rport = free_port();
-    let redis = Command::new("redis-server")
-        .args([
-            "--port",
-            &rport.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("redis-server must be installed (apt-get install redis-server)");
-    let _r = Kill(redis);
-    let t0 = Instant::now();
-    while TcpStream::connect(("127.0.0.1", rport)).is_err() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "redis did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let redis = RedisServer::start();
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("report.jsonl");
     let child = Command::new(BIN)
         .arg("up")
         .env_remove("PYM_CONFIG")
-        .env("PYM_REDIS_URL", format!("redis://127.0.0.1:{rport}/0"))
+        .env("PYM_REDIS_URL", redis.url())
         .env("PYM_JWT_SECRET", "up-secret")
         .env("PYM_PORT", port.to_string())
         .env("HELLO_TASK_REPORT", &report)
@@ -263,41 +233,13 @@ fn up_with_redis_runs_api_and_worker_in_one_process() {
 
 #[test]
 fn readyz_follows_the_broker() {
-    let rport = free_port();
-    let start_redis = || {
-        Kill(
-            Command::new("redis-server")
-                .args([
-                    "--port",
-                    &rport.to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("redis-server must be installed (apt-get install redis-server)"),
-        )
-    };
-    let redis = start_redis();
-    let t0 = Instant::now();
-    while TcpStream::connect(("127.0.0.1", rport)).is_err() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "redis did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut redis = RedisServer::start();
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let child = Command::new(BIN)
         .arg("serve")
         .env_remove("PYM_CONFIG")
-        .env("PYM_REDIS_URL", format!("redis://127.0.0.1:{rport}/0"))
+        .env("PYM_REDIS_URL", redis.url())
         .env("PYM_JWT_SECRET", "s")
         .env("PYM_PORT", port.to_string())
         .current_dir(dir.path())
@@ -308,7 +250,7 @@ fn readyz_follows_the_broker() {
     let _k = Kill(child);
     wait_up(port);
     assert_eq!(get(port, "/readyz", "", "").unwrap().0, 200);
-    drop(redis);
+    redis.kill();
     let t0 = Instant::now();
     let body = loop {
         let (s, body) = get(port, "/readyz", "", "").unwrap();
@@ -323,7 +265,7 @@ fn readyz_follows_the_broker() {
     // Liveness is not readiness.
     assert_eq!(get(port, "/healthz", "", "").unwrap().0, 200);
     // Back when Redis is back.
-    let _redis = start_redis();
+    redis.restart();
     let t0 = Instant::now();
     while get(port, "/readyz", "", "").unwrap().0 != 200 {
         assert!(

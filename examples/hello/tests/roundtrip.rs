@@ -11,7 +11,7 @@ use pym_runtime::envelope::{Envelope, Signer};
 use pym_runtime::{Context, Priority};
 use serde_json::{Value, json};
 use std::io::{BufRead, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -30,13 +30,7 @@ impl Drop for Procs {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use pym_runtime::testing::{RedisServer, free_port};
 
 fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     let t0 = Instant::now();
@@ -116,34 +110,14 @@ fn report_lines(path: &Path) -> Vec<Value> {
 fn context_round_trip_through_redis_and_a_worker_process() {
     let dir = tempfile::tempdir().unwrap();
     let dir: PathBuf = dir.path().to_path_buf();
-    let redis_port = free_port();
+    let redis_server = RedisServer::start();
     let mut procs = Procs(Vec::new());
-    procs.0.push(
-        Command::new("redis-server")
-            .args([
-                "--port",
-                &redis_port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed (apt-get install redis-server)"),
-    );
-    wait_for("redis", Duration::from_secs(10), || {
-        TcpStream::connect(("127.0.0.1", redis_port)).is_ok()
-    });
 
     let api_port = free_port();
     let worker_port = free_port();
     let report = dir.join("report.jsonl");
     let env = vec![
-        ("PYM_REDIS_URL", format!("redis://127.0.0.1:{redis_port}/0")),
+        ("PYM_REDIS_URL", redis_server.url()),
         ("PYM_JWT_SECRET", SECRET.to_string()),
         ("PYM_PORT", api_port.to_string()),
         ("PYM_WORKER_PORT", worker_port.to_string()),
@@ -224,9 +198,9 @@ fn context_round_trip_through_redis_and_a_worker_process() {
         "same trace: {tp}"
     );
     // It ran in the worker process, not inline in the API.
-    let api_pid = procs.0[2].id();
+    let api_pid = procs.0[1].id();
     assert_ne!(seen["pid"].as_u64().unwrap() as u32, api_pid);
-    assert_eq!(seen["pid"].as_u64().unwrap() as u32, procs.0[1].id());
+    assert_eq!(seen["pid"].as_u64().unwrap() as u32, procs.0[0].id());
 
     // Invalid signup: refused before the handler, nothing spawned.
     let r = http(
@@ -258,7 +232,7 @@ fn context_round_trip_through_redis_and_a_worker_process() {
     assert_eq!(http(api_port, "GET", "/me", &[], "").unwrap().status, 401);
 
     // Forged and tampered envelopes, pushed straight into the ready stream.
-    let client = redis::Client::open(format!("redis://127.0.0.1:{redis_port}/0")).unwrap();
+    let client = redis::Client::open(redis_server.url()).unwrap();
     let mut conn = client.get_connection().unwrap();
     let keys = QueueKeys::new("default");
     let envelope = |user: &str| {
