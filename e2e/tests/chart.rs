@@ -69,6 +69,16 @@ async fn helm_release(cluster: &Cluster, verb: &str, ns: &str, extra: &[&str]) -
         .await
 }
 
+/// `helm uninstall pym -n <ns> --wait` (uninstall takes no chart path).
+async fn helm_uninstall(cluster: &Cluster, ns: &str) -> Result<String> {
+    cluster
+        .helm()
+        .args(["uninstall", RELEASE, "--namespace", ns])
+        .args(["--wait", "--timeout", "120s"])
+        .run()
+        .await
+}
+
 /// The installed operator Deployment's only container: (args, env name → value).
 fn container_of(dep: &Deployment) -> (Vec<String>, Vec<(String, String)>) {
     let c = &dep
@@ -692,19 +702,7 @@ async fn cluster_wide_install_reconciles_as_its_service_account_then_upgrades_an
 
     // helm uninstall: everything of the release goes, the CRD (and so the
     // PymServices) stays, as Helm does with crds/.
-    cluster
-        .helm()
-        .args([
-            "uninstall",
-            RELEASE,
-            "--namespace",
-            rns,
-            "--wait",
-            "--timeout",
-            "120s",
-        ])
-        .run()
-        .await?;
+    helm_uninstall(&cluster, rns).await?;
     let deps: Api<Deployment> = Api::namespaced(client.clone(), rns);
     wait::deleted(&deps, FULLNAME).await?;
     assert!(
@@ -800,19 +798,7 @@ async fn namespace_scoped_install_is_sufficient_and_confined() -> Result<()> {
         "Deployments cluster-wide"
     );
 
-    cluster
-        .helm()
-        .args([
-            "uninstall",
-            RELEASE,
-            "--namespace",
-            rns,
-            "--wait",
-            "--timeout",
-            "120s",
-        ])
-        .run()
-        .await?;
+    helm_uninstall(&cluster, rns).await?;
     Ok(())
 }
 
