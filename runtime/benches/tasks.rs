@@ -2,7 +2,8 @@
 //! redis-benchmark (the ceiling) and Celery 5 (if `python3 -c 'import celery'`
 //! works). Run: `cargo bench -p pym-runtime --bench tasks` (env BENCH_N,
 //! BENCH_CONCURRENCY, BENCH_BACKLOG to change sizes; BENCH_BACKLOG=0 skips
-//! the 1,000,000-task backlog).
+//! the 1,000,000-task backlog; BENCH_ONLY=enqueue,consume,latency,delay,
+//! backlog,celery runs only the phases named).
 
 use pym_runtime::broker::{Broker, BrokerConfig, stats};
 use pym_runtime::envelope::Envelope;
@@ -13,6 +14,10 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+// The allocator a pym service binary uses (examples/hello does the same).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const SECRET: &str = "bench-secret";
 
@@ -103,6 +108,14 @@ async fn wait_drained(broker: &Broker, queue: &str) {
 
 struct Row(&'static str, String);
 
+/// True unless BENCH_ONLY is set and does not name `phase`.
+fn phase(phase: &str) -> bool {
+    match std::env::var("BENCH_ONLY") {
+        Ok(only) if !only.is_empty() => only.split(',').any(|p| p.trim() == phase),
+        _ => true,
+    }
+}
+
 #[tokio::main]
 async fn main() {
     // cargo bench passes --bench; ignore arguments.
@@ -116,107 +129,111 @@ async fn main() {
     let q = Queue::redis(broker.clone());
     let mut rows = Vec::new();
 
-    eprintln!("redis-benchmark LPUSH, {clients} clients…");
-    let lpush = redis_benchmark(redis.port(), clients, n);
-    rows.push(Row(
-        "redis-benchmark LPUSH (ceiling)",
-        format!("{lpush:.0} ops/s ({clients} clients)"),
-    ));
+    if phase("enqueue") || phase("consume") {
+        eprintln!("redis-benchmark LPUSH, {clients} clients…");
+        let lpush = redis_benchmark(redis.port(), clients, n);
+        rows.push(Row(
+            "redis-benchmark LPUSH (ceiling)",
+            format!("{lpush:.0} ops/s ({clients} clients)"),
+        ));
 
-    // Enqueue: `clients` concurrent callers, each one spawn at a time.
-    eprintln!("pym enqueue {n} tasks one at a time from {clients} concurrent callers…");
-    let t0 = Instant::now();
-    let per = n / clients;
-    let mut handles = Vec::new();
-    for c in 0..clients {
-        let q = q.clone();
-        handles.push(tokio::spawn(async move {
-            for i in 0..per {
-                noop::spawn(&q, (c * per + i) as u64).await.unwrap();
-            }
+        // Enqueue: `clients` concurrent callers, each one spawn at a time.
+        eprintln!("pym enqueue {n} tasks one at a time from {clients} concurrent callers…");
+        let t0 = Instant::now();
+        let per = n / clients;
+        let mut handles = Vec::new();
+        for c in 0..clients {
+            let q = q.clone();
+            handles.push(tokio::spawn(async move {
+                for i in 0..per {
+                    noop::spawn(&q, (c * per + i) as u64).await.unwrap();
+                }
+            }));
+        }
+        for h in handles {
+            h.await.unwrap();
+        }
+        let enq = (per * clients) as f64 / t0.elapsed().as_secs_f64();
+        rows.push(Row(
+            "pym enqueue, one at a time",
+            format!("{enq:.0} tasks/s ({:.0}% of LPUSH)", 100.0 * enq / lpush),
+        ));
+
+        // Consume the backlog just enqueued with one worker process.
+        eprintln!(
+            "pym consume {} queued no-op tasks with one worker…",
+            per * clients
+        );
+        let worker = Worker::new(broker.clone(), worker_config("bench", 1024)).unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let t0 = Instant::now();
+        let wh = tokio::spawn(worker.run(async move {
+            let _ = rx.await;
         }));
+        wait_drained(&broker, "bench").await;
+        let consume = (per * clients) as f64 / t0.elapsed().as_secs_f64();
+        rows.push(Row(
+            "pym consume, one worker (at-least-once)",
+            format!("{consume:.0} tasks/s"),
+        ));
+        let _ = tx.send(());
+        wh.await.unwrap().unwrap();
     }
-    for h in handles {
-        h.await.unwrap();
-    }
-    let enq = (per * clients) as f64 / t0.elapsed().as_secs_f64();
-    rows.push(Row(
-        "pym enqueue, one at a time",
-        format!("{enq:.0} tasks/s ({:.0}% of LPUSH)", 100.0 * enq / lpush),
-    ));
 
-    // Consume the backlog just enqueued with one worker process.
-    eprintln!(
-        "pym consume {} queued no-op tasks with one worker…",
-        per * clients
-    );
-    let worker = Worker::new(broker.clone(), worker_config("bench", 1024)).unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let t0 = Instant::now();
-    let wh = tokio::spawn(worker.run(async move {
-        let _ = rx.await;
-    }));
-    wait_drained(&broker, "bench").await;
-    let consume = (per * clients) as f64 / t0.elapsed().as_secs_f64();
-    rows.push(Row(
-        "pym consume, one worker (at-least-once)",
-        format!("{consume:.0} tasks/s"),
-    ));
-    let _ = tx.send(());
-    wh.await.unwrap().unwrap();
-
-    // Enqueue-to-start latency on an idle worker.
-    eprintln!("pym enqueue-to-start latency…");
-    let worker = Worker::new(broker.clone(), worker_config("probe", 64)).unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let wh = tokio::spawn(worker.run(async move {
-        let _ = rx.await;
-    }));
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    for _ in 0..2000 {
-        probe::spawn(&q, now_us()).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    wait_drained(&broker, "probe").await;
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let mut lat = std::mem::take(&mut *LATENCIES_US.lock().unwrap());
-    let (p50, p99) = (pct(&mut lat, 0.5), pct(&mut lat, 0.99));
-    rows.push(Row(
-        "pym enqueue→start latency",
-        format!("p50 {p50:.3} ms, p99 {p99:.3} ms ({} samples)", lat.len()),
-    ));
-
-    // Delay firing error: tasks due at spread-out times, measured late-ness.
-    eprintln!("pym delay firing error…");
-    let mut expected = 0;
-    for i in 0..1000u64 {
-        let delay = Duration::from_millis(100 + (i * 7919) % 3000);
-        let due = now_us() + delay.as_micros() as u64;
-        probe::spawn_in(&q, delay, due).await.unwrap();
-        expected += 1;
-    }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while LATENCIES_US.lock().unwrap().len() < expected && Instant::now() < deadline {
+    if phase("latency") || phase("delay") {
+        // Enqueue-to-start latency on an idle worker.
+        eprintln!("pym enqueue-to-start latency…");
+        let worker = Worker::new(broker.clone(), worker_config("probe", 64)).unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let wh = tokio::spawn(worker.run(async move {
+            let _ = rx.await;
+        }));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        for _ in 0..2000 {
+            probe::spawn(&q, now_us()).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        wait_drained(&broker, "probe").await;
         tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut lat = std::mem::take(&mut *LATENCIES_US.lock().unwrap());
+        let (p50, p99) = (pct(&mut lat, 0.5), pct(&mut lat, 0.99));
+        rows.push(Row(
+            "pym enqueue→start latency",
+            format!("p50 {p50:.3} ms, p99 {p99:.3} ms ({} samples)", lat.len()),
+        ));
+
+        // Delay firing error: tasks due at spread-out times, measured late-ness.
+        eprintln!("pym delay firing error…");
+        let mut expected = 0;
+        for i in 0..1000u64 {
+            let delay = Duration::from_millis(100 + (i * 7919) % 3000);
+            let due = now_us() + delay.as_micros() as u64;
+            probe::spawn_in(&q, delay, due).await.unwrap();
+            expected += 1;
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while LATENCIES_US.lock().unwrap().len() < expected && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mut late = std::mem::take(&mut *LATENCIES_US.lock().unwrap());
+        let (d50, d99, dmax) = (
+            pct(&mut late, 0.5),
+            pct(&mut late, 0.99),
+            pct(&mut late, 1.0),
+        );
+        rows.push(Row(
+            "pym delay firing error (late by)",
+            format!(
+                "p50 {d50:.3} ms, p99 {d99:.3} ms, max {dmax:.3} ms ({} samples)",
+                late.len()
+            ),
+        ));
+        let _ = tx.send(());
+        wh.await.unwrap().unwrap();
     }
-    let mut late = std::mem::take(&mut *LATENCIES_US.lock().unwrap());
-    let (d50, d99, dmax) = (
-        pct(&mut late, 0.5),
-        pct(&mut late, 0.99),
-        pct(&mut late, 1.0),
-    );
-    rows.push(Row(
-        "pym delay firing error (late by)",
-        format!(
-            "p50 {d50:.3} ms, p99 {d99:.3} ms, max {dmax:.3} ms ({} samples)",
-            late.len()
-        ),
-    ));
-    let _ = tx.send(());
-    wh.await.unwrap().unwrap();
 
     // A large backlog: enqueue in pipelined batches, then drain.
-    if backlog > 0 {
+    if backlog > 0 && phase("backlog") {
         eprintln!("pym backlog of {backlog}…");
         let t0 = Instant::now();
         let mut i = 0;
@@ -265,35 +282,38 @@ async fn main() {
         ));
     }
 
-    // Celery 5 on the same Redis, if installed.
-    let celery = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/celery_bench.py");
-    let celery_n = env_usize("BENCH_CELERY_N", 10_000);
-    eprintln!("Celery (if installed)…");
-    match Command::new("python3")
-        .arg(&celery)
-        .arg(&url)
-        .arg(celery_n.to_string())
-        .output()
-    {
-        Ok(out) if out.status.success() => {
-            for line in String::from_utf8_lossy(&out.stdout).lines() {
-                if let Some((k, v)) = line.split_once('=') {
-                    let label: &'static str = Box::leak(format!("celery {k}").into_boxed_str());
-                    rows.push(Row(label, v.to_owned()));
+    if phase("celery") {
+        // Celery 5 on the same Redis, if installed.
+        let celery =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/celery_bench.py");
+        let celery_n = env_usize("BENCH_CELERY_N", 10_000);
+        eprintln!("Celery (if installed)…");
+        match Command::new("python3")
+            .arg(&celery)
+            .arg(&url)
+            .arg(celery_n.to_string())
+            .output()
+        {
+            Ok(out) if out.status.success() => {
+                for line in String::from_utf8_lossy(&out.stdout).lines() {
+                    if let Some((k, v)) = line.split_once('=') {
+                        let label: &'static str = Box::leak(format!("celery {k}").into_boxed_str());
+                        rows.push(Row(label, v.to_owned()));
+                    }
                 }
             }
+            Ok(out) => rows.push(Row(
+                "celery",
+                format!(
+                    "not run: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                        .lines()
+                        .last()
+                        .unwrap_or("")
+                ),
+            )),
+            Err(e) => rows.push(Row("celery", format!("not run: {e}"))),
         }
-        Ok(out) => rows.push(Row(
-            "celery",
-            format!(
-                "not run: {}",
-                String::from_utf8_lossy(&out.stderr)
-                    .lines()
-                    .last()
-                    .unwrap_or("")
-            ),
-        )),
-        Err(e) => rows.push(Row("celery", format!("not run: {e}"))),
     }
 
     println!("\n{:<45} result", "benchmark");

@@ -151,19 +151,21 @@ impl Signer {
         mac.update(body.as_bytes());
         mac.verify_slice(&sig)
             .map_err(|_| OpenError::BadSignature)?;
-        // Check the version before the full shape, so a future format gets
-        // a clear reason rather than a decode error.
+        // One parse on the happy path. When the shape does not decode, look
+        // at the version alone, so a future format gets a clear reason
+        // rather than a decode error.
         #[derive(Deserialize)]
         struct Version {
             v: u32,
         }
-        let v = serde_json::from_str::<Version>(body)
-            .map_err(|e| OpenError::Undecodable(e.to_string()))?
-            .v;
-        if v != VERSION {
-            return Err(OpenError::UnsupportedVersion(v));
+        match serde_json::from_str::<Envelope>(body) {
+            Ok(env) if env.v == VERSION => Ok(env),
+            Ok(env) => Err(OpenError::UnsupportedVersion(env.v)),
+            Err(e) => match serde_json::from_str::<Version>(body) {
+                Ok(Version { v }) if v != VERSION => Err(OpenError::UnsupportedVersion(v)),
+                _ => Err(OpenError::Undecodable(e.to_string())),
+            },
         }
-        serde_json::from_str(body).map_err(|e| OpenError::Undecodable(e.to_string()))
     }
 }
 

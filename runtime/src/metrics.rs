@@ -127,17 +127,16 @@ impl TaskMetrics {
     pub fn enqueued(&self, task: &str, queue: &str) {
         self.enqueued.get_or_create(&labels(task, queue)).inc();
     }
-    pub fn started(&self, task: &str, queue: &str) {
-        self.started.get_or_create(&labels(task, queue)).inc();
-    }
-    pub fn finished(&self, task: &str, queue: &str, ok: bool, seconds: f64) {
+    /// The counters and histogram of one task on one queue, resolved once:
+    /// a worker keeps them so the per-task path does no label lookup.
+    pub fn handles(&self, task: &str, queue: &str) -> TaskHandles {
         let l = labels(task, queue);
-        if ok {
-            self.succeeded.get_or_create(&l).inc();
-        } else {
-            self.failed.get_or_create(&l).inc();
+        TaskHandles {
+            started: self.started.get_or_create(&l).clone(),
+            succeeded: self.succeeded.get_or_create(&l).clone(),
+            failed: self.failed.get_or_create(&l).clone(),
+            duration: self.duration.get_or_create(&l).clone(),
         }
-        self.duration.get_or_create(&l).observe(seconds);
     }
     pub fn retried(&self, task: &str, queue: &str) {
         self.retried.get_or_create(&labels(task, queue)).inc();
@@ -156,5 +155,29 @@ impl TaskMetrics {
                 queue: queue.to_owned(),
             })
             .clone()
+    }
+}
+
+/// Metric handles of one task on one queue (see [`TaskMetrics::handles`]);
+/// they share their values with the registry.
+#[derive(Clone, Debug)]
+pub struct TaskHandles {
+    started: Counter,
+    succeeded: Counter,
+    failed: Counter,
+    duration: Histogram,
+}
+
+impl TaskHandles {
+    pub fn started(&self) {
+        self.started.inc();
+    }
+    pub fn finished(&self, ok: bool, seconds: f64) {
+        if ok {
+            self.succeeded.inc();
+        } else {
+            self.failed.inc();
+        }
+        self.duration.observe(seconds);
     }
 }

@@ -8,9 +8,10 @@ use crate::broker::keys;
 use crate::broker::retry::{Backoff, next_attempt};
 use crate::context;
 use crate::envelope::{Envelope, Signer};
-use crate::metrics;
+use crate::metrics::{self, TaskHandles};
 use crate::task::Registry;
 use futures::FutureExt;
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -22,9 +23,35 @@ pub(crate) struct Executor {
     pub registry: &'static Registry,
     pub backoff: Backoff,
     pub max_deliveries: u64,
+    /// Metric handles by queue, then task: resolved once at start.
+    pub handles: HashMap<String, HashMap<&'static str, TaskHandles>>,
 }
 
 impl Executor {
+    pub fn new(
+        signer: Signer,
+        registry: &'static Registry,
+        backoff: Backoff,
+        max_deliveries: u64,
+        queues: &[String],
+    ) -> Self {
+        let m = metrics::task();
+        let handles = queues
+            .iter()
+            .map(|q| {
+                let by_task = registry.names().map(|t| (t, m.handles(t, q))).collect();
+                (q.clone(), by_task)
+            })
+            .collect();
+        Executor {
+            signer,
+            registry,
+            backoff,
+            max_deliveries,
+            handles,
+        }
+    }
+
     /// Run `d` (from `queue`) to completion and say how to settle it.
     pub async fn run(&self, queue: &str, d: &Delivery) -> Settle {
         let dead = |message: &str, reason: Reason, error: String, attempts: u32| {
@@ -105,8 +132,15 @@ impl Executor {
                 );
             }
         };
-        let m = metrics::task();
-        m.started(&env.task, queue);
+        let m = match self
+            .handles
+            .get(queue)
+            .and_then(|h| h.get(env.task.as_str()))
+        {
+            Some(h) => h.clone(),
+            None => metrics::task().handles(&env.task, queue),
+        };
+        m.started();
         let ctx = Arc::new(env.ctx.clone());
         let span = tracing::info_span!(
             "task",
@@ -126,7 +160,7 @@ impl Executor {
         .await;
         let (error, retryable) = match result {
             Ok(Ok(Ok(()))) => {
-                m.finished(&env.task, queue, true, started.elapsed().as_secs_f64());
+                m.finished(true, started.elapsed().as_secs_f64());
                 return Settle::Ack;
             }
             Ok(Ok(Err(e))) => (e.message().to_owned(), e.is_retryable()),
@@ -136,7 +170,7 @@ impl Executor {
                 true,
             ),
         };
-        m.finished(&env.task, queue, false, started.elapsed().as_secs_f64());
+        m.finished(false, started.elapsed().as_secs_f64());
         self.failed(
             queue,
             d,

@@ -107,7 +107,8 @@ pub fn default_name() -> String {
 /// A task held by this worker, from fetch until its settlement is written.
 struct Held {
     queue: Arc<str>,
-    message: Option<String>,
+    /// The delivery, shared with the running task (kept for a hand-back).
+    delivery: Arc<Delivery>,
     abort: Option<AbortHandle>,
     /// Set once an outcome (or a hand-back) has been queued for writing.
     settling: bool,
@@ -116,8 +117,7 @@ struct Held {
 type HeldKey = (Arc<str>, String);
 
 struct SettleOp {
-    stream: Arc<str>,
-    id: String,
+    key: HeldKey,
     settle: Settle,
 }
 
@@ -132,20 +132,16 @@ struct Shared {
 
 impl Shared {
     /// Queue an outcome unless the task was already handed back.
-    fn settle(&self, stream: &Arc<str>, id: &str, settle: Settle) {
+    fn settle(&self, key: HeldKey, settle: Settle) {
         let mut held = self.held.lock().unwrap();
-        if let Some(h) = held.get_mut(&(stream.clone(), id.to_owned())) {
+        if let Some(h) = held.get_mut(&key) {
             if h.settling {
                 return;
             }
             h.settling = true;
         }
         drop(held);
-        let _ = self.settle_tx.send(SettleOp {
-            stream: stream.clone(),
-            id: id.to_owned(),
-            settle,
-        });
+        let _ = self.settle_tx.send(SettleOp { key, settle });
     }
 }
 
@@ -213,12 +209,13 @@ impl Worker {
         } = self;
         let (settle_tx, settle_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
-            executor: Executor {
-                signer: broker.signer().clone(),
+            executor: Executor::new(
+                broker.signer().clone(),
                 registry,
-                backoff: config.backoff,
-                max_deliveries: config.max_deliveries,
-            },
+                config.backoff,
+                config.max_deliveries,
+                &queues,
+            ),
             broker: broker.clone(),
             held: Mutex::new(HashMap::new()),
             ready: AtomicBool::new(false),
@@ -305,7 +302,7 @@ fn hand_back_all(shared: &Shared) -> usize {
     let mut ops = Vec::new();
     {
         let mut held = shared.held.lock().unwrap();
-        for ((stream, id), h) in held.iter_mut() {
+        for (key, h) in held.iter_mut() {
             if h.settling {
                 continue;
             }
@@ -313,15 +310,14 @@ fn hand_back_all(shared: &Shared) -> usize {
             if let Some(a) = &h.abort {
                 a.abort();
             }
-            let settle = match &h.message {
+            let settle = match &h.delivery.message {
                 Some(m) => Settle::HandBack { message: m.clone() },
                 // Nothing to hand back; leave it for the reclaimer, which
                 // dead-letters it with its reason.
                 None => continue,
             };
             ops.push(SettleOp {
-                stream: stream.clone(),
-                id: id.clone(),
+                key: key.clone(),
                 settle,
             });
         }
@@ -474,22 +470,22 @@ async fn fetch_loop(
         shared.ready.store(true, Ordering::Relaxed);
 
         // Hold every delivery first, so all of them are heartbeated.
-        let batch: Vec<(Arc<str>, Arc<str>, Delivery)> = deliveries
+        let batch: Vec<(HeldKey, Arc<str>, Arc<Delivery>)> = deliveries
             .into_iter()
             .filter_map(|d| {
                 let stream = stream_keys.get(&d.stream)?.clone();
                 let queue = queue_of.get(&d.stream)?.clone();
-                Some((stream, queue, d))
+                Some(((stream, d.id.clone()), queue, Arc::new(d)))
             })
             .collect();
         {
             let mut held = shared.held.lock().unwrap();
-            for (stream, queue, d) in &batch {
+            for (key, queue, d) in &batch {
                 held.insert(
-                    (stream.clone(), d.id.clone()),
+                    key.clone(),
                     Held {
                         queue: queue.clone(),
-                        message: d.message.clone(),
+                        delivery: d.clone(),
                         abort: None,
                         settling: false,
                     },
@@ -500,7 +496,7 @@ async fn fetch_loop(
             }
         }
         let mut first = Some(first);
-        for (stream, queue, d) in batch {
+        for (key, queue, d) in batch {
             let permit = match first.take() {
                 Some(p) => p,
                 None => tokio::select! {
@@ -515,10 +511,10 @@ async fn fetch_loop(
                 break;
             }
             let sh = shared.clone();
-            let key = (stream.clone(), d.id.clone());
+            let task_key = key.clone();
             let handle = tokio::spawn(async move {
                 let settle = sh.executor.run(&queue, &d).await;
-                sh.settle(&stream, &d.id, settle);
+                sh.settle(task_key, settle);
                 drop(permit);
             });
             if let Some(h) = shared.held.lock().unwrap().get_mut(&key) {
@@ -557,18 +553,19 @@ async fn settle_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Settle
         {
             let held = shared.held.lock().unwrap();
             for op in &batch {
+                let (stream, id) = &op.key;
                 if matches!(op.settle, Settle::Ack) {
-                    acks.entry(&op.stream).or_default().push(&op.id);
+                    acks.entry(stream).or_default().push(id);
                     continue;
                 }
                 let queue = held
-                    .get(&(op.stream.clone(), op.id.clone()))
+                    .get(&op.key)
                     .map(|h| h.queue.clone())
                     .unwrap_or_else(|| Arc::from(""));
                 let qk = qks
                     .entry(queue.clone())
                     .or_insert_with(|| QueueKeys::new(&queue));
-                ack::add_to_pipe(&mut pipe, qk, &op.stream, &op.id, &op.settle);
+                ack::add_to_pipe(&mut pipe, qk, stream, id, &op.settle);
             }
         }
         for (stream, ids) in acks.drain() {
@@ -588,7 +585,7 @@ async fn settle_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Settle
         backoff.reset();
         let mut held = shared.held.lock().unwrap();
         for op in batch.drain(..) {
-            if let Some(h) = held.remove(&(op.stream, op.id))
+            if let Some(h) = held.remove(&op.key)
                 && let Some(g) = shared.gauges.get(&*h.queue)
             {
                 g.dec();
