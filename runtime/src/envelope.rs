@@ -146,10 +146,11 @@ impl Signer {
     /// Verify and decode a message.
     pub fn open(&self, message: &str) -> Result<Envelope, OpenError> {
         let (sig, body) = message.split_once('.').ok_or(OpenError::Malformed)?;
-        let sig = hex::decode(sig).map_err(|_| OpenError::Malformed)?;
+        let mut tag = [0u8; 32];
+        hex::decode_to_slice(sig, &mut tag).map_err(|_| OpenError::Malformed)?;
         let mut mac = self.mac.clone();
         mac.update(body.as_bytes());
-        mac.verify_slice(&sig)
+        mac.verify_slice(&tag)
             .map_err(|_| OpenError::BadSignature)?;
         // One parse on the happy path. When the shape does not decode, look
         // at the version alone, so a future format gets a clear reason

@@ -116,6 +116,10 @@ struct Held {
 
 type HeldKey = (Arc<str>, String);
 
+/// Hash maps on the per-task path: keys are our own stream ids and names,
+/// so a fast seeded hash is enough (no untrusted keys).
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 struct SettleOp {
     key: HeldKey,
     settle: Settle,
@@ -124,7 +128,7 @@ struct SettleOp {
 struct Shared {
     broker: Broker,
     executor: Executor,
-    held: Mutex<HashMap<HeldKey, Held>>,
+    held: Mutex<FastMap<HeldKey, Held>>,
     ready: AtomicBool,
     settle_tx: mpsc::UnboundedSender<SettleOp>,
     gauges: HashMap<String, prometheus_client::metrics::gauge::Gauge>,
@@ -217,7 +221,7 @@ impl Worker {
                 &queues,
             ),
             broker: broker.clone(),
-            held: Mutex::new(HashMap::new()),
+            held: Mutex::new(FastMap::default()),
             ready: AtomicBool::new(false),
             settle_tx,
             gauges: queues
@@ -338,7 +342,7 @@ async fn fetch_loop(
 ) {
     // Streams in priority order; each maps back to its queue.
     let mut streams = Vec::new();
-    let mut queue_of: HashMap<String, Arc<str>> = HashMap::new();
+    let mut queue_of: FastMap<String, Arc<str>> = FastMap::default();
     for p in Priority::ALL {
         for q in &queues {
             let s = QueueKeys::new(q).ready(p).to_owned();
@@ -346,7 +350,7 @@ async fn fetch_loop(
             streams.push(s);
         }
     }
-    let stream_keys: HashMap<String, Arc<str>> = streams
+    let stream_keys: FastMap<String, Arc<str>> = streams
         .iter()
         .map(|s| (s.clone(), Arc::from(s.as_str())))
         .collect();
