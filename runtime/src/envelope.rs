@@ -4,9 +4,18 @@
 //! derived from the service secret, so a message written into Redis by
 //! anyone without the secret, or altered after it was written, never runs:
 //! [`Signer::open`] refuses it and the worker dead-letters it with the reason.
+//!
+//! The caller's bearer token, when the context carries one, is also
+//! encrypted (XChaCha20-Poly1305, key derived from the same secret): whoever
+//! can read Redis (a `MONITOR`, a dump, a dead-letter listing) sees
+//! `xc1:<ciphertext>`, never a token they could replay against the API.
 
 use crate::context::Context;
 use crate::task::Priority;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chacha20poly1305::aead::{Aead, KeyInit};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -18,6 +27,10 @@ use uuid::Uuid;
 pub const VERSION: u32 = 1;
 
 type HmacSha256 = Hmac<Sha256>;
+
+/// Prefix of an encrypted token inside an envelope (format version 1).
+const SEALED_TOKEN_PREFIX: &str = "xc1:";
+const NONCE_LEN: usize = 24;
 
 /// One task on its way to a worker.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -98,10 +111,12 @@ impl OpenError {
     }
 }
 
-/// Signs and verifies messages with a key derived from the service secret.
+/// Signs and verifies messages, and encrypts the tokens they carry, with
+/// keys derived from the service secret.
 #[derive(Clone)]
 pub struct Signer {
     mac: HmacSha256,
+    cipher: XChaCha20Poly1305,
 }
 
 impl std::fmt::Debug for Signer {
@@ -114,12 +129,50 @@ impl Signer {
     pub fn new(secret: &[u8]) -> Self {
         // Derive a key used for task envelopes only, so the same service
         // secret can also sign JWTs without the two ever being confusable.
-        let mut kdf = HmacSha256::new_from_slice(secret).expect("HMAC takes any key length");
-        kdf.update(b"pym task envelope v1");
-        let key = kdf.finalize().into_bytes();
+        let derive = |purpose: &[u8]| {
+            let mut kdf =
+                <HmacSha256 as Mac>::new_from_slice(secret).expect("HMAC takes any key length");
+            kdf.update(purpose);
+            kdf.finalize().into_bytes()
+        };
         Signer {
-            mac: HmacSha256::new_from_slice(&key).expect("HMAC takes any key length"),
+            mac: <HmacSha256 as Mac>::new_from_slice(&derive(b"pym task envelope v1"))
+                .expect("HMAC takes any key length"),
+            cipher: XChaCha20Poly1305::new(&derive(b"pym task token v1")),
         }
+    }
+
+    /// Encrypt a token for the wire: `xc1:` + base64url(nonce ‖ ciphertext).
+    fn seal_token(&self, token: &str) -> String {
+        let nonce: [u8; NONCE_LEN] = rand::random();
+        let ct = self
+            .cipher
+            .encrypt(&XNonce::from(nonce), token.as_bytes())
+            .expect("XChaCha20-Poly1305 encrypts any token length");
+        let mut raw = Vec::with_capacity(NONCE_LEN + ct.len());
+        raw.extend_from_slice(&nonce);
+        raw.extend_from_slice(&ct);
+        format!("{SEALED_TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(raw))
+    }
+
+    fn open_token(&self, sealed: &str) -> Result<String, OpenError> {
+        let bad = |why: &str| OpenError::Undecodable(format!("ctx.token: {why}"));
+        let b64 = sealed
+            .strip_prefix(SEALED_TOKEN_PREFIX)
+            .ok_or_else(|| bad("not an encrypted token (expected the xc1: form)"))?;
+        let raw = URL_SAFE_NO_PAD
+            .decode(b64)
+            .map_err(|_| bad("not base64url"))?;
+        if raw.len() < NONCE_LEN {
+            return Err(bad("too short"));
+        }
+        let (nonce, ct) = raw.split_at(NONCE_LEN);
+        let nonce: [u8; NONCE_LEN] = nonce.try_into().expect("split at NONCE_LEN");
+        let plain = self
+            .cipher
+            .decrypt(&XNonce::from(nonce), ct)
+            .map_err(|_| bad("does not decrypt with this service's secret"))?;
+        String::from_utf8(plain).map_err(|_| bad("not UTF-8"))
     }
 
     fn tag(&self, body: &[u8]) -> [u8; 32] {
@@ -128,9 +181,17 @@ impl Signer {
         mac.finalize().into_bytes().into()
     }
 
-    /// Serialise and sign an envelope.
+    /// Serialise and sign an envelope, encrypting the token it carries.
     pub fn seal(&self, env: &Envelope) -> String {
-        let body = serde_json::to_string(env).expect("envelope serialises");
+        let body = match &env.ctx.token {
+            Some(token) => {
+                let mut sealed = env.clone();
+                sealed.ctx.token = Some(self.seal_token(token));
+                serde_json::to_string(&sealed)
+            }
+            None => serde_json::to_string(env),
+        }
+        .expect("envelope serialises");
         self.seal_json(&body)
     }
 
@@ -160,7 +221,12 @@ impl Signer {
             v: u32,
         }
         match serde_json::from_str::<Envelope>(body) {
-            Ok(env) if env.v == VERSION => Ok(env),
+            Ok(mut env) if env.v == VERSION => {
+                if let Some(sealed) = env.ctx.token.take() {
+                    env.ctx.token = Some(self.open_token(&sealed)?);
+                }
+                Ok(env)
+            }
             Ok(env) => Err(OpenError::UnsupportedVersion(env.v)),
             Err(e) => match serde_json::from_str::<Version>(body) {
                 Ok(Version { v }) if v != VERSION => Err(OpenError::UnsupportedVersion(v)),
@@ -226,6 +292,47 @@ mod tests {
         // Not a message at all.
         assert_eq!(s.open("hello").unwrap_err(), OpenError::Malformed);
         assert_eq!(s.open("zz.{}").unwrap_err(), OpenError::Malformed);
+    }
+
+    #[test]
+    fn the_token_is_encrypted_on_the_wire_and_restored_on_open() {
+        let s = Signer::new(b"secret");
+        let mut e = env();
+        e.ctx.token = Some("eyJhbGciOiJIUzI1NiJ9.raw-token".into());
+        let msg = s.seal(&e);
+        assert!(!msg.contains("raw-token"), "token in clear: {msg}");
+        assert!(msg.contains("\"xc1:"));
+        // A fresh nonce each time: the same token never looks the same.
+        assert_ne!(s.seal(&e), msg);
+        let back = s.open(&msg).unwrap();
+        assert_eq!(back.ctx.token, e.ctx.token);
+        // Retries re-seal what open returned: still encrypted, still opens.
+        let again = s.seal(&back);
+        assert!(!again.contains("raw-token"));
+        assert_eq!(s.open(&again).unwrap().ctx.token, e.ctx.token);
+    }
+
+    #[test]
+    fn a_signed_but_clear_or_foreign_token_is_refused() {
+        let s = Signer::new(b"secret");
+        let clear = s.seal_json(
+            r#"{"v":1,"id":"0192d4a0-0000-7000-8000-000000000000","task":"t","queue":"q","args":[],"ctx":{"token":"raw"},"created_at":1}"#,
+        );
+        let err = s.open(&clear).unwrap_err();
+        assert!(
+            matches!(&err, OpenError::Undecodable(m) if m.contains("ctx.token")),
+            "{err:?}"
+        );
+        // Encrypted under another secret, then signed with ours.
+        let mut e = env();
+        e.ctx.token = Some("t".into());
+        let foreign = Signer::new(b"other").seal(&e);
+        let body = foreign.split_once('.').unwrap().1;
+        let err = s.open(&s.seal_json(body)).unwrap_err();
+        assert!(
+            matches!(&err, OpenError::Undecodable(m) if m.contains("does not decrypt")),
+            "{err:?}"
+        );
     }
 
     #[test]

@@ -251,7 +251,7 @@ async fn spawned_tasks_run_once_with_their_context_and_are_acked() {
         user_id: Some("user-42".into()),
         request_id: Some("req-1".into()),
         traceparent: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into()),
-        token: Some("tok".into()),
+        token: Some("bearer-tok-7f3a9c".into()),
         ..Default::default()
     });
     context::scope(ctx, async {
@@ -271,6 +271,20 @@ async fn spawned_tasks_run_once_with_their_context_and_are_acked() {
     // Outside a request: system context.
     record::spawn(&q, ("basic-sys".into(), 0)).await.unwrap();
     assert_eq!(qstats(&url, "t").await.ready, 52);
+    // What sits in Redis carries the token encrypted, never in clear.
+    let raw: Vec<redis::Value> = redis::cmd("XRANGE")
+        .arg(keys::QueueKeys::new("t").ready(Priority::Normal))
+        .arg("-")
+        .arg("+")
+        .query_async(&mut broker(&url).await.conn())
+        .await
+        .unwrap();
+    assert_eq!(raw.len(), 52);
+    let dump = format!("{raw:?}");
+    assert!(
+        !dump.contains("bearer-tok-7f3a9c"),
+        "token in clear in Redis"
+    );
 
     let w = start_worker(&url, cfg(&["t"], "w1")).await;
     eventually("52 runs", || {
@@ -283,7 +297,7 @@ async fn spawned_tasks_run_once_with_their_context_and_are_acked() {
     assert_eq!(ns, (0..50).collect::<Vec<_>>());
     assert_eq!(r[0].ctx.user_id.as_deref(), Some("user-42"));
     assert_eq!(r[0].ctx.request_id.as_deref(), Some("req-1"));
-    assert_eq!(r[0].ctx.token.as_deref(), Some("tok"));
+    assert_eq!(r[0].ctx.token.as_deref(), Some("bearer-tok-7f3a9c"));
     assert!(runs("basic-sys")[0].ctx.is_system());
 
     // Acked and deleted: nothing ready, nothing in flight, streams empty.
