@@ -230,7 +230,7 @@ async fn reconcile_inner(svc: &PymService, ctx: &Context) -> Result<Action> {
                 children::apply(client, applied, &ns, &r.service),
                 children::apply(client, applied, &ns, &r.network_policy),
             )?;
-            Ok::<_, Error>(Some(counts(client, &ns, &names::redis(&name), dep).await?))
+            Ok::<_, Error>(Some(dep))
         } else {
             // Switched away from managed Redis (or never had it). The PVC is
             // deleted too: the operator does not keep data it no longer serves.
@@ -254,7 +254,7 @@ async fn reconcile_inner(svc: &PymService, ctx: &Context) -> Result<Action> {
             children::apply(client, applied, &ns, &d.api_deployment),
             children::apply(client, applied, &ns, &d.api_service),
         )?;
-        counts(client, &ns, &names::api_deployment(&name), dep).await
+        Ok::<_, Error>(dep)
     };
     let worker_part = async {
         match (&d.worker_deployment, svc.spec.effective_workers()) {
@@ -282,7 +282,7 @@ async fn reconcile_inner(svc: &PymService, ctx: &Context) -> Result<Action> {
                     dep = Some(apply_replicas(&deps, &wname, n).await?);
                     applied.forget::<Deployment>(&ns, &wname);
                 }
-                Ok::<_, Error>(dep.as_ref().map(Counts::of))
+                Ok::<_, Error>(dep)
             }
             _ => {
                 delete::<Deployment>(ctx, &ns, &names::worker_deployment(&name)).await?;
@@ -290,11 +290,28 @@ async fn reconcile_inner(svc: &PymService, ctx: &Context) -> Result<Action> {
             }
         }
     };
-    let (redis_counts, api_counts, worker_counts) =
-        futures::try_join!(redis_part, api_part, worker_part)?;
-    obs.redis = redis_counts;
-    obs.api = api_counts;
-    obs.workers = worker_counts;
+    let (redis_dep, api_dep, worker_dep) = futures::try_join!(redis_part, api_part, worker_part)?;
+
+    // Replica counts as of now, not as of each Deployment's apply: see [`counts`].
+    let redis_counts = async {
+        match redis_dep {
+            Some(dep) => Ok(Some(counts(client, &ns, &names::redis(&name), dep).await?)),
+            None => Ok::<_, Error>(None),
+        }
+    };
+    let api_name = names::api_deployment(&name);
+    let api_counts = counts(client, &ns, &api_name, api_dep);
+    let worker_counts = async {
+        match worker_dep {
+            Some(dep) => {
+                let wname = names::worker_deployment(&name);
+                Ok(Some(counts(client, &ns, &wname, Some(dep)).await?))
+            }
+            None => Ok::<_, Error>(None),
+        }
+    };
+    (obs.redis, obs.api, obs.workers) =
+        futures::try_join!(redis_counts, api_counts, worker_counts)?;
 
     // 4. Status.
     let st = status::after_apply(svc.status.as_ref(), &obs, &now());
@@ -358,22 +375,24 @@ fn secret_value(s: &Secret, key: &str) -> Option<String> {
     String::from_utf8(bytes.0.clone()).ok()
 }
 
-/// Replica counts of a Deployment: from the apply response, else a GET
-/// (the apply was skipped as up to date).
-async fn counts(
-    client: &Client,
-    ns: &str,
-    name: &str,
-    applied: Option<Deployment>,
-) -> Result<Counts> {
-    let dep = match applied {
-        Some(d) => d,
-        None => {
-            Api::<Deployment>::namespaced(client.clone(), ns)
-                .get(name)
-                .await?
-        }
-    };
+/// Replica counts of a Deployment once every apply of the reconcile is done:
+/// the apply response when it already shows the Deployment rolled out, else
+/// a GET (the apply was skipped as up to date, or its response is stale).
+///
+/// The response is a snapshot from the moment of the apply, and the applies
+/// run concurrently: a new Deployment's pods often become ready while a
+/// slower sibling apply is still in flight (a Service waits for its ClusterIP,
+/// which the apiserver allocates one Service at a time). Reading again here
+/// lets this reconcile report Ready at once; with the snapshot, Ready waited
+/// for the next reconcile, queued behind every other PymService's (seconds
+/// when many are created together).
+async fn counts(client: &Client, ns: &str, name: &str, seen: Option<Deployment>) -> Result<Counts> {
+    if let Some(c) = seen.as_ref().map(Counts::of).filter(Counts::done) {
+        return Ok(c);
+    }
+    let dep = Api::<Deployment>::namespaced(client.clone(), ns)
+        .get(name)
+        .await?;
     Ok(Counts::of(&dep))
 }
 
@@ -436,6 +455,81 @@ mod tests {
         assert_eq!(backoff(1), Duration::from_secs(2));
         assert_eq!(backoff(5), Duration::from_secs(32));
         assert_eq!(backoff(20), Duration::from_secs(300));
+    }
+
+    use axum::http::{Request, Response};
+    use k8s_openapi::api::apps::v1::{DeploymentSpec, DeploymentStatus};
+    use kube::api::ObjectMeta;
+    use kube::client::Body;
+
+    /// A Deployment of generation 1 that wants 1 replica and has `ready` ready.
+    fn deployment(ready: i32) -> Deployment {
+        Deployment {
+            metadata: ObjectMeta {
+                name: Some("svc-api".into()),
+                namespace: Some("ns".into()),
+                generation: Some(1),
+                ..Default::default()
+            },
+            spec: Some(DeploymentSpec {
+                replicas: Some(1),
+                ..Default::default()
+            }),
+            status: Some(DeploymentStatus {
+                observed_generation: Some(1),
+                ready_replicas: Some(ready),
+                updated_replicas: Some(1),
+                ..Default::default()
+            }),
+        }
+    }
+
+    /// A client whose apiserver answers every request with `answer` and
+    /// records "METHOD path" of each request.
+    fn recording_client(answer: Deployment) -> (Client, Arc<Mutex<Vec<String>>>) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let svc = tower::service_fn(move |req: Request<Body>| {
+            log.lock()
+                .unwrap()
+                .push(format!("{} {}", req.method(), req.uri().path()));
+            let body = serde_json::to_vec(&answer).unwrap();
+            async move { Ok::<_, std::convert::Infallible>(Response::new(Body::from(body))) }
+        });
+        (Client::new(svc, "default"), seen)
+    }
+
+    const GET_API: &str = "GET /apis/apps/v1/namespaces/ns/deployments/svc-api";
+
+    #[tokio::test]
+    async fn counts_trusts_a_rolled_out_snapshot() {
+        let (client, seen) = recording_client(deployment(0));
+        let c = counts(&client, "ns", "svc-api", Some(deployment(1)))
+            .await
+            .unwrap();
+        assert!(c.done());
+        assert!(seen.lock().unwrap().is_empty(), "no API call");
+    }
+
+    #[tokio::test]
+    async fn counts_reads_again_when_the_snapshot_is_not_rolled_out() {
+        // The apply response (0 ready) is older than the live object (1 ready).
+        let (client, seen) = recording_client(deployment(1));
+        let c = counts(&client, "ns", "svc-api", Some(deployment(0)))
+            .await
+            .unwrap();
+        assert_eq!(c.ready, 1);
+        assert!(c.done());
+        assert_eq!(*seen.lock().unwrap(), vec![GET_API.to_string()]);
+    }
+
+    #[tokio::test]
+    async fn counts_reads_when_the_apply_was_skipped() {
+        let (client, seen) = recording_client(deployment(0));
+        let c = counts(&client, "ns", "svc-api", None).await.unwrap();
+        assert_eq!(c.ready, 0);
+        assert!(!c.done());
+        assert_eq!(*seen.lock().unwrap(), vec![GET_API.to_string()]);
     }
 
     #[test]
