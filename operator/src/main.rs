@@ -84,7 +84,7 @@ struct Cli {
     lease_grace_seconds: u64,
 
     /// PymServices reconciled in parallel.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, env = "PYM_OPERATOR_CONCURRENCY", default_value_t = 32)]
     concurrency: u16,
 
     /// Run the queue-depth autoscaler of worker Deployments (issue #7).
