@@ -138,26 +138,23 @@ enum DeadCmd {
         json: bool,
     },
     /// Put dead letters back on their queue (attempts reset).
-    Replay {
-        #[arg(long, default_value = contract::DEFAULT_QUEUE)]
-        queue: String,
-        /// Dead letter id (task id); see `dead list`.
-        #[arg(long, required_unless_present = "all", conflicts_with = "all")]
-        id: Option<String>,
-        /// Every dead letter of the queue.
-        #[arg(long)]
-        all: bool,
-    },
+    Replay(DeadSelection),
     /// Delete dead letters.
-    Purge {
-        #[arg(long, default_value = contract::DEFAULT_QUEUE)]
-        queue: String,
-        #[arg(long, required_unless_present = "all", conflicts_with = "all")]
-        id: Option<String>,
-        /// Every dead letter of the queue.
-        #[arg(long)]
-        all: bool,
-    },
+    Purge(DeadSelection),
+}
+
+/// Which dead letters `replay` and `purge` act on: one by id, or all.
+#[derive(Debug, Args)]
+struct DeadSelection {
+    /// Queue whose dead letters to act on.
+    #[arg(long, default_value = contract::DEFAULT_QUEUE)]
+    queue: String,
+    /// Dead letter id (task id); see `dead list`.
+    #[arg(long, required_unless_present = "all", conflicts_with = "all")]
+    id: Option<String>,
+    /// Every dead letter of the queue.
+    #[arg(long)]
+    all: bool,
 }
 
 #[derive(Args, Debug)]
@@ -511,7 +508,7 @@ async fn dead_cmd(config: &Config, cmd: DeadCmd) -> Result<(), Fail> {
                 println!("({} shown of {total} in queue {queue})", list.len());
             }
         }
-        DeadCmd::Replay { queue, id, all } => {
+        DeadCmd::Replay(DeadSelection { queue, id, all }) => {
             if all {
                 let (ok, refused) = dead::replay_all(&broker, &queue).await.map_err(runtime)?;
                 println!("replayed {ok}, refused {refused} (unverifiable: purge them)");
@@ -526,7 +523,7 @@ async fn dead_cmd(config: &Config, cmd: DeadCmd) -> Result<(), Fail> {
                 }
             }
         }
-        DeadCmd::Purge { queue, id, all } => {
+        DeadCmd::Purge(DeadSelection { queue, id, all }) => {
             if all {
                 let n = dead::purge_before(&mut conn, &queue, u64::MAX)
                     .await

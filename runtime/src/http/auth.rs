@@ -348,34 +348,43 @@ fn kind_text(k: &ErrorKind) -> String {
     }
 }
 
-fn decoding_pem(alg: Algorithm, pem: &Secret) -> Result<DecodingKey, String> {
-    let b = pem.expose().as_bytes();
-    let r = match alg {
+/// The PEM key family an asymmetric algorithm takes.
+enum PemFamily {
+    Rsa,
+    Ec,
+    Ed,
+}
+
+fn pem_family(alg: Algorithm) -> Result<PemFamily, String> {
+    match alg {
         Algorithm::RS256
         | Algorithm::RS384
         | Algorithm::RS512
         | Algorithm::PS256
         | Algorithm::PS384
-        | Algorithm::PS512 => DecodingKey::from_rsa_pem(b),
-        Algorithm::ES256 | Algorithm::ES384 => DecodingKey::from_ec_pem(b),
-        Algorithm::EdDSA => DecodingKey::from_ed_pem(b),
-        _ => return Err("not an asymmetric algorithm".into()),
-    };
-    r.map_err(|e| e.to_string())
+        | Algorithm::PS512 => Ok(PemFamily::Rsa),
+        Algorithm::ES256 | Algorithm::ES384 => Ok(PemFamily::Ec),
+        Algorithm::EdDSA => Ok(PemFamily::Ed),
+        _ => Err("not an asymmetric algorithm".into()),
+    }
+}
+
+fn decoding_pem(alg: Algorithm, pem: &Secret) -> Result<DecodingKey, String> {
+    let b = pem.expose().as_bytes();
+    match pem_family(alg)? {
+        PemFamily::Rsa => DecodingKey::from_rsa_pem(b),
+        PemFamily::Ec => DecodingKey::from_ec_pem(b),
+        PemFamily::Ed => DecodingKey::from_ed_pem(b),
+    }
+    .map_err(|e| e.to_string())
 }
 
 fn encoding_pem(alg: Algorithm, pem: &Secret) -> Result<EncodingKey, String> {
     let b = pem.expose().as_bytes();
-    let r = match alg {
-        Algorithm::RS256
-        | Algorithm::RS384
-        | Algorithm::RS512
-        | Algorithm::PS256
-        | Algorithm::PS384
-        | Algorithm::PS512 => EncodingKey::from_rsa_pem(b),
-        Algorithm::ES256 | Algorithm::ES384 => EncodingKey::from_ec_pem(b),
-        Algorithm::EdDSA => EncodingKey::from_ed_pem(b),
-        _ => return Err("not an asymmetric algorithm".into()),
-    };
-    r.map_err(|e| e.to_string())
+    match pem_family(alg)? {
+        PemFamily::Rsa => EncodingKey::from_rsa_pem(b),
+        PemFamily::Ec => EncodingKey::from_ec_pem(b),
+        PemFamily::Ed => EncodingKey::from_ed_pem(b),
+    }
+    .map_err(|e| e.to_string())
 }
