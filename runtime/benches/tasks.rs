@@ -3,7 +3,8 @@
 //! works). Run: `cargo bench -p pym-runtime --bench tasks` (env BENCH_N,
 //! BENCH_CONCURRENCY, BENCH_BACKLOG to change sizes; BENCH_BACKLOG=0 skips
 //! the 1,000,000-task backlog; BENCH_ONLY=enqueue,consume,latency,delay,
-//! backlog,celery runs only the phases named).
+//! backlog,celery runs only the phases named; BENCH_WORKER_CONCURRENCY and
+//! BENCH_BATCH override the consuming worker's settings).
 
 use pym_runtime::broker::{Broker, BrokerConfig, stats};
 use pym_runtime::envelope::Envelope;
@@ -88,8 +89,8 @@ fn redis_benchmark(port: u16, clients: usize, n: usize) -> f64 {
 fn worker_config(queue: &str, concurrency: usize) -> WorkerConfig {
     WorkerConfig {
         queues: vec![queue.into()],
-        concurrency,
-        batch: 512,
+        concurrency: env_usize("BENCH_WORKER_CONCURRENCY", concurrency),
+        batch: env_usize("BENCH_BATCH", 512),
         listen: None,
         name: format!("bench-{queue}"),
         ..WorkerConfig::default()

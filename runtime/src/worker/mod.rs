@@ -355,7 +355,8 @@ async fn fetch_loop(
         .map(|s| (s.clone(), Arc::from(s.as_str())))
         .collect();
     let mut backoff = Reconnect::default();
-    let mut blocking = None;
+    // This loop's own connection for reads (blocking reads stall it).
+    let mut fetch_conn = None;
     let mut groups_ok = false;
     let reclaim_every = (config.visibility_timeout / 6).max(Duration::from_millis(500));
     let mut last_reclaim = Instant::now() - reclaim_every;
@@ -434,29 +435,32 @@ async fn fetch_loop(
                 }
             }
         }
-        if deliveries.is_empty() && result.is_ok() {
-            match fetch::read_now(&mut conn, &config.name, &streams, room).await {
-                Ok(d) if !d.is_empty() => deliveries = d,
-                Ok(_) => {
-                    if blocking.is_none() {
-                        match shared.broker.blocking_conn().await {
-                            Ok(c) => blocking = Some(c),
-                            Err(e) => result = Err(e),
-                        }
-                    }
-                    if let Some(bc) = blocking.as_mut() {
-                        match fetch::read(bc, &config.name, &streams, room, Some(config.block))
-                            .await
-                        {
-                            Ok(d) => deliveries = d,
-                            Err(e) => {
-                                blocking = None;
-                                result = Err(e);
-                            }
-                        }
-                    }
-                }
+        if deliveries.is_empty() && result.is_ok() && fetch_conn.is_none() {
+            match shared.broker.blocking_conn().await {
+                Ok(c) => fetch_conn = Some(c),
                 Err(e) => result = Err(e),
+            }
+        }
+        if deliveries.is_empty()
+            && result.is_ok()
+            && let Some(fc) = fetch_conn.as_mut()
+        {
+            // Reads go on this loop's own connection: replies of a batch
+            // are parsed by its own driver, in parallel with the settling
+            // pipelines on the shared one. Read what is there; only when
+            // nothing is, block.
+            let read = match fetch::read_now(fc, &config.name, &streams, room).await {
+                Ok(d) if d.is_empty() => {
+                    fetch::read(fc, &config.name, &streams, room, Some(config.block)).await
+                }
+                other => other,
+            };
+            match read {
+                Ok(d) => deliveries = d,
+                Err(e) => {
+                    fetch_conn = None;
+                    result = Err(e);
+                }
             }
         }
         if let Err(e) = result {
