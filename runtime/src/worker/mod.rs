@@ -104,6 +104,9 @@ pub fn default_name() -> String {
     format!("{host}-{}", std::process::id())
 }
 
+/// Fetch loops per worker (fewer if the concurrency is lower).
+const FETCHERS: usize = 2;
+
 /// A task held by this worker, from fetch until its settlement is written.
 struct Held {
     queue: Arc<str>,
@@ -251,18 +254,28 @@ impl Worker {
             .map(|q| tokio::spawn(delay::run_promoter(broker.clone(), q.clone(), stop.clone())))
             .collect();
         let semaphore = Arc::new(Semaphore::new(config.concurrency));
-        let fetcher = tokio::spawn(fetch_loop(
-            shared.clone(),
-            config.clone(),
-            queues.clone(),
-            semaphore.clone(),
-            stop.clone(),
-        ));
+        // Two fetch loops, each on its own connection, so one reads the next
+        // batch while the other hands its batch out; the first one also
+        // reclaims tasks of dead workers.
+        let fetchers: Vec<_> = (0..FETCHERS.min(config.concurrency))
+            .map(|i| {
+                tokio::spawn(fetch_loop(
+                    shared.clone(),
+                    config.clone(),
+                    queues.clone(),
+                    semaphore.clone(),
+                    stop.clone(),
+                    i == 0,
+                ))
+            })
+            .collect();
 
         shutdown.await;
         tracing::info!(grace = ?config.grace_period, "shutting down: no new tasks, draining");
         stop.cancel();
-        let _ = fetcher.await;
+        for f in fetchers {
+            let _ = f.await;
+        }
         for p in promoters {
             let _ = p.await;
         }
@@ -339,6 +352,7 @@ async fn fetch_loop(
     queues: Vec<String>,
     semaphore: Arc<Semaphore>,
     stop: CancellationToken,
+    reclaimer: bool,
 ) {
     // Streams in priority order; each maps back to its queue.
     let mut streams = Vec::new();
@@ -390,11 +404,12 @@ async fn fetch_loop(
             p = semaphore.clone().acquire_owned() => p.expect("semaphore is never closed"),
             _ = stop.cancelled() => break,
         };
-        let room = (1 + semaphore.available_permits()).min(config.batch);
+        // Share the free slots with the other fetch loop.
+        let room = (1 + semaphore.available_permits() / FETCHERS).min(config.batch);
 
         let mut deliveries = Vec::new();
         let mut result: Result<(), BrokerError> = Ok(());
-        if last_reclaim.elapsed() >= reclaim_every {
+        if reclaimer && last_reclaim.elapsed() >= reclaim_every {
             last_reclaim = Instant::now();
             for s in &streams {
                 match reclaim::reclaim(
