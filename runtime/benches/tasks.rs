@@ -16,10 +16,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-// The allocator a pym service binary uses (examples/hello does the same).
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 const SECRET: &str = "bench-secret";
 
 static DONE: AtomicU64 = AtomicU64::new(0);
@@ -120,7 +116,7 @@ fn phase(phase: &str) -> bool {
 #[tokio::main]
 async fn main() {
     // cargo bench passes --bench; ignore arguments.
-    let n = env_usize("BENCH_N", 200_000);
+    let n = env_usize("BENCH_N", 500_000);
     let clients = env_usize("BENCH_CONCURRENCY", 50);
     let backlog = env_usize("BENCH_BACKLOG", 1_000_000);
     let redis = RedisServer::start();

@@ -17,12 +17,6 @@ use serde_json::json;
 use std::io::Write;
 use std::process::ExitCode;
 
-// mimalloc as the allocator: a worker allocates many small objects per task
-// from several threads, where it is markedly faster than the system
-// allocator (see the README's performance section).
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Env var naming a file where the welcome task appends what it saw.
 pub const ENV_TASK_REPORT: &str = "HELLO_TASK_REPORT";
 
