@@ -23,8 +23,9 @@ pub(crate) struct Executor {
     pub registry: &'static Registry,
     pub backoff: Backoff,
     pub max_deliveries: u64,
-    /// Metric handles by queue, then task: resolved once at start.
-    pub handles: HashMap<String, HashMap<&'static str, TaskHandles>>,
+    /// Metric handles of each task whose own queue this worker consumes,
+    /// resolved once at start.
+    pub handles: HashMap<&'static str, TaskHandles>,
 }
 
 impl Executor {
@@ -36,11 +37,14 @@ impl Executor {
         queues: &[String],
     ) -> Self {
         let m = metrics::task();
-        let handles = queues
-            .iter()
-            .map(|q| {
-                let by_task = registry.names().map(|t| (t, m.handles(t, q))).collect();
-                (q.clone(), by_task)
+        let handles = registry
+            .names()
+            .filter_map(|t| {
+                let queue = registry.get(t)?.options.queue;
+                queues
+                    .iter()
+                    .any(|q| q == queue)
+                    .then(|| (t, m.handles(t, queue)))
             })
             .collect();
         Executor {
@@ -132,13 +136,10 @@ impl Executor {
                 );
             }
         };
-        let m = match self
-            .handles
-            .get(queue)
-            .and_then(|h| h.get(env.task.as_str()))
-        {
-            Some(h) => h.clone(),
-            None => metrics::task().handles(&env.task, queue),
+        // A task sent to a queue other than its own has no handles yet.
+        let m = match self.handles.get(reg.name) {
+            Some(h) if reg.options.queue == queue => h.clone(),
+            _ => metrics::task().handles(&env.task, queue),
         };
         m.started();
         let ctx = Arc::new(env.ctx.clone());
