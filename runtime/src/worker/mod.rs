@@ -377,8 +377,8 @@ async fn fetch_loop(
     let mut last_reap = Instant::now();
 
     while !stop.is_cancelled() {
-        let mut conn = shared.broker.conn();
         if !groups_ok {
+            let mut conn = shared.broker.conn();
             let mut ok = true;
             for q in &queues {
                 if let Err(e) = fetch::ensure_groups(&mut conn, q).await {
