@@ -72,10 +72,5 @@ pub fn add_to_pipe(
                 .ignore();
         }
     }
-    pipe.cmd("XACK")
-        .arg(stream)
-        .arg(keys::GROUP)
-        .arg(id)
-        .ignore();
-    pipe.cmd("XDEL").arg(stream).arg(id).ignore();
+    add_acks_to_pipe(pipe, stream, &[id]);
 }
