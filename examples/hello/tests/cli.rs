@@ -65,6 +65,26 @@ fn wait_up(port: u16) {
     panic!("service did not come up on {port}");
 }
 
+/// Start `hello <cmd>` in the background on `port`, in `dir`, with no PYM_*
+/// settings but `env`; wait until it answers /healthz. Killed when dropped.
+fn start(cmd: &str, port: u16, dir: &std::path::Path, env: &[(&str, &str)]) -> Kill {
+    let mut c = Command::new(BIN);
+    c.arg(cmd)
+        .env_remove("PYM_REDIS_URL")
+        .env_remove("PYM_JWT_SECRET")
+        .env_remove("PYM_CONFIG")
+        .env("PYM_PORT", port.to_string())
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let k = Kill(c.spawn().unwrap());
+    wait_up(port);
+    k
+}
+
 #[test]
 fn help_on_every_command() {
     for cmd in [
@@ -143,20 +163,12 @@ fn up_runs_on_a_fresh_machine_in_eager_mode() {
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("report.jsonl");
-    let child = Command::new(BIN)
-        .arg("up")
-        .env_remove("PYM_REDIS_URL")
-        .env_remove("PYM_JWT_SECRET")
-        .env_remove("PYM_CONFIG")
-        .env("PYM_PORT", port.to_string())
-        .env("HELLO_TASK_REPORT", &report)
-        .current_dir(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _k = Kill(child);
-    wait_up(port);
+    let _k = start(
+        "up",
+        port,
+        dir.path(),
+        &[("HELLO_TASK_REPORT", report.to_str().unwrap())],
+    );
     let (s, body) = get(port, "/ping", "", "").unwrap();
     assert_eq!((s, body.as_str()), (200, "{}"));
     // The dev secret mints tokens `up` accepts.
@@ -192,21 +204,18 @@ fn up_with_redis_runs_api_and_worker_in_one_process() {
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("report.jsonl");
-    let child = Command::new(BIN)
-        .arg("up")
-        .env_remove("PYM_CONFIG")
-        .env("PYM_REDIS_URL", redis.url())
-        .env("PYM_JWT_SECRET", "up-secret")
-        .env("PYM_PORT", port.to_string())
-        .env("HELLO_TASK_REPORT", &report)
-        .current_dir(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let _k = Kill(child);
-    wait_up(port);
+    let url = redis.url();
+    let k = start(
+        "up",
+        port,
+        dir.path(),
+        &[
+            ("PYM_REDIS_URL", url.as_str()),
+            ("PYM_JWT_SECRET", "up-secret"),
+            ("HELLO_TASK_REPORT", report.to_str().unwrap()),
+        ],
+    );
+    let pid = k.0.id();
     let extra = "content-type: application/json\r\nx-request-id: rq-up-redis\r\n";
     let (s, body) = get(port, "/signup", extra, r#"{"email":"r@example.com"}"#).unwrap();
     assert_eq!(s, 201, "{body}");
@@ -236,19 +245,13 @@ fn readyz_follows_the_broker() {
     let mut redis = RedisServer::start();
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
-    let child = Command::new(BIN)
-        .arg("serve")
-        .env_remove("PYM_CONFIG")
-        .env("PYM_REDIS_URL", redis.url())
-        .env("PYM_JWT_SECRET", "s")
-        .env("PYM_PORT", port.to_string())
-        .current_dir(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _k = Kill(child);
-    wait_up(port);
+    let url = redis.url();
+    let _k = start(
+        "serve",
+        port,
+        dir.path(),
+        &[("PYM_REDIS_URL", url.as_str()), ("PYM_JWT_SECRET", "s")],
+    );
     assert_eq!(get(port, "/readyz", "", "").unwrap().0, 200);
     redis.kill();
     let t0 = Instant::now();
