@@ -249,19 +249,19 @@ async fn bench_apply_to_ready() -> Result<()> {
 
     let created = created.lock().unwrap().clone();
     let ready = ready.lock().unwrap().clone();
-    let mut lat: Vec<Duration> = created
-        .iter()
-        .filter_map(|(k, t)| ready.get(k).map(|r| r.saturating_duration_since(*t)))
-        .collect();
-    lat.sort();
-    println!("apply -> step        p50        p90        p99        max   (seen)");
-    for (what, m) in stages.iter().zip(&seen) {
-        let m = m.lock().unwrap().clone();
+    // Sorted times from each object's create to its moment in `seen_at`.
+    let since_created = |seen_at: &HashMap<String, Instant>| {
         let mut l: Vec<Duration> = created
             .iter()
-            .filter_map(|(k, t)| m.get(k).map(|r| r.saturating_duration_since(*t)))
+            .filter_map(|(k, t)| seen_at.get(k).map(|r| r.saturating_duration_since(*t)))
             .collect();
         l.sort();
+        l
+    };
+    let lat = since_created(&ready);
+    println!("apply -> step        p50        p90        p99        max   (seen)");
+    for (what, m) in stages.iter().zip(&seen) {
+        let l = since_created(&m.lock().unwrap());
         println!(
             "{:>10.3?} {:>10.3?} {:>10.3?} {:>10.3?} ({:>4})  {what}",
             pct(&l, 0.50),
