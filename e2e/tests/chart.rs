@@ -520,9 +520,15 @@ async fn assert_refused(sa: &Client, ns: &str) -> Result<()> {
         "patch pymservices (only the status)"
     );
     let cms: Api<ConfigMap> = Api::namespaced(sa.clone(), ns);
+    // get is granted (children.rs confirms a child exists); update is not.
+    let mut cm = ConfigMap::default();
+    cm.metadata.name = Some("hello-config".into());
     assert!(
-        is_forbidden(&cms.get("hello-config").await),
-        "get configmaps"
+        is_forbidden(
+            &cms.replace("hello-config", &PostParams::default(), &cm)
+                .await
+        ),
+        "update configmaps"
     );
     assert!(
         is_forbidden(&cms.delete("hello-config", &DeleteParams::default()).await),
