@@ -368,11 +368,11 @@ impl Config {
         let secret_env = raw
             .jwt_secret_env
             .unwrap_or_else(|| contract::ENV_JWT_SECRET.into());
-        check_env_name("jwt_secret_env", &secret_env)?;
+        check_env_name(contract::CONFIG_JWT_SECRET_ENV, &secret_env)?;
         for (k, v) in [
             ("jwt_public_key_env", &raw.jwt_public_key_env),
             ("jwt_private_key_env", &raw.jwt_private_key_env),
-            ("redis_url_env", &raw.redis_url_env),
+            (contract::CONFIG_REDIS_URL_ENV, &raw.redis_url_env),
         ] {
             if let Some(v) = v {
                 check_env_name(k, v)?;
@@ -444,14 +444,7 @@ fn parse_bool(v: &str) -> Option<bool> {
 fn split_queues(v: &str) -> Result<Vec<String>, String> {
     let mut out = Vec::new();
     for q in v.split(',').map(str::trim).filter(|q| !q.is_empty()) {
-        if !q
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        {
-            return Err(format!(
-                "queue name '{q}' may only hold letters, digits, '-', '_' and '.'"
-            ));
-        }
+        contract::validate_queue_name(q)?;
         if !out.iter().any(|x| x == q) {
             out.push(q.to_string());
         }
@@ -515,6 +508,42 @@ mod tests {
         assert_eq!(c.jwt.secret.as_ref().unwrap().expose(), "s3cr3t");
         assert_eq!(c.task_secret().unwrap().expose(), "s3cr3t");
         assert!(!format!("{c:?}").contains("s3cr3t"));
+    }
+
+    /// Every key of `contract::CONFIG_KEYS_RENAMING_ENV` is a config key that
+    /// makes the runtime read another variable than the one it renames.
+    #[test]
+    fn renaming_keys_rename() {
+        let read = |c: &Config, var: &str| match var {
+            contract::ENV_JWT_SECRET => c.jwt.secret.as_ref().map(|s| s.expose().to_string()),
+            contract::ENV_REDIS_URL => c.redis_url.as_ref().map(|s| s.expose().to_string()),
+            other => panic!("no test reader for {other}: add one"),
+        };
+        for &(key, var) in contract::CONFIG_KEYS_RENAMING_ENV {
+            let pairs = [(var, "injected"), ("OTHER_VAR", "renamed")];
+            let env = env_of(&pairs);
+            let c = Config::from_yaml("c", "", &env).unwrap();
+            assert_eq!(read(&c, var).as_deref(), Some("injected"), "{key}");
+            let c = Config::from_yaml("c", &format!("{key}: OTHER_VAR\n"), &env).unwrap();
+            assert_eq!(read(&c, var).as_deref(), Some("renamed"), "{key}");
+        }
+    }
+
+    #[test]
+    fn queue_names_follow_the_contract() {
+        let too_long = "x".repeat(contract::QUEUE_NAME_MAX_LEN + 1);
+        for (yaml, env) in [
+            ("queues: ['orders:v2']\n", vec![]),
+            ("", vec![("PYM_WORKER_QUEUES", "default,orders:v2")]),
+            ("", vec![("PYM_WORKER_QUEUES", too_long.as_str())]),
+        ] {
+            let e = Config::from_yaml("c.yaml", yaml, &env_of(&env))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(contract::QUEUE_NAME_RULE), "{e}");
+        }
+        let c = Config::from_yaml("c", "queues: [a.b, c-d, e_f, a.b]\n", &env_of(&[])).unwrap();
+        assert_eq!(c.queues, vec!["a.b", "c-d", "e_f"]);
     }
 
     #[test]

@@ -270,21 +270,8 @@ impl Registry {
     }
 }
 
-/// Check a queue name: 1–64 characters of `[A-Za-z0-9_.-]`.
-pub fn validate_queue_name(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "invalid queue name {name:?}: expected 1 to 64 characters of letters, digits, '_', '.' or '-'"
-        ))
-    }
-}
+/// The queue-name check (defined once, in [`crate::contract`]).
+pub use crate::contract::validate_queue_name;
 
 #[cfg(test)]
 mod tests {
@@ -307,13 +294,5 @@ mod tests {
         assert!(e.is_retryable());
         assert_eq!(e.message(), "disk full");
         assert!(!TaskError::fatal("no such user").is_retryable());
-    }
-
-    #[test]
-    fn queue_names() {
-        assert!(validate_queue_name("emails.high-1_x").is_ok());
-        for bad in ["", "a{b}", "has space", &"x".repeat(65)] {
-            assert!(validate_queue_name(bad).is_err(), "{bad:?}");
-        }
     }
 }

@@ -2,7 +2,7 @@
 
 use proc_macro::TokenStream;
 use proc_macro2::Span;
-use quote::{format_ident, quote};
+use quote::{format_ident, quote, quote_spanned};
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
@@ -73,7 +73,7 @@ fn expand(
     };
 
     let mut name = fn_name.to_string();
-    let mut queue: Option<String> = None;
+    let mut queue: Option<syn::LitStr> = None;
     let mut max_retries: Option<u32> = None;
     let mut timeout_secs: Option<u64> = None;
     let mut priority: Option<String> = None;
@@ -95,20 +95,9 @@ fn expand(
                 };
                 match (key.as_str(), lit) {
                     ("name", Lit::Str(s)) => name = s.value(),
-                    ("queue", Lit::Str(s)) => {
-                        let q = s.value();
-                        let ok = !q.is_empty()
-                            && q.len() <= 64
-                            && q.bytes()
-                                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
-                        if !ok {
-                            return Err(syn::Error::new(
-                                s.span(),
-                                "queue names are 1 to 64 characters of letters, digits, '_', '.' or '-'",
-                            ));
-                        }
-                        queue = Some(q);
-                    }
+                    // Checked at compile time by the runtime's own rule
+                    // (`queue_check` below): this crate cannot depend on it.
+                    ("queue", Lit::Str(s)) => queue = Some(s.clone()),
                     ("max_retries", Lit::Int(i)) => max_retries = Some(i.base10_parse()?),
                     ("timeout_secs", Lit::Int(i)) => {
                         let t: u64 = i.base10_parse()?;
@@ -184,6 +173,15 @@ fn expand(
         Some(q) => quote!(#q),
         None => quote!(#pym::task::TaskOptions::DEFAULT.queue),
     };
+    // The queue-name rule lives in pym_runtime::contract; a bad literal fails
+    // const evaluation, with the error on the literal.
+    let queue_check = queue.as_ref().map(|q| {
+        quote_spanned! {q.span()=>
+            const _: () = if !#pym::contract::is_valid_queue_name(#q) {
+                ::core::panic!("{}", #pym::contract::QUEUE_NAME_MACRO_ERROR)
+            };
+        }
+    });
     let retries_expr = match max_retries {
         Some(r) => quote!(#r),
         None => quote!(#pym::task::TaskOptions::DEFAULT.max_retries),
@@ -210,6 +208,8 @@ fn expand(
         #vis mod #fn_name {
             #[allow(unused_imports)]
             use super::*;
+
+            #queue_check
 
             /// Arguments of the task (one parameter: itself; several: a tuple).
             #inner_vis type Args = #args_ty;
