@@ -3,7 +3,8 @@
 //! | module | holds |
 //! |---|---|
 //! | [`crd`] | spec/status types; the CRD is generated from them (`crdgen`) |
-//! | [`desired`] | pure: spec → ConfigMap, Deployments, Services, Redis objects |
+//! | [`desired`] | pure: spec → ConfigMap, Deployments, Services, Secrets, Redis objects |
+//! | [`psa`] | pure: does a pod spec meet Pod Security Standards `restricted`? |
 //! | [`status`] | pure: observed counts → status and conditions |
 //! | [`children`] | metadata caches of child objects; apply that skips no-ops |
 //! | [`reconcile`] | apply (SSA), deletes, status writes, events, error policy |
@@ -20,6 +21,7 @@ pub mod crd;
 pub mod desired;
 pub mod error;
 pub mod metrics;
+pub mod psa;
 pub mod reconcile;
 pub mod scale;
 pub mod status;
