@@ -274,11 +274,14 @@ pub struct WorkersSpec {
     #[schemars(range(min = 1, max = 10000))]
     pub concurrency: i32,
 
-    /// Queues the workers consume, in priority order.
+    /// Queues the workers consume, in priority order. Names follow the
+    /// runtime's rule (`pym_runtime::contract::QUEUE_NAME_PATTERN`); the
+    /// schema's description spells it out ([`queues_description`]).
     #[serde(default = "default_queues")]
     #[schemars(
         length(min = 1, max = 32),
-        inner(regex(pattern = r"^[a-zA-Z0-9][a-zA-Z0-9_.:-]{0,62}$"))
+        inner(regex(pattern = contract::QUEUE_NAME_PATTERN)),
+        description = queues_description()
     )]
     pub queues: Vec<String>,
 
@@ -325,6 +328,12 @@ fn default_concurrency() -> i32 {
 }
 fn default_queues() -> Vec<String> {
     vec![contract::DEFAULT_QUEUE.to_string()]
+}
+fn queues_description() -> String {
+    format!(
+        "Queues the workers consume, in priority order. Queue names are {}.",
+        contract::QUEUE_NAME_RULE
+    )
 }
 
 /// How the autoscaler turns queue depth into worker replicas.
@@ -521,5 +530,88 @@ impl PymServiceSpec {
     pub fn effective_workers(&self) -> Option<WorkersSpec> {
         self.with_async
             .then(|| self.workers.clone().unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::CustomResourceExt;
+
+    /// The schema of `spec.workers.queues` in the generated CRD.
+    fn queues_schema() -> serde_json::Value {
+        let crd = serde_json::to_value(PymService::crd()).unwrap();
+        crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+            ["workers"]["properties"]["queues"]
+            .clone()
+    }
+
+    /// The CRD refuses exactly the queue names the runtime refuses: the
+    /// apiserver (RE2, like the `regex` crate) checks the CRD's pattern, the
+    /// worker checks `contract::validate_queue_name`.
+    #[test]
+    fn crd_queue_pattern_agrees_with_the_runtime() {
+        let queues = queues_schema();
+        let pattern = queues["items"]["pattern"]
+            .as_str()
+            .expect("queues[*] has a pattern");
+        assert_eq!(pattern, contract::QUEUE_NAME_PATTERN);
+        let re = regex::Regex::new(pattern).unwrap();
+        let max = contract::QUEUE_NAME_MAX_LEN;
+        let longest = "q".repeat(max);
+        let too_long = "q".repeat(max + 1);
+        let valid = [
+            "default",
+            "emails",
+            "orders.v2",
+            "orders-v2",
+            "orders_v2",
+            "A9",
+            "_",
+            "-leading-dash",
+            ".dot",
+            longest.as_str(),
+        ];
+        let invalid = [
+            "",
+            "orders:v2",
+            "has space",
+            " lead",
+            "trail ",
+            "a/b",
+            "a{b}",
+            "a*",
+            "é",
+            "new\nline",
+            too_long.as_str(),
+        ];
+        for n in valid {
+            assert!(
+                contract::validate_queue_name(n).is_ok(),
+                "runtime refuses {n:?}"
+            );
+            assert!(re.is_match(n), "CRD refuses {n:?}");
+        }
+        for n in invalid {
+            assert!(
+                contract::validate_queue_name(n).is_err(),
+                "runtime accepts {n:?}"
+            );
+            assert!(!re.is_match(n), "CRD accepts {n:?}");
+        }
+        // Every one-character name (all of ASCII and a few others) and every
+        // length around the limit: the two always agree.
+        let singles = (0u8..=127).map(|b| (b as char).to_string());
+        let others = ["é", "\u{0}", "\u{200b}", "ü"].map(String::from);
+        let lengths = (0..=max + 2).map(|n| "a".repeat(n));
+        for n in singles.chain(others).chain(lengths) {
+            assert_eq!(
+                contract::is_valid_queue_name(&n),
+                re.is_match(&n),
+                "runtime and CRD disagree on {n:?}"
+            );
+        }
+        let d = queues["description"].as_str().unwrap_or_default();
+        assert!(d.contains(contract::QUEUE_NAME_RULE), "{queues}");
     }
 }
