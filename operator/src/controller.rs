@@ -8,8 +8,8 @@
 //!   Deployment status and deletion, triggers a reconcile: drift repair and
 //!   the ready counts in status both need it. Our own no-op applies don't
 //!   change resourceVersion, so this does not loop.
-//! * Secrets a PymService references (`jwtSecretRef`, external
-//!   `urlSecretRef`): metadata-only watch over all Secrets, mapped by name.
+//! * Secrets a PymService references (`jwtSecretRef`, `taskSecretRef`,
+//!   external `urlSecretRef`): metadata-only watch over all Secrets, mapped by name.
 
 use crate::children::Stores;
 use crate::crd::PymService;
@@ -82,13 +82,14 @@ fn referencing(store: &Store<PymService>, ns: &str, name: &str) -> Vec<ObjectRef
         .filter(|s| s.namespace().as_deref() == Some(ns))
         .filter(|s| {
             let jwt = s.spec.jwt_secret_ref.as_ref().map(|r| r.name.as_str());
+            let task = s.spec.task_secret_ref.as_ref().map(|r| r.name.as_str());
             let url = s
                 .spec
                 .redis
                 .as_ref()
                 .and_then(|r| r.external.as_ref())
                 .map(|e| e.url_secret_ref.name.as_str());
-            jwt == Some(name) || url == Some(name)
+            [jwt, task, url].contains(&Some(name))
         })
         .map(|s| ObjectRef::from_obj(s.as_ref()))
         .collect()

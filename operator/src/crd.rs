@@ -97,7 +97,10 @@ pub struct PymServiceSpec {
 
     /// The service's pym-config (the content of pym-config.yaml, as an
     /// object). Rendered into a ConfigMap, mounted in every API and worker
-    /// pod; editing it rolls the pods.
+    /// pod; editing it rolls the pods. It may not rename a variable the
+    /// operator sets (`jwt_secret_env` with `jwtSecretRef`, `redis_url_env`
+    /// with `redis`): the PymService is then Degraded (InvalidSpec) and its
+    /// workloads are left as they are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "free_form_object")]
     pub config: Option<serde_json::Value>,
@@ -111,6 +114,18 @@ pub struct PymServiceSpec {
     /// turning it off deletes the worker Deployment.
     #[serde(default)]
     pub with_async: bool,
+
+    /// Secret key holding the task secret: it signs the task messages and
+    /// encrypts the tokens they carry, and must be the same in API and worker
+    /// pods (exposed as the runtime's task secret variable). Used only with
+    /// `withAsync`. When unset, the operator generates one, once, into the
+    /// Secret `<name>-pym-task` (key `secret`) and keeps it as long as the
+    /// PymService exists. Tasks queued under another key are dead-lettered
+    /// (`bad_signature`) when the key changes: to keep signing with the JWT
+    /// secret (what services did before the operator generated task
+    /// secrets), set this to `jwtSecretRef`. Editing the Secret rolls the pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_secret_ref: Option<SecretKeyRef>,
 
     /// The worker Deployment; only allowed when `withAsync` is true
     /// (defaults apply when omitted).

@@ -64,6 +64,11 @@ pub const REDIS_SECRET_URL_KEY: &str = "url";
 const REDIS_PASSWORD_ENV: &str = "REDIS_PASSWORD";
 /// Non-root uid/gid of the official Redis images.
 const REDIS_UID: i64 = 999;
+/// Key of the generated task Secret ([`names::task_secret`]).
+pub const TASK_SECRET_KEY: &str = "secret";
+/// Non-root uid/gid the API and worker containers run as (the pym images'
+/// `USER 65532:65532`, the distroless "nonroot" user).
+pub const APP_UID: i64 = 65532;
 
 /// Components, used in labels and names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -106,6 +111,10 @@ pub mod names {
     pub fn redis_pvc(svc: &str) -> String {
         format!("{svc}-redis-data")
     }
+    /// The task secret the operator generates when `taskSecretRef` is unset.
+    pub fn task_secret(svc: &str) -> String {
+        format!("{svc}-pym-task")
+    }
 }
 
 /// Values the reconciler resolves (I/O) before calling [`desired`].
@@ -113,6 +122,9 @@ pub mod names {
 pub struct Inputs {
     /// Managed Redis password: the one already in the Secret, or a new one.
     pub redis_password: Option<String>,
+    /// Generated task secret (`withAsync` without `taskSecretRef`): the one
+    /// already in the Secret, or a new one.
+    pub task_secret: Option<String>,
     /// Hash over the versions of referenced Secrets (see [`secrets_hash`]).
     pub secrets_hash: String,
 }
@@ -136,6 +148,10 @@ pub struct Desired {
     /// Worker Deployment without `spec.replicas` (see the module doc).
     pub worker_deployment: Option<Deployment>,
     pub managed_redis: Option<ManagedRedisObjects>,
+    /// The generated task Secret (`withAsync` without `taskSecretRef`). Never
+    /// deleted by the operator: it goes with the PymService (owner reference),
+    /// so turning `withAsync` off and on again keeps the key.
+    pub task_secret: Option<Secret>,
     /// `host:port` of the Redis in use (managed only; external is parsed from the URL).
     pub redis_endpoint: Option<String>,
 }
@@ -149,6 +165,17 @@ pub enum DesiredError {
     Config(String),
     #[error("managed Redis needs a password input (reconciler bug)")]
     MissingRedisPassword,
+    #[error("withAsync needs a task secret input (reconciler bug)")]
+    MissingTaskSecret,
+    #[error(
+        "spec.config.{key} is {value}: the pods would read that variable and ignore {var}, \
+         which the operator sets; remove {key} from spec.config"
+    )]
+    RenamesInjectedEnv {
+        key: &'static str,
+        value: String,
+        var: &'static str,
+    },
 }
 
 /// spec → desired objects.
@@ -171,6 +198,10 @@ pub fn desired(svc: &PymService, inputs: &Inputs) -> Result<Desired, DesiredErro
         owner: &owner,
     };
 
+    let redis_url = redis_url_source(spec, &name);
+    let task_secret = task_secret_source(spec, &name);
+    let env = common_env(spec, redis_url.as_ref(), task_secret.as_ref());
+    check_config(spec, &env)?;
     let config_yaml = render_config(spec)?;
     let config_hash = short_hash(config_yaml.as_bytes());
     let config_map = ConfigMap {
@@ -182,7 +213,6 @@ pub fn desired(svc: &PymService, inputs: &Inputs) -> Result<Desired, DesiredErro
         ..Default::default()
     };
 
-    let redis_url = redis_url_source(spec, &name);
     let pod_annotations = BTreeMap::from([
         (ANNOTATION_CONFIG_HASH.to_string(), config_hash),
         (
@@ -191,7 +221,7 @@ pub fn desired(svc: &PymService, inputs: &Inputs) -> Result<Desired, DesiredErro
         ),
     ]);
 
-    let api_deployment = api_deployment(&ctx, spec, redis_url.as_ref(), &pod_annotations);
+    let api_deployment = api_deployment(&ctx, spec, env.clone(), &pod_annotations);
     let api_service = Service {
         metadata: ctx.meta(names::api_service(&name), Component::Api),
         spec: Some(ServiceSpec {
@@ -210,7 +240,26 @@ pub fn desired(svc: &PymService, inputs: &Inputs) -> Result<Desired, DesiredErro
 
     let worker_deployment = spec
         .effective_workers()
-        .map(|w| worker_deployment(&ctx, spec, &w, redis_url.as_ref(), &pod_annotations));
+        .map(|w| worker_deployment(&ctx, spec, &w, env, &pod_annotations));
+
+    let task_secret = match (spec.with_async, &spec.task_secret_ref) {
+        (true, None) => {
+            let value = inputs
+                .task_secret
+                .as_deref()
+                .ok_or(DesiredError::MissingTaskSecret)?;
+            Some(Secret {
+                metadata: ctx.meta(names::task_secret(&name), Component::Config),
+                type_: Some("Opaque".into()),
+                data: Some(BTreeMap::from([(
+                    TASK_SECRET_KEY.to_string(),
+                    ByteString(value.as_bytes().to_vec()),
+                )])),
+                ..Default::default()
+            })
+        }
+        _ => None,
+    };
 
     let managed = spec.redis.as_ref().and_then(|r| r.managed.as_ref());
     let (managed_redis, redis_endpoint) = match managed {
@@ -233,6 +282,7 @@ pub fn desired(svc: &PymService, inputs: &Inputs) -> Result<Desired, DesiredErro
         api_service,
         worker_deployment,
         managed_redis,
+        task_secret,
         redis_endpoint,
     })
 }
@@ -313,6 +363,29 @@ pub fn render_config(spec: &PymServiceSpec) -> Result<String, DesiredError> {
     cfg.entry(CONFIG_WITH_ASYNC)
         .or_insert(serde_json::Value::Bool(spec.with_async));
     yaml_serde::to_string(&cfg).map_err(|e| DesiredError::Config(e.to_string()))
+}
+
+/// Refuses a `spec.config` that renames a variable the operator sets in the
+/// pods (`ours`: the operator's env), e.g. `jwt_secret_env: OTHER` while
+/// `PYM_JWT_SECRET` comes from `jwtSecretRef`: the runtime would read
+/// `$OTHER` and ignore ours. The keys are the runtime's
+/// ([`contract::CONFIG_KEYS_RENAMING_ENV`]). Setting a key to the very
+/// variable it defaults to, or renaming one the operator does not set, is fine.
+pub fn check_config(spec: &PymServiceSpec, ours: &[EnvVar]) -> Result<(), DesiredError> {
+    let Some(serde_json::Value::Object(cfg)) = &spec.config else {
+        return Ok(());
+    };
+    for &(key, var) in contract::CONFIG_KEYS_RENAMING_ENV {
+        let Some(v) = cfg.get(key) else { continue };
+        if v.as_str() != Some(var) && ours.iter().any(|e| e.name == var) {
+            return Err(DesiredError::RenamesInjectedEnv {
+                key,
+                value: v.to_string(),
+                var,
+            });
+        }
+    }
+    Ok(())
 }
 
 fn owner_reference(svc: &PymService) -> Result<OwnerReference, DesiredError> {
@@ -396,6 +469,22 @@ fn redis_url_source(spec: &PymServiceSpec, svc: &str) -> Option<SecretKeyRef> {
     }
 }
 
+/// Where pods read `PYM_TASK_SECRET` from (`withAsync` only): the user's
+/// `taskSecretRef`, else the Secret the operator generates.
+fn task_secret_source(spec: &PymServiceSpec, svc: &str) -> Option<SecretKeyRef> {
+    if !spec.with_async {
+        return None;
+    }
+    Some(
+        spec.task_secret_ref
+            .clone()
+            .unwrap_or_else(|| SecretKeyRef {
+                name: names::task_secret(svc),
+                key: TASK_SECRET_KEY.to_string(),
+            }),
+    )
+}
+
 /// The operator's env first, then the user's: a user entry with the same
 /// name replaces ours in place (duplicate names would break server-side apply).
 fn merge_env(ours: Vec<EnvVar>, user: &[&[EnvVar]]) -> Vec<EnvVar> {
@@ -411,7 +500,13 @@ fn merge_env(ours: Vec<EnvVar>, user: &[&[EnvVar]]) -> Vec<EnvVar> {
     out
 }
 
-fn common_env(spec: &PymServiceSpec, redis_url: Option<&SecretKeyRef>) -> Vec<EnvVar> {
+/// The env the operator sets in API and worker containers (before the
+/// per-component variables and the user's).
+fn common_env(
+    spec: &PymServiceSpec,
+    redis_url: Option<&SecretKeyRef>,
+    task_secret: Option<&SecretKeyRef>,
+) -> Vec<EnvVar> {
     let mut env = vec![plain_env(
         contract::ENV_CONFIG,
         contract::config_mount_path(),
@@ -422,13 +517,34 @@ fn common_env(spec: &PymServiceSpec, redis_url: Option<&SecretKeyRef>) -> Vec<En
     if let Some(j) = &spec.jwt_secret_ref {
         env.push(secret_env(contract::ENV_JWT_SECRET, j));
     }
+    if let Some(t) = task_secret {
+        env.push(secret_env(contract::ENV_TASK_SECRET, t));
+    }
     env.push(plain_env(contract::ENV_LOG_FORMAT, "json"));
     env
 }
 
 const CONFIG_VOLUME: &str = "pym-config";
+/// Writable scratch space: the root filesystem is read-only.
+const TMP_VOLUME: &str = "tmp";
 
-fn pod_spec(spec: &PymServiceSpec, container: Container, volumes: Vec<Volume>) -> PodSpec {
+/// Pod of an API or worker container: Pod Security Standards `restricted`
+/// (see [`crate::psa`]) with the container's [`restricted_container_security`].
+fn pod_spec(spec: &PymServiceSpec, mut container: Container, mut volumes: Vec<Volume>) -> PodSpec {
+    container.security_context = Some(restricted_container_security());
+    container
+        .volume_mounts
+        .get_or_insert_with(Vec::new)
+        .push(VolumeMount {
+            name: TMP_VOLUME.into(),
+            mount_path: "/tmp".into(),
+            ..Default::default()
+        });
+    volumes.push(Volume {
+        name: TMP_VOLUME.into(),
+        empty_dir: Some(EmptyDirVolumeSource::default()),
+        ..Default::default()
+    });
     PodSpec {
         containers: vec![container],
         volumes: Some(volumes),
@@ -436,6 +552,41 @@ fn pod_spec(spec: &PymServiceSpec, container: Container, volumes: Vec<Volume>) -
         service_account_name: spec.service_account_name.clone(),
         node_selector: (!spec.node_selector.is_empty()).then(|| spec.node_selector.clone()),
         tolerations: non_empty(spec.tolerations.clone()),
+        security_context: Some(restricted_pod_security(APP_UID, None)),
+        ..Default::default()
+    }
+}
+
+/// Pod-level securityContext of every pod the operator writes: non-root as
+/// `uid:uid`, the runtime's default seccomp profile.
+fn restricted_pod_security(uid: i64, fs_group: Option<i64>) -> PodSecurityContext {
+    PodSecurityContext {
+        run_as_non_root: Some(true),
+        run_as_user: Some(uid),
+        run_as_group: Some(uid),
+        fs_group,
+        seccomp_profile: Some(SeccompProfile {
+            type_: "RuntimeDefault".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Container securityContext of every container the operator writes: no
+/// privilege escalation, no capabilities, a read-only root filesystem. The
+/// runtime reads its config from the mounted ConfigMap and writes no file;
+/// API and worker pods get an emptyDir on `/tmp` for the service's own
+/// scratch files, Redis its `/data` volume.
+fn restricted_container_security() -> SecurityContext {
+    SecurityContext {
+        read_only_root_filesystem: Some(true),
+        allow_privilege_escalation: Some(false),
+        run_as_non_root: Some(true),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".into()]),
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }
@@ -514,11 +665,10 @@ fn deployment(
 fn api_deployment(
     ctx: &Ctx,
     spec: &PymServiceSpec,
-    redis_url: Option<&SecretKeyRef>,
+    mut ours: Vec<EnvVar>,
     annotations: &BTreeMap<String, String>,
 ) -> Deployment {
     let api = &spec.api;
-    let mut ours = common_env(spec, redis_url);
     ours.push(plain_env(contract::ENV_PORT, api.port.to_string()));
     let env = merge_env(ours, &[&spec.env, &api.env]);
     let (vol, mount) = config_volume(ctx);
@@ -570,10 +720,9 @@ fn worker_deployment(
     ctx: &Ctx,
     spec: &PymServiceSpec,
     w: &WorkersSpec,
-    redis_url: Option<&SecretKeyRef>,
+    mut ours: Vec<EnvVar>,
     annotations: &BTreeMap<String, String>,
 ) -> Deployment {
-    let mut ours = common_env(spec, redis_url);
     ours.extend([
         plain_env(
             contract::ENV_WORKER_PORT,
@@ -708,16 +857,7 @@ fn managed_redis(
         resources: m.resources.clone(),
         liveness_probe: Some(tcp_probe.clone()),
         readiness_probe: Some(tcp_probe),
-        security_context: Some(SecurityContext {
-            read_only_root_filesystem: Some(true),
-            allow_privilege_escalation: Some(false),
-            run_as_non_root: Some(true),
-            capabilities: Some(Capabilities {
-                drop: Some(vec!["ALL".into()]),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
+        security_context: Some(restricted_container_security()),
         volume_mounts: Some(vec![VolumeMount {
             name: "data".into(),
             mount_path: "/data".into(),
@@ -732,17 +872,7 @@ fn managed_redis(
         node_selector: (!spec.node_selector.is_empty()).then(|| spec.node_selector.clone()),
         tolerations: non_empty(spec.tolerations.clone()),
         automount_service_account_token: Some(false),
-        security_context: Some(PodSecurityContext {
-            run_as_non_root: Some(true),
-            run_as_user: Some(REDIS_UID),
-            run_as_group: Some(REDIS_UID),
-            fs_group: Some(REDIS_UID),
-            seccomp_profile: Some(SeccompProfile {
-                type_: "RuntimeDefault".into(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
+        security_context: Some(restricted_pod_security(REDIS_UID, Some(REDIS_UID))),
         ..Default::default()
     };
     // The password is in the pod env via the Secret; roll Redis when it changes.
@@ -849,6 +979,7 @@ mod tests {
     fn inputs() -> Inputs {
         Inputs {
             redis_password: Some("test-password".into()),
+            task_secret: Some("test-task-secret".into()),
             secrets_hash: "0011223344556677".into(),
         }
     }
@@ -862,6 +993,9 @@ mod tests {
         push(serde_json::to_value(&d.api_service).unwrap());
         if let Some(w) = &d.worker_deployment {
             push(serde_json::to_value(w).unwrap());
+        }
+        if let Some(t) = &d.task_secret {
+            push(serde_json::to_value(t).unwrap());
         }
         if let Some(r) = &d.managed_redis {
             push(serde_json::to_value(&r.secret).unwrap());
@@ -1013,6 +1147,7 @@ spec:
             &d.api_deployment.metadata,
             &d.api_service.metadata,
             &d.worker_deployment.as_ref().unwrap().metadata,
+            &d.task_secret.as_ref().unwrap().metadata,
             &r.secret.metadata,
             &r.deployment.metadata,
             &r.service.metadata,
@@ -1056,7 +1191,7 @@ spec:
 
     #[test]
     fn user_env_overrides_ours_without_duplicates() {
-        let d = desired(&svc_from_yaml(EXTERNAL), &Inputs::default()).unwrap();
+        let d = desired(&svc_from_yaml(EXTERNAL), &inputs()).unwrap();
         let env = d
             .api_deployment
             .spec
@@ -1119,9 +1254,156 @@ spec:
         assert_eq!(np.policy_types.unwrap(), vec!["Ingress".to_string()]);
     }
 
+    /// Every pod the operator writes is admitted under Pod Security
+    /// Admission `enforce=restricted`.
+    #[test]
+    fn every_pod_meets_the_restricted_profile() {
+        for (fixture, yaml) in [
+            ("minimal", MINIMAL),
+            ("hello", HELLO),
+            ("external", EXTERNAL),
+        ] {
+            let d = desired(&svc_from_yaml(yaml), &inputs()).unwrap();
+            let deployments = [Some(&d.api_deployment), d.worker_deployment.as_ref()]
+                .into_iter()
+                .chain([d.managed_redis.as_ref().map(|r| &r.deployment)])
+                .flatten();
+            for dep in deployments {
+                let pod = dep.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+                let v = crate::psa::restricted_violations(pod);
+                let name = dep.metadata.name.as_deref().unwrap();
+                assert!(v.is_empty(), "{fixture}: {name}: {v:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn api_and_worker_run_as_the_image_user_on_a_read_only_root() {
+        let d = desired(&svc_from_yaml(HELLO), &inputs()).unwrap();
+        for dep in [&d.api_deployment, d.worker_deployment.as_ref().unwrap()] {
+            let pod = dep.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+            let psc = pod.security_context.as_ref().unwrap();
+            assert_eq!(psc.run_as_user, Some(APP_UID));
+            assert_eq!(psc.run_as_group, Some(APP_UID));
+            let c = &pod.containers[0];
+            let sc = c.security_context.as_ref().unwrap();
+            assert_eq!(sc.read_only_root_filesystem, Some(true));
+            let mounts = c.volume_mounts.as_ref().unwrap();
+            assert!(mounts.iter().any(|m| m.mount_path == "/tmp"), "{mounts:?}");
+        }
+    }
+
+    /// (name, key) of the Secret `var` comes from in the container, if any.
+    fn secret_ref_of(d: &Deployment, var: &str) -> Option<(String, String)> {
+        let c = &d.spec.as_ref()?.template.spec.as_ref()?.containers[0];
+        let e = c.env.as_ref()?.iter().find(|e| e.name == var)?;
+        let s = e.value_from.as_ref()?.secret_key_ref.as_ref()?;
+        Some((s.name.clone(), s.key.clone()))
+    }
+
+    #[test]
+    fn with_async_pods_always_get_a_task_secret() {
+        // (fixture, taskSecretRef, want Secret of PYM_TASK_SECRET, want a generated Secret)
+        let user_ref = SecretKeyRef {
+            name: "my-task".into(),
+            key: "k".into(),
+        };
+        let cases = [
+            (HELLO, None, ("hello-pym-task", TASK_SECRET_KEY), true),
+            (EXTERNAL, None, ("ext-pym-task", TASK_SECRET_KEY), true),
+            (HELLO, Some(user_ref.clone()), ("my-task", "k"), false),
+        ];
+        for (yaml, task_ref, (want_name, want_key), generated) in cases {
+            let mut svc = svc_from_yaml(yaml);
+            svc.spec.task_secret_ref = task_ref;
+            let d = desired(&svc, &inputs()).unwrap();
+            let want = Some((want_name.to_string(), want_key.to_string()));
+            for dep in [&d.api_deployment, d.worker_deployment.as_ref().unwrap()] {
+                assert_eq!(secret_ref_of(dep, contract::ENV_TASK_SECRET), want);
+            }
+            assert_eq!(d.task_secret.is_some(), generated);
+            if let Some(s) = &d.task_secret {
+                assert_eq!(s.metadata.name.as_deref(), Some(want_name));
+                let v = &s.data.as_ref().unwrap()[TASK_SECRET_KEY];
+                assert_eq!(v.0, b"test-task-secret");
+            }
+        }
+        // Without withAsync: no task secret at all.
+        let d = desired(&svc_from_yaml(MINIMAL), &Inputs::default()).unwrap();
+        assert_eq!(
+            secret_ref_of(&d.api_deployment, contract::ENV_TASK_SECRET),
+            None
+        );
+        assert!(d.task_secret.is_none());
+        // withAsync without the generated value is a reconciler bug, not a pod that exits.
+        let no_task = Inputs {
+            task_secret: None,
+            ..inputs()
+        };
+        let err = desired(&svc_from_yaml(EXTERNAL), &no_task).unwrap_err();
+        assert_eq!(err, DesiredError::MissingTaskSecret);
+    }
+
+    #[test]
+    fn config_may_not_rename_injected_variables() {
+        // (fixture, spec.config, Some(renamed key) when refused)
+        let cases: &[(&str, &str, Option<&str>)] = &[
+            (HELLO, "{jwt_secret_env: MY_JWT}", Some("jwt_secret_env")),
+            (HELLO, "{redis_url_env: MY_REDIS}", Some("redis_url_env")),
+            (EXTERNAL, "{redis_url_env: MY_REDIS}", Some("redis_url_env")),
+            (HELLO, "{jwt_secret_env: 5}", Some("jwt_secret_env")),
+            // the very variable the operator sets: fine
+            (
+                HELLO,
+                "{jwt_secret_env: PYM_JWT_SECRET, redis_url_env: PYM_REDIS_URL}",
+                None,
+            ),
+            // no jwtSecretRef: the operator sets no PYM_JWT_SECRET, the user may name theirs
+            (EXTERNAL, "{jwt_secret_env: MY_JWT}", None),
+            // no redis: no PYM_REDIS_URL from the operator
+            (MINIMAL, "{redis_url_env: MY_REDIS}", None),
+            // keys that name variables the operator never sets
+            (HELLO, "{jwt_public_key_env: PEM, name: x}", None),
+        ];
+        for (yaml, config, refused) in cases {
+            let mut svc = svc_from_yaml(yaml);
+            svc.spec.config = Some(yaml_serde::from_str(config).unwrap());
+            let got = desired(&svc, &inputs());
+            match refused {
+                None => assert!(got.is_ok(), "{config}: {got:?}"),
+                Some(key) => {
+                    let err = got.unwrap_err();
+                    let msg = err.to_string();
+                    assert!(
+                        matches!(err, DesiredError::RenamesInjectedEnv { key: k, .. } if k == *key),
+                        "{config}: {msg}"
+                    );
+                    assert!(msg.starts_with(&format!("spec.config.{key} is ")), "{msg}");
+                    assert!(
+                        msg.contains(&format!("remove {key} from spec.config")),
+                        "{msg}"
+                    );
+                    let e = crate::Error::from(err);
+                    assert_eq!(e.reason(), "InvalidSpec");
+                }
+            }
+        }
+        let mut svc = svc_from_yaml(HELLO);
+        svc.spec.config = Some(serde_json::json!({"jwt_secret_env": "MY_JWT"}));
+        assert_eq!(
+            desired(&svc, &inputs()).unwrap_err().to_string(),
+            "spec.config.jwt_secret_env is \"MY_JWT\": the pods would read that variable and \
+             ignore PYM_JWT_SECRET, which the operator sets; remove jwt_secret_env from spec.config"
+        );
+    }
+
     #[test]
     fn managed_redis_without_password_is_an_error() {
-        let err = desired(&svc_from_yaml(HELLO), &Inputs::default()).unwrap_err();
+        let no_password = Inputs {
+            redis_password: None,
+            ..inputs()
+        };
+        let err = desired(&svc_from_yaml(HELLO), &no_password).unwrap_err();
         assert_eq!(err, DesiredError::MissingRedisPassword);
     }
 

@@ -6,7 +6,8 @@
 use crate::children::{self, Applied, Child};
 use crate::crd::PymService;
 use crate::desired::{
-    self, Desired, FIELD_MANAGER, Inputs, REDIS_SECRET_PASSWORD_KEY, REPLICAS_FIELD_MANAGER, names,
+    self, Desired, FIELD_MANAGER, Inputs, REDIS_SECRET_PASSWORD_KEY, REPLICAS_FIELD_MANAGER,
+    TASK_SECRET_KEY, names,
 };
 use crate::error::{Error, Result};
 use crate::metrics::{ErrorLabels, Metrics};
@@ -62,9 +63,18 @@ pub fn backoff(n: u32) -> Duration {
 
 /// A fresh managed-Redis password: 32 URL-safe alphanumerics.
 pub fn generate_password() -> String {
+    random_alphanumerics(32)
+}
+
+/// A fresh task secret: 64 alphanumerics (~380 bits).
+pub fn generate_task_secret() -> String {
+    random_alphanumerics(64)
+}
+
+fn random_alphanumerics(n: usize) -> String {
     rand::rng()
         .sample_iter(&rand::distr::Alphanumeric)
-        .take(32)
+        .take(n)
         .map(char::from)
         .collect()
 }
@@ -202,9 +212,35 @@ async fn reconcile_inner(svc: &PymService, ctx: &Context) -> Result<Action> {
     } else {
         None
     };
+    // The task secret (withAsync): the user's, or the one the operator
+    // generated before (kept, so pods that roll keep verifying queued tasks),
+    // or a new one.
+    let mut task_secret = None;
+    if svc.spec.with_async {
+        if let Some(r) = &svc.spec.task_secret_ref {
+            let s = required_secret(&secrets, &ns, r, "spec.taskSecretRef").await?;
+            hash_parts.push(("task", s.resource_version().unwrap_or_default()));
+        } else {
+            let existing = secrets.get_opt(&names::task_secret(&name)).await?;
+            if let Some(s) = &existing {
+                ensure_ours(svc, s, "Secret")?;
+            }
+            let value = existing
+                .as_ref()
+                .and_then(|s| secret_value(s, TASK_SECRET_KEY))
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| {
+                    info!(pymservice = %name, namespace = %ns, "generating the task secret");
+                    generate_task_secret()
+                });
+            hash_parts.push(("task-secret", desired::short_hash(value.as_bytes())));
+            task_secret = Some(value);
+        }
+    }
     let parts: Vec<(&str, &str)> = hash_parts.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let inputs = Inputs {
         redis_password,
+        task_secret,
         secrets_hash: desired::secrets_hash(&parts),
     };
 
@@ -249,10 +285,19 @@ async fn reconcile_inner(svc: &PymService, ctx: &Context) -> Result<Action> {
         }
     };
     let api_part = async {
-        let (_, dep, _) = futures::try_join!(
+        // The pods' ConfigMap and task Secret go with the Deployment: the
+        // kubelet waits for both before it starts a container.
+        let task_secret = async {
+            match &d.task_secret {
+                Some(s) => children::apply(client, applied, &ns, s).await.map(drop),
+                None => Ok(()),
+            }
+        };
+        let (_, dep, _, ()) = futures::try_join!(
             children::apply(client, applied, &ns, &d.config_map),
             children::apply(client, applied, &ns, &d.api_deployment),
             children::apply(client, applied, &ns, &d.api_service),
+            task_secret,
         )?;
         Ok::<_, Error>(dep)
     };
@@ -538,5 +583,9 @@ mod tests {
         assert_eq!(p.len(), 32);
         assert!(p.chars().all(|c| c.is_ascii_alphanumeric()));
         assert_ne!(p, generate_password());
+        let t = generate_task_secret();
+        assert_eq!(t.len(), 64);
+        assert!(t.chars().all(|c| c.is_ascii_alphanumeric()));
+        assert_ne!(t, generate_task_secret());
     }
 }
