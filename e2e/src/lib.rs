@@ -31,6 +31,7 @@
 //!   ready-to-use test namespaces).
 //! - [`wait`]: `wait::until` and ready-made waits (pods Running, deletion, ...).
 //! - [`RedisServer`] / [`free_port`]: a throw-away redis-server on 127.0.0.1.
+//! - [`real_node`]: the real node `pym-node-0` (placement, its containerd, the pym images).
 //!
 //! Where things are found:
 //! - kubeconfig: `$PYM_E2E_KUBECONFIG`, else `<run dir>/kubeconfig` (written by
@@ -40,6 +41,7 @@
 //! - redis-server: `$PYM_E2E_REDIS_SERVER`, else `redis-server` on `PATH`.
 
 pub mod cluster;
+pub mod real_node;
 pub mod redis;
 pub mod tools;
 pub mod wait;
