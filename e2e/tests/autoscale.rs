@@ -116,6 +116,31 @@ fn secret_value(s: &Secret, key: &str) -> Option<String> {
     String::from_utf8(s.data.as_ref()?.get(key)?.0.clone()).ok()
 }
 
+/// A broker that signs tasks the way the service's workers verify them: with
+/// the task secret the operator injects into the worker pods.
+async fn task_broker(cluster: &Cluster, ns: &str, url: &str) -> Result<Broker> {
+    let dep = Api::<Deployment>::namespaced(cluster.client(), ns)
+        .get("hello-worker")
+        .await?;
+    let container = dep
+        .spec
+        .and_then(|s| s.template.spec)
+        .and_then(|p| p.containers.into_iter().next())
+        .ok_or("worker container")?;
+    let r = container
+        .env
+        .unwrap_or_default()
+        .into_iter()
+        .find(|e| e.name == pym_runtime::contract::ENV_TASK_SECRET)
+        .and_then(|e| e.value_from?.secret_key_ref)
+        .ok_or("the worker pods get PYM_TASK_SECRET from a Secret")?;
+    let s = Api::<Secret>::namespaced(cluster.client(), ns)
+        .get(&r.name)
+        .await?;
+    let secret = secret_value(&s, &r.key).ok_or("task secret key")?;
+    Ok(Broker::connect(&BrokerConfig::new(url.to_string(), secret)).await?)
+}
+
 /// Waits for the managed Redis Secret and makes the loopback server require
 /// its password, as the managed Redis pod would. Returns the loopback URL.
 async fn serve_managed_password(
@@ -218,8 +243,16 @@ impl Kubelet {
                 .iter()
                 .flatten()
                 .find(|v| v.name == m.name)
-                .and_then(|v| v.config_map.clone())
-                .ok_or("only ConfigMap volumes are expected")?;
+                .ok_or("a mount without a volume")?;
+            // Scratch space (the /tmp of a read-only root filesystem): the
+            // local process has its own.
+            if vol.empty_dir.is_some() {
+                continue;
+            }
+            let vol = vol
+                .config_map
+                .clone()
+                .ok_or("only ConfigMap and emptyDir volumes are expected")?;
             let cm = cms.get(&vol.name).await?;
             let local = dir.join(&m.name);
             std::fs::create_dir_all(&local)?;
@@ -367,12 +400,7 @@ async fn queue_spike_scales_workers_fast_and_back_to_min_after_the_window() -> R
     })
     .await?;
 
-    // The worker secret: the JWT secret (no PYM_TASK_SECRET is set on the pods).
-    let jwt = Api::<Secret>::namespaced(cluster.client(), n)
-        .get("hello-jwt")
-        .await?;
-    let secret = secret_value(&jwt, "secret").ok_or("hello-jwt secret")?;
-    let broker = Broker::connect(&BrokerConfig::new(url.clone(), secret)).await?;
+    let broker = task_broker(&cluster, n, &url).await?;
     let envs: Vec<Envelope> = (0..1000).map(signup).collect();
 
     // Spike: 1000 tasks → ceil(1000 / 8) = 125 → maxReplicas 5.
@@ -504,11 +532,7 @@ async fn zero_idle_workers_wake_on_a_task_and_in_flight_blocks_scale_to_zero() -
         "an idle service has 0 workers"
     );
 
-    let jwt = Api::<Secret>::namespaced(cluster.client(), n)
-        .get("hello-jwt")
-        .await?;
-    let secret = secret_value(&jwt, "secret").ok_or("hello-jwt secret")?;
-    let broker = Broker::connect(&BrokerConfig::new(url.clone(), secret)).await?;
+    let broker = task_broker(&cluster, n, &url).await?;
     let t0 = Instant::now();
     broker.enqueue(&signup(0)).await?;
     wait_replicas(&deps, 1, Duration::from_secs(30)).await?;
@@ -604,11 +628,7 @@ async fn unreachable_redis_keeps_replicas_and_sets_the_condition() -> Result<()>
     let url = serve_managed_password(&cluster, n, &redis).await?;
     let deps: Api<Deployment> = Api::namespaced(cluster.client(), n);
     wait_replicas(&deps, 1, wait::TIMEOUT).await?;
-    let jwt = Api::<Secret>::namespaced(cluster.client(), n)
-        .get("hello-jwt")
-        .await?;
-    let secret = secret_value(&jwt, "secret").ok_or("hello-jwt secret")?;
-    let broker = Broker::connect(&BrokerConfig::new(url.clone(), secret)).await?;
+    let broker = task_broker(&cluster, n, &url).await?;
     broker
         .enqueue_batch(&(0..40).map(signup).collect::<Vec<_>>())
         .await?;
