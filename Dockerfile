@@ -5,18 +5,40 @@
 #   docker build --target operator -t <registry>/pym-operator:0.1.0 .
 #   docker build --target hello    -t <registry>/hello:0.1.0 .
 #
-# Static musl binaries on distroless/static (no shell, no package manager,
-# CA certificates and /etc/passwd only), running as uid/gid 65532.
+# Static musl binaries (BINARIES=compile, below) on distroless/static (no
+# shell, no package manager, CA certificates and /etc/passwd only), running
+# as uid/gid 65532.
 # The `cargo build` lines below are checked by e2e/check-dockerfile and run
 # as they are by CI (`e2e/check-dockerfile --build`), so they cannot rot.
 #
-# Build arguments: RUST_VERSION, ALPINE_VERSION (builder), VERSION, REVISION,
-# CREATED (OCI labels, e.g. --build-arg REVISION=$(git rev-parse HEAD)
+# Where the binaries come from (ARG BINARIES):
+#
+#   compile   (default) cargo builds them in the Rust builder stage below
+#             (stages builder, build-<target>-compile).
+#   prebuilt  they are taken as they are from the build context named
+#             `binaries`, a directory holding `pym-operator` and `hello`
+#             (stages build-<target>-prebuilt); nothing is compiled and the
+#             Rust image is not needed. Binaries built on a glibc host need
+#             a glibc runtime image (e.g. gcr.io/distroless/cc-debian12:nonroot):
+#
+#   install -D -t dist target/release/pym-operator target/release/hello
+#   docker build --target hello --build-arg BINARIES=prebuilt \
+#     --build-context binaries=dist \
+#     --build-arg RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot .
+#
+# e2e/images builds both targets this way with buildah, from the binaries of
+# `e2e/check-dockerfile --build` (the cargo lines below, run on the host) and
+# a runtime image made from Debian packages (no registry is needed).
+#
+# Build arguments: BINARIES, RUNTIME_IMAGE (the final stages' base),
+# RUST_VERSION, ALPINE_VERSION (builder), VERSION, REVISION, CREATED (OCI
+# labels, e.g. --build-arg REVISION=$(git rev-parse HEAD)
 # --build-arg CREATED=$(git log -1 --format=%cI)).
 
 ARG RUST_VERSION=1.95.0
 ARG ALPINE_VERSION=3.23
 ARG RUNTIME_IMAGE=gcr.io/distroless/static-debian12:nonroot
+ARG BINARIES=compile
 
 # ---------------------------------------------------------------------------
 # Builder: the workspace sources, the Rust toolchain for the musl host target.
@@ -46,20 +68,41 @@ COPY operator operator
 COPY examples examples
 COPY e2e e2e
 
-# Dependencies are cached across builds in BuildKit cache mounts (the crates.io
-# registry and the target directory), so a source change rebuilds only pym's
-# own crates. The binary is copied out of the cache mount to /out.
-FROM builder AS build-operator
+# BINARIES=compile: cargo in the builder. Dependencies are cached across
+# builds in BuildKit cache mounts (the crates.io registry and the target
+# directory), so a source change rebuilds only pym's own crates. The binary is
+# copied out of the cache mount to /out.
+FROM builder AS build-operator-compile
 RUN --mount=type=cache,id=pym-cargo-registry,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,id=pym-target,target=/src/target,sharing=locked \
     cargo build --locked --release -p pym-operator --bin pym-operator \
     && install -D -m 0555 target/release/pym-operator /out/pym-operator
 
-FROM builder AS build-hello
+FROM builder AS build-hello-compile
 RUN --mount=type=cache,id=pym-cargo-registry,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,id=pym-target,target=/src/target,sharing=locked \
     cargo build --locked --release -p hello --bin hello \
     && install -D -m 0555 target/release/hello /out/hello
+
+# ---------------------------------------------------------------------------
+# BINARIES=prebuilt: the binaries from the `binaries` build context
+# (--build-context binaries=<dir>), to /out as the compile stages leave them.
+# ---------------------------------------------------------------------------
+FROM scratch AS build-operator-prebuilt
+# `binaries` is a named build context, not a stage.
+# hadolint ignore=DL3022
+COPY --from=binaries --chmod=0555 pym-operator /out/pym-operator
+
+FROM scratch AS build-hello-prebuilt
+# hadolint ignore=DL3022
+COPY --from=binaries --chmod=0555 hello /out/hello
+
+# The stages the images copy /out from: one of the above, chosen by BINARIES
+# (BuildKit and buildah build only the stages a target needs).
+# hadolint ignore=DL3006
+FROM build-operator-${BINARIES} AS build-operator
+# hadolint ignore=DL3006
+FROM build-hello-${BINARIES} AS build-hello
 
 # ---------------------------------------------------------------------------
 # hello: the example service (`hello serve` / `hello worker`, set by the operator).
