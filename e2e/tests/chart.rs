@@ -20,6 +20,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service, ServiceAccount
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::config::Kubeconfig;
 use kube::{Client, ResourceExt};
@@ -335,6 +336,7 @@ fn assert_hardened(dep: &Deployment) {
 async fn reconcile_hello_end_to_end(
     cluster: &Cluster,
     op: &ChartOperator,
+    dep: &Deployment,
     sa: &Client,
     ns: &str,
 ) -> Result<()> {
@@ -354,7 +356,7 @@ async fn reconcile_hello_end_to_end(
     let secrets: Api<Secret> = Api::namespaced(client.clone(), ns);
     assert!(secrets.get_opt("hello-redis").await?.is_some());
     let nps: Api<NetworkPolicy> = Api::namespaced(client.clone(), ns);
-    assert!(nps.get_opt("hello-redis").await?.is_some());
+    assert_redis_admits_the_operator(&nps.get("hello-redis").await?, dep);
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
     assert!(cms.get_opt("hello-config").await?.is_some());
     let svcs: Api<Service> = Api::namespaced(client.clone(), ns);
@@ -423,6 +425,61 @@ async fn reconcile_hello_end_to_end(
     wait_ready_as_sa(op, &pym, "hello").await?;
     op.assert_nothing_forbidden();
     Ok(())
+}
+
+/// The managed Redis NetworkPolicy admits, on 6379 only, the service's own
+/// pods and the chart's operator pods: their namespace (the release's, from
+/// POD_NAMESPACE) and the Deployment's selector labels (--operator-pod-labels),
+/// where the in-cluster autoscaler reads queue statistics from.
+fn assert_redis_admits_the_operator(np: &NetworkPolicy, dep: &Deployment) {
+    let spec = np.spec.as_ref().expect("NetworkPolicy spec");
+    let rules = spec.ingress.as_ref().expect("ingress rules");
+    assert_eq!(rules.len(), 1, "{rules:?}");
+    let ports: Vec<_> = rules[0]
+        .ports
+        .iter()
+        .flatten()
+        .map(|p| (p.port.clone(), p.end_port))
+        .collect();
+    assert_eq!(
+        ports,
+        vec![(Some(IntOrString::Int(6379)), None)],
+        "the Redis port only"
+    );
+    let from = rules[0].from.as_ref().expect("from");
+    assert_eq!(from.len(), 2, "own pods and the operator's: {from:?}");
+    let selector = dep.spec.as_ref().unwrap().selector.match_labels.clone();
+    assert!(selector.as_ref().is_some_and(|s| !s.is_empty()));
+    let release_ns = dep.namespace().unwrap();
+    let operator = &from[1];
+    assert_eq!(
+        operator
+            .namespace_selector
+            .as_ref()
+            .and_then(|s| s.match_labels.clone()),
+        Some(
+            [(
+                "kubernetes.io/metadata.name".to_string(),
+                release_ns.clone()
+            )]
+            .into()
+        ),
+        "{operator:?}"
+    );
+    let pods = operator.pod_selector.as_ref().expect("podSelector");
+    assert_eq!(pods.match_labels, selector, "{operator:?}");
+    assert_eq!(pods.match_expressions, None, "{operator:?}");
+    let own = from[0].pod_selector.as_ref().expect("own podSelector");
+    assert!(
+        from[0].namespace_selector.is_none(),
+        "own pods: this namespace"
+    );
+    assert_eq!(
+        own.match_labels
+            .as_ref()
+            .and_then(|l| l.get("app.kubernetes.io/instance")),
+        Some(&"hello".to_string())
+    );
 }
 
 /// Waits until the PymService is Ready; fails at once (with the refused
@@ -636,7 +693,7 @@ async fn cluster_wide_install_reconciles_as_its_service_account_then_upgrades_an
     let mut op = ChartOperator::start(&cluster, &dep, rns)?;
     op.wait_ready_and_leading(&dep).await?;
     let sa = cluster.as_service_account(rns, sa_name).await?;
-    reconcile_hello_end_to_end(&cluster, &op, &sa, ans).await?;
+    reconcile_hello_end_to_end(&cluster, &op, &dep, &sa, ans).await?;
     op.stop();
 
     assert_refused(&sa, ans).await?;
@@ -774,7 +831,7 @@ async fn namespace_scoped_install_is_sufficient_and_confined() -> Result<()> {
     let mut op = ChartOperator::start(&cluster, &dep, rns)?;
     op.wait_ready_and_leading(&dep).await?;
     let sa = cluster.as_service_account(rns, FULLNAME).await?;
-    reconcile_hello_end_to_end(&cluster, &op, &sa, ans).await?;
+    reconcile_hello_end_to_end(&cluster, &op, &dep, &sa, ans).await?;
     op.stop();
 
     assert_refused(&sa, ans).await?;
@@ -818,6 +875,7 @@ fn assert_operator_accepts_args(rendered: &str, values: &[String]) {
     for l in lines {
         match l.trim().strip_prefix("- ") {
             Some(a) if a.starts_with("--") => args.push(a.trim_matches('"').to_string()),
+            _ if l.trim().starts_with('#') => {}
             _ => break,
         }
     }

@@ -117,6 +117,91 @@ pub mod names {
     }
 }
 
+/// Label every namespace carries with its own name (set by the apiserver).
+pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+
+/// The operator's own pods. The autoscaler runs inside them and reads queue
+/// statistics from each managed Redis through its Service, so the Redis
+/// NetworkPolicy admits them next to the service's own pods.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OperatorPods {
+    /// The operator's namespace (`$POD_NAMESPACE`).
+    pub namespace: String,
+    /// Labels that select the operator's pods (the chart's selector labels).
+    pub labels: BTreeMap<String, String>,
+}
+
+impl OperatorPods {
+    /// `None` when there is nothing to select: no labels (an empty selector
+    /// would admit every pod of the namespace) or no namespace.
+    pub fn new(namespace: &str, labels: BTreeMap<String, String>) -> Option<Self> {
+        (!namespace.is_empty() && !labels.is_empty()).then(|| OperatorPods {
+            namespace: namespace.to_string(),
+            labels,
+        })
+    }
+}
+
+/// Parses `key=value,key=value` (e.g. `--operator-pod-labels`) into labels,
+/// each key and value checked against the Kubernetes label syntax, so a typo
+/// fails at start and not on every NetworkPolicy apply. Blank: no labels.
+pub fn parse_labels(s: &str) -> Result<BTreeMap<String, String>, String> {
+    let mut out = BTreeMap::new();
+    for pair in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (k, v) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("{pair:?} is not key=value"))?;
+        let (k, v) = (k.trim(), v.trim());
+        if !is_label_key(k) {
+            return Err(format!(
+                "{k:?} is not a label key ([prefix/]name, name 1-63 of [A-Za-z0-9_.-] \
+                 starting and ending alphanumeric, prefix a DNS subdomain)"
+            ));
+        }
+        if !(v.is_empty() || is_label_name(v)) {
+            return Err(format!(
+                "{v:?} (label {k}) is not a label value (0-63 of [A-Za-z0-9_.-] \
+                 starting and ending alphanumeric)"
+            ));
+        }
+        if out.insert(k.to_string(), v.to_string()).is_some() {
+            return Err(format!("label {k} is given twice"));
+        }
+    }
+    Ok(out)
+}
+
+/// The name part of a label key, or a non-empty label value.
+fn is_label_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    (1..=63).contains(&b.len())
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+}
+
+fn is_label_key(s: &str) -> bool {
+    match s.split_once('/') {
+        None => is_label_name(s),
+        Some((prefix, name)) => is_dns_subdomain(prefix) && is_label_name(name),
+    }
+}
+
+/// RFC 1123 subdomain: at most 253 characters, dot-separated labels of
+/// lowercase alphanumerics and '-', each starting and ending alphanumeric.
+fn is_dns_subdomain(s: &str) -> bool {
+    s.len() <= 253
+        && s.split('.').all(|l| {
+            let b = l.as_bytes();
+            (1..=63).contains(&b.len())
+                && b[0].is_ascii_alphanumeric()
+                && b[b.len() - 1].is_ascii_alphanumeric()
+                && b.iter()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        })
+}
+
 /// Values the reconciler resolves (I/O) before calling [`desired`].
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Inputs {
@@ -127,6 +212,10 @@ pub struct Inputs {
     pub task_secret: Option<String>,
     /// Hash over the versions of referenced Secrets (see [`secrets_hash`]).
     pub secrets_hash: String,
+    /// The operator's pods, admitted to the managed Redis (the autoscaler's
+    /// reads). None when the operator runs outside the cluster or without
+    /// the autoscaler.
+    pub operator_pods: Option<OperatorPods>,
 }
 
 /// The managed Redis objects.
@@ -269,7 +358,13 @@ pub fn desired(svc: &PymService, inputs: &Inputs) -> Result<Desired, DesiredErro
                 .as_deref()
                 .ok_or(DesiredError::MissingRedisPassword)?;
             (
-                Some(managed_redis(&ctx, spec, m, password)),
+                Some(managed_redis(
+                    &ctx,
+                    spec,
+                    m,
+                    password,
+                    inputs.operator_pods.as_ref(),
+                )),
                 Some(managed_redis_endpoint(&name, &ns)),
             )
         }
@@ -782,6 +877,7 @@ fn managed_redis(
     spec: &PymServiceSpec,
     m: &ManagedRedis,
     password: &str,
+    operator: Option<&OperatorPods>,
 ) -> ManagedRedisObjects {
     let name = names::redis(ctx.name);
     let secret = Secret {
@@ -904,42 +1000,7 @@ fn managed_redis(
         }),
         ..Default::default()
     };
-    // Only this service's own API and worker pods may reach Redis.
-    let network_policy = NetworkPolicy {
-        metadata: ctx.meta(name, Component::Redis),
-        spec: Some(NetworkPolicySpec {
-            pod_selector: Some(LabelSelector {
-                match_labels: Some(ctx.selector(Component::Redis)),
-                ..Default::default()
-            }),
-            policy_types: Some(vec!["Ingress".into()]),
-            ingress: Some(vec![NetworkPolicyIngressRule {
-                from: Some(vec![NetworkPolicyPeer {
-                    pod_selector: Some(LabelSelector {
-                        match_labels: Some(BTreeMap::from([(
-                            LABEL_INSTANCE.to_string(),
-                            ctx.name.to_string(),
-                        )])),
-                        match_expressions: Some(vec![LabelSelectorRequirement {
-                            key: LABEL_COMPONENT.into(),
-                            operator: "In".into(),
-                            values: Some(vec![
-                                Component::Api.as_str().into(),
-                                Component::Worker.as_str().into(),
-                            ]),
-                        }]),
-                    }),
-                    ..Default::default()
-                }]),
-                ports: Some(vec![NetworkPolicyPort {
-                    port: Some(IntOrString::Int(REDIS_PORT)),
-                    protocol: Some("TCP".into()),
-                    ..Default::default()
-                }]),
-            }]),
-            ..Default::default()
-        }),
-    };
+    let network_policy = redis_network_policy(ctx, operator);
     let pvc = m.persistence.as_ref().map(|p| PersistentVolumeClaim {
         metadata: ctx.meta(names::redis_pvc(ctx.name), Component::Redis),
         spec: Some(PersistentVolumeClaimSpec {
@@ -962,6 +1023,67 @@ fn managed_redis(
     }
 }
 
+/// The managed Redis admits, on its port only, this service's own API and
+/// worker pods and, when it runs in the cluster, the operator's pods (the
+/// autoscaler reads queue statistics from there).
+fn redis_network_policy(ctx: &Ctx, operator: Option<&OperatorPods>) -> NetworkPolicy {
+    let own_pods = NetworkPolicyPeer {
+        pod_selector: Some(LabelSelector {
+            match_labels: Some(BTreeMap::from([(
+                LABEL_INSTANCE.to_string(),
+                ctx.name.to_string(),
+            )])),
+            match_expressions: Some(vec![LabelSelectorRequirement {
+                key: LABEL_COMPONENT.into(),
+                operator: "In".into(),
+                values: Some(vec![
+                    Component::Api.as_str().into(),
+                    Component::Worker.as_str().into(),
+                ]),
+            }]),
+        }),
+        ..Default::default()
+    };
+    let operator_pods = operator.map(|o| NetworkPolicyPeer {
+        namespace_selector: Some(LabelSelector {
+            match_labels: Some(BTreeMap::from([(
+                NAMESPACE_NAME_LABEL.to_string(),
+                o.namespace.clone(),
+            )])),
+            ..Default::default()
+        }),
+        pod_selector: Some(LabelSelector {
+            match_labels: Some(o.labels.clone()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    NetworkPolicy {
+        metadata: ctx.meta(names::redis(ctx.name), Component::Redis),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(LabelSelector {
+                match_labels: Some(ctx.selector(Component::Redis)),
+                ..Default::default()
+            }),
+            policy_types: Some(vec!["Ingress".into()]),
+            ingress: Some(vec![NetworkPolicyIngressRule {
+                from: Some(
+                    [Some(own_pods), operator_pods]
+                        .into_iter()
+                        .flatten()
+                        .collect(),
+                ),
+                ports: Some(vec![NetworkPolicyPort {
+                    port: Some(IntOrString::Int(REDIS_PORT)),
+                    protocol: Some("TCP".into()),
+                    ..Default::default()
+                }]),
+            }]),
+            ..Default::default()
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -981,6 +1103,19 @@ mod tests {
             redis_password: Some("test-password".into()),
             task_secret: Some("test-task-secret".into()),
             secrets_hash: "0011223344556677".into(),
+            operator_pods: Some(operator_pods()),
+        }
+    }
+
+    /// The chart's operator pods (release `pym` in `pym-system`).
+    fn operator_pods() -> OperatorPods {
+        OperatorPods {
+            namespace: "pym-system".into(),
+            labels: parse_labels(
+                "app.kubernetes.io/name=pym-operator,app.kubernetes.io/instance=pym,\
+                 app.kubernetes.io/component=operator",
+            )
+            .unwrap(),
         }
     }
 
@@ -1395,6 +1530,146 @@ spec:
             "spec.config.jwt_secret_env is \"MY_JWT\": the pods would read that variable and \
              ignore PYM_JWT_SECRET, which the operator sets; remove jwt_secret_env from spec.config"
         );
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn redis_network_policy_admits_own_pods_and_the_operator_on_6379_only() {
+        let own = NetworkPolicyPeer {
+            pod_selector: Some(LabelSelector {
+                match_labels: Some(labels(&[(LABEL_INSTANCE, "hello")])),
+                match_expressions: Some(vec![LabelSelectorRequirement {
+                    key: LABEL_COMPONENT.into(),
+                    operator: "In".into(),
+                    values: Some(vec!["api".into(), "worker".into()]),
+                }]),
+            }),
+            ..Default::default()
+        };
+        let operator = |ns: &str, l: &[(&str, &str)]| NetworkPolicyPeer {
+            namespace_selector: Some(LabelSelector {
+                match_labels: Some(labels(&[(NAMESPACE_NAME_LABEL, ns)])),
+                ..Default::default()
+            }),
+            pod_selector: Some(LabelSelector {
+                match_labels: Some(labels(l)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let chart = [
+            ("app.kubernetes.io/component", "operator"),
+            ("app.kubernetes.io/instance", "pym"),
+            ("app.kubernetes.io/name", "pym-operator"),
+        ];
+        // (operator pods, the peers the policy admits)
+        let cases = [
+            // outside the cluster (the e2e's local process): own pods only
+            (None, vec![own.clone()]),
+            (
+                Some(operator_pods()),
+                vec![own.clone(), operator("pym-system", &chart)],
+            ),
+            // the operator in the service's own namespace: still its labels only
+            (
+                OperatorPods::new("demo", labels(&[("app", "op")])),
+                vec![own.clone(), operator("demo", &[("app", "op")])],
+            ),
+        ];
+        for (op, want) in cases {
+            let d = desired(
+                &svc_from_yaml(HELLO),
+                &Inputs {
+                    operator_pods: op.clone(),
+                    ..inputs()
+                },
+            )
+            .unwrap();
+            let np = d.managed_redis.unwrap().network_policy;
+            assert_eq!(np.metadata.name.as_deref(), Some("hello-redis"));
+            let spec = np.spec.unwrap();
+            assert_eq!(
+                spec.pod_selector.unwrap().match_labels,
+                Some(labels(&[
+                    (LABEL_INSTANCE, "hello"),
+                    (LABEL_COMPONENT, "redis")
+                ])),
+                "{op:?}"
+            );
+            assert_eq!(spec.policy_types, Some(vec!["Ingress".to_string()]));
+            let rules = spec.ingress.unwrap();
+            assert_eq!(rules.len(), 1, "{op:?}");
+            assert_eq!(rules[0].from.as_ref(), Some(&want), "{op:?}");
+            let ports = rules[0].ports.as_ref().unwrap();
+            assert_eq!(ports.len(), 1);
+            assert_eq!(ports[0].port, Some(IntOrString::Int(6379)));
+            assert_eq!(ports[0].protocol.as_deref(), Some("TCP"));
+            assert_eq!(ports[0].end_port, None);
+        }
+    }
+
+    #[test]
+    fn operator_pods_need_a_namespace_and_labels() {
+        let l = labels(&[("app", "op")]);
+        assert!(OperatorPods::new("ops", l.clone()).is_some());
+        assert_eq!(OperatorPods::new("", l), None, "no namespace");
+        assert_eq!(
+            OperatorPods::new("ops", BTreeMap::new()),
+            None,
+            "an empty selector would admit the whole namespace"
+        );
+    }
+
+    #[test]
+    fn parse_labels_table() {
+        // (input, Ok(pairs) or Err(part of the message))
+        let ok = |p: &[(&str, &str)]| Ok::<_, &str>(labels(p));
+        type Want = Result<BTreeMap<String, String>, &'static str>;
+        let cases: &[(&str, Want)] = &[
+            ("", ok(&[])),
+            (" , ", ok(&[])),
+            ("app=op", ok(&[("app", "op")])),
+            (
+                "app.kubernetes.io/name=pym-operator, app.kubernetes.io/instance=pym",
+                ok(&[
+                    ("app.kubernetes.io/instance", "pym"),
+                    ("app.kubernetes.io/name", "pym-operator"),
+                ]),
+            ),
+            ("tier=", ok(&[("tier", "")])),
+            ("a=1,b=x_y.z-2", ok(&[("a", "1"), ("b", "x_y.z-2")])),
+            ("app", Err("is not key=value")),
+            ("=op", Err("is not a label key")),
+            ("-app=op", Err("is not a label key")),
+            ("Example.com/app=op", Err("is not a label key")),
+            ("example.com/=op", Err("is not a label key")),
+            ("a/b/c=op", Err("is not a label key")),
+            ("app=op=x", Err("is not a label value")),
+            ("app=has space", Err("is not a label value")),
+            ("app=op-", Err("is not a label value")),
+            ("app=op,app=other", Err("given twice")),
+        ];
+        for (input, want) in cases {
+            let got = parse_labels(input);
+            match want {
+                Ok(w) => assert_eq!(got.as_ref(), Ok(w), "{input:?}"),
+                Err(part) => {
+                    let e = got.expect_err(input);
+                    assert!(e.contains(part), "{input:?}: {e}");
+                }
+            }
+        }
+        let long_key = format!("{}=v", "k".repeat(64));
+        assert!(parse_labels(&long_key).is_err());
+        let long_value = format!("k={}", "v".repeat(64));
+        assert!(parse_labels(&long_value).is_err());
+        assert!(parse_labels(&format!("k={}", "v".repeat(63))).is_ok());
     }
 
     #[test]

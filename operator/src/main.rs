@@ -16,10 +16,12 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::events::{Recorder, Reporter};
 use kube_lease_manager::LeaseManagerBuilder;
 use pym_operator::controller::{self, Scope};
+use pym_operator::desired::OperatorPods;
 use pym_operator::metrics::Metrics;
 use pym_operator::reconcile::Context;
 use pym_operator::{Error, Result};
 use pym_runtime::contract;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -101,6 +103,59 @@ struct Cli {
     /// For operators running outside the cluster. Repeatable.
     #[arg(long, env = "PYM_OPERATOR_STATS_REDIS_ENDPOINT", value_delimiter = ',')]
     stats_redis_endpoint: Vec<pym_operator::autoscaler::EndpointOverride>,
+
+    /// Labels of this operator's own pods, `key=value,...` (the chart passes
+    /// its selector labels). With the autoscaler on, every managed Redis
+    /// NetworkPolicy also admits the pods with these labels in the
+    /// operator's namespace ($POD_NAMESPACE), from which the autoscaler reads
+    /// queue statistics. Unset (an operator outside the cluster): the policy
+    /// admits the service's own pods only.
+    #[arg(long, env = "PYM_OPERATOR_POD_LABELS", value_parser = parse_pod_labels)]
+    operator_pod_labels: Option<BTreeMap<String, String>>,
+}
+
+fn parse_pod_labels(s: &str) -> std::result::Result<BTreeMap<String, String>, String> {
+    pym_operator::desired::parse_labels(s)
+}
+
+/// Where in-cluster processes find their namespace when the downward API
+/// does not set $POD_NAMESPACE.
+const SERVICE_ACCOUNT_NAMESPACE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+
+/// The operator's namespace as a pod sees it: $POD_NAMESPACE, else its
+/// ServiceAccount's namespace file.
+fn own_namespace() -> Option<String> {
+    std::env::var("POD_NAMESPACE")
+        .ok()
+        .or_else(|| std::fs::read_to_string(SERVICE_ACCOUNT_NAMESPACE).ok())
+}
+
+/// The operator's pods for the managed Redis NetworkPolicies (see
+/// `--operator-pod-labels`): None without the autoscaler or without labels.
+fn operator_pods(cli: &Cli, namespace: Option<String>) -> Result<Option<OperatorPods>> {
+    let labels = match &cli.operator_pod_labels {
+        Some(l) if !l.is_empty() => l.clone(),
+        _ => return Ok(None),
+    };
+    if !cli.autoscale {
+        info!("--autoscale=false: managed Redis NetworkPolicies do not admit the operator's pods");
+        return Ok(None);
+    }
+    let namespace = namespace
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "--operator-pod-labels needs the operator's namespace: set $POD_NAMESPACE \
+                 (downward API metadata.namespace) or run in a pod ({SERVICE_ACCOUNT_NAMESPACE})"
+            ))
+        })?;
+    let pods = OperatorPods::new(&namespace, labels);
+    if let Some(p) = &pods {
+        info!(namespace = %p.namespace, labels = ?p.labels,
+            "managed Redis NetworkPolicies admit the operator's pods (autoscaler reads)");
+    }
+    Ok(pods)
 }
 
 #[tokio::main]
@@ -220,6 +275,7 @@ fn default_identity() -> String {
 }
 
 async fn run(cli: Cli) -> Result<()> {
+    let operator_pods = operator_pods(&cli, own_namespace())?;
     let client = client(&cli).await?;
     let metrics = Arc::new(Metrics::default());
     let ready = Arc::new(AtomicBool::new(false));
@@ -250,11 +306,14 @@ async fn run(cli: Cli) -> Result<()> {
         controller: "pym-operator".into(),
         instance: Some(identity.clone()),
     };
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        Recorder::new(client.clone(), reporter),
-        metrics.clone(),
-    ));
+    let ctx = Arc::new(
+        Context::new(
+            client.clone(),
+            Recorder::new(client.clone(), reporter),
+            metrics.clone(),
+        )
+        .with_operator_pods(operator_pods),
+    );
 
     if !cli.leader_elect {
         warn!("leader election disabled: run a single replica only");
@@ -373,4 +432,60 @@ fn shared_until(
 
 async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli(args: &[&str]) -> std::result::Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("pym-operator").chain(args.iter().copied()))
+    }
+
+    /// Ok(admitted pods) or Err(part of the message).
+    type Want = std::result::Result<Option<OperatorPods>, &'static str>;
+
+    #[test]
+    fn operator_pod_labels_flag() {
+        let chart = "--operator-pod-labels=app.kubernetes.io/component=operator,\
+                     app.kubernetes.io/instance=pym,app.kubernetes.io/name=pym-operator";
+        let want = OperatorPods {
+            namespace: "pym-system".into(),
+            labels: BTreeMap::from(
+                [
+                    ("app.kubernetes.io/component", "operator"),
+                    ("app.kubernetes.io/instance", "pym"),
+                    ("app.kubernetes.io/name", "pym-operator"),
+                ]
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+            ),
+        };
+        let ns = |n: &str| Some(n.to_string());
+        // (args, the pod's namespace, Ok(admitted pods) or Err(part of the message))
+        let cases: Vec<(Vec<&str>, Option<String>, Want)> = vec![
+            (vec![chart], ns("pym-system"), Ok(Some(want.clone()))),
+            (vec![chart], ns("pym-system\n"), Ok(Some(want.clone()))),
+            // outside the cluster: no flag, nothing added
+            (vec![], ns("pym-system"), Ok(None)),
+            (vec![], None, Ok(None)),
+            (vec!["--operator-pod-labels="], ns("pym-system"), Ok(None)),
+            // no autoscaler, no reads to admit
+            (vec![chart, "--autoscale=false"], ns("pym-system"), Ok(None)),
+            (vec![chart], None, Err("needs the operator's namespace")),
+            (vec![chart], ns(" "), Err("needs the operator's namespace")),
+        ];
+        for (args, namespace, want) in cases {
+            let c = cli(&args).unwrap();
+            let got = operator_pods(&c, namespace.clone());
+            match want {
+                Ok(w) => assert_eq!(got.unwrap(), w, "{args:?} {namespace:?}"),
+                Err(part) => {
+                    let e = got.unwrap_err().to_string();
+                    assert!(e.contains(part), "{args:?}: {e}");
+                }
+            }
+        }
+        let err = cli(&["--operator-pod-labels=app"]).unwrap_err().to_string();
+        assert!(err.contains("is not key=value"), "{err}");
+    }
 }

@@ -6,8 +6,8 @@
 use crate::children::{self, Applied, Child};
 use crate::crd::PymService;
 use crate::desired::{
-    self, Desired, FIELD_MANAGER, Inputs, REDIS_SECRET_PASSWORD_KEY, REPLICAS_FIELD_MANAGER,
-    TASK_SECRET_KEY, names,
+    self, Desired, FIELD_MANAGER, Inputs, OperatorPods, REDIS_SECRET_PASSWORD_KEY,
+    REPLICAS_FIELD_MANAGER, TASK_SECRET_KEY, names,
 };
 use crate::error::{Error, Result};
 use crate::metrics::{ErrorLabels, Metrics};
@@ -38,6 +38,9 @@ pub struct Context {
     pub applied: Applied,
     /// Consecutive failures per object, for the backoff.
     failures: Mutex<HashMap<(String, String), u32>>,
+    /// The operator's own pods, admitted by every managed Redis
+    /// NetworkPolicy (see [`Context::with_operator_pods`]).
+    operator_pods: Option<OperatorPods>,
 }
 
 impl Context {
@@ -48,7 +51,16 @@ impl Context {
             metrics,
             applied: Applied::default(),
             failures: Mutex::default(),
+            operator_pods: None,
         }
+    }
+
+    /// Every managed Redis NetworkPolicy also admits these pods: the
+    /// operator's own, where the autoscaler reads queue statistics. Leave
+    /// unset when the operator runs outside the cluster.
+    pub fn with_operator_pods(mut self, pods: Option<OperatorPods>) -> Self {
+        self.operator_pods = pods;
+        self
     }
 
     fn key(svc: &PymService) -> (String, String) {
@@ -242,6 +254,7 @@ async fn reconcile_inner(svc: &PymService, ctx: &Context) -> Result<Action> {
         redis_password,
         task_secret,
         secrets_hash: desired::secrets_hash(&parts),
+        operator_pods: ctx.operator_pods.clone(),
     };
 
     // 2. Pure step.

@@ -55,6 +55,16 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: operator
 {{- end }}
 
+{{/* The selector labels as `key=value,...`, sorted (--operator-pod-labels). */}}
+{{- define "pym-operator.selectorLabelsFlag" -}}
+{{- $labels := include "pym-operator.selectorLabels" . | fromYaml }}
+{{- $pairs := list }}
+{{- range $k := keys $labels | sortAlpha }}
+{{- $pairs = append $pairs (printf "%s=%v" $k (index $labels $k)) }}
+{{- end }}
+{{- join "," $pairs }}
+{{- end }}
+
 {{- define "pym-operator.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create }}
 {{- default (include "pym-operator.fullname" .) .Values.serviceAccount.name }}
