@@ -9,9 +9,9 @@
 mod operator_support;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use operator_support::*;
 use pym_e2e::{Cluster, Result, wait};
 use serde_json::json;
@@ -294,6 +294,228 @@ async fn hello_lifecycle() -> Result<()> {
     assert!(
         !op.logs().contains(&pw),
         "the Redis password never appears in logs"
+    );
+    Ok(())
+}
+
+/// The task secret the operator generates for a `withAsync` PymService
+/// without `taskSecretRef` (`<name>-pym-task`, key `secret`): owned by the
+/// PymService, wired into API and worker pods as `PYM_TASK_SECRET`, never
+/// regenerated (not by a reconcile that rolls the pods, not by a new operator
+/// process: queued tasks signed with it must still verify), and
+/// garbage-collected with the PymService.
+#[tokio::test]
+async fn generated_task_secret_is_owned_kept_and_collected() -> Result<()> {
+    const TASK_SECRET: &str = "hello-pym-task";
+    const CONFIG_HASH: &str = "pym.dev/config-hash";
+    const SECRETS_HASH: &str = "pym.dev/secrets-hash";
+    let cluster = Cluster::connect().await;
+    install_crd(&cluster).await?;
+    let client = cluster.client();
+    let ns = cluster.namespace("op-task").await?;
+    let n = ns.name();
+    let mut op = Operator::start(&cluster, n, &format!("task-a-{n}"))?;
+    op.wait_leader(Duration::from_secs(30)).await?;
+    cluster
+        .kubectl()
+        .args(["apply", "-n", n, "-f", &hello_path()])
+        .run()
+        .await?;
+    let pym = pym_api(&client, n);
+    let ready = wait_pym_ready(&pym, "hello", wait::TIMEOUT).await?;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), n);
+    let deps: Api<Deployment> = Api::namespaced(client.clone(), n);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), n);
+
+    // Owned by the PymService (controller, blockOwnerDeletion), one key.
+    let secret = secrets.get(TASK_SECRET).await?;
+    let owners = secret.metadata.owner_references.clone().unwrap_or_default();
+    assert_eq!(owners.len(), 1, "{owners:?}");
+    let o = &owners[0];
+    assert_eq!(
+        (o.api_version.as_str(), o.kind.as_str(), o.name.as_str()),
+        ("pym.dev/v1alpha1", "PymService", "hello"),
+        "{o:?}"
+    );
+    assert_eq!(Some(&o.uid), ready.metadata.uid.as_ref(), "{o:?}");
+    assert_eq!(o.controller, Some(true), "{o:?}");
+    assert_eq!(o.block_owner_deletion, Some(true), "{o:?}");
+    assert_eq!(secret.type_.as_deref(), Some("Opaque"));
+    let value_of = |s: &Secret| -> String {
+        let data = s.data.clone().unwrap_or_default();
+        assert_eq!(
+            data.keys().collect::<Vec<_>>(),
+            vec!["secret"],
+            "the task Secret has one key"
+        );
+        String::from_utf8(data["secret"].0.clone()).expect("UTF-8 task secret")
+    };
+    let value = value_of(&secret);
+    assert!(
+        value.len() >= 32 && value.chars().all(|c| c.is_ascii_alphanumeric()),
+        "a generated secret, {} characters",
+        value.len()
+    );
+    let uid = secret.metadata.uid.clone();
+    let want_ref = Some((TASK_SECRET.to_string(), "secret".to_string()));
+
+    // API and worker pod templates, and the pods made from them, read it.
+    let api_dep = deps.get("hello-api").await?;
+    let worker_dep = deps.get("hello-worker").await?;
+    for d in [&api_dep, &worker_dep] {
+        assert_eq!(
+            secret_env_ref(template_spec(d), "PYM_TASK_SECRET"),
+            want_ref,
+            "{:?}",
+            d.metadata.name
+        );
+    }
+    let secrets_hash0 = template_annotation(&api_dep, SECRETS_HASH).unwrap();
+    let task_secret_of_pods = |component: &'static str, hash: String, count: usize| {
+        let pods = pods.clone();
+        let want_ref = want_ref.clone();
+        async move {
+            let sel =
+                format!("app.kubernetes.io/instance=hello,app.kubernetes.io/component={component}");
+            let lp = ListParams::default().labels(&sel);
+            wait::until(
+                format!("{count} {component} pod(s) with config hash {hash}"),
+                wait::TIMEOUT,
+                || async {
+                    let list = pods.list(&lp).await.map_err(|e| e.to_string())?.items;
+                    let live: Vec<&Pod> = list
+                        .iter()
+                        .filter(|p| p.metadata.deletion_timestamp.is_none())
+                        .collect();
+                    let rolled = live.len() == count
+                        && live.iter().all(|p| {
+                            p.metadata
+                                .annotations
+                                .as_ref()
+                                .and_then(|a| a.get(CONFIG_HASH))
+                                == Some(&hash)
+                        });
+                    if !rolled {
+                        return Err(format!("{} live pod(s)", live.len()));
+                    }
+                    for p in live {
+                        let got = secret_env_ref(p.spec.as_ref().unwrap(), "PYM_TASK_SECRET");
+                        assert_eq!(got, want_ref, "pod {:?}", p.metadata.name);
+                    }
+                    Ok(Some(()))
+                },
+            )
+            .await
+        }
+    };
+    let hash0 = template_annotation(&api_dep, CONFIG_HASH).unwrap();
+    task_secret_of_pods("api", hash0.clone(), 2).await?;
+    task_secret_of_pods(
+        "worker",
+        template_annotation(&worker_dep, CONFIG_HASH).unwrap(),
+        1,
+    )
+    .await?;
+
+    // A config edit rolls API and worker pods: the secret stays, and so does
+    // the pods' secrets hash (a new value would roll them a second time).
+    pym.patch(
+        "hello",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"config": {"name": "hello", "jwt_issuer": "https://rolled.example", "jwt_audience": "hello"}}})),
+    )
+    .await?;
+    let mut rolled = Vec::new();
+    for d in ["hello-api", "hello-worker"] {
+        let dep = wait_deployment(&client, n, d, "new config hash", |d| {
+            template_annotation(d, CONFIG_HASH).is_some_and(|h| h != hash0)
+        })
+        .await?;
+        assert_eq!(
+            template_annotation(&dep, SECRETS_HASH).as_ref(),
+            Some(&secrets_hash0),
+            "{d}: same secrets hash after the config edit"
+        );
+        assert_eq!(
+            secret_env_ref(template_spec(&dep), "PYM_TASK_SECRET"),
+            want_ref
+        );
+        rolled.push(template_annotation(&dep, CONFIG_HASH).unwrap());
+    }
+    wait_pym_ready(&pym, "hello", wait::TIMEOUT).await?;
+    task_secret_of_pods("api", rolled[0].clone(), 2).await?;
+    task_secret_of_pods("worker", rolled[1].clone(), 1).await?;
+    let after_roll = secrets.get(TASK_SECRET).await?;
+    assert_eq!(after_roll.metadata.uid, uid, "the same Secret object");
+    assert!(
+        value_of(&after_roll) == value,
+        "the value survives a rollout"
+    );
+
+    // A new operator process (nothing cached) reconciles a new generation:
+    // it reads the Secret back instead of generating another one.
+    assert_eq!(op.terminate(), Some(0), "SIGTERM exits 0");
+    drop(op);
+    let op = Operator::start(&cluster, n, &format!("task-b-{n}"))?;
+    op.wait_leader(Duration::from_secs(30)).await?;
+    pym.patch(
+        "hello",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"api": {"replicas": 3}}})),
+    )
+    .await?;
+    let ready = wait_pym_ready(&pym, "hello", wait::TIMEOUT).await?;
+    assert_eq!(ready.data["status"]["api"]["summary"], "3/3");
+    assert!(
+        op.metric("pym_operator_reconcile_total")
+            .await
+            .unwrap_or(0.0)
+            >= 1.0,
+        "the new process reconciled"
+    );
+    let after_restart = secrets.get(TASK_SECRET).await?;
+    assert_eq!(after_restart.metadata.uid, uid, "the same Secret object");
+    assert!(
+        value_of(&after_restart) == value,
+        "the value survives an operator restart"
+    );
+    for d in ["hello-api", "hello-worker"] {
+        let dep = deps.get(d).await?;
+        assert_eq!(
+            template_annotation(&dep, SECRETS_HASH).as_ref(),
+            Some(&secrets_hash0),
+            "{d}: same secrets hash after the restart"
+        );
+    }
+    assert!(
+        !op.logs().contains("generating the task secret"),
+        "the new process did not generate a task secret:\n{}",
+        op.logs()
+    );
+
+    // kubectl delete pym (background propagation): kube-controller-manager's
+    // garbage collector removes the Secret through its owner reference.
+    let deleted = Instant::now();
+    cluster
+        .kubectl()
+        .args(["delete", "pym", "hello", "-n", n, "--wait=false"])
+        .run()
+        .await?;
+    wait::deleted(&secrets, TASK_SECRET).await?;
+    eprintln!(
+        "task Secret collected {:?} after kubectl delete pym",
+        deleted.elapsed()
+    );
+    for d in ["hello-api", "hello-worker"] {
+        wait::deleted(&deps, d).await?;
+    }
+    assert!(
+        secrets.get_opt("hello-jwt").await?.is_some(),
+        "the user's Secret is kept"
+    );
+    assert!(
+        !op.logs().contains(&value),
+        "the task secret never appears in logs"
     );
     Ok(())
 }

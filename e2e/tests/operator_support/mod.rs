@@ -10,6 +10,7 @@
 #![allow(dead_code)]
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::PodSpec;
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 use pym_e2e::{Cluster, Result, free_port, run_dir, wait};
@@ -361,4 +362,23 @@ pub fn template_annotation(d: &Deployment, key: &str) -> Option<String> {
         .as_ref()?
         .get(key)
         .cloned()
+}
+
+/// (Secret name, key) that `var` of the first container comes from, if a secretKeyRef.
+pub fn secret_env_ref(pod: &PodSpec, var: &str) -> Option<(String, String)> {
+    let e = pod.containers[0]
+        .env
+        .as_ref()?
+        .iter()
+        .find(|e| e.name == var)?;
+    let s = e.value_from.as_ref()?.secret_key_ref.as_ref()?;
+    Some((s.name.clone(), s.key.clone()))
+}
+
+/// The pod template spec of a Deployment.
+pub fn template_spec(d: &Deployment) -> &PodSpec {
+    d.spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .expect("Deployment has a pod template")
 }
