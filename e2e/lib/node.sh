@@ -209,6 +209,7 @@ import_rootfs() {
   podman import --quiet --change "ENTRYPOINT $entrypoint" --change "USER 65532:65532" \
     "$tmp/rootfs.tar" "$image" >/dev/null
   podman save --quiet --format oci-archive -o "$tmp/image.tar" "$image"
+  podman rmi --force "$image" >/dev/null 2>&1 || true # containerd keeps it; podman needs no copy
   ctr_node images import "$tmp/image.tar" >/dev/null
   local listed
   listed=$(ctr_node images ls -q)
