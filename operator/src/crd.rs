@@ -415,8 +415,8 @@ fn default_poll_interval() -> i32 {
 #[serde(rename_all = "camelCase")]
 pub struct RedisSpec {
     /// A Redis Deployment run by the operator: password-protected (generated
-    /// Secret), reachable only from this service's pods (NetworkPolicy),
-    /// non-root with a read-only root filesystem.
+    /// Secret), reachable only from this service's pods and the operator's
+    /// (NetworkPolicy), non-root with a read-only root filesystem.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub managed: Option<ManagedRedis>,
 
