@@ -193,6 +193,7 @@ crictl_node() { "$RUN/bin/crictl" --config "$NODE_DIR/crictl.yaml" "$@"; }
 
 start_containerd() {
   write_containerd_config
+  (cd /var/run/netns 2>/dev/null && ls -1) >"$NODE_DIR/netns.before" || true
   # crictl reads this (`crictl --config e2e/.run/node/crictl.yaml ps`, or the
   # `crictl` of e2e/.run/bin with CRI_CONFIG_FILE set by `e2e/cluster env`).
   printf 'runtime-endpoint: unix://%s\nimage-endpoint: unix://%s\ntimeout: 20\n' "$NODE_SOCK" "$NODE_SOCK" >"$NODE_DIR/crictl.yaml"
@@ -445,17 +446,24 @@ node_stop() {
   # Mounts left under the run dir (container rootfs, shm, volumes), deepest first.
   awk -v d="$NODE_DIR/" 'index($2, d) == 1 { print $2 }' /proc/self/mounts | sort -r |
     while read -r m; do umount -l "$m" 2>/dev/null || true; done
-  # Namespaces made by the CNI that no pod teardown removed (only ours: they
-  # are named in containerd's state under $NODE_DIR).
+  # Network namespaces the CRI made and no pod teardown removed: those that
+  # were not there before containerd started (netns.before); their processes
+  # are gone with the shims. Never `ip netns` here: it bind-mounts /run/netns
+  # onto itself, which hides the CRI's namespace mounts under it.
   local ns
-  for ns in $(grep -rhoa '/var/run/netns/cni-[0-9a-f-]*' "$NODE_DIR/containerd/root" 2>/dev/null | sort -u); do
-    [[ -e $ns ]] && { umount "$ns" 2>/dev/null || true; rm -f "$ns"; }
+  for ns in /var/run/netns/cni-*; do
+    [[ -e $ns ]] || continue
+    grep -qx "${ns##*/}" "$NODE_DIR/netns.before" 2>/dev/null && continue
+    umount "$ns" 2>/dev/null || true
+    rm -f "$ns" 2>/dev/null || log "cannot remove $ns (still mounted?)"
   done
   # Container processes whose shim is gone (a crash, or a failed rmp) are
   # still in kubelet's pod cgroups (cgroupfs driver): kill them, then remove
   # the cgroups, deepest first.
   local c pids
-  pids=$(find /sys/fs/cgroup/*/kubepods -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u)
+  pids=$(for c in /sys/fs/cgroup/*/kubepods; do
+    if [[ -d $c ]]; then find "$c" -name cgroup.procs -exec cat {} +; fi
+  done | sort -u)
   if [[ -n $pids ]]; then
     log "killing $(wc -w <<<"$pids") container process(es) left in kubepods cgroups"
     # shellcheck disable=SC2086 # a list of PIDs
@@ -476,11 +484,12 @@ kubelet_iptables_cleanup() {
     for table in filter nat mangle; do
       for chain in KUBE-FIREWALL KUBE-KUBELET-CANARY KUBE-IPTABLES-HINT; do
         "$tool" -t "$table" -n -L "$chain" >/dev/null 2>&1 || continue
-        "$tool-save" -t "$table" | grep -- "-j $chain\$" | sed 's/^-A /-D /' |
-          while read -r rule; do
-            # shellcheck disable=SC2086 # a rule as iptables-save prints it
-            eval "$tool -t $table $rule" 2>/dev/null || true
-          done
+        local rules
+        rules=$("$tool-save" -t "$table" | sed -n "s/^-A \(.* -j $chain\)\$/-D \1/p")
+        while read -r rule; do
+          # shellcheck disable=SC2086 # a rule as iptables-save prints it
+          [[ -z $rule ]] || eval "$tool -t $table $rule" 2>/dev/null || true
+        done <<<"$rules"
         "$tool" -t "$table" -F "$chain" 2>/dev/null || true
         "$tool" -t "$table" -X "$chain" 2>/dev/null || true
       done
