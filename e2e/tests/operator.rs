@@ -458,21 +458,7 @@ async fn generated_task_secret_is_owned_kept_and_collected() -> Result<()> {
     drop(op);
     let op = Operator::start(&cluster, n, &format!("task-b-{n}"))?;
     op.wait_leader(Duration::from_secs(30)).await?;
-    pym.patch(
-        "hello",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"api": {"replicas": 3}}})),
-    )
-    .await?;
-    let ready = wait_pym_ready(&pym, "hello", wait::TIMEOUT).await?;
-    assert_eq!(ready.data["status"]["api"]["summary"], "3/3");
-    assert!(
-        op.metric("pym_operator_reconcile_total")
-            .await
-            .unwrap_or(0.0)
-            >= 1.0,
-        "the new process reconciled"
-    );
+    api_replicas_converge_through(&pym, &op, 3).await?;
     let after_restart = secrets.get(TASK_SECRET).await?;
     assert_eq!(after_restart.metadata.uid, uid, "the same Secret object");
     assert!(
@@ -685,19 +671,35 @@ async fn only_the_leader_reconciles_and_failover_converges() -> Result<()> {
     let killed = Instant::now();
     b.wait_leader(Duration::from_secs(30)).await?;
     eprintln!("failover after {:?}", killed.elapsed());
+    api_replicas_converge_through(&pym, &b, 3).await?;
+    Ok(())
+}
+
+/// Sets `spec.api.replicas` of hello and waits until it is Ready with that
+/// many API pods, reconciled by `op` (its reconcile counter moved).
+async fn api_replicas_converge_through(
+    pym: &Api<kube::api::DynamicObject>,
+    op: &Operator,
+    replicas: i32,
+) -> Result<()> {
     pym.patch(
         "hello",
         &PatchParams::default(),
-        &Patch::Merge(json!({"spec": {"api": {"replicas": 3}}})),
+        &Patch::Merge(json!({"spec": {"api": {"replicas": replicas}}})),
     )
     .await?;
-    let ready = wait_pym_ready(&pym, "hello", wait::TIMEOUT).await?;
-    assert_eq!(ready.data["status"]["api"]["summary"], "3/3");
+    let ready = wait_pym_ready(pym, "hello", wait::TIMEOUT).await?;
+    assert_eq!(
+        ready.data["status"]["api"]["summary"],
+        format!("{replicas}/{replicas}")
+    );
     assert!(
-        b.metric("pym_operator_reconcile_total")
+        op.metric("pym_operator_reconcile_total")
             .await
             .unwrap_or(0.0)
-            >= 1.0
+            >= 1.0,
+        "{} reconciled",
+        op.identity
     );
     Ok(())
 }

@@ -770,42 +770,11 @@ async fn children_gone(client: &Client, ns: &str, name: &str) -> Result<()> {
         format!("every child of {name} deleted"),
         Duration::from_secs(120),
         || async {
-            let mut left = Vec::new();
-            for d in Api::<Deployment>::namespaced(client.clone(), ns)
-                .list(&lp)
-                .await?
-                .items
-            {
-                left.push(format!("deployment/{}", d.name_any()));
-            }
-            for s in Api::<Service>::namespaced(client.clone(), ns)
-                .list(&lp)
-                .await?
-                .items
-            {
-                left.push(format!("service/{}", s.name_any()));
-            }
-            for s in Api::<Secret>::namespaced(client.clone(), ns)
-                .list(&lp)
-                .await?
-                .items
-            {
-                left.push(format!("secret/{}", s.name_any()));
-            }
-            for c in Api::<ConfigMap>::namespaced(client.clone(), ns)
-                .list(&lp)
-                .await?
-                .items
-            {
-                left.push(format!("configmap/{}", c.name_any()));
-            }
-            for p in Api::<Pod>::namespaced(client.clone(), ns)
-                .list(&lp)
-                .await?
-                .items
-            {
-                left.push(format!("pod/{}", p.name_any()));
-            }
+            let mut left = names::<Deployment>(client, ns, &lp).await?;
+            left.extend(names::<Service>(client, ns, &lp).await?);
+            left.extend(names::<Secret>(client, ns, &lp).await?);
+            left.extend(names::<ConfigMap>(client, ns, &lp).await?);
+            left.extend(names::<Pod>(client, ns, &lp).await?);
             if left.is_empty() {
                 Ok::<_, pym_e2e::Error>(Some(()))
             } else {
@@ -814,4 +783,24 @@ async fn children_gone(client: &Client, ns: &str, name: &str) -> Result<()> {
         },
     )
     .await
+}
+
+/// `<kind>/<name>` of the objects of one kind that `lp` selects.
+async fn names<K>(client: &Client, ns: &str, lp: &ListParams) -> kube::Result<Vec<String>>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    let items = Api::<K>::namespaced(client.clone(), ns)
+        .list(lp)
+        .await?
+        .items;
+    let kind = K::kind(&K::DynamicType::default()).to_lowercase();
+    Ok(items
+        .iter()
+        .map(|o| format!("{kind}/{}", o.name_any()))
+        .collect())
 }
