@@ -96,9 +96,27 @@ async fn user_path_on_real_pods() -> Result<()> {
     check_pods_restricted(&cluster.client(), ns).await?;
 
     // 3. The API from the host: ClusterIP and port-forward.
+    // kube-proxy programs the Service once its EndpointSlice lists the Ready
+    // pods, a moment after the PymService turns Ready (until then a
+    // connection is refused): wait for it, as any client would retry.
     let base = cluster_ip_url(&cluster.client(), ns, "hello").await?;
-    let (code, body) = http("GET", &format!("{base}/ping"), &[], None).await?;
-    assert_eq!(code, 200, "GET {base}/ping: {body}");
+    let ready = Instant::now();
+    wait::until(
+        format!("GET {base}/ping"),
+        Duration::from_secs(30),
+        || async {
+            let (code, body) = http("GET", &format!("{base}/ping"), &[], None).await?;
+            match code {
+                200 => Ok(Some(())),
+                _ => Err::<_, pym_e2e::Error>(format!("{code} {body}").into()),
+            }
+        },
+    )
+    .await?;
+    eprintln!(
+        "[figure] PymService Ready -> ClusterIP answers: {:.1} s",
+        ready.elapsed().as_secs_f64()
+    );
     let token = mint_token(&cluster, ns).await?;
     let auth = format!("Bearer {token}");
     let (code, body) = http(
