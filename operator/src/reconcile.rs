@@ -83,6 +83,31 @@ pub fn generate_task_secret() -> String {
     random_alphanumerics(64)
 }
 
+/// A value the operator generates once into a Secret it owns (`(secret
+/// name, key)`): the one already there when `keep` accepts it, so pods that
+/// roll keep the same value; else a new one from `generate`, logged as
+/// "generating <what>".
+async fn kept_or_generated(
+    svc: &PymService,
+    secrets: &Api<Secret>,
+    (secret_name, key): (&str, &str),
+    keep: impl Fn(&str) -> bool,
+    (what, generate): (&str, fn() -> String),
+) -> Result<String> {
+    let existing = secrets.get_opt(secret_name).await?;
+    if let Some(s) = &existing {
+        ensure_ours(svc, s, "Secret")?;
+    }
+    Ok(existing
+        .as_ref()
+        .and_then(|s| secret_value(s, key))
+        .filter(|v| keep(v))
+        .unwrap_or_else(|| {
+            info!(pymservice = %svc.name_any(), namespace = %svc.namespace().unwrap_or_default(), "generating {what}");
+            generate()
+        }))
+}
+
 fn random_alphanumerics(n: usize) -> String {
     rand::rng()
         .sample_iter(&rand::distr::Alphanumeric)
@@ -207,18 +232,14 @@ async fn reconcile_inner(svc: &PymService, ctx: &Context) -> Result<Action> {
     }
     let managed = redis.is_some_and(|r| r.managed.is_some());
     let redis_password = if managed {
-        let existing = secrets.get_opt(&names::redis(&name)).await?;
-        if let Some(s) = &existing {
-            ensure_ours(svc, s, "Secret")?;
-        }
-        let pw = existing
-            .as_ref()
-            .and_then(|s| secret_value(s, REDIS_SECRET_PASSWORD_KEY))
-            .filter(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric()))
-            .unwrap_or_else(|| {
-                info!(pymservice = %name, namespace = %ns, "generating managed Redis password");
-                generate_password()
-            });
+        let pw = kept_or_generated(
+            svc,
+            &secrets,
+            (&names::redis(&name), REDIS_SECRET_PASSWORD_KEY),
+            |p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric()),
+            ("managed Redis password", generate_password),
+        )
+        .await?;
         hash_parts.push(("redis-password", desired::short_hash(pw.as_bytes())));
         Some(pw)
     } else {
@@ -233,18 +254,14 @@ async fn reconcile_inner(svc: &PymService, ctx: &Context) -> Result<Action> {
             let s = required_secret(&secrets, &ns, r, "spec.taskSecretRef").await?;
             hash_parts.push(("task", s.resource_version().unwrap_or_default()));
         } else {
-            let existing = secrets.get_opt(&names::task_secret(&name)).await?;
-            if let Some(s) = &existing {
-                ensure_ours(svc, s, "Secret")?;
-            }
-            let value = existing
-                .as_ref()
-                .and_then(|s| secret_value(s, TASK_SECRET_KEY))
-                .filter(|v| !v.is_empty())
-                .unwrap_or_else(|| {
-                    info!(pymservice = %name, namespace = %ns, "generating the task secret");
-                    generate_task_secret()
-                });
+            let value = kept_or_generated(
+                svc,
+                &secrets,
+                (&names::task_secret(&name), TASK_SECRET_KEY),
+                |v| !v.is_empty(),
+                ("the task secret", generate_task_secret),
+            )
+            .await?;
             hash_parts.push(("task-secret", desired::short_hash(value.as_bytes())));
             task_secret = Some(value);
         }
