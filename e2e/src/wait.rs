@@ -47,7 +47,8 @@ fn phase(pod: &Pod) -> &str {
         .unwrap_or("")
 }
 
-fn is_ready(pod: &Pod) -> bool {
+/// Whether the pod's `Ready` condition is `True`.
+pub fn is_ready(pod: &Pod) -> bool {
     let conditions = pod.status.as_ref().and_then(|s| s.conditions.as_ref());
     conditions.is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }

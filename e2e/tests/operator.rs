@@ -19,8 +19,15 @@ use std::time::{Duration, Instant};
 
 const HELLO: &str = "examples/hello/pymservice.yaml";
 
-fn hello_path() -> String {
-    workspace_root().join(HELLO).display().to_string()
+/// `kubectl apply -n <ns> -f examples/hello/pymservice.yaml`.
+async fn apply_hello(cluster: &Cluster, ns: &str) -> Result<String> {
+    let path = workspace_root().join(HELLO);
+    cluster
+        .kubectl()
+        .args(["apply", "-n", ns, "-f"])
+        .arg(path)
+        .run()
+        .await
 }
 
 #[tokio::test]
@@ -123,11 +130,7 @@ async fn hello_lifecycle() -> Result<()> {
 
     // Apply → children within ~1 s.
     let applied = Instant::now();
-    cluster
-        .kubectl()
-        .args(["apply", "-n", n, "-f", &hello_path()])
-        .run()
-        .await?;
+    apply_hello(&cluster, n).await?;
     let deps: Api<Deployment> = Api::namespaced(client.clone(), n);
     let svcs: Api<Service> = Api::namespaced(client.clone(), n);
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), n);
@@ -316,11 +319,7 @@ async fn generated_task_secret_is_owned_kept_and_collected() -> Result<()> {
     let n = ns.name();
     let mut op = Operator::start(&cluster, n, &format!("task-a-{n}"))?;
     op.wait_leader(Duration::from_secs(30)).await?;
-    cluster
-        .kubectl()
-        .args(["apply", "-n", n, "-f", &hello_path()])
-        .run()
-        .await?;
+    apply_hello(&cluster, n).await?;
     let pym = pym_api(&client, n);
     let ready = wait_pym_ready(&pym, "hello", wait::TIMEOUT).await?;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), n);
@@ -642,11 +641,7 @@ async fn only_the_leader_reconciles_and_failover_converges() -> Result<()> {
     let b = Operator::start(&cluster, n, "op-b")?;
     b.wait_ready().await?;
 
-    cluster
-        .kubectl()
-        .args(["apply", "-n", n, "-f", &hello_path()])
-        .run()
-        .await?;
+    apply_hello(&cluster, n).await?;
     let pym = pym_api(&client, n);
     wait_pym_ready(&pym, "hello", wait::TIMEOUT).await?;
     assert!(

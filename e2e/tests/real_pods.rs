@@ -66,7 +66,13 @@ async fn user_path_on_real_pods() -> Result<()> {
         .await?;
     let applied = Instant::now();
     apply(&cluster, ns, &hello_manifest()).await?;
-    let first_api_ready = first_ready_pod(&cluster.client(), ns, "api").await?;
+    let first_api_ready = first_ready_pod(
+        &cluster.client(),
+        ns,
+        &selector("api"),
+        Duration::from_secs(180),
+    )
+    .await?;
     eprintln!(
         "[figure] kubectl apply -> first real API pod Ready: {:.1} s",
         first_api_ready.as_secs_f64()
@@ -378,30 +384,29 @@ async fn apply(cluster: &Cluster, ns: &str, manifest: &str) -> Result<String> {
         .await
 }
 
+/// Pods of hello's `component` (api, worker, redis).
 fn selector(component: &str) -> String {
-    format!("{INSTANCE}=hello,{COMPONENT}={component}")
+    selector_of("hello", component)
 }
 
-fn pod_ready(p: &Pod) -> bool {
-    p.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+fn selector_of(instance: &str, component: &str) -> String {
+    format!("{INSTANCE}={instance},{COMPONENT}={component}")
 }
 
-/// Time until the first pod of `component` is Ready (measured here, polling).
-async fn first_ready_pod(client: &Client, ns: &str, component: &str) -> Result<Duration> {
+/// Time until the first pod that `selector` selects is Ready (measured here, polling).
+async fn first_ready_pod(
+    client: &Client,
+    ns: &str,
+    selector: &str,
+    timeout: Duration,
+) -> Result<Duration> {
     let start = Instant::now();
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let lp = ListParams::default().labels(&selector(component));
-    wait::until(
-        format!("a Ready {component} pod"),
-        Duration::from_secs(180),
-        || async {
-            let items = pods.list(&lp).await?.items;
-            Ok::<_, kube::Error>(items.iter().any(pod_ready).then(|| start.elapsed()))
-        },
-    )
+    let lp = ListParams::default().labels(selector);
+    wait::until(format!("a Ready pod `{selector}`"), timeout, || async {
+        let items = pods.list(&lp).await?.items;
+        Ok::<_, kube::Error>(items.iter().any(wait::is_ready).then(|| start.elapsed()))
+    })
     .await
 }
 
@@ -704,18 +709,11 @@ spec:
     let pyms = pym_api(&cluster.client(), ns);
     let o = wait_pym_ready(&pyms, "hello-rs", Duration::from_secs(180)).await?;
     let workers = &o.data["status"]["workers"];
-    wait::until(
-        "hello-rs worker Ready",
+    first_ready_pod(
+        &cluster.client(),
+        ns,
+        &selector_of("hello-rs", "worker"),
         Duration::from_secs(120),
-        || async {
-            let lp =
-                ListParams::default().labels(&format!("{INSTANCE}=hello-rs,{COMPONENT}=worker"));
-            let pods = Api::<Pod>::namespaced(cluster.client(), ns)
-                .list(&lp)
-                .await?
-                .items;
-            Ok::<_, kube::Error>(pods.iter().any(pod_ready).then_some(()))
-        },
     )
     .await
     .map_err(|e| format!("{e}; workers status: {workers}"))?;
