@@ -15,10 +15,10 @@
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
+use pym_broker::envelope::Envelope;
+use pym_broker::{Broker, BrokerConfig};
 use pym_e2e::{Cluster, RedisServer, Result, free_port, run_dir, wait};
 use pym_runtime::Priority;
-use pym_runtime::broker::{Broker, BrokerConfig};
-use pym_runtime::envelope::Envelope;
 use serde_json::json;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

@@ -15,11 +15,11 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, EnvVar, Secret};
 use kube::api::{Api, Patch, PatchParams};
 use operator_support::{install_crd, operator_binary, pym_api, workspace_root};
+use pym_broker::envelope::Envelope;
+use pym_broker::keys::QueueKeys;
+use pym_broker::stats::{QueueStats, queue_stats};
+use pym_broker::{Broker, BrokerConfig, fetch};
 use pym_e2e::{Cluster, RedisServer, Result, free_port, run_dir, wait};
-use pym_runtime::broker::keys::QueueKeys;
-use pym_runtime::broker::stats::{QueueStats, queue_stats};
-use pym_runtime::broker::{Broker, BrokerConfig, fetch};
-use pym_runtime::envelope::Envelope;
 use pym_runtime::{Context, Priority};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -564,7 +564,7 @@ async fn zero_idle_workers_wake_on_a_task_and_in_flight_blocks_scale_to_zero() -
     let _: () = redis::pipe()
         .cmd("XACK")
         .arg(&d.stream)
-        .arg(pym_runtime::broker::keys::GROUP)
+        .arg(pym_broker::keys::GROUP)
         .arg(&d.id)
         .ignore()
         .cmd("XDEL")

@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
-use pym_runtime::contract;
+use pym_core::contract;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -290,7 +290,7 @@ pub struct WorkersSpec {
     pub concurrency: i32,
 
     /// Queues the workers consume, in priority order. Names follow the
-    /// runtime's rule (`pym_runtime::contract::QUEUE_NAME_PATTERN`); the
+    /// runtime's rule (`pym_core::contract::QUEUE_NAME_PATTERN`); the
     /// schema's description spells it out ([`queues_description`]).
     #[serde(default = "default_queues")]
     #[schemars(

@@ -31,7 +31,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
 };
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::Resource;
-use pym_runtime::contract;
+use pym_core::contract;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 

@@ -1,7 +1,7 @@
 //! Pure: queue statistics + recent history → desired worker replicas.
 //!
 //! The autoscaler ([`crate::autoscaler`]) polls the worker queues with
-//! `pym_runtime::broker::stats::queue_stats`, sums them into a [`Sample`]
+//! `pym_broker::stats::queue_stats`, sums them into a [`Sample`]
 //! and calls [`recommend`] with the service's [`Policy`] and its
 //! [`ScaleState`]. No clock, no I/O: time comes from the samples (Redis
 //! server time), so every rule is a table test.
@@ -33,7 +33,7 @@
 //! 6. **No statistics** (Redis unreachable): keep the current replicas.
 
 use crate::crd::WorkersSpec;
-use pym_runtime::broker::stats::QueueStats;
+use pym_broker::stats::QueueStats;
 use std::collections::VecDeque;
 
 /// Time a new worker pod needs to start fetching; delayed tasks due within

@@ -6,10 +6,10 @@
 //! backlog,celery runs only the phases named; BENCH_WORKER_CONCURRENCY and
 //! BENCH_BATCH override the consuming worker's settings).
 
-use pym_runtime::broker::{Broker, BrokerConfig, stats};
-use pym_runtime::envelope::Envelope;
+use pym_broker::envelope::Envelope;
+use pym_broker::worker::{Worker, WorkerConfig};
+use pym_broker::{Broker, BrokerConfig, stats};
 use pym_runtime::testing::RedisServer;
-use pym_runtime::worker::{Worker, WorkerConfig};
 use pym_runtime::{Priority, Queue, TaskError, asynctask};
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};

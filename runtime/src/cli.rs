@@ -27,13 +27,13 @@
 //!
 //! Exit status: 0 done, 1 failed while running, 2 bad configuration/usage.
 
-use crate::broker::{Broker, BrokerConfig, BrokerError, dead, redact_url, stats};
-use crate::config::{Config, Secret};
-use crate::contract;
-use crate::http::{Auth, Service, ServiceBuilder};
-use crate::queue::Queue;
-use crate::worker::{Worker, WorkerConfig, default_name};
+use crate::config::{Config, ExposeSecret, Secret};
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use futures::FutureExt;
+use pym_broker::worker::{Worker, WorkerConfig, WorkerError, default_name};
+use pym_broker::{Broker, BrokerConfig, BrokerError, Queue, dead, redact_url, stats};
+use pym_core::{Metrics, contract};
+use pym_http::{Auth, Service, ServiceBuilder};
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -270,18 +270,20 @@ impl App {
 
     async fn dispatch(&self, cli: Cli) -> Result<(), Fail> {
         let mut config = Config::load(cli.config.as_deref(), self.default_config).map_err(usage)?;
+        // The process's one metrics registry, passed to what records metrics.
+        let metrics = Metrics::default();
         match cli.command {
             Cmd::Serve(a) => {
                 if let Some(p) = a.port {
                     config.port = p;
                 }
-                self.serve(config, a.host, false).await
+                self.serve(config, a.host, false, metrics).await
             }
             Cmd::Up(a) => {
                 if let Some(p) = a.port {
                     config.port = p;
                 }
-                self.serve(config, a.host, true).await
+                self.serve(config, a.host, true, metrics).await
             }
             Cmd::Worker(a) => {
                 if !a.queues.is_empty() {
@@ -295,10 +297,11 @@ impl App {
                 }
                 let shutdown = CancellationToken::new();
                 tokio::spawn(forward_signals(shutdown.clone()));
-                run_worker(&config, true, shutdown).await
+                let bc = broker_config(&config, &metrics)?;
+                run_worker(&config, &bc, Some(metrics), shutdown).await
             }
             Cmd::Check => {
-                let svc = self.build(&config, Queue::eager())?;
+                let svc = self.build(&config, Queue::eager(), metrics)?;
                 println!(
                     "ok: {} {} — {} operations bound, config {}",
                     config.name,
@@ -333,9 +336,18 @@ impl App {
         }
     }
 
-    fn build(&self, config: &Config, queue: Queue) -> Result<Service, Fail> {
-        let builder = Service::builder(config.clone()).queue(queue);
-        (self.service)(builder).build().map_err(usage)
+    fn build(&self, config: &Config, queue: Queue, metrics: Metrics) -> Result<Service, Fail> {
+        let mut builder = Service::builder(config).metrics(metrics);
+        if let Some(broker) = queue.broker() {
+            let broker = broker.clone();
+            builder = builder.readiness("the broker", move || {
+                let broker = broker.clone();
+                async move { broker.ping().await }.boxed()
+            });
+        }
+        (self.service)(builder.extension(queue))
+            .build()
+            .map_err(usage)
     }
 
     async fn serve(
@@ -343,23 +355,24 @@ impl App {
         mut config: Config,
         host: std::net::IpAddr,
         up: bool,
+        metrics: Metrics,
     ) -> Result<(), Fail> {
         if up && config.jwt.secret.is_none() && config.jwt.public_key.is_none() {
             tracing::warn!(
                 env = %config.jwt.secret_env,
                 "no JWT secret set: `up` uses the development secret; never do this in production"
             );
-            config.jwt.secret = Some(Secret::new(DEV_SECRET));
+            config.jwt.secret = Some(Secret::from(DEV_SECRET));
         }
         let shutdown = CancellationToken::new();
         tokio::spawn(forward_signals(shutdown.clone()));
-        let (queue, with_worker) = match (&config.redis_url, config.with_async) {
+        let (queue, worker_broker) = match (&config.redis_url, config.with_async) {
             (Some(_), true) => {
-                let bc = broker_config(&config)?;
+                let bc = broker_config(&config, &metrics)?;
                 let q = Queue::connect(&bc)
                     .await
                     .map_err(|e| broker_fail(&config, &bc, e))?;
-                (q, up)
+                (q, up.then_some(bc))
             }
             (None, true) if !up => {
                 return Err(usage(format!(
@@ -372,10 +385,10 @@ impl App {
                 if config.with_async {
                     tracing::info!("no {}: tasks run inline (eager mode)", config.redis_url_env);
                 }
-                (Queue::eager(), false)
+                (Queue::eager().with_metrics(&metrics), None)
             }
         };
-        let svc = self.build(&config, queue)?;
+        let svc = self.build(&config, queue, metrics)?;
         let addr = SocketAddr::new(host, config.port);
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
             usage(format!(
@@ -386,11 +399,11 @@ impl App {
             let s = shutdown.clone();
             tokio::spawn(async move { svc.serve(listener, s.cancelled_owned()).await })
         };
-        let worker = if with_worker {
+        let worker = if let Some(bc) = worker_broker {
             let cfg = config.clone();
             let s = shutdown.clone();
             Some(tokio::spawn(
-                async move { run_worker(&cfg, false, s).await },
+                async move { run_worker(&cfg, &bc, None, s).await },
             ))
         } else {
             None
@@ -407,7 +420,8 @@ impl App {
     }
 }
 
-fn broker_config(config: &Config) -> Result<BrokerConfig, Fail> {
+/// The broker settings of `config`, recording task metrics in `metrics`.
+fn broker_config(config: &Config, metrics: &Metrics) -> Result<BrokerConfig, Fail> {
     let url = config.redis_url.as_ref().ok_or_else(|| {
         usage(format!(
             "{} is not set: set it to the broker's URL, e.g. redis://127.0.0.1:6379/0",
@@ -421,7 +435,11 @@ fn broker_config(config: &Config) -> Result<BrokerConfig, Fail> {
             config.jwt.secret_env
         ))
     })?;
-    let mut bc = BrokerConfig::new(url.expose(), secret.expose().as_bytes().to_vec());
+    let mut bc = BrokerConfig::new(
+        url.expose_secret(),
+        secret.expose_secret().as_bytes().to_vec(),
+    )
+    .with_metrics(metrics);
     if let Ok(ca) = std::env::var(contract::ENV_REDIS_CA_FILE)
         && !ca.is_empty()
     {
@@ -430,22 +448,26 @@ fn broker_config(config: &Config) -> Result<BrokerConfig, Fail> {
     Ok(bc)
 }
 
+/// Run a worker; with `serve_metrics`, it serves health and that registry
+/// on the worker port (`up` serves them on the API port instead).
 async fn run_worker(
     config: &Config,
-    listen: bool,
+    bc: &BrokerConfig,
+    serve_metrics: Option<Metrics>,
     shutdown: CancellationToken,
 ) -> Result<(), Fail> {
-    let bc = broker_config(config)?;
+    let listen = serve_metrics.is_some();
     let wc = WorkerConfig {
         queues: config.queues.clone(),
         concurrency: config.worker_concurrency,
         name: config.worker_name.clone().unwrap_or_else(default_name),
         listen: (listen && config.worker_port != 0)
             .then(|| SocketAddr::from(([0, 0, 0, 0], config.worker_port))),
+        metrics: serve_metrics.unwrap_or_default(),
         ..WorkerConfig::default()
     };
-    let worker = Worker::connect(&bc, wc).await.map_err(|e| match e {
-        crate::worker::WorkerError::Broker(b) => broker_fail(config, &bc, b),
+    let worker = Worker::connect(bc, wc).await.map_err(|e| match e {
+        WorkerError::Broker(b) => broker_fail(config, bc, b),
         other => usage(other),
     })?;
     worker
@@ -455,7 +477,7 @@ async fn run_worker(
 }
 
 async fn connect(config: &Config) -> Result<Broker, Fail> {
-    let bc = broker_config(config)?;
+    let bc = broker_config(config, &Metrics::default())?;
     Broker::connect(&bc)
         .await
         .map_err(|e| broker_fail(config, &bc, e))

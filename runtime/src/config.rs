@@ -29,13 +29,14 @@
 //! with `x-`/`x_` and pymacaron's deployment keys are ignored; any other
 //! unknown key is an error naming the key and its line, as are bad values.
 //! Secrets (JWT secret and keys, task secret, Redis URL) are read from the
-//! environment only, once, and never printed: [`Secret`] redacts itself.
+//! environment only, once, and never printed: [`Secret`] (`secrecy::SecretString`) redacts itself.
 
-use crate::contract;
-use jsonwebtoken::Algorithm;
+use pym_core::contract;
+use pym_http::jsonwebtoken::Algorithm;
+use pym_http::{HttpConfig, JwtConfig};
+pub use secrecy::{ExposeSecret, SecretString as Secret};
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -62,30 +63,6 @@ const IGNORED_KEYS: &[&str] = &[
     "ignore_error_codes",
 ];
 
-/// A secret string. `Debug` and `Display` print `<redacted>`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Self(s.into())
-    }
-    /// The secret itself. Never log it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
 /// A configuration error that says where and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -108,25 +85,6 @@ pub enum ConfigError {
     },
     #[error("env {var}: {message}")]
     Env { var: String, message: String },
-}
-
-/// JWT settings.
-#[derive(Debug, Clone)]
-pub struct JwtConfig {
-    pub issuer: Option<String>,
-    pub audience: Option<String>,
-    pub algorithm: Algorithm,
-    /// Name of the env var the HMAC secret came from (for error messages).
-    pub secret_env: String,
-    pub secret: Option<Secret>,
-    pub public_key_env: Option<String>,
-    pub public_key: Option<Secret>,
-    pub private_key_env: Option<String>,
-    pub private_key: Option<Secret>,
-    /// Lifetime of minted tokens, seconds.
-    pub token_timeout: u64,
-    /// Clock skew tolerated on `exp` / `nbf`, seconds.
-    pub leeway: u64,
 }
 
 /// The loaded service configuration.
@@ -382,7 +340,7 @@ impl Config {
             var.as_deref()
                 .and_then(env)
                 .filter(|s| !s.is_empty())
-                .map(Secret)
+                .map(Secret::from)
         };
         let jwt = JwtConfig {
             issuer: env_parse(env::JWT_ISSUER, "set the issuer")?.or(raw.jwt_issuer),
@@ -430,6 +388,25 @@ impl Config {
     /// HMAC secret.
     pub fn task_secret(&self) -> Option<&Secret> {
         self.task_secret.as_ref().or(self.jwt.secret.as_ref())
+    }
+}
+
+impl From<&Config> for HttpConfig {
+    fn from(c: &Config) -> Self {
+        HttpConfig {
+            name: c.name.clone(),
+            version: c.version.clone(),
+            env: c.env.clone(),
+            jwt: c.jwt.clone(),
+            validate_responses: c.validate_responses,
+            body_limit: c.body_limit,
+        }
+    }
+}
+
+impl From<Config> for HttpConfig {
+    fn from(c: Config) -> Self {
+        HttpConfig::from(&c)
     }
 }
 
@@ -505,8 +482,8 @@ mod tests {
         assert_eq!(c.name, "hello");
         assert_eq!(c.port, 9000);
         assert_eq!(c.queues, vec!["a", "b"]);
-        assert_eq!(c.jwt.secret.as_ref().unwrap().expose(), "s3cr3t");
-        assert_eq!(c.task_secret().unwrap().expose(), "s3cr3t");
+        assert_eq!(c.jwt.secret.as_ref().unwrap().expose_secret(), "s3cr3t");
+        assert_eq!(c.task_secret().unwrap().expose_secret(), "s3cr3t");
         assert!(!format!("{c:?}").contains("s3cr3t"));
     }
 
@@ -515,8 +492,10 @@ mod tests {
     #[test]
     fn renaming_keys_rename() {
         let read = |c: &Config, var: &str| match var {
-            contract::ENV_JWT_SECRET => c.jwt.secret.as_ref().map(|s| s.expose().to_string()),
-            contract::ENV_REDIS_URL => c.redis_url.as_ref().map(|s| s.expose().to_string()),
+            contract::ENV_JWT_SECRET => {
+                c.jwt.secret.as_ref().map(|s| s.expose_secret().to_string())
+            }
+            contract::ENV_REDIS_URL => c.redis_url.as_ref().map(|s| s.expose_secret().to_string()),
             other => panic!("no test reader for {other}: add one"),
         };
         for &(key, var) in contract::CONFIG_KEYS_RENAMING_ENV {
@@ -554,7 +533,7 @@ mod tests {
             &env_of(&[("PYM_JWT_SECRET", "a"), ("PYM_TASK_SECRET", "b")]),
         )
         .unwrap();
-        assert_eq!(c.task_secret().unwrap().expose(), "b");
+        assert_eq!(c.task_secret().unwrap().expose_secret(), "b");
     }
 
     #[test]

@@ -3,26 +3,41 @@
 //! Microservices with OpenAPI-bound endpoints, JWT auth, one error format,
 //! and `#[asynctask]` functions that run later in a worker with the caller's
 //! context restored. See the repository README and ARCHITECTURE.md.
+//!
+//! What a service uses:
+//!
+//! | item | for |
+//! |---|---|
+//! | [`App`] | the service binary: `serve`, `worker`, `up`, `check`, `token`, `dead`, `stats` |
+//! | [`asynctask`], [`Queue`], [`When`], [`TaskError`] | tasks: declare, spawn, fail |
+//! | [`context()`], [`Context`] | who called, in handlers and in tasks |
+//! | [`http`] | handlers' errors ([`http::ApiError`]), the service builder, axum |
+//! | [`config::Config`] | `pym-config.yaml` and its `PYM_*` overrides |
+//! | [`contract`] | the environment variables, ports and paths the operator sets |
+//! | `testing` (feature) | a real `redis-server` for tests |
 
-pub mod context;
-pub mod contract;
-
-pub use context::{Context, context};
-pub mod broker;
-pub mod cli;
+mod cli;
 pub mod config;
-pub mod envelope;
-pub mod http;
-pub mod metrics;
-pub mod queue;
-pub mod task;
-pub mod worker;
 
+pub use cli::{App, DEV_SECRET};
+pub use pym_broker::{Priority, Queue, SpawnError, TaskError, TaskId, TaskOptions, When};
+pub use pym_core::{Context, context, contract};
 pub use pym_macros::asynctask;
-pub use queue::{Queue, SpawnError, TaskId, When};
-pub use task::{Priority, TaskError, TaskOptions};
+
+/// The HTTP layer: the service builder, handlers' errors, axum.
+pub mod http {
+    pub use pym_http::{
+        ApiError, Auth, Claims, ErrorBody, HttpConfig, JwtConfig, OperationName, RequestInfo,
+        Service, ServiceBuilder, ServiceError, Spec, axum, codes,
+    };
+}
 
 /// Re-exported for the code `#[asynctask]` generates.
 #[doc(hidden)]
 pub use inventory;
+/// The task machinery, for the code `#[asynctask]` generates.
+#[doc(hidden)]
+pub use pym_broker::task;
+
+#[cfg(feature = "testing")]
 pub mod testing;

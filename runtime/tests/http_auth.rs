@@ -4,8 +4,8 @@ mod http_common;
 
 use http_common::*;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use pym_http::auth::now_secs;
 use pym_runtime::http::Auth;
-use pym_runtime::http::auth::now_secs;
 use serde_json::{Value, json};
 
 const RSA_PRIVATE: &str = include_str!("http_fixtures/rsa_private.pem");

@@ -2,12 +2,12 @@
 //! input, delays, priorities, stats, leases, crash recovery, drain,
 //! reconnect, eager mode, password and TLS URLs.
 
-use pym_runtime::broker::retry::Backoff;
-use pym_runtime::broker::{Broker, BrokerConfig, dead, keys, stats};
-use pym_runtime::context::{self, Context};
-use pym_runtime::envelope::{Envelope, Signer};
+use pym_broker::envelope::{Envelope, Signer};
+use pym_broker::retry::Backoff;
+use pym_broker::worker::{Worker, WorkerConfig, WorkerError};
+use pym_broker::{Broker, BrokerConfig, dead, keys, stats};
+use pym_core::context::{self, Context};
 use pym_runtime::testing::RedisServer;
-use pym_runtime::worker::{Worker, WorkerConfig, WorkerError};
 use pym_runtime::{Priority, Queue, SpawnError, TaskError, asynctask};
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
@@ -286,7 +286,10 @@ async fn spawned_tasks_run_once_with_their_context_and_are_acked() {
         "token in clear in Redis"
     );
 
-    let w = start_worker(&url, cfg(&["t"], "w1")).await;
+    // The worker records its metrics in the registry it is given.
+    let registry = pym_core::Metrics::default();
+    let bc = BrokerConfig::new(&url, SECRET).with_metrics(&registry);
+    let w = start_worker_on(&bc, cfg(&["t"], "w1")).await;
     eventually("52 runs", || {
         runs("private").len() == 1 && runs("basic").len() == 50 && runs("basic-sys").len() == 1
     })
@@ -312,7 +315,7 @@ async fn spawned_tasks_run_once_with_their_context_and_are_acked() {
     assert_eq!(len, 0);
     w.stop().await.unwrap();
 
-    let text = pym_runtime::metrics::encode_text();
+    let text = registry.encode();
     assert!(
         text.contains("pym_tasks_succeeded_total{task=\"record\",queue=\"t\"}"),
         "{text}"
@@ -946,10 +949,14 @@ async fn worker_serves_health_readiness_and_metrics() {
     let mut redis = RedisServer::start();
     let url = redis.url();
     let port = pym_runtime::testing::free_port();
+    // Producer and worker share one registry here, as in `up`.
+    let registry = pym_core::Metrics::default();
+    let bc = BrokerConfig::new(&url, SECRET).with_metrics(&registry);
     let mut c = cfg(&["t"], "w1");
     c.listen = Some(([127, 0, 0, 1], port).into());
-    let w = start_worker(&url, c).await;
-    let q = queue(&url).await;
+    c.metrics = registry.clone();
+    let w = start_worker_on(&bc, c).await;
+    let q = Queue::connect(&bc).await.unwrap();
     record::spawn(&q, ("health".into(), 1)).await.unwrap();
     eventually("run", || runs("health").len() == 1).await;
     assert_eq!(http_get(port, "/healthz").await.0, 200);

@@ -107,7 +107,7 @@ async fn send_welcome_email_async(signup: Signup) -> Result<(), TaskError> {
 }
 
 fn main() -> ExitCode {
-    pym_runtime::cli::App::new("hello")
+    pym_runtime::App::new("hello")
         .about("hello: the pym example service (signup + welcome email task, /me)")
         .version(env!("CARGO_PKG_VERSION"))
         .default_config(include_str!("../pym-config.yaml"))

@@ -174,7 +174,7 @@ fn up_runs_on_a_fresh_machine_in_eager_mode() {
     // The dev secret mints tokens `up` accepts.
     let token = hello(
         &["token", "dev-user"],
-        &[("PYM_JWT_SECRET", pym_runtime::cli::DEV_SECRET)],
+        &[("PYM_JWT_SECRET", pym_runtime::DEV_SECRET)],
     );
     let token = String::from_utf8(token.stdout).unwrap();
     let auth = format!(

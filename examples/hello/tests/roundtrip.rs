@@ -6,8 +6,8 @@
 //!
 //! Needs `redis-server` on PATH (Debian package `redis-server`).
 
-use pym_runtime::broker::keys::{FIELD_MESSAGE, QueueKeys};
-use pym_runtime::envelope::{Envelope, Signer};
+use pym_broker::envelope::{Envelope, Signer};
+use pym_broker::keys::{FIELD_MESSAGE, QueueKeys};
 use pym_runtime::{Context, Priority};
 use serde_json::{Value, json};
 use std::io::{BufRead, Read, Write};

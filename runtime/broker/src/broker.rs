@@ -1,0 +1,297 @@
+//! The Redis broker handle: configuration, connections, queue registration.
+//!
+//! `enqueue` → `delay` (promotion) → `fetch` → (`retry` | `dead`) with
+//! `reclaim` returning tasks of dead workers, and `stats` reading depth.
+
+use crate::envelope::Signer;
+use crate::metrics::TaskMetrics;
+use pym_core::Metrics;
+use pym_core::contract;
+use pym_core::keys;
+use redis::AsyncConnectionConfig;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Errors of the broker.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error("Redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl BrokerError {
+    /// Short label for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            BrokerError::Redis(_) => "redis",
+            BrokerError::Config(_) => "config",
+            BrokerError::Invalid(_) => "invalid",
+        }
+    }
+}
+
+pub type Result<T, E = BrokerError> = std::result::Result<T, E>;
+
+/// Where the broker is and how messages are signed.
+#[derive(Clone)]
+pub struct BrokerConfig {
+    /// `redis://[:password@]host:port/db` or `rediss://...` for TLS.
+    pub url: String,
+    /// Secret that signs task envelopes; every producer and worker of a
+    /// service must share it.
+    pub secret: Vec<u8>,
+    /// Time limit of one non-blocking Redis command.
+    pub response_timeout: Duration,
+    /// CA certificate (PEM) for `rediss://`, if not in the system store.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Where producers and workers of this broker record task metrics
+    /// (default: registered nowhere).
+    pub metrics: Arc<TaskMetrics>,
+}
+
+impl fmt::Debug for BrokerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BrokerConfig")
+            .field("url", &redact_url(&self.url))
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+impl BrokerConfig {
+    pub fn new(url: impl Into<String>, secret: impl Into<Vec<u8>>) -> Self {
+        BrokerConfig {
+            url: url.into(),
+            secret: secret.into(),
+            response_timeout: Duration::from_secs(5),
+            ca_file: None,
+            metrics: TaskMetrics::unregistered(),
+        }
+    }
+
+    /// Record task metrics in `registry`.
+    pub fn with_metrics(mut self, registry: &Metrics) -> Self {
+        self.metrics = TaskMetrics::registered(registry);
+        self
+    }
+
+    /// Trust `ca_file` (PEM) for `rediss://` connections.
+    pub fn with_ca_file(mut self, ca_file: impl Into<std::path::PathBuf>) -> Self {
+        self.ca_file = Some(ca_file.into());
+        self
+    }
+
+    /// From `PYM_REDIS_URL` and `PYM_TASK_SECRET`.
+    pub fn from_env() -> Result<Self> {
+        let url = std::env::var(contract::ENV_REDIS_URL).map_err(|_| {
+            BrokerError::Config(format!(
+                "{} is not set: set it to the broker's URL, e.g. redis://127.0.0.1:6379/0",
+                contract::ENV_REDIS_URL
+            ))
+        })?;
+        let secret = std::env::var(contract::ENV_TASK_SECRET).map_err(|_| {
+            BrokerError::Config(format!(
+                "{} is not set: set it to a secret shared by the service's API and workers (it signs task messages)",
+                contract::ENV_TASK_SECRET
+            ))
+        })?;
+        let mut cfg = Self::new(url, secret);
+        if let Ok(ca) = std::env::var(contract::ENV_REDIS_CA_FILE)
+            && !ca.is_empty()
+        {
+            cfg = cfg.with_ca_file(ca);
+        }
+        Ok(cfg)
+    }
+}
+
+/// `redis://user:pass@host` → `redis://user:***@host`, for logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            let user = creds.split(':').next().unwrap_or("");
+            if creds.contains(':') {
+                format!("{}{}:***{}", &url[..s + 3], user, &url[at..])
+            } else {
+                format!("{}***{}", &url[..s + 3], &url[at..])
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// A connected broker: cheap to clone, shared by all tasks of a process.
+#[derive(Clone)]
+pub struct Broker {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: redis::Client,
+    conn: ConnectionManager,
+    signer: Signer,
+    metrics: Arc<TaskMetrics>,
+    url: String,
+    registered_queues: Mutex<HashSet<String>>,
+}
+
+impl fmt::Debug for Broker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Broker")
+            .field("url", &redact_url(&self.inner.url))
+            .finish()
+    }
+}
+
+impl Broker {
+    /// Connect (and check the connection with a first command).
+    pub async fn connect(config: &BrokerConfig) -> Result<Broker> {
+        if config.secret.is_empty() {
+            return Err(BrokerError::Config(format!(
+                "the task secret is empty: set {} to a non-empty secret",
+                contract::ENV_TASK_SECRET
+            )));
+        }
+        // rustls needs a process-wide crypto provider for rediss:// URLs.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let invalid = |e: redis::RedisError| {
+            BrokerError::Config(format!(
+                "invalid Redis URL {}: {e}",
+                redact_url(&config.url)
+            ))
+        };
+        let client = match &config.ca_file {
+            Some(path) => {
+                let pem = std::fs::read(path).map_err(|e| {
+                    BrokerError::Config(format!(
+                        "cannot read the Redis CA file {} ({}): {e}",
+                        path.display(),
+                        contract::ENV_REDIS_CA_FILE
+                    ))
+                })?;
+                let certs = redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem),
+                };
+                redis::Client::build_with_tls(config.url.as_str(), certs).map_err(invalid)?
+            }
+            None => redis::Client::open(config.url.as_str()).map_err(invalid)?,
+        };
+        let cm_config = ConnectionManagerConfig::new()
+            .set_response_timeout(Some(config.response_timeout))
+            .set_connection_timeout(Some(Duration::from_secs(5)))
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_secs(5))
+            .set_number_of_retries(3);
+        let conn = client.get_connection_manager_with_config(cm_config).await?;
+        Ok(Broker {
+            inner: Arc::new(Inner {
+                client,
+                conn,
+                signer: Signer::new(&config.secret),
+                metrics: config.metrics.clone(),
+                url: config.url.clone(),
+                registered_queues: Mutex::new(HashSet::new()),
+            }),
+        })
+    }
+
+    /// The shared multiplexed connection (reconnects by itself).
+    pub fn conn(&self) -> ConnectionManager {
+        self.inner.conn.clone()
+    }
+
+    /// A dedicated connection for blocking commands (no response timeout),
+    /// since a blocking read stalls every other request on its socket.
+    pub async fn blocking_conn(&self) -> Result<MultiplexedConnection> {
+        let cfg = AsyncConnectionConfig::new()
+            .set_response_timeout(None)
+            .set_connection_timeout(Some(Duration::from_secs(5)));
+        Ok(self
+            .inner
+            .client
+            .get_multiplexed_async_connection_with_config(&cfg)
+            .await?)
+    }
+
+    pub fn signer(&self) -> &Signer {
+        &self.inner.signer
+    }
+
+    /// `PING` the server: `Err` holds the error's kind only, as its text
+    /// may contain the URL.
+    pub async fn ping(&self) -> std::result::Result<(), String> {
+        let mut conn = self.conn();
+        redis::cmd("PING")
+            .query_async::<String>(&mut conn)
+            .await
+            .map(drop)
+            .map_err(|e| format!("{:?}", e.kind()))
+    }
+
+    /// Where task metrics are recorded ([`BrokerConfig::metrics`]).
+    pub fn metrics(&self) -> &Arc<TaskMetrics> {
+        &self.inner.metrics
+    }
+
+    /// Add `queue` to the queue registry once per process.
+    pub(crate) async fn register_queue(&self, queue: &str) -> Result<()> {
+        if self.inner.registered_queues.lock().unwrap().contains(queue) {
+            return Ok(());
+        }
+        let _: () = redis::cmd("SADD")
+            .arg(keys::QUEUES)
+            .arg(queue)
+            .query_async(&mut self.conn())
+            .await?;
+        self.inner
+            .registered_queues
+            .lock()
+            .unwrap()
+            .insert(queue.to_owned());
+        Ok(())
+    }
+
+    /// Every queue ever used on this Redis, sorted.
+    pub async fn queues(&self) -> Result<Vec<String>> {
+        let mut q: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(keys::QUEUES)
+            .query_async(&mut self.conn())
+            .await?;
+        q.sort();
+        Ok(q)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(
+            redact_url("redis://:hunter2@10.0.0.1:6379/0"),
+            "redis://:***@10.0.0.1:6379/0"
+        );
+        assert_eq!(
+            redact_url("rediss://bob:hunter2@h/0"),
+            "rediss://bob:***@h/0"
+        );
+        assert_eq!(redact_url("redis://tok@h"), "redis://***@h");
+        assert_eq!(redact_url("redis://h:1/0"), "redis://h:1/0");
+        let cfg = BrokerConfig::new("redis://:pw@h", "s3cret");
+        let shown = format!("{cfg:?}");
+        assert!(
+            !shown.contains("pw@") && !shown.contains("s3cret"),
+            "{shown}"
+        );
+    }
+}

@@ -1,0 +1,73 @@
+//! Enqueue: sign an envelope and append it to its queue's ready stream, or,
+//! when it has a future `eta`, add it to the delayed set.
+
+use crate::envelope::{Envelope, now_ms};
+use crate::{Broker, Result};
+use pym_core::keys::{self, QueueKeys};
+use redis::Script;
+use std::sync::LazyLock;
+
+/// ZADD a delayed member and wake a promoter if it became the earliest.
+static SCHEDULE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+local head = redis.call('ZRANGE', KEYS[1], 0, 0)
+if head[1] == ARGV[2] then
+  redis.call('LPUSH', KEYS[2], '1')
+  redis.call('LTRIM', KEYS[2], 0, 0)
+end
+return 1
+"#,
+    )
+});
+
+impl Broker {
+    /// Sign and enqueue one envelope (delayed if its `eta` is in the future).
+    pub async fn enqueue(&self, env: &Envelope) -> Result<()> {
+        self.register_queue(&env.queue).await?;
+        let message = self.signer().seal(env);
+        let qk = QueueKeys::new(&env.queue);
+        match env.eta {
+            Some(eta) if eta > now_ms() => {
+                let _: i64 = SCHEDULE
+                    .key(&qk.delayed)
+                    .key(&qk.signal)
+                    .arg(eta)
+                    .arg(keys::delayed_member(env.priority, &message))
+                    .invoke_async(&mut self.conn())
+                    .await?;
+            }
+            _ => {
+                let _: String = redis::cmd("XADD")
+                    .arg(qk.ready(env.priority))
+                    .arg("*")
+                    .arg(keys::FIELD_MESSAGE)
+                    .arg(message)
+                    .query_async(&mut self.conn())
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Enqueue many immediate envelopes of one queue in one pipeline.
+    pub async fn enqueue_batch(&self, envs: &[Envelope]) -> Result<()> {
+        let Some(first) = envs.first() else {
+            return Ok(());
+        };
+        self.register_queue(&first.queue).await?;
+        let mut pipe = redis::pipe();
+        for env in envs {
+            let qk = QueueKeys::new(&env.queue);
+            pipe.cmd("XADD")
+                .arg(qk.ready(env.priority))
+                .arg("*")
+                .arg(keys::FIELD_MESSAGE)
+                .arg(self.signer().seal(env))
+                .ignore();
+        }
+        let _: () = pipe.query_async(&mut self.conn()).await?;
+        Ok(())
+    }
+}

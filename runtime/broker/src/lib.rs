@@ -1,0 +1,31 @@
+//! # pym-broker
+//!
+//! Tasks on Redis Streams: the [`task`] registry, the signed [`envelope`],
+//! the producer's [`Queue`], the broker's mechanisms (one module each) and,
+//! with the `worker` feature, the [`worker`].
+//!
+//! `enqueue` → `delay` (promotion) → `fetch` → `ack` | `retry` | `dead`,
+//! with `reclaim` returning tasks of dead workers and `stats` reading depth.
+
+mod broker;
+pub mod envelope;
+pub mod metrics;
+pub mod queue;
+pub mod task;
+
+pub mod ack;
+pub mod dead;
+pub mod delay;
+pub mod enqueue;
+pub mod fetch;
+pub mod reclaim;
+pub mod retry;
+pub mod stats;
+
+#[cfg(feature = "worker")]
+pub mod worker;
+
+pub use broker::{Broker, BrokerConfig, BrokerError, Result, redact_url};
+pub use pym_core::keys;
+pub use queue::{Queue, SpawnError, TaskId, When};
+pub use task::{Priority, TaskError, TaskOptions};

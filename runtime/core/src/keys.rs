@@ -1,0 +1,81 @@
+//! The Redis key layout: the one definition shared by producers, workers,
+//! the CLI and the operator's autoscaler.
+//!
+//! Every key of a queue carries the hash tag `{<queue>}`, so the scripts that
+//! touch several of them stay valid on Redis Cluster.
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `pym:queues` | set | names of every queue ever used |
+//! | `pym:{q}:ready:high` / `:normal` / `:low` | stream, group `pym` | tasks ready to run; a delivered entry stays in the group's pending list (PEL) until acked, then it is deleted |
+//! | `pym:{q}:delayed` | sorted set, score = due time (ms) | delayed tasks and retries; member = priority digit + message |
+//! | `pym:{q}:signal` | list (≤ 1 element) | wakes a promoter when a new earliest delayed task arrives |
+//! | `pym:{q}:dead` | hash, id → dead-letter JSON | dead letters |
+//! | `pym:{q}:dead:index` | sorted set, score = time of death (ms) | dead-letter ids in order |
+//!
+//! Stream entries have one field, [`FIELD_MESSAGE`], holding the signed
+//! message (`<hmac>.<envelope json>`, see `pym_broker::envelope`).
+
+use crate::Priority;
+
+/// Consumer group of every ready stream.
+pub const GROUP: &str = "pym";
+/// The one field of a stream entry.
+pub const FIELD_MESSAGE: &str = "m";
+/// Set of known queue names.
+pub const QUEUES: &str = "pym:queues";
+
+/// All keys of one queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueKeys {
+    pub queue: String,
+    /// Ready streams, indexed by [`Priority::index`].
+    pub ready: [String; 3],
+    pub delayed: String,
+    pub signal: String,
+    pub dead: String,
+    pub dead_index: String,
+}
+
+impl QueueKeys {
+    pub fn new(queue: &str) -> Self {
+        let base = format!("pym:{{{queue}}}");
+        QueueKeys {
+            queue: queue.to_owned(),
+            ready: Priority::ALL.map(|p| format!("{base}:ready:{}", p.as_str())),
+            delayed: format!("{base}:delayed"),
+            signal: format!("{base}:signal"),
+            dead: format!("{base}:dead"),
+            dead_index: format!("{base}:dead:index"),
+        }
+    }
+
+    pub fn ready(&self, p: Priority) -> &str {
+        &self.ready[p.index()]
+    }
+}
+
+/// Member of the delayed set: the priority digit, then the signed message.
+pub fn delayed_member(priority: Priority, message: &str) -> String {
+    let mut m = String::with_capacity(message.len() + 1);
+    m.push(char::from(b'0' + priority.index() as u8));
+    m.push_str(message);
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_is_hash_tagged_per_queue() {
+        let k = QueueKeys::new("emails");
+        assert_eq!(k.ready(Priority::High), "pym:{emails}:ready:high");
+        assert_eq!(k.ready(Priority::Low), "pym:{emails}:ready:low");
+        assert_eq!(k.delayed, "pym:{emails}:delayed");
+        assert_eq!(k.signal, "pym:{emails}:signal");
+        assert_eq!(k.dead, "pym:{emails}:dead");
+        assert_eq!(k.dead_index, "pym:{emails}:dead:index");
+        assert_eq!(delayed_member(Priority::Normal, "ab.{}"), "1ab.{}");
+    }
+}

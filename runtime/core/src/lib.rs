@@ -1,0 +1,17 @@
+//! # pym-core
+//!
+//! What every pym crate and the operator agree on, with no I/O: the
+//! operator ↔ runtime [`contract`], the request [`Context`], the Redis
+//! [`keys`] layout, [`Priority`], the [`queue_name`] rule and the [`Metrics`]
+//! registry type.
+
+pub mod context;
+pub mod contract;
+pub mod keys;
+pub mod metrics;
+mod priority;
+pub mod queue_name;
+
+pub use context::{Context, context};
+pub use metrics::Metrics;
+pub use priority::Priority;

@@ -1,0 +1,114 @@
+//! Built-in endpoints: `/ping`, `/version`, `/auth/version`,
+//! `/openapi.yaml`, `/healthz`, `/readyz`, `/metrics`.
+
+use crate::error::ApiError;
+use crate::server::{OperationName, Shared};
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use pym_core::contract;
+use serde_json::json;
+use std::sync::Arc;
+
+pub const PING: &str = "/ping";
+pub const VERSION: &str = "/version";
+pub const AUTH_VERSION: &str = "/auth/version";
+pub const OPENAPI: &str = "/openapi.yaml";
+
+/// Paths reserved for built-ins (a spec may not declare them).
+pub const PATHS: &[&str] = &[
+    PING,
+    VERSION,
+    AUTH_VERSION,
+    OPENAPI,
+    contract::PATH_HEALTHZ,
+    contract::PATH_READYZ,
+    contract::PATH_METRICS,
+];
+
+async fn name_layer(State(name): State<&'static str>, req: Request, next: Next) -> Response {
+    let mut r = next.run(req).await;
+    r.extensions_mut().insert(OperationName(name.to_string()));
+    r
+}
+
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    let named = |name: &'static str, mr: axum::routing::MethodRouter<Arc<Shared>>| {
+        mr.route_layer(middleware::from_fn_with_state(name, name_layer))
+    };
+    Router::new()
+        .route(PING, named("ping", get(ping)))
+        .route(VERSION, named("version", get(version)))
+        .route(AUTH_VERSION, named("auth_version", get(auth_version)))
+        .route(OPENAPI, named("openapi", get(openapi)))
+        .route(contract::PATH_HEALTHZ, named("healthz", get(healthz)))
+        .route(contract::PATH_READYZ, named("readyz", get(readyz)))
+        .route(contract::PATH_METRICS, named("metrics", get(metrics)))
+        .with_state(shared)
+}
+
+async fn ping() -> impl IntoResponse {
+    axum::Json(json!({}))
+}
+
+fn version_body(s: &Shared) -> serde_json::Value {
+    json!({
+        "name": s.config.name,
+        "version": s.config.version,
+        "env": s.config.env,
+        "api_version": s.spec.version,
+        "pym_version": env!("CARGO_PKG_VERSION"),
+    })
+}
+
+async fn version(State(s): State<Arc<Shared>>) -> impl IntoResponse {
+    axum::Json(version_body(&s))
+}
+
+async fn auth_version(State(s): State<Arc<Shared>>, req: Request) -> Result<Response, ApiError> {
+    let auth = s
+        .auth
+        .as_ref()
+        .ok_or_else(|| ApiError::service_unavailable("no JWT key configured for this service"))?;
+    let h = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap_or("\u{0}"));
+    let (claims, _) = auth.verify_header(h)?;
+    let mut body = version_body(&s);
+    body["user_id"] = json!(claims.user_id());
+    Ok(axum::Json(body).into_response())
+}
+
+async fn openapi(State(s): State<Arc<Shared>>) -> Response {
+    let mut r = s.spec.yaml.clone().into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/yaml"),
+    );
+    r
+}
+
+async fn healthz() -> impl IntoResponse {
+    axum::Json(json!({"status": "ok"}))
+}
+
+async fn readyz(State(s): State<Arc<Shared>>) -> Result<Response, ApiError> {
+    s.readiness
+        .check()
+        .await
+        .map_err(ApiError::service_unavailable)?;
+    Ok(axum::Json(json!({"status": "ready"})).into_response())
+}
+
+async fn metrics(State(s): State<Arc<Shared>>) -> Response {
+    let mut r = s.metrics.encode().into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(contract::METRICS_CONTENT_TYPE),
+    );
+    r
+}

@@ -1,0 +1,612 @@
+//! The service: spec + handlers bound by `operationId`, middleware, serving.
+//!
+//! ```no_run
+//! use pym_http::{ApiError, HttpConfig, Service};
+//! use pym_http::axum::Json;
+//! # async fn example(config: HttpConfig) -> Result<(), Box<dyn std::error::Error>> {
+//! async fn me() -> Result<Json<serde_json::Value>, ApiError> {
+//!     let ctx = pym_core::context();
+//!     Ok(Json(ctx.claims.clone().unwrap_or_default()))
+//! }
+//! let service = Service::builder(config)
+//!     .spec_str("openapi.yaml", r#"
+//! openapi: 3.1.0
+//! info: {title: example, version: '1'}
+//! paths:
+//!   /me:
+//!     get:
+//!       operationId: me
+//!       security: [{bearer: []}]
+//!       responses: {'200': {description: the caller's claims}}
+//! "#)
+//!     .handler("me", me)
+//!     .build()?;
+//! # Ok(()) }
+//! ```
+//!
+//! Request path, outermost first: request id + trace span + metrics + panic
+//! catcher + error normaliser (every route) → per operation: JWT check (per
+//! the operation's `security`), parameter and body validation, context scope
+//! (so [`pym_core::context()`] and spawned tasks see the caller) → handler →
+//! response validation (debug builds / `validate_responses`).
+
+use crate::auth::{Auth, AuthSetupError, Claims};
+use crate::builtins;
+use crate::config::HttpConfig;
+use crate::error::{ApiError, PymError, normalize, panic_message};
+use crate::metrics::HttpMetrics;
+use crate::readiness::{Check, Readiness};
+use crate::spec::{AuthMode, Operation, Spec, SpecError};
+use crate::validate;
+use axum::Router;
+use axum::extract::{FromRequestParts, RawPathParams, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodFilter, MethodRouter};
+use futures::FutureExt;
+use pym_core::Metrics;
+use pym_core::context::{self, Context};
+use std::collections::{BTreeMap, HashSet};
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Instant;
+use tracing::Instrument;
+
+/// Header carrying the request id.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// W3C trace context header.
+pub const TRACEPARENT_HEADER: &str = "traceparent";
+
+/// Why a service could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    #[error("no OpenAPI spec: call .spec_file(path) or .spec_str(name, text) on the builder")]
+    NoSpec,
+    #[error("{0}")]
+    Binding(String),
+    #[error(transparent)]
+    Auth(#[from] AuthSetupError),
+}
+
+type BoxedHandler = Box<dyn FnOnce(MethodFilter) -> MethodRouter + Send>;
+type RouterHook = Box<dyn FnOnce(Router) -> Router + Send>;
+
+/// Builds a [`Service`].
+pub struct ServiceBuilder {
+    config: Arc<HttpConfig>,
+    spec: Option<Result<Spec, SpecError>>,
+    handlers: Vec<(String, BoxedHandler)>,
+    metrics: Metrics,
+    readiness: Readiness,
+    auth: Option<Auth>,
+    hooks: Vec<RouterHook>,
+}
+
+/// What the middleware and built-ins share.
+pub(crate) struct Shared {
+    pub config: Arc<HttpConfig>,
+    pub spec: Spec,
+    pub auth: Option<Auth>,
+    pub metrics: Metrics,
+    pub http_metrics: HttpMetrics,
+    pub readiness: Readiness,
+}
+
+/// A built service: an axum [`Router`] plus what it was built from.
+pub struct Service {
+    router: Router,
+    shared: Arc<Shared>,
+}
+
+impl Service {
+    /// Start building a service from its config.
+    pub fn builder(config: impl Into<HttpConfig>) -> ServiceBuilder {
+        ServiceBuilder {
+            config: Arc::new(config.into()),
+            spec: None,
+            handlers: Vec::new(),
+            metrics: Metrics::default(),
+            readiness: Readiness::default(),
+            auth: None,
+            hooks: Vec::new(),
+        }
+    }
+
+    /// The axum router (for tests with `tower::ServiceExt::oneshot`).
+    pub fn router(&self) -> Router {
+        self.router.clone()
+    }
+
+    pub fn config(&self) -> &HttpConfig {
+        &self.shared.config
+    }
+
+    pub fn spec(&self) -> &Spec {
+        &self.shared.spec
+    }
+
+    /// The token verifier/minter, if a JWT key is configured.
+    pub fn auth(&self) -> Option<&Auth> {
+        self.shared.auth.as_ref()
+    }
+
+    /// The registry served at `/metrics`.
+    pub fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
+    }
+
+    /// Serve on `listener` until `shutdown` resolves, then drain.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, service = %self.shared.config.name, "HTTP API listening");
+        }
+        axum::serve(listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}
+
+impl ServiceBuilder {
+    /// Read the OpenAPI document from a file (YAML or JSON).
+    pub fn spec_file(mut self, path: impl AsRef<std::path::Path>) -> Self {
+        self.spec = Some(Spec::from_file(path.as_ref()));
+        self
+    }
+
+    /// Use OpenAPI text, e.g. `include_str!("../openapi.yaml")`; `name` is for errors.
+    pub fn spec_str(mut self, name: &str, text: &str) -> Self {
+        self.spec = Some(Spec::parse(name, text));
+        self
+    }
+
+    /// Bind an axum handler to the operation with this `operationId`.
+    pub fn handler<H, T>(mut self, operation_id: &str, handler: H) -> Self
+    where
+        H: axum::handler::Handler<T, ()>,
+        T: 'static,
+    {
+        self.handlers.push((
+            operation_id.to_string(),
+            Box::new(move |filter| axum::routing::on(filter, handler)),
+        ));
+        self
+    }
+
+    /// Record request metrics in `registry` and serve it at `/metrics`
+    /// (default: a registry of the service's own).
+    pub fn metrics(mut self, registry: Metrics) -> Self {
+        self.metrics = registry;
+        self
+    }
+
+    /// Add a dependency `/readyz` checks (each within 2 s); `what` names it
+    /// in the 503 answer, e.g. "the broker".
+    pub fn readiness(mut self, what: &str, check: impl Check) -> Self {
+        self.readiness.add(what, check);
+        self
+    }
+
+    /// Use this verifier instead of the one built from the config.
+    pub fn auth(mut self, auth: Auth) -> Self {
+        self.auth = Some(auth);
+        self
+    }
+
+    /// Make `value` available to handlers as `axum::Extension<T>`.
+    pub fn extension<T: Clone + Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.hooks
+            .push(Box::new(move |r| r.layer(axum::Extension(value))));
+        self
+    }
+
+    /// Check the bindings and build the router.
+    pub fn build(self) -> Result<Service, ServiceError> {
+        let spec = self
+            .spec
+            .ok_or(ServiceError::NoSpec)?
+            .map_err(ServiceError::Spec)?;
+        // Binding check: every operation has a handler and every handler an operation.
+        let ops: HashSet<&str> = spec.operations.iter().map(|o| o.id.as_str()).collect();
+        let mut seen = HashSet::new();
+        let mut problems = Vec::new();
+        let dup: Vec<&str> = self
+            .handlers
+            .iter()
+            .filter(|(id, _)| !seen.insert(id.as_str()))
+            .map(|(id, _)| id.as_str())
+            .collect();
+        if !dup.is_empty() {
+            problems.push(format!("handlers bound twice: {}", dup.join(", ")));
+        }
+        let missing: Vec<String> = spec
+            .operations
+            .iter()
+            .filter(|o| !seen.contains(o.id.as_str()))
+            .map(|o| format!("{} ({} {})", o.id, o.method, o.path))
+            .collect();
+        if !missing.is_empty() {
+            problems.push(format!(
+                "operations without a handler: {} (add .handler(\"<operationId>\", fn) for each)",
+                missing.join(", ")
+            ));
+        }
+        let unknown: Vec<&str> = self
+            .handlers
+            .iter()
+            .map(|(id, _)| id.as_str())
+            .filter(|id| !ops.contains(id))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if !unknown.is_empty() {
+            problems.push(format!(
+                "handlers without an operation: {} (no operationId of that name in {}; fix the name or add the operation)",
+                unknown.join(", "),
+                if spec.title.is_empty() { "the spec" } else { &spec.title }
+            ));
+        }
+        for op in &spec.operations {
+            if builtins::PATHS.contains(&op.path.as_str()) {
+                problems.push(format!(
+                    "operation {} uses {}, a pym built-in path; remove it from the spec",
+                    op.id, op.path
+                ));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(ServiceError::Binding(format!(
+                "the spec and the handlers do not match:\n  - {}",
+                problems.join("\n  - ")
+            )));
+        }
+        let auth = match self.auth {
+            Some(a) => Some(a),
+            None => {
+                if spec.operations.iter().any(|o| o.auth != AuthMode::None) {
+                    Some(Auth::required(&self.config.jwt)?)
+                } else {
+                    Auth::from_config(&self.config.jwt)?
+                }
+            }
+        };
+        let shared = Arc::new(Shared {
+            config: self.config.clone(),
+            spec: spec.clone(),
+            auth,
+            http_metrics: HttpMetrics::registered(&self.metrics),
+            metrics: self.metrics,
+            readiness: self.readiness,
+        });
+
+        let mut handlers: BTreeMap<String, BoxedHandler> = self.handlers.into_iter().collect();
+        let mut by_path: BTreeMap<String, MethodRouter> = BTreeMap::new();
+        for op in &spec.operations {
+            let make = handlers.remove(&op.id).expect("checked above");
+            let filter = MethodFilter::try_from(op.method.clone()).map_err(|_| {
+                ServiceError::Binding(format!("{}: unsupported method {}", op.id, op.method))
+            })?;
+            let state = Arc::new(OpState {
+                op: op.clone(),
+                shared: shared.clone(),
+            });
+            let mr =
+                make(filter).route_layer(middleware::from_fn_with_state(state, operation_layer));
+            let entry = by_path.remove(&op.path).unwrap_or_default();
+            by_path.insert(op.path.clone(), entry.merge(mr));
+        }
+        let mut router = Router::new();
+        for (path, mr) in by_path {
+            router = router.route(&path, mr);
+        }
+        router = router
+            .merge(builtins::router(shared.clone()))
+            .fallback(|| async { ApiError::not_found("no such endpoint; see /openapi.yaml") });
+        for hook in self.hooks {
+            router = hook(router);
+        }
+        let router = router
+            .layer(axum::extract::DefaultBodyLimit::max(
+                shared.config.body_limit,
+            ))
+            .layer(middleware::from_fn_with_state(
+                shared.clone(),
+                request_layer,
+            ));
+        Ok(Service { router, shared })
+    }
+}
+
+struct OpState {
+    op: Operation,
+    shared: Arc<Shared>,
+}
+
+/// Name of the operation that handled a request (for metrics and logs).
+#[derive(Clone, Debug)]
+pub struct OperationName(pub String);
+
+/// Request id and trace context of the current request.
+#[derive(Clone, Debug)]
+pub struct RequestInfo {
+    pub request_id: String,
+    /// Our traceparent (incoming trace id, or a new one; our span id).
+    pub traceparent: String,
+}
+
+fn valid_request_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'/' | b'+' | b'=')
+        })
+}
+
+fn random_hex(bytes: usize) -> String {
+    use rand::RngCore;
+    let mut b = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+/// Parse a W3C `traceparent` and continue it with a new span id; start a
+/// new trace when it is absent or malformed.
+pub fn continue_trace(incoming: Option<&str>) -> String {
+    if let Some(tp) = incoming {
+        let parts: Vec<&str> = tp.trim().split('-').collect();
+        let hex_ok = |s: &str, n: usize| {
+            s.len() == n
+                && s.bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        };
+        if parts.len() >= 4
+            && hex_ok(parts[0], 2)
+            && parts[0] != "ff"
+            && hex_ok(parts[1], 32)
+            && parts[1] != "0".repeat(32)
+            && hex_ok(parts[2], 16)
+            && parts[2] != "0".repeat(16)
+            && hex_ok(parts[3], 2)
+        {
+            return format!("00-{}-{}-{}", parts[1], random_hex(8), parts[3]);
+        }
+    }
+    format!("00-{}-{}-01", random_hex(16), random_hex(8))
+}
+
+/// The trace id part of a traceparent.
+pub fn trace_id(traceparent: &str) -> &str {
+    traceparent.split('-').nth(1).unwrap_or("")
+}
+
+async fn catch_panics(fut: impl Future<Output = Response>) -> Response {
+    match AssertUnwindSafe(fut).catch_unwind().await {
+        Ok(r) => r,
+        Err(payload) => {
+            let msg = panic_message(payload.as_ref());
+            ApiError::server_error(format!("handler panicked: {msg}")).into_response()
+        }
+    }
+}
+
+/// Outermost layer, every route: request id, trace, span, metrics, panics,
+/// one error format.
+async fn request_layer(
+    State(shared): State<Arc<Shared>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let request_id = req
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| valid_request_id(s))
+        .map(String::from)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let traceparent = continue_trace(
+        req.headers()
+            .get(TRACEPARENT_HEADER)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let method = req.method().to_string();
+    let path = req.uri().path().to_string();
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        trace_id = %trace_id(&traceparent),
+        method = %method,
+        path = %path,
+        operation = tracing::field::Empty,
+    );
+    req.extensions_mut().insert(RequestInfo {
+        request_id: request_id.clone(),
+        traceparent: traceparent.clone(),
+    });
+    // Built-ins and unmatched routes run in a context with the request id;
+    // operations replace it with the full one (user, claims).
+    let base = Arc::new(Context {
+        request_id: Some(request_id.clone()),
+        traceparent: Some(traceparent),
+        method: Some(method.clone()),
+        path: Some(path),
+        ..Context::default()
+    });
+    let mut response = async move {
+        let r = context::scope(base, catch_panics(next.run(req))).await;
+        normalize(r).await
+    }
+    .instrument(span.clone())
+    .await;
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, v);
+    }
+    let operation = response
+        .extensions()
+        .get::<OperationName>()
+        .map_or("unmatched", |o| o.0.as_str())
+        .to_string();
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed().as_secs_f64();
+    shared
+        .http_metrics
+        .observe(&operation, &method, status, elapsed);
+    span.in_scope(|| {
+        tracing::info!(
+            operation = %operation,
+            status,
+            latency_ms = elapsed * 1000.0,
+            "request done"
+        )
+    });
+    response
+}
+
+/// Per operation: auth, validation, context, response validation.
+async fn operation_layer(State(st): State<Arc<OpState>>, req: Request, next: Next) -> Response {
+    let op_name = OperationName(st.op.id.clone());
+    let mut response = match run_operation(&st, req, next).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    };
+    response.extensions_mut().insert(op_name);
+    response
+}
+
+async fn run_operation(st: &OpState, req: Request, next: Next) -> Result<Response, ApiError> {
+    let op = &st.op;
+    tracing::Span::current().record("operation", op.id.as_str());
+    let (mut parts, body) = req.into_parts();
+    let info = parts
+        .extensions
+        .get::<RequestInfo>()
+        .cloned()
+        .unwrap_or_else(|| RequestInfo {
+            request_id: uuid::Uuid::now_v7().to_string(),
+            traceparent: continue_trace(None),
+        });
+
+    // 1. Authentication, per the operation's security.
+    let mut claims = None;
+    let mut token = None;
+    if op.auth != AuthMode::None {
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .map(|v| v.to_str().unwrap_or("\u{0}"));
+        if op.auth == AuthMode::Required || header.is_some() {
+            let auth = st
+                .shared
+                .auth
+                .as_ref()
+                .ok_or_else(|| ApiError::server_error("no JWT key configured"))?;
+            let (c, t) = auth.verify_header(header)?;
+            claims = Some(c);
+            token = Some(t);
+        }
+    }
+
+    // 2. Parameters.
+    let path_params: Vec<(String, String)> =
+        match RawPathParams::from_request_parts(&mut parts, &()).await {
+            Ok(p) => p
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            Err(e) => return Err(ApiError::bad_request(format!("bad path: {e}"))),
+        };
+    let query: Vec<(String, String)> = match parts.uri.query() {
+        None => Vec::new(),
+        Some(_) => axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
+            .map(|q| q.0)
+            .map_err(|e| ApiError::invalid_parameter("query", e.body_text()))?,
+    };
+    validate::check_params(op, &path_params, &query, &parts.headers)?;
+
+    // 3. Body.
+    let bytes = axum::body::to_bytes(body, st.shared.config.body_limit)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                crate::error::codes::PAYLOAD_TOO_LARGE,
+                format!(
+                    "the body is larger than {} bytes (body_limit in pym-config.yaml)",
+                    st.shared.config.body_limit
+                ),
+            )
+        })?;
+    validate::check_body(op, &parts.headers, &bytes)?;
+
+    // 4. Context.
+    let ctx = Arc::new(Context {
+        user_id: claims.as_ref().map(|c: &Claims| c.user_id().to_string()),
+        claims: claims.as_ref().map(|c| c.0.clone()),
+        token,
+        request_id: Some(info.request_id),
+        traceparent: Some(info.traceparent),
+        method: Some(parts.method.to_string()),
+        path: Some(parts.uri.path().to_string()),
+    });
+    if let Some(c) = claims {
+        parts.extensions.insert(c);
+    }
+    let req = Request::from_parts(parts, axum::body::Body::from(bytes));
+    let response = context::scope(ctx, catch_panics(next.run(req))).await;
+
+    // 5. Response validation (debug builds, tests, or validate_responses).
+    if !st.shared.config.validate_responses || response.extensions().get::<PymError>().is_some() {
+        return Ok(response);
+    }
+    let (rparts, rbody) = response.into_parts();
+    let rbytes = axum::body::to_bytes(rbody, usize::MAX)
+        .await
+        .map_err(|e| ApiError::server_error(format!("cannot read the response body: {e}")))?;
+    if let Err(msg) = validate::check_response(op, rparts.status, &rparts.headers, &rbytes) {
+        return Err(ApiError::server_error(msg));
+    }
+    Ok(Response::from_parts(rparts, axum::body::Body::from(rbytes)))
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Claims {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Claims>()
+            .cloned()
+            .ok_or_else(ApiError::authorization_header_missing)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traceparent_continues_or_starts() {
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let c = continue_trace(Some(tp));
+        assert_eq!(trace_id(&c), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_ne!(c, tp);
+        let n = continue_trace(Some("garbage"));
+        assert_eq!(trace_id(&n).len(), 32);
+        assert_eq!(trace_id(&continue_trace(None)).len(), 32);
+    }
+
+    #[test]
+    fn request_ids() {
+        assert!(valid_request_id("abc-123"));
+        assert!(!valid_request_id("a b"));
+        assert!(!valid_request_id(&"a".repeat(200)));
+    }
+}
