@@ -640,12 +640,7 @@ pub fn init_logging() -> bool {
     // with its request id) instead of raw text on stderr; the HTTP layer and
     // the worker catch them and answer / retry.
     std::panic::set_hook(Box::new(|info| {
-        let payload = info.payload();
-        let msg = payload
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "non-string panic payload".into());
+        let msg = pym_core::panic_message(info.payload());
         let location = info
             .location()
             .map(|l| format!("{}:{}", l.file(), l.line()))

@@ -9,9 +9,11 @@ pub mod context;
 pub mod contract;
 pub mod keys;
 pub mod metrics;
+mod panic;
 mod priority;
 pub mod queue_name;
 
 pub use context::{Context, context};
 pub use metrics::Metrics;
+pub use panic::panic_message;
 pub use priority::Priority;

@@ -285,17 +285,6 @@ fn or(text: String, default: &str) -> String {
     }
 }
 
-/// A panic payload as text, for the log.
-pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "panic with a non-string payload".to_string()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

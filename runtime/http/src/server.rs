@@ -33,7 +33,7 @@
 use crate::auth::{Auth, AuthSetupError, Claims};
 use crate::builtins;
 use crate::config::HttpConfig;
-use crate::error::{ApiError, PymError, normalize, panic_message};
+use crate::error::{ApiError, PymError, normalize};
 use crate::metrics::HttpMetrics;
 use crate::readiness::{Check, Readiness};
 use crate::spec::{AuthMode, Operation, Spec, SpecError};
@@ -48,6 +48,7 @@ use axum::routing::{MethodFilter, MethodRouter};
 use futures::FutureExt;
 use pym_core::Metrics;
 use pym_core::context::{self, Context};
+use pym_core::panic_message;
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;

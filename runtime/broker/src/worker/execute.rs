@@ -11,6 +11,7 @@ use crate::task::Registry;
 use futures::FutureExt;
 use pym_core::context;
 use pym_core::keys;
+use pym_core::panic_message;
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -221,16 +222,6 @@ impl Executor {
         } else {
             dead(message, Reason::Fatal, error, env.attempt + 1)
         }
-    }
-}
-
-fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = p.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = p.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "non-string panic payload".to_owned()
     }
 }
 
