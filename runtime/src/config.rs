@@ -186,17 +186,7 @@ impl Config {
         source: Source<'_>,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
-        let (file, text, path) = match source {
-            Source::File(p) => {
-                let text = std::fs::read_to_string(p).map_err(|e| ConfigError::Read {
-                    file: p.display().to_string(),
-                    source: e,
-                })?;
-                (p.display().to_string(), text, Some(p.to_path_buf()))
-            }
-            Source::Text { name, text } => (name.to_string(), text.to_string(), None),
-            Source::None => ("<defaults>".to_string(), String::new(), None),
-        };
+        let (file, text, path) = read_source(source)?;
         let raw: RawConfig = if text.trim().is_empty() {
             RawConfig::default()
         } else {
@@ -205,179 +195,52 @@ impl Config {
                 message: e.to_string(),
             })?
         };
-        let key_err = |key: &str, message: String| ConfigError::Key {
-            file: file.clone(),
-            line: line_of(&text, key),
-            key: key.to_string(),
-            message,
+        let r = Resolve {
+            file: &file,
+            text: &text,
+            env,
         };
-        if let Some(k) = raw.rest.keys().find(|k| {
-            !(k.starts_with("x-") || k.starts_with("x_") || IGNORED_KEYS.contains(&k.as_str()))
-        }) {
-            return Err(key_err(
-                k,
-                "unknown key; see the pym-config.yaml reference (pym_runtime::config); \
-                 prefix custom keys with 'x-'"
-                    .into(),
-            ));
-        }
-
-        let env_err = |var: &str, message: &str| ConfigError::Env {
-            var: var.to_string(),
-            message: message.to_string(),
-        };
-        let env_parse = |var: &str, what: &str| -> Result<Option<String>, ConfigError> {
-            match env(var) {
-                Some(v) if v.trim().is_empty() => Err(env_err(var, &format!("is empty; {what}"))),
-                other => Ok(other),
-            }
-        };
-
-        let name = env_parse(env::NAME, "set a service name")?
-            .or(raw.name)
-            .unwrap_or_else(|| "pym-service".into());
-        let version = env_parse(env::VERSION, "set a version")?
-            .or(raw.version)
-            .unwrap_or_else(|| "0.0.0".into());
-        let port = match env_parse(contract::ENV_PORT, "set a port number")? {
-            Some(v) => v
-                .trim()
-                .parse::<u16>()
-                .map_err(|_| env_err(contract::ENV_PORT, "not a port number (1-65535)"))?,
-            None => raw.port.unwrap_or(contract::DEFAULT_PORT),
-        };
-        let worker_port = match env_parse(contract::ENV_WORKER_PORT, "set a port number")? {
-            Some(v) => v
-                .trim()
-                .parse::<u16>()
-                .map_err(|_| env_err(contract::ENV_WORKER_PORT, "not a port number (1-65535)"))?,
-            None => raw.worker_port.unwrap_or(contract::DEFAULT_WORKER_PORT),
-        };
-        let worker_concurrency = match env_parse(contract::ENV_WORKER_CONCURRENCY, "set a number")?
-        {
-            Some(v) => v
-                .trim()
-                .parse::<usize>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| {
-                    env_err(
-                        contract::ENV_WORKER_CONCURRENCY,
-                        "not a positive whole number",
-                    )
-                })?,
-            None => match raw.worker_concurrency {
-                Some(0) => return Err(key_err("worker_concurrency", "must be at least 1".into())),
-                Some(n) => n,
-                None => 2 * std::thread::available_parallelism().map_or(1, |n| n.get()),
-            },
-        };
-        let queues = match env_parse(contract::ENV_WORKER_QUEUES, "list queue names")? {
-            Some(v) => split_queues(&v).map_err(|m| env_err(contract::ENV_WORKER_QUEUES, &m))?,
-            None => match raw.queues {
-                Some(q) => {
-                    let q = split_queues(&q.join(",")).map_err(|m| key_err("queues", m))?;
-                    if q.is_empty() {
-                        return Err(key_err("queues", "list at least one queue".into()));
-                    }
-                    q
-                }
-                None => Vec::new(),
-            },
-        };
-        let with_async = match env_parse(env::WITH_ASYNC, "true or false")? {
+        r.refuse_unknown_keys(&raw)?;
+        let port = r.parsed(contract::ENV_PORT, "set a port number", PORT_ERROR)?;
+        let worker_port = r.parsed(contract::ENV_WORKER_PORT, "set a port number", PORT_ERROR)?;
+        let with_async = match r.var(env::WITH_ASYNC, "true or false")? {
             Some(v) => {
                 parse_bool(&v).ok_or_else(|| env_err(env::WITH_ASYNC, "expected true or false"))?
             }
             None => raw.with_async.unwrap_or(true),
         };
-        let algorithm = match env_parse(env::JWT_ALGORITHM, "e.g. HS256")? {
-            Some(v) => Algorithm::from_str(v.trim()).map_err(|_| {
-                env_err(env::JWT_ALGORITHM, "unknown algorithm; use HS256, RS256, ES256, ...")
-            })?,
-            None => match raw.jwt_algorithm {
-                Some(a) => Algorithm::from_str(a.trim()).map_err(|_| {
-                    key_err(
-                        "jwt_algorithm",
-                        format!("unknown algorithm '{a}'; use HS256, HS384, HS512, RS256, RS384, RS512, PS256, ES256, ES384 or EdDSA"),
-                    )
-                })?,
-                None => Algorithm::HS256,
-            },
-        };
-        let token_timeout = match env_parse(env::JWT_TOKEN_TIMEOUT, "seconds")? {
-            Some(v) => v
-                .trim()
-                .parse::<u64>()
-                .map_err(|_| env_err(env::JWT_TOKEN_TIMEOUT, "not a number of seconds"))?,
-            None => raw.jwt_token_timeout.unwrap_or(86_400),
-        };
-        let check_env_name = |key: &str, v: &str| -> Result<(), ConfigError> {
-            if v.is_empty() || !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(key_err(
-                    key,
-                    format!(
-                        "'{v}' is not an environment variable name (name the variable, not its value)"
-                    ),
-                ));
-            }
-            Ok(())
-        };
-        let secret_env = raw
-            .jwt_secret_env
-            .unwrap_or_else(|| contract::ENV_JWT_SECRET.into());
-        check_env_name(contract::CONFIG_JWT_SECRET_ENV, &secret_env)?;
-        for (k, v) in [
-            ("jwt_public_key_env", &raw.jwt_public_key_env),
-            ("jwt_private_key_env", &raw.jwt_private_key_env),
-            (contract::CONFIG_REDIS_URL_ENV, &raw.redis_url_env),
-        ] {
-            if let Some(v) = v {
-                check_env_name(k, v)?;
-            }
-        }
-        let secret_of = |var: &Option<String>| {
-            var.as_deref()
-                .and_then(env)
-                .filter(|s| !s.is_empty())
-                .map(Secret::from)
-        };
-        let jwt = JwtConfig {
-            issuer: env_parse(env::JWT_ISSUER, "set the issuer")?.or(raw.jwt_issuer),
-            audience: env_parse(env::JWT_AUDIENCE, "set the audience")?.or(raw.jwt_audience),
-            algorithm,
-            secret: secret_of(&Some(secret_env.clone())),
-            secret_env,
-            public_key: secret_of(&raw.jwt_public_key_env),
-            public_key_env: raw.jwt_public_key_env,
-            private_key: secret_of(&raw.jwt_private_key_env),
-            private_key_env: raw.jwt_private_key_env,
-            token_timeout,
-            leeway: raw.jwt_leeway.unwrap_or(5),
-        };
-        let redis_url_env = raw
-            .redis_url_env
-            .unwrap_or_else(|| contract::ENV_REDIS_URL.into());
-        let redis_url = secret_of(&Some(redis_url_env.clone()));
         let body_limit = match raw.body_limit {
-            Some(0) => return Err(key_err("body_limit", "must be at least 1 byte".into())),
+            Some(0) => return Err(r.key_err("body_limit", "must be at least 1 byte".into())),
             Some(n) => n,
             None => 2 * 1024 * 1024,
         };
+        let redis_url_env = r.env_name(
+            contract::CONFIG_REDIS_URL_ENV,
+            raw.redis_url_env.clone(),
+            contract::ENV_REDIS_URL,
+        )?;
         Ok(Config {
-            name,
-            version,
+            name: r
+                .var(env::NAME, "set a service name")?
+                .or(raw.name.clone())
+                .unwrap_or_else(|| "pym-service".into()),
+            version: r
+                .var(env::VERSION, "set a version")?
+                .or(raw.version.clone())
+                .unwrap_or_else(|| "0.0.0".into()),
             env: env(contract::ENV_ENV).unwrap_or_else(|| "dev".into()),
-            port,
-            jwt,
+            port: port.or(raw.port).unwrap_or(contract::DEFAULT_PORT),
+            jwt: r.jwt(&raw)?,
             with_async,
-            worker_concurrency,
-            worker_port,
+            worker_concurrency: r.worker_concurrency(raw.worker_concurrency)?,
+            worker_port: worker_port
+                .or(raw.worker_port)
+                .unwrap_or(contract::DEFAULT_WORKER_PORT),
             worker_name: env(contract::ENV_WORKER_NAME).filter(|s| !s.is_empty()),
-            queues,
+            queues: r.queues(raw.queues.as_deref())?,
+            redis_url: r.secret(Some(&redis_url_env)),
             redis_url_env,
-            redis_url,
-            task_secret: secret_of(&Some(contract::ENV_TASK_SECRET.into())),
+            task_secret: r.secret(Some(contract::ENV_TASK_SECRET)),
             validate_responses: raw.validate_responses.unwrap_or(cfg!(debug_assertions)),
             body_limit,
             source: path,
@@ -407,6 +270,195 @@ impl From<&Config> for HttpConfig {
 impl From<Config> for HttpConfig {
     fn from(c: Config) -> Self {
         HttpConfig::from(&c)
+    }
+}
+
+const PORT_ERROR: &str = "not a port number (1-65535)";
+
+/// The file name (for errors), the text and the path of a config source.
+fn read_source(source: Source<'_>) -> Result<(String, String, Option<PathBuf>), ConfigError> {
+    Ok(match source {
+        Source::File(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| ConfigError::Read {
+                file: p.display().to_string(),
+                source: e,
+            })?;
+            (p.display().to_string(), text, Some(p.to_path_buf()))
+        }
+        Source::Text { name, text } => (name.to_string(), text.to_string(), None),
+        Source::None => ("<defaults>".to_string(), String::new(), None),
+    })
+}
+
+fn env_err(var: &str, message: &str) -> ConfigError {
+    ConfigError::Env {
+        var: var.to_string(),
+        message: message.to_string(),
+    }
+}
+
+/// Resolves each setting from the environment, else the file, else its
+/// default, with errors that name the variable or the file, line and key.
+struct Resolve<'a> {
+    file: &'a str,
+    text: &'a str,
+    env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Resolve<'_> {
+    fn key_err(&self, key: &str, message: String) -> ConfigError {
+        ConfigError::Key {
+            file: self.file.to_string(),
+            line: line_of(self.text, key),
+            key: key.to_string(),
+            message,
+        }
+    }
+
+    fn refuse_unknown_keys(&self, raw: &RawConfig) -> Result<(), ConfigError> {
+        match raw.rest.keys().find(|k| {
+            !(k.starts_with("x-") || k.starts_with("x_") || IGNORED_KEYS.contains(&k.as_str()))
+        }) {
+            Some(k) => Err(self.key_err(
+                k,
+                "unknown key; see the pym-config.yaml reference (pym_runtime::config); \
+                 prefix custom keys with 'x-'"
+                    .into(),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// The variable `var`, if set; set but empty is an error (`what` to do).
+    fn var(&self, var: &str, what: &str) -> Result<Option<String>, ConfigError> {
+        match (self.env)(var) {
+            Some(v) if v.trim().is_empty() => Err(env_err(var, &format!("is empty; {what}"))),
+            other => Ok(other),
+        }
+    }
+
+    /// The variable `var` parsed as a `T`, if set (`bad`: why a value is refused).
+    fn parsed<T: FromStr>(
+        &self,
+        var: &str,
+        what: &str,
+        bad: &str,
+    ) -> Result<Option<T>, ConfigError> {
+        self.var(var, what)?
+            .map(|v| v.trim().parse::<T>().map_err(|_| env_err(var, bad)))
+            .transpose()
+    }
+
+    /// The non-empty value of the variable named `var`, as a secret.
+    fn secret(&self, var: Option<&str>) -> Option<Secret> {
+        var.and_then(self.env)
+            .filter(|s| !s.is_empty())
+            .map(Secret::from)
+    }
+
+    /// A `*_env` key: the name of a variable (default `default`).
+    fn env_name(&self, key: &str, v: Option<String>, default: &str) -> Result<String, ConfigError> {
+        let v = v.unwrap_or_else(|| default.into());
+        if v.is_empty() || !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(self.key_err(
+                key,
+                format!(
+                    "'{v}' is not an environment variable name (name the variable, not its value)"
+                ),
+            ));
+        }
+        Ok(v)
+    }
+
+    fn optional_env_name(
+        &self,
+        key: &str,
+        v: &Option<String>,
+    ) -> Result<Option<String>, ConfigError> {
+        v.as_ref()
+            .map(|v| self.env_name(key, Some(v.clone()), ""))
+            .transpose()
+    }
+
+    fn worker_concurrency(&self, raw: Option<usize>) -> Result<usize, ConfigError> {
+        let bad = "not a positive whole number";
+        match self.parsed::<usize>(contract::ENV_WORKER_CONCURRENCY, "set a number", bad)? {
+            Some(0) => Err(env_err(contract::ENV_WORKER_CONCURRENCY, bad)),
+            Some(n) => Ok(n),
+            None => match raw {
+                Some(0) => Err(self.key_err("worker_concurrency", "must be at least 1".into())),
+                Some(n) => Ok(n),
+                None => Ok(2 * std::thread::available_parallelism().map_or(1, |n| n.get())),
+            },
+        }
+    }
+
+    fn queues(&self, raw: Option<&[String]>) -> Result<Vec<String>, ConfigError> {
+        if let Some(v) = self.var(contract::ENV_WORKER_QUEUES, "list queue names")? {
+            return split_queues(&v).map_err(|m| env_err(contract::ENV_WORKER_QUEUES, &m));
+        }
+        let Some(q) = raw else {
+            return Ok(Vec::new());
+        };
+        let q = split_queues(&q.join(",")).map_err(|m| self.key_err("queues", m))?;
+        if q.is_empty() {
+            return Err(self.key_err("queues", "list at least one queue".into()));
+        }
+        Ok(q)
+    }
+
+    fn algorithm(&self, raw: Option<&str>) -> Result<Algorithm, ConfigError> {
+        if let Some(v) = self.var(env::JWT_ALGORITHM, "e.g. HS256")? {
+            return Algorithm::from_str(v.trim()).map_err(|_| {
+                env_err(
+                    env::JWT_ALGORITHM,
+                    "unknown algorithm; use HS256, RS256, ES256, ...",
+                )
+            });
+        }
+        match raw {
+            Some(a) => Algorithm::from_str(a.trim()).map_err(|_| {
+                self.key_err(
+                    "jwt_algorithm",
+                    format!("unknown algorithm '{a}'; use HS256, HS384, HS512, RS256, RS384, RS512, PS256, ES256, ES384 or EdDSA"),
+                )
+            }),
+            None => Ok(Algorithm::HS256),
+        }
+    }
+
+    fn jwt(&self, raw: &RawConfig) -> Result<JwtConfig, ConfigError> {
+        let algorithm = self.algorithm(raw.jwt_algorithm.as_deref())?;
+        let token_timeout = self
+            .parsed(env::JWT_TOKEN_TIMEOUT, "seconds", "not a number of seconds")?
+            .or(raw.jwt_token_timeout)
+            .unwrap_or(86_400);
+        let secret_env = self.env_name(
+            contract::CONFIG_JWT_SECRET_ENV,
+            raw.jwt_secret_env.clone(),
+            contract::ENV_JWT_SECRET,
+        )?;
+        let public_key_env =
+            self.optional_env_name("jwt_public_key_env", &raw.jwt_public_key_env)?;
+        let private_key_env =
+            self.optional_env_name("jwt_private_key_env", &raw.jwt_private_key_env)?;
+        Ok(JwtConfig {
+            issuer: self
+                .var(env::JWT_ISSUER, "set the issuer")?
+                .or(raw.jwt_issuer.clone()),
+            audience: self
+                .var(env::JWT_AUDIENCE, "set the audience")?
+                .or(raw.jwt_audience.clone()),
+            algorithm,
+            secret: self.secret(Some(&secret_env)),
+            secret_env,
+            public_key: self.secret(public_key_env.as_deref()),
+            public_key_env,
+            private_key: self.secret(private_key_env.as_deref()),
+            private_key_env,
+            token_timeout,
+            leeway: raw.jwt_leeway.unwrap_or(5),
+        })
     }
 }
 
