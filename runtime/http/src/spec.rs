@@ -453,21 +453,8 @@ impl<'a> Builder<'a> {
         let global_security = self.doc.get("security");
         for (path, item) in paths {
             let place = format!("paths.{path}");
-            if !path.starts_with('/') {
-                self.problems
-                    .push(format!("{place}: a path must start with '/'"));
+            if !self.path_template_is_valid(path, &place) {
                 continue;
-            }
-            for seg in path.split('/') {
-                if (seg.contains('{') || seg.contains('}'))
-                    && !(seg.starts_with('{')
-                        && seg.ends_with('}')
-                        && seg.matches('{').count() == 1)
-                {
-                    self.problems.push(format!(
-                        "{place}: template segment '{seg}' must be a whole segment like '{{id}}'"
-                    ));
-                }
             }
             let Some(item) = self.deref(item, &place) else {
                 continue;
@@ -492,76 +479,101 @@ impl<'a> Builder<'a> {
                 }
                 let mut params = path_params.clone();
                 self.params(op.get("parameters"), &place, &mut params);
-                for seg in path.split('/') {
-                    if let Some(n) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}'))
-                        && !params
-                            .iter()
-                            .any(|p| p.location == ParamIn::Path && p.name == n)
-                    {
-                        self.problems
-                            .push(format!("{place}: path parameter '{n}' is not declared"));
-                    }
-                }
-                let body = match op.get("requestBody") {
-                    None => None,
-                    Some(rb) => {
-                        let bplace = format!("{place}.requestBody");
-                        self.deref(rb, &bplace).map(|rb| {
-                            let required =
-                                rb.get("required").and_then(Value::as_bool).unwrap_or(false);
-                            let schema = json_content(rb).and_then(|c| c.get("schema")).cloned();
-                            let json = match schema {
-                                Some(s) => self.compile(&s, &format!("{bplace}.schema")),
-                                None => None,
-                            };
-                            BodySpec { required, json }
-                        })
-                    }
-                };
-                let security = op.get("security").or(global_security);
-                let auth = match security.and_then(Value::as_array) {
-                    None => AuthMode::None,
-                    Some(reqs) if reqs.is_empty() => AuthMode::None,
-                    Some(reqs) => {
-                        if reqs
-                            .iter()
-                            .any(|r| r.as_object().is_some_and(Map::is_empty))
-                        {
-                            AuthMode::Optional
-                        } else {
-                            AuthMode::Required
-                        }
-                    }
-                };
-                let mut responses = Vec::new();
-                if let Some(rs) = op.get("responses").and_then(Value::as_object) {
-                    for (code, r) in rs {
-                        let rplace = format!("{place}.responses.{code}");
-                        let Some(r) = self.deref(r, &rplace) else {
-                            continue;
-                        };
-                        let schema = json_content(r).and_then(|c| c.get("schema")).cloned();
-                        let v = match schema {
-                            Some(s) => {
-                                self.compile_view(&s, &format!("{rplace}.schema"), View::Response)
-                            }
-                            None => None,
-                        };
-                        responses.push((code.clone(), v));
-                    }
-                }
+                self.check_path_params_declared(path, &params, &place);
                 ops.push(Operation {
                     id: id.to_string(),
                     method: method.clone(),
                     path: path.clone(),
                     params,
-                    body,
-                    auth,
-                    responses,
+                    body: self.request_body(op, &place),
+                    auth: auth_mode(op.get("security").or(global_security)),
+                    responses: self.responses(op, &place),
                 });
             }
         }
         ops
+    }
+
+    /// `path` starts with '/' and each template is a whole segment (`{id}`).
+    fn path_template_is_valid(&mut self, path: &str, place: &str) -> bool {
+        if !path.starts_with('/') {
+            self.problems
+                .push(format!("{place}: a path must start with '/'"));
+            return false;
+        }
+        for seg in path.split('/') {
+            if (seg.contains('{') || seg.contains('}'))
+                && !(seg.starts_with('{') && seg.ends_with('}') && seg.matches('{').count() == 1)
+            {
+                self.problems.push(format!(
+                    "{place}: template segment '{seg}' must be a whole segment like '{{id}}'"
+                ));
+            }
+        }
+        true
+    }
+
+    fn check_path_params_declared(&mut self, path: &str, params: &[Param], place: &str) {
+        for seg in path.split('/') {
+            if let Some(n) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}'))
+                && !params
+                    .iter()
+                    .any(|p| p.location == ParamIn::Path && p.name == n)
+            {
+                self.problems
+                    .push(format!("{place}: path parameter '{n}' is not declared"));
+            }
+        }
+    }
+
+    fn request_body(&mut self, op: &Value, place: &str) -> Option<BodySpec> {
+        let rb = op.get("requestBody")?;
+        let bplace = format!("{place}.requestBody");
+        let rb = self.deref(rb, &bplace)?;
+        let required = rb.get("required").and_then(Value::as_bool).unwrap_or(false);
+        let schema = json_content(rb).and_then(|c| c.get("schema")).cloned();
+        let json = match schema {
+            Some(s) => self.compile(&s, &format!("{bplace}.schema")),
+            None => None,
+        };
+        Some(BodySpec { required, json })
+    }
+
+    fn responses(&mut self, op: &Value, place: &str) -> Vec<(String, Option<Arc<Validator>>)> {
+        let mut responses = Vec::new();
+        let Some(rs) = op.get("responses").and_then(Value::as_object) else {
+            return responses;
+        };
+        for (code, r) in rs {
+            let rplace = format!("{place}.responses.{code}");
+            let Some(r) = self.deref(r, &rplace) else {
+                continue;
+            };
+            let schema = json_content(r).and_then(|c| c.get("schema")).cloned();
+            let v = match schema {
+                Some(s) => self.compile_view(&s, &format!("{rplace}.schema"), View::Response),
+                None => None,
+            };
+            responses.push((code.clone(), v));
+        }
+        responses
+    }
+}
+
+/// The auth an operation needs from its `security` (or the document's):
+/// none, optional (an empty requirement `{}` is listed) or required.
+fn auth_mode(security: Option<&Value>) -> AuthMode {
+    match security.and_then(Value::as_array) {
+        None => AuthMode::None,
+        Some(reqs) if reqs.is_empty() => AuthMode::None,
+        Some(reqs)
+            if reqs
+                .iter()
+                .any(|r| r.as_object().is_some_and(Map::is_empty)) =>
+        {
+            AuthMode::Optional
+        }
+        Some(_) => AuthMode::Required,
     }
 }
 
@@ -709,6 +721,21 @@ fn convert_30(v: &Value, map: bool) -> Value {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn auth_mode_from_security() {
+        let cases = [
+            (None, AuthMode::None),
+            (Some(json!([])), AuthMode::None),
+            (Some(json!([{"bearer": []}])), AuthMode::Required),
+            (Some(json!([{"bearer": []}, {}])), AuthMode::Optional),
+            (Some(json!([{}])), AuthMode::Optional),
+            (Some(json!("not a list")), AuthMode::None),
+        ];
+        for (security, want) in cases {
+            assert_eq!(auth_mode(security.as_ref()), want, "{security:?}");
+        }
+    }
 
     #[test]
     fn converts_nullable_and_exclusive() {
