@@ -47,6 +47,20 @@ struct C<'a> {
 pub fn restricted_violations(pod: &PodSpec) -> Vec<String> {
     let mut v = Vec::new();
     let psc = pod.security_context.as_ref();
+    pod_baseline(&mut v, pod);
+    volumes(&mut v, pod);
+    let pod_non_root = psc.and_then(|s| s.run_as_non_root) == Some(true);
+    let pod_seccomp = psc.and_then(|s| s.seccomp_profile.as_ref()).is_some();
+    for c in &containers(pod) {
+        let at = format!("container {}", c.name);
+        container_baseline(&mut v, &at, c);
+        container_restricted(&mut v, &at, c, pod_non_root, pod_seccomp);
+    }
+    v
+}
+
+/// Every container of `pod`: init, regular and ephemeral.
+fn containers(pod: &PodSpec) -> Vec<C<'_>> {
     let mut containers: Vec<C> = Vec::new();
     for c in pod.init_containers.iter().flatten().chain(&pod.containers) {
         containers.push(C {
@@ -62,8 +76,12 @@ pub fn restricted_violations(pod: &PodSpec) -> Vec<String> {
             ports: c.ports.as_deref().unwrap_or_default(),
         });
     }
+    containers
+}
 
-    // --- baseline ---
+/// Pod-level `baseline` rules.
+fn pod_baseline(v: &mut Vec<String>, pod: &PodSpec) {
+    let psc = pod.security_context.as_ref();
     for (what, on) in [
         ("hostNetwork", pod.host_network),
         ("hostPID", pod.host_pid),
@@ -97,7 +115,7 @@ pub fn restricted_violations(pod: &PodSpec) -> Vec<String> {
         ));
     }
     if let Some(se) = psc.and_then(|s| s.se_linux_options.as_ref()) {
-        selinux(&mut v, "securityContext", se);
+        selinux(v, "securityContext", se);
     }
     for s in psc.and_then(|s| s.sysctls.as_ref()).into_iter().flatten() {
         if !SAFE_SYSCTLS.contains(&s.name.as_str()) {
@@ -107,8 +125,10 @@ pub fn restricted_violations(pod: &PodSpec) -> Vec<String> {
     if psc.and_then(|s| s.run_as_user) == Some(0) {
         v.push("securityContext.runAsUser must not be 0".into());
     }
+}
 
-    // --- restricted: volumes ---
+/// `restricted`: the volume types a pod may use.
+fn volumes(v: &mut Vec<String>, pod: &PodSpec) {
     for vol in pod.volumes.iter().flatten() {
         let allowed = vol.config_map.is_some()
             || vol.csi.is_some()
@@ -126,82 +146,88 @@ pub fn restricted_violations(pod: &PodSpec) -> Vec<String> {
             ));
         }
     }
+}
 
-    let pod_non_root = psc.and_then(|s| s.run_as_non_root) == Some(true);
-    let pod_seccomp = psc.and_then(|s| s.seccomp_profile.as_ref()).is_some();
-    for c in &containers {
-        let at = format!("container {}", c.name);
-        let sc = c.sc;
-        // baseline
-        if sc.and_then(|s| s.privileged) == Some(true) {
-            v.push(format!("{at}: privileged must not be true"));
-        }
-        if sc
-            .and_then(|s| s.windows_options.as_ref())
-            .and_then(|w| w.host_process)
-            == Some(true)
-        {
-            v.push(format!("{at}: windowsOptions.hostProcess must not be true"));
-        }
-        for p in c.ports {
-            if p.host_port.is_some_and(|h| h != 0) {
-                v.push(format!("{at}: hostPort must be unset or 0"));
-            }
-        }
-        if let Some(pm) = sc.and_then(|s| s.proc_mount.as_deref())
-            && pm != "Default"
-        {
-            v.push(format!("{at}: procMount must be Default"));
-        }
-        if let Some(se) = sc.and_then(|s| s.se_linux_options.as_ref()) {
-            selinux(&mut v, &at, se);
-        }
-        if let Some(p) = sc.and_then(|s| s.app_armor_profile.as_ref())
-            && !matches!(p.type_.as_str(), "RuntimeDefault" | "Localhost")
-        {
-            v.push(format!(
-                "{at}: appArmorProfile.type must be RuntimeDefault or Localhost"
-            ));
-        }
-        // restricted
-        if sc.and_then(|s| s.allow_privilege_escalation) != Some(false) {
-            v.push(format!("{at}: allowPrivilegeEscalation must be false"));
-        }
-        match sc.and_then(|s| s.run_as_non_root) {
-            Some(false) => v.push(format!("{at}: runAsNonRoot must not be false")),
-            None if !pod_non_root => v.push(format!(
-                "{at}: runAsNonRoot must be true (on the container or the pod)"
-            )),
-            _ => {}
-        }
-        if sc.and_then(|s| s.run_as_user) == Some(0) {
-            v.push(format!("{at}: runAsUser must not be 0"));
-        }
-        match sc.and_then(|s| s.seccomp_profile.as_ref()) {
-            Some(p) if !matches!(p.type_.as_str(), "RuntimeDefault" | "Localhost") => v.push(
-                format!("{at}: seccompProfile.type must be RuntimeDefault or Localhost"),
-            ),
-            None if !pod_seccomp => v.push(format!(
-                "{at}: seccompProfile.type must be set (on the container or the pod)"
-            )),
-            _ => {}
-        }
-        let caps = sc.and_then(|s| s.capabilities.as_ref());
-        if !caps
-            .and_then(|c| c.drop.as_ref())
-            .is_some_and(|d| d.iter().any(|x| x == "ALL"))
-        {
-            v.push(format!("{at}: capabilities.drop must include ALL"));
-        }
-        for a in caps.and_then(|c| c.add.as_ref()).into_iter().flatten() {
-            if a != ADDABLE_CAPABILITY {
-                v.push(format!(
-                    "{at}: capabilities.add may only hold {ADDABLE_CAPABILITY}, not {a}"
-                ));
-            }
+/// Container-level `baseline` rules.
+fn container_baseline(v: &mut Vec<String>, at: &str, c: &C) {
+    let sc = c.sc;
+    if sc.and_then(|s| s.privileged) == Some(true) {
+        v.push(format!("{at}: privileged must not be true"));
+    }
+    if sc
+        .and_then(|s| s.windows_options.as_ref())
+        .and_then(|w| w.host_process)
+        == Some(true)
+    {
+        v.push(format!("{at}: windowsOptions.hostProcess must not be true"));
+    }
+    for p in c.ports {
+        if p.host_port.is_some_and(|h| h != 0) {
+            v.push(format!("{at}: hostPort must be unset or 0"));
         }
     }
-    v
+    if let Some(pm) = sc.and_then(|s| s.proc_mount.as_deref())
+        && pm != "Default"
+    {
+        v.push(format!("{at}: procMount must be Default"));
+    }
+    if let Some(se) = sc.and_then(|s| s.se_linux_options.as_ref()) {
+        selinux(v, at, se);
+    }
+    if let Some(p) = sc.and_then(|s| s.app_armor_profile.as_ref())
+        && !matches!(p.type_.as_str(), "RuntimeDefault" | "Localhost")
+    {
+        v.push(format!(
+            "{at}: appArmorProfile.type must be RuntimeDefault or Localhost"
+        ));
+    }
+}
+
+/// Container-level `restricted` rules (`pod_*`: what the pod sets for all).
+fn container_restricted(
+    v: &mut Vec<String>,
+    at: &str,
+    c: &C,
+    pod_non_root: bool,
+    pod_seccomp: bool,
+) {
+    let sc = c.sc;
+    if sc.and_then(|s| s.allow_privilege_escalation) != Some(false) {
+        v.push(format!("{at}: allowPrivilegeEscalation must be false"));
+    }
+    match sc.and_then(|s| s.run_as_non_root) {
+        Some(false) => v.push(format!("{at}: runAsNonRoot must not be false")),
+        None if !pod_non_root => v.push(format!(
+            "{at}: runAsNonRoot must be true (on the container or the pod)"
+        )),
+        _ => {}
+    }
+    if sc.and_then(|s| s.run_as_user) == Some(0) {
+        v.push(format!("{at}: runAsUser must not be 0"));
+    }
+    match sc.and_then(|s| s.seccomp_profile.as_ref()) {
+        Some(p) if !matches!(p.type_.as_str(), "RuntimeDefault" | "Localhost") => v.push(format!(
+            "{at}: seccompProfile.type must be RuntimeDefault or Localhost"
+        )),
+        None if !pod_seccomp => v.push(format!(
+            "{at}: seccompProfile.type must be set (on the container or the pod)"
+        )),
+        _ => {}
+    }
+    let caps = sc.and_then(|s| s.capabilities.as_ref());
+    if !caps
+        .and_then(|c| c.drop.as_ref())
+        .is_some_and(|d| d.iter().any(|x| x == "ALL"))
+    {
+        v.push(format!("{at}: capabilities.drop must include ALL"));
+    }
+    for a in caps.and_then(|c| c.add.as_ref()).into_iter().flatten() {
+        if a != ADDABLE_CAPABILITY {
+            v.push(format!(
+                "{at}: capabilities.add may only hold {ADDABLE_CAPABILITY}, not {a}"
+            ));
+        }
+    }
 }
 
 fn selinux(v: &mut Vec<String>, at: &str, se: &k8s_openapi::api::core::v1::SELinuxOptions) {
