@@ -1,26 +1,36 @@
 //! Test support: a real `redis-server` on a free loopback port, stopped when
-//! dropped. Used by pym's own tests and available to services' tests.
+//! dropped. The one implementation used by pym's own tests, services' tests
+//! and the e2e harness (`pym_e2e` re-exports it).
+//!
+//! The binary is `$PYM_REDIS_SERVER`, else `redis-server` from `PATH`
+//! (Debian: `apt-get install -y redis-server`).
 
-use std::net::TcpListener;
-use std::path::PathBuf;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A `redis-server` child process.
-pub struct RedisServer {
-    child: Option<Child>,
-    port: u16,
-    dir: PathBuf,
-    password: Option<String>,
-    extra: Vec<String>,
-}
+/// How long a started server may take to answer PING.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// Fresh ports tried when a server exits at once (someone took the port).
+const START_ATTEMPTS: usize = 3;
 
-/// A free TCP port on 127.0.0.1 (bound and released).
+/// A TCP port on 127.0.0.1 that was free a moment ago (the OS picked it).
+/// Another process can still take it before you bind: retry on "address in use".
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
+    TcpListener::bind(("127.0.0.1", 0))
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("no free loopback port")
+}
+
+/// A `redis-server` child process without persistence, killed on drop.
+pub struct RedisServer {
+    child: Option<Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+    password: Option<String>,
+    extra: Vec<String>,
 }
 
 impl RedisServer {
@@ -34,57 +44,82 @@ impl RedisServer {
         Self::start_with(Some(password.to_owned()), Vec::new())
     }
 
-    /// Start a server with extra `redis-server` arguments.
+    /// Start a server with extra `redis-server` arguments; returns once it
+    /// answers PING. A server that exits at once (most likely someone took
+    /// the port in the meantime) is tried again on another port.
     pub fn start_with(password: Option<String>, extra: Vec<String>) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "pym-redis-{}-{}",
-            std::process::id(),
-            uuid::Uuid::now_v7().simple()
-        ));
-        std::fs::create_dir_all(&dir).expect("create redis temp dir");
-        let mut s = RedisServer {
-            child: None,
-            port: free_port(),
-            dir,
-            password,
-            extra,
-        };
-        s.spawn();
-        s
+        let mut last_error = String::new();
+        for _attempt in 0..START_ATTEMPTS {
+            let mut server = RedisServer {
+                child: None,
+                port: free_port(),
+                dir: tempfile::Builder::new()
+                    .prefix("pym-redis-")
+                    .tempdir()
+                    .expect("create redis temp dir"),
+                password: password.clone(),
+                extra: extra.clone(),
+            };
+            match server.spawn() {
+                Ok(()) => return server,
+                Err(e) => last_error = e,
+            }
+        }
+        panic!("redis-server did not start: {last_error}")
     }
 
-    fn spawn(&mut self) {
-        let mut cmd = Command::new("redis-server");
-        cmd.arg("--port")
-            .arg(self.port.to_string())
-            .arg("--bind")
-            .arg("127.0.0.1")
-            .arg("--save")
-            .arg("")
-            .arg("--appendonly")
-            .arg("no")
+    fn command(&self) -> Command {
+        let program = std::env::var_os("PYM_REDIS_SERVER").unwrap_or_else(|| "redis-server".into());
+        let mut cmd = Command::new(program);
+        cmd.args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--protected-mode",
+                "yes",
+            ])
             .arg("--dir")
-            .arg(&self.dir)
+            .arg(self.dir.path())
             .args(&self.extra)
+            .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         if let Some(p) = &self.password {
             cmd.arg("--requirepass").arg(p);
         }
-        let child = cmd.spawn().unwrap_or_else(|e| {
-            panic!(
-                "cannot start redis-server ({e}): install it, e.g. `apt-get install redis-server`"
+        cmd
+    }
+
+    /// Starts the process on `self.port` and waits until it answers.
+    fn spawn(&mut self) -> Result<(), String> {
+        let mut cmd = self.command();
+        let child = cmd.spawn().map_err(|e| {
+            format!(
+                "cannot start {} ({e}): install it, e.g. `apt-get install redis-server`",
+                cmd.get_program().to_string_lossy()
             )
-        });
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not listen on {}",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(5));
+        })?;
+        let child = self.child.insert(child);
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!(
+                    "redis-server on port {} exited: {status}",
+                    self.port
+                ));
+            }
+            match ping(self.port) {
+                Ok(()) => return Ok(()),
+                Err(e) if Instant::now() >= deadline => {
+                    return Err(format!(
+                        "redis-server on port {} not answering after {START_TIMEOUT:?}: {e}",
+                        self.port
+                    ));
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
         }
     }
 
@@ -111,13 +146,67 @@ impl RedisServer {
     /// Start it again on the same port.
     pub fn restart(&mut self) {
         self.kill();
-        self.spawn();
+        if let Err(e) = self.spawn() {
+            panic!("redis-server did not restart: {e}");
+        }
     }
 }
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
+        // The temporary directory goes with the field, after the process.
         self.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Sends PING to 127.0.0.1:`port` and judges the reply.
+fn ping(port: u16) -> Result<(), String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .map_err(|e| e.to_string())?;
+    stream.write_all(b"PING\r\n").map_err(|e| e.to_string())?;
+    let mut buf = [0u8; 64];
+    let n = stream.read(&mut buf).map_err(|e| e.to_string())?;
+    answering(&buf[..n])
+}
+
+/// Whether a reply to PING means the server is up: PONG, or NOAUTH when it
+/// requires a password (it answers, it just wants AUTH first).
+fn answering(reply: &[u8]) -> Result<(), String> {
+    if reply.starts_with(b"+PONG") || reply.starts_with(b"-NOAUTH") {
+        Ok(())
+    } else {
+        Err(format!(
+            "unexpected reply to PING: {:?}",
+            String::from_utf8_lossy(reply)
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::answering;
+
+    #[test]
+    fn a_reply_to_ping_is_answering_only_when_the_server_is_up() {
+        let cases: [(&[u8], bool); 5] = [
+            (b"+PONG\r\n", true),
+            (b"-NOAUTH Authentication required.\r\n", true),
+            (
+                b"-LOADING Redis is loading the dataset in memory\r\n",
+                false,
+            ),
+            (b"", false),
+            (b"HTTP/1.1 400 Bad Request\r\n", false),
+        ];
+        for (reply, up) in cases {
+            assert_eq!(
+                answering(reply).is_ok(),
+                up,
+                "{:?}",
+                String::from_utf8_lossy(reply)
+            );
+        }
     }
 }
