@@ -14,14 +14,15 @@
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PostParams};
+use kube::api::{Api, DynamicObject, PostParams};
 use pym_broker::envelope::Envelope;
 use pym_broker::{Broker, BrokerConfig};
-use pym_e2e::{Cluster, RedisServer, Result, free_port, run_dir, wait};
+use pym_e2e::operator::{Launch, install_crd, operator_binary_prefer_release};
+use pym_e2e::proc_stats::proc_stats;
+use pym_e2e::pymservice::pym_api;
+use pym_e2e::{Cluster, RedisServer, Result, wait};
 use pym_runtime::Priority;
 use serde_json::json;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn env_usize(name: &str, default: usize) -> usize {
@@ -31,40 +32,13 @@ fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-fn operator_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("PYM_OPERATOR_BIN") {
-        return p.into();
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| pym_e2e::e2e_dir().parent().unwrap().join("target"));
-    let release = target.join("release/pym-operator");
-    if release.exists() {
-        release
-    } else {
-        target.join("debug/pym-operator")
-    }
-}
-
 /// utime + stime of a process, in seconds.
 fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // Fields after the command: state is 0, utime 11, stime 12.
-    let hz = 100.0; // USER_HZ on Linux
-    (ticks(11) + ticks(12)) / hz
+    proc_stats(pid).cpu_seconds
 }
 
 fn rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(0.0)
+    proc_stats(pid).rss_kib as f64 / 1024.0
 }
 
 fn pct(v: &mut [f64], p: f64) -> f64 {
@@ -96,26 +70,11 @@ async fn main() -> Result<()> {
     let idle_secs = env_usize("BENCH_IDLE_SECS", 30) as u64;
     let spikes = env_usize("BENCH_SPIKES", 20).min(services);
     let cluster = Cluster::connect().await;
-    let crd = pym_e2e::e2e_dir().join("../crds/pymservice.yaml");
-    cluster
-        .kubectl()
-        .args(["apply", "--server-side", "--force-conflicts", "-f"])
-        .arg(&crd)
-        .run()
-        .await?;
-    cluster
-        .kubectl()
-        .args([
-            "wait",
-            "--for=condition=Established",
-            "crd/pymservices.pym.dev",
-        ])
-        .run()
-        .await?;
+    install_crd(&cluster).await?;
     let ns = cluster.namespace("autoscale-bench").await?;
     let n = ns.name();
     let client = cluster.client();
-    let redis = RedisServer::start().await?;
+    let redis = RedisServer::start();
 
     let secrets: Api<Secret> = Api::namespaced(client.clone(), n);
     let secret: Secret = serde_json::from_value(json!({
@@ -124,14 +83,7 @@ async fn main() -> Result<()> {
         "stringData": {"url": redis.url(), "jwt": "bench-secret"},
     }))?;
     secrets.create(&PostParams::default(), &secret).await?;
-    let pym: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        n,
-        &ApiResource::from_gvk_with_plural(
-            &GroupVersionKind::gvk("pym.dev", "v1alpha1", "PymService"),
-            "pymservices",
-        ),
-    );
+    let pym = pym_api(&client, n);
     let created = Instant::now();
     for i in 0..services {
         let obj: DynamicObject = serde_json::from_value(json!({
@@ -149,30 +101,14 @@ async fn main() -> Result<()> {
         pym.create(&PostParams::default(), &obj).await?;
     }
 
-    let logs = run_dir().join("logs");
-    std::fs::create_dir_all(&logs)?;
-    let log = logs.join("operator-autoscale-bench.log");
-    let bin = operator_binary();
-    let out = std::fs::File::create(&log)?;
-    let mut op: Child = Command::new(&bin)
-        .arg("--kubeconfig")
-        .arg(cluster.kubeconfig_path())
-        .args([
-            "--namespace",
-            n,
-            "--lease-namespace",
-            n,
-            "--identity",
-            "bench",
-        ])
-        .args(["--http-addr", &format!("127.0.0.1:{}", free_port())])
+    let bin = operator_binary_prefer_release();
+    let mut op = Launch::new(bin.clone(), cluster.kubeconfig_path(), "bench")
+        .args(["--namespace", n, "--lease-namespace", n])
         .args(["--log-format", "json"])
         .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(out.try_clone()?)
-        .stderr(out)
-        .spawn()?;
-    let pid = op.id();
+        .log_name("operator-autoscale-bench.log")
+        .start()?;
+    let pid = op.pid();
     let result = async {
         let deps: Api<Deployment> = Api::namespaced(client.clone(), n);
         wait::until(
@@ -252,10 +188,9 @@ async fn main() -> Result<()> {
         Ok::<_, pym_e2e::Error>(())
     }
     .await;
-    let _ = op.kill();
-    let _ = op.wait();
+    op.kill9();
     if result.is_err() {
-        eprintln!("operator log: {}", log.display());
+        eprintln!("operator log: {}", op.log.display());
     }
     result
 }

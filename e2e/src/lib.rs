@@ -30,7 +30,14 @@
 //!   such as the operator as a ServiceAccount), [`Cluster::namespace`] (unique,
 //!   ready-to-use test namespaces).
 //! - [`wait`]: `wait::until` and ready-made waits (pods Running, deletion, ...).
-//! - [`RedisServer`] / [`free_port`]: a throw-away redis-server on 127.0.0.1.
+//! - [`operator`]: the pym-operator binary as a local process ([`operator::Launch`],
+//!   [`operator::Operator`]) and the CRD it needs.
+//! - [`pymservice`]: PymService objects (API, conditions, Ready waits) and the
+//!   example service `examples/hello`.
+//! - [`proc_stats`]: memory and CPU of a process (benchmarks).
+//! - [`objects`]: fields of Kubernetes objects (a Deployment's pod template, a Secret's key).
+//! - [`RedisServer`] / [`free_port`]: a throw-away redis-server on 127.0.0.1
+//!   (`pym_runtime::testing`, the same one pym's own tests use).
 //! - [`real_node`]: the real node `pym-node-0` (placement, its containerd, the pym images).
 //!
 //! Where things are found:
@@ -38,18 +45,21 @@
 //!   `e2e/cluster up`), else `$KUBECONFIG`.
 //! - run dir: `$PYM_E2E_RUN`, else `e2e/.run`.
 //! - kubectl/helm: `<run dir>/bin/`, the exact versions the cluster runs.
-//! - redis-server: `$PYM_E2E_REDIS_SERVER`, else `redis-server` on `PATH`.
+//! - redis-server: `$PYM_REDIS_SERVER`, else `redis-server` on `PATH`.
 
 pub mod cluster;
+pub mod objects;
+pub mod operator;
+pub mod proc_stats;
+pub mod pymservice;
 pub mod real_node;
-pub mod redis;
 pub mod tools;
 pub mod wait;
 
 use std::path::PathBuf;
 
 pub use cluster::{Cluster, TestNamespace, unique_suffix};
-pub use redis::{RedisServer, free_port};
+pub use pym_runtime::testing::{RedisServer, free_port};
 pub use tools::{Tool, ToolOutput};
 
 /// Error type of the harness: anything, with a readable message.
@@ -60,6 +70,18 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// The `e2e/` directory of the repository.
 pub fn e2e_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The repository root (the cargo workspace).
+pub fn workspace_root() -> PathBuf {
+    e2e_dir().parent().expect("e2e/ has a parent").to_path_buf()
+}
+
+/// Cargo's target directory: `$CARGO_TARGET_DIR`, else `<workspace>/target`.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
 }
 
 /// Run state of the cluster (`$PYM_E2E_RUN`, default `e2e/.run`).

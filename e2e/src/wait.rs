@@ -4,6 +4,7 @@ use std::fmt::Display;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
 use kube::Client;
 use kube::api::{Api, ListParams};
@@ -133,6 +134,33 @@ where
             None => Some(()),
             Some(_) => None,
         })
+    })
+    .await
+}
+
+/// Waits until a Deployment exists and `check` holds for it; `what` names
+/// the state in the timeout message.
+pub async fn deployment<F>(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    what: &str,
+    check: F,
+) -> Result<Deployment>
+where
+    F: Fn(&Deployment) -> bool,
+{
+    let api: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    let check = &check;
+    until(format!("Deployment {name}: {what}"), TIMEOUT, || {
+        let api = api.clone();
+        async move {
+            match api.get_opt(name).await.map_err(|e| e.to_string())? {
+                Some(d) if check(&d) => Ok(Some(d)),
+                Some(_) => Err("not yet".to_string()),
+                None => Err("absent".to_string()),
+            }
+        }
     })
     .await
 }

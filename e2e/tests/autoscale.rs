@@ -9,17 +9,17 @@
 //!
 //! Needs `e2e/cluster up`, `cargo build -p pym-operator -p hello`.
 
-mod operator_support;
-
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, EnvVar, Secret};
 use kube::api::{Api, Patch, PatchParams};
-use operator_support::{install_crd, operator_binary, pym_api, workspace_root};
 use pym_broker::envelope::Envelope;
 use pym_broker::keys::QueueKeys;
 use pym_broker::stats::{QueueStats, queue_stats};
 use pym_broker::{Broker, BrokerConfig, fetch};
-use pym_e2e::{Cluster, RedisServer, Result, free_port, run_dir, wait};
+use pym_e2e::objects::secret_value;
+use pym_e2e::operator::{Launch, Operator, prepare};
+use pym_e2e::pymservice::{apply_hello, condition, kubectl_get_pym, pym_api};
+use pym_e2e::{Cluster, RedisServer, Result, TestNamespace, free_port, run_dir, target_dir, wait};
 use pym_runtime::{Context, Priority};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -27,63 +27,19 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const HELLO: &str = "examples/hello/pymservice.yaml";
 const TASK: &str = "send_welcome_email_async";
 const QUEUE: &str = "default";
 
-/// The operator with the stats endpoint override; killed on drop.
-struct Operator {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Operator {
-    fn start(cluster: &Cluster, ns: &str, redis_port: u16) -> Result<Operator> {
-        let logs = run_dir().join("logs");
-        std::fs::create_dir_all(&logs)?;
-        let log = logs.join(format!("operator-autoscale-{ns}.log"));
-        let out = std::fs::File::create(&log)?;
-        let child = Command::new(operator_binary())
-            .arg("--kubeconfig")
-            .arg(cluster.kubeconfig_path())
-            .args(["--namespace", ns, "--lease-namespace", ns])
-            .args(["--identity", &format!("autoscale-{ns}")])
-            .args(["--http-addr", &format!("127.0.0.1:{}", free_port())])
-            .args([
-                "--lease-duration-seconds",
-                "4",
-                "--lease-grace-seconds",
-                "2",
-            ])
-            .arg("--stats-redis-endpoint")
-            .arg(format!("{ns}/hello=127.0.0.1:{redis_port}"))
-            .args(["--log-format", "pretty"])
-            .env("RUST_LOG", "info,pym_operator=debug")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone()?)
-            .stderr(out)
-            .spawn()
-            .map_err(|e| format!("cannot start the operator: {e}"))?;
-        Ok(Operator { child, log })
-    }
-}
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-            eprintln!("operator log {}:\n{text}", self.log.display());
-        }
-    }
+/// The operator of the operator tests, plus the stats endpoint override.
+fn start_operator(cluster: &Cluster, ns: &str, redis_port: u16) -> Result<Operator> {
+    Launch::scoped(cluster, ns, &format!("autoscale-{ns}"))
+        .arg("--stats-redis-endpoint")
+        .arg(format!("{ns}/hello=127.0.0.1:{redis_port}"))
+        .start()
 }
 
 fn hello_binary() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"));
-    let bin = target.join("debug").join("hello");
+    let bin = target_dir().join("debug").join("hello");
     assert!(
         bin.exists(),
         "{} not found: run `cargo build -p hello` before this test",
@@ -94,14 +50,8 @@ fn hello_binary() -> PathBuf {
 
 /// The example service, applied as is, then its autoscaling tuned for a
 /// short test (`scaleDownWindowSeconds`, `minReplicas`).
-async fn apply_hello(cluster: &Cluster, ns: &str, min: i32, window: i32) -> Result<()> {
-    let path = workspace_root().join(HELLO);
-    cluster
-        .kubectl()
-        .args(["apply", "-n", ns, "-f"])
-        .arg(&path)
-        .run()
-        .await?;
+async fn apply_tuned_hello(cluster: &Cluster, ns: &str, min: i32, window: i32) -> Result<()> {
+    apply_hello(cluster, ns).await?;
     let patch = json!({"spec": {"workers": {
         "minReplicas": min,
         "autoscaling": {"scaleDownWindowSeconds": window}
@@ -110,10 +60,6 @@ async fn apply_hello(cluster: &Cluster, ns: &str, min: i32, window: i32) -> Resu
         .patch("hello", &PatchParams::default(), &Patch::Merge(&patch))
         .await?;
     Ok(())
-}
-
-fn secret_value(s: &Secret, key: &str) -> Option<String> {
-    String::from_utf8(s.data.as_ref()?.get(key)?.0.clone()).ok()
 }
 
 /// A broker that signs tasks the way the service's workers verify them: with
@@ -377,30 +323,54 @@ async fn events(cluster: &Cluster, ns: &str, reason: &str) -> Result<String> {
         .await
 }
 
+/// hello in a namespace of its own, autoscaled by the operator, its managed
+/// Redis played by a loopback redis-server, the workers at `min` replicas.
+/// Fields drop in order: the operator before Redis before the namespace.
+struct Autoscaled {
+    deps: Api<Deployment>,
+    /// The managed Redis URL with its password, pointing at the loopback server.
+    url: String,
+    _op: Operator,
+    redis: RedisServer,
+    ns: TestNamespace,
+    cluster: Cluster,
+}
+
+impl Autoscaled {
+    async fn start(prefix: &str, min: i32, window: i32) -> Result<Autoscaled> {
+        let (cluster, ns) = prepare(prefix).await?;
+        let n = ns.name();
+        let redis = RedisServer::start();
+        let op = start_operator(&cluster, n, redis.port())?;
+        apply_tuned_hello(&cluster, n, min, window).await?;
+        let url = serve_managed_password(&cluster, n, &redis).await?;
+        let deps: Api<Deployment> = Api::namespaced(cluster.client(), n);
+        wait_replicas(&deps, min, wait::TIMEOUT).await?;
+        Ok(Autoscaled {
+            deps,
+            url,
+            _op: op,
+            redis,
+            ns,
+            cluster,
+        })
+    }
+}
+
 #[tokio::test]
 async fn queue_spike_scales_workers_fast_and_back_to_min_after_the_window() -> Result<()> {
-    let cluster = Cluster::connect().await;
-    install_crd(&cluster).await?;
-    let ns = cluster.namespace("autoscale-spike").await?;
-    let n = ns.name();
-    let redis = RedisServer::start().await?;
-    let _op = Operator::start(&cluster, n, redis.port())?;
     let window = 5;
-    apply_hello(&cluster, n, 1, window).await?;
-    let url = serve_managed_password(&cluster, n, &redis).await?;
-    let deps: Api<Deployment> = Api::namespaced(cluster.client(), n);
-    wait_replicas(&deps, 1, wait::TIMEOUT).await?;
+    let fx = Autoscaled::start("autoscale-spike", 1, window).await?;
+    let (cluster, n, redis, url, deps) = (&fx.cluster, fx.ns.name(), &fx.redis, &fx.url, &fx.deps);
     let pym = pym_api(&cluster.client(), n);
     // The autoscaler reads the queue (condition True) before the spike.
     wait::until("Autoscaling condition True", wait::TIMEOUT, || async {
         let o = pym.get("hello").await.map_err(|e| e.to_string())?;
-        Ok::<_, String>(
-            operator_support::condition(&o, "Autoscaling").filter(|(s, _, _)| s == "True"),
-        )
+        Ok::<_, String>(condition(&o, "Autoscaling").filter(|(s, _, _)| s == "True"))
     })
     .await?;
 
-    let broker = task_broker(&cluster, n, &url).await?;
+    let broker = task_broker(cluster, n, url).await?;
     let envs: Vec<Envelope> = (0..1000).map(signup).collect();
 
     // Spike: 1000 tasks → ceil(1000 / 8) = 125 → maxReplicas 5.
@@ -412,7 +382,7 @@ async fn queue_spike_scales_workers_fast_and_back_to_min_after_the_window() -> R
     let enqueued = spike - t0;
     let mut patched = None;
     while spike.elapsed() < Duration::from_secs(30) {
-        if replicas(&deps, "hello-worker").await.unwrap_or(0) > 1 {
+        if replicas(deps, "hello-worker").await.unwrap_or(0) > 1 {
             patched = Some(spike.elapsed());
             break;
         }
@@ -429,19 +399,19 @@ async fn queue_spike_scales_workers_fast_and_back_to_min_after_the_window() -> R
         patched < Duration::from_secs(2),
         "scaled up within 2 s, took {patched:?}"
     );
-    wait_replicas(&deps, 5, Duration::from_secs(10)).await?;
+    wait_replicas(deps, 5, Duration::from_secs(10)).await?;
 
     // Real worker processes from the pod template drain the queue.
-    let mut kubelet = Kubelet::from_template(&cluster, n, redis.port()).await?;
+    let mut kubelet = Kubelet::from_template(cluster, n, redis.port()).await?;
     let drain_start = Instant::now();
     let mut drained_at = None;
     let mut min_at = None;
     let mut max_seen = 0;
     while drain_start.elapsed() < Duration::from_secs(120) {
-        let r = replicas(&deps, "hello-worker").await.unwrap_or(0);
+        let r = replicas(deps, "hello-worker").await.unwrap_or(0);
         max_seen = max_seen.max(r);
         kubelet.sync(usize::try_from(r).unwrap_or(0))?;
-        let s = stats(&url).await?;
+        let s = stats(url).await?;
         if drained_at.is_none() && s.work() == 0 {
             drained_at = Some(Instant::now());
             eprintln!(
@@ -463,7 +433,7 @@ async fn queue_spike_scales_workers_fast_and_back_to_min_after_the_window() -> R
         back.as_secs_f64()
     );
     assert_eq!(max_seen, 5);
-    let s = stats(&url).await?;
+    let s = stats(url).await?;
     assert_eq!(
         (s.ready, s.in_flight, s.dead),
         (0, 0, 0),
@@ -489,53 +459,36 @@ async fn queue_spike_scales_workers_fast_and_back_to_min_after_the_window() -> R
     let reason = status["lastScaleReason"].as_str().unwrap_or_default();
     assert!(reason.contains("→ 1 workers"), "{reason}");
     assert!(status["lastScaleTime"].is_string());
-    let up = events(&cluster, n, "ScaledUp").await?;
+    let up = events(cluster, n, "ScaledUp").await?;
     assert!(
         up.contains("ready") && up.contains("→ 5 workers"),
         "ScaledUp event: {up}"
     );
     eprintln!("ScaledUp event: {}", up.lines().next().unwrap_or_default());
-    let down = events(&cluster, n, "ScaledDown").await?;
+    let down = events(cluster, n, "ScaledDown").await?;
     assert!(!down.trim().is_empty(), "ScaledDown event");
-    let table = cluster
-        .kubectl()
-        .args(["get", "pym", "-n", n])
-        .run()
-        .await?;
-    eprintln!("{table}");
-    let header = table.lines().next().unwrap_or_default();
-    for col in ["WORKERS", "DESIRED", "QUEUE", "SCALED"] {
-        assert!(header.contains(col), "column {col} in {header:?}");
-    }
+    kubectl_get_pym(cluster, n, &["WORKERS", "DESIRED", "QUEUE", "SCALED"]).await?;
     drop(kubelet);
     Ok(())
 }
 
 #[tokio::test]
 async fn zero_idle_workers_wake_on_a_task_and_in_flight_blocks_scale_to_zero() -> Result<()> {
-    let cluster = Cluster::connect().await;
-    install_crd(&cluster).await?;
-    let ns = cluster.namespace("autoscale-zero").await?;
-    let n = ns.name();
-    let redis = RedisServer::start().await?;
-    let _op = Operator::start(&cluster, n, redis.port())?;
     let window = 3;
-    apply_hello(&cluster, n, 0, window).await?;
-    let url = serve_managed_password(&cluster, n, &redis).await?;
-    let deps: Api<Deployment> = Api::namespaced(cluster.client(), n);
-    wait_replicas(&deps, 0, wait::TIMEOUT).await?;
+    let fx = Autoscaled::start("autoscale-zero", 0, window).await?;
+    let (cluster, n, url, deps) = (&fx.cluster, fx.ns.name(), &fx.url, &fx.deps);
     // Idle for longer than a window: still zero.
     tokio::time::sleep(Duration::from_secs(window as u64 + 2)).await;
     assert_eq!(
-        replicas(&deps, "hello-worker").await,
+        replicas(deps, "hello-worker").await,
         Some(0),
         "an idle service has 0 workers"
     );
 
-    let broker = task_broker(&cluster, n, &url).await?;
+    let broker = task_broker(cluster, n, url).await?;
     let t0 = Instant::now();
     broker.enqueue(&signup(0)).await?;
-    wait_replicas(&deps, 1, Duration::from_secs(30)).await?;
+    wait_replicas(deps, 1, Duration::from_secs(30)).await?;
     eprintln!(
         "MEASURED one task → 1 worker from zero: {:.0} ms",
         t0.elapsed().as_secs_f64() * 1000.0
@@ -547,13 +500,13 @@ async fn zero_idle_workers_wake_on_a_task_and_in_flight_blocks_scale_to_zero() -
     let qk = QueueKeys::new(QUEUE);
     let got = fetch::read_now(&mut conn, "e2e-long-task", &qk.ready, 1).await?;
     assert_eq!(got.len(), 1);
-    let s = stats(&url).await?;
+    let s = stats(url).await?;
     assert_eq!((s.ready, s.in_flight), (0, 1));
     // For four windows the task runs: the worker stays.
     let hold = Instant::now();
     while hold.elapsed() < Duration::from_secs(4 * window as u64) {
         assert_eq!(
-            replicas(&deps, "hello-worker").await,
+            replicas(deps, "hello-worker").await,
             Some(1),
             "a task in flight blocks scale-to-zero"
         );
@@ -574,7 +527,7 @@ async fn zero_idle_workers_wake_on_a_task_and_in_flight_blocks_scale_to_zero() -
         .query_async(&mut conn)
         .await?;
     let done = Instant::now();
-    wait_replicas(&deps, 0, Duration::from_secs(30)).await?;
+    wait_replicas(deps, 0, Duration::from_secs(30)).await?;
     eprintln!(
         "MEASURED task done → 0 workers: {:.1} s (window {window} s)",
         done.elapsed().as_secs_f64()
@@ -608,7 +561,7 @@ async fn zero_idle_workers_wake_on_a_task_and_in_flight_blocks_scale_to_zero() -
         let st = &o.data["status"];
         let gone = st.get("queueDepth").is_none()
             && st.get("lastScaleReason").is_none()
-            && operator_support::condition(&o, "Autoscaling").is_none();
+            && condition(&o, "Autoscaling").is_none();
         Ok::<_, String>(gone.then_some(()))
     })
     .await?;
@@ -617,33 +570,23 @@ async fn zero_idle_workers_wake_on_a_task_and_in_flight_blocks_scale_to_zero() -
 
 #[tokio::test]
 async fn unreachable_redis_keeps_replicas_and_sets_the_condition() -> Result<()> {
-    let cluster = Cluster::connect().await;
-    install_crd(&cluster).await?;
-    let ns = cluster.namespace("autoscale-down").await?;
-    let n = ns.name();
-    let redis = RedisServer::start().await?;
-    let port = redis.port();
-    let _op = Operator::start(&cluster, n, port)?;
-    apply_hello(&cluster, n, 1, 1).await?;
-    let url = serve_managed_password(&cluster, n, &redis).await?;
-    let deps: Api<Deployment> = Api::namespaced(cluster.client(), n);
-    wait_replicas(&deps, 1, wait::TIMEOUT).await?;
-    let broker = task_broker(&cluster, n, &url).await?;
+    let fx = Autoscaled::start("autoscale-down", 1, 1).await?;
+    let (cluster, n, url, deps) = (&fx.cluster, fx.ns.name(), &fx.url, &fx.deps);
+    let port = fx.redis.port();
+    let broker = task_broker(cluster, n, url).await?;
     broker
         .enqueue_batch(&(0..40).map(signup).collect::<Vec<_>>())
         .await?;
-    wait_replicas(&deps, 5, Duration::from_secs(30)).await?;
+    wait_replicas(deps, 5, Duration::from_secs(30)).await?;
     drop(broker);
-    drop(redis); // Redis goes away with 40 tasks queued.
+    drop(fx.redis); // Redis goes away with 40 tasks queued.
     let pym = pym_api(&cluster.client(), n);
     let (_, reason, msg) = wait::until(
         "Autoscaling condition False",
         Duration::from_secs(30),
         || async {
             let o = pym.get("hello").await.map_err(|e| e.to_string())?;
-            Ok::<_, String>(
-                operator_support::condition(&o, "Autoscaling").filter(|(s, _, _)| s == "False"),
-            )
+            Ok::<_, String>(condition(&o, "Autoscaling").filter(|(s, _, _)| s == "False"))
         },
     )
     .await?;
@@ -663,11 +606,11 @@ async fn unreachable_redis_keeps_replicas_and_sets_the_condition() -> Result<()>
     );
     // Window is 1 s: without statistics nothing scales down.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    assert_eq!(replicas(&deps, "hello-worker").await, Some(5));
-    let ev = events(&cluster, n, "RedisUnreachable").await?;
+    assert_eq!(replicas(deps, "hello-worker").await, Some(5));
+    let ev = events(cluster, n, "RedisUnreachable").await?;
     assert!(!ev.trim().is_empty(), "a Warning event");
     // Other conditions of the reconciler are intact (list-map ownership).
     let o = pym.get("hello").await?;
-    assert!(operator_support::condition(&o, "Ready").is_some());
+    assert!(condition(&o, "Ready").is_some());
     Ok(())
 }

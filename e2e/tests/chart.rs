@@ -13,8 +13,6 @@
 //! chart does, so it also sees PymServices of other tests: the tests of this
 //! file take turns (SERIAL) and each runs its operator only as long as needed.
 
-mod operator_support;
-
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service, ServiceAccount};
 use k8s_openapi::api::events::v1::Event;
@@ -24,14 +22,15 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::config::Kubeconfig;
 use kube::{Client, ResourceExt};
-use operator_support::{operator_binary, pym_api, wait_pym_ready, workspace_root};
 use pym_e2e::cluster::service_account_user;
-use pym_e2e::{Cluster, Result, free_port, run_dir, wait};
+use pym_e2e::objects::{first_container, template_spec};
+use pym_e2e::operator::{Launch, Operator, operator_binary};
+use pym_e2e::pymservice::{apply_hello, pym_api, pym_resource, wait_pym_ready};
+use pym_e2e::{Cluster, Result, run_dir, wait, workspace_root};
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The tests of this file run one at a time (see the module docs).
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -44,13 +43,6 @@ const CRD: &str = "pymservices.pym.dev";
 fn chart_dir() -> String {
     workspace_root()
         .join("charts/pym-operator")
-        .display()
-        .to_string()
-}
-
-fn hello_manifest() -> String {
-    workspace_root()
-        .join("examples/hello/pymservice.yaml")
         .display()
         .to_string()
 }
@@ -82,15 +74,7 @@ async fn helm_uninstall(cluster: &Cluster, ns: &str) -> Result<String> {
 
 /// The installed operator Deployment's only container: (args, env name → value).
 fn container_of(dep: &Deployment) -> (Vec<String>, Vec<(String, String)>) {
-    let c = &dep
-        .spec
-        .as_ref()
-        .unwrap()
-        .template
-        .spec
-        .as_ref()
-        .unwrap()
-        .containers[0];
+    let c = first_container(dep);
     let env = c
         .env
         .iter()
@@ -100,163 +84,57 @@ fn container_of(dep: &Deployment) -> (Vec<String>, Vec<(String, String)>) {
     (c.args.clone().unwrap_or_default(), env)
 }
 
-/// The operator binary run with the chart's flags, as the chart's ServiceAccount.
-struct ChartOperator {
-    child: Option<Child>,
-    port: u16,
-    log: PathBuf,
+/// Starts `pym-operator` with the args and env of the installed Deployment,
+/// as its pod would (POD_NAMESPACE from the downward API), except that it
+/// listens on a free loopback port and uses a kubeconfig that impersonates
+/// `system:serviceaccount:<release ns>:<serviceAccountName>`: the operator
+/// binary run with the chart's flags, as the chart's ServiceAccount.
+fn start_as_chart(cluster: &Cluster, dep: &Deployment, tag: &str) -> Result<Operator> {
+    let ns = dep.namespace().unwrap();
+    let sa = template_spec(dep).service_account_name.clone().unwrap();
+    let kubeconfig = impersonating_kubeconfig(cluster, &ns, &sa)?;
+    let (args, env) = container_of(dep);
+    Launch::new(operator_binary(), &kubeconfig, &format!("chart-{tag}"))
+        .args(args.into_iter().filter(|a| !a.starts_with("--http-addr=")))
+        .envs(env)
+        .env("POD_NAMESPACE", &ns)
+        .log_name(format!("chart-operator-{tag}.log"))
+        .start()
 }
 
-impl ChartOperator {
-    /// Starts `pym-operator` with the args and env of the installed Deployment,
-    /// as its pod would (POD_NAMESPACE from the downward API), except that it
-    /// listens on a free loopback port and uses a kubeconfig that impersonates
-    /// `system:serviceaccount:<release ns>:<serviceAccountName>`.
-    fn start(cluster: &Cluster, dep: &Deployment, tag: &str) -> Result<ChartOperator> {
-        let ns = dep.namespace().unwrap();
-        let pod = &dep.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
-        let sa = pod.service_account_name.clone().unwrap();
-        let kubeconfig = impersonating_kubeconfig(cluster, &ns, &sa)?;
-        let (args, env) = container_of(dep);
-        let port = free_port();
-        let mut cmd = Command::new(operator_binary());
-        for a in &args {
-            if a.starts_with("--http-addr=") {
-                cmd.arg(format!("--http-addr=127.0.0.1:{port}"));
-            } else {
-                cmd.arg(a);
-            }
-        }
-        let logs = run_dir().join("logs");
-        std::fs::create_dir_all(&logs)?;
-        let log = logs.join(format!("chart-operator-{tag}.log"));
-        let out = std::fs::File::create(&log)?;
-        cmd.arg("--kubeconfig")
-            .arg(&kubeconfig)
-            .arg(format!("--identity=chart-{tag}"))
-            .envs(env)
-            .env("POD_NAMESPACE", &ns)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone()?)
-            .stderr(out);
-        eprintln!("running {cmd:?}");
-        let child = cmd
-            .spawn()
-            .map_err(|e| format!("cannot start the operator: {e}"))?;
-        Ok(ChartOperator {
-            child: Some(child),
-            port,
-            log,
-        })
+/// Waits for the probe paths of the Deployment to answer 200 (the chart's
+/// probes really hit the operator's endpoints) and for the Lease.
+async fn wait_ready_and_leading(op: &Operator, dep: &Deployment) -> Result<()> {
+    let c = first_container(dep);
+    let probe_path = |p: &Option<k8s_openapi::api::core::v1::Probe>| {
+        p.as_ref()
+            .and_then(|p| p.http_get.as_ref())
+            .and_then(|h| h.path.clone())
+            .expect("httpGet probe")
+    };
+    for path in [
+        probe_path(&c.liveness_probe),
+        probe_path(&c.readiness_probe),
+    ] {
+        op.wait_ok(&path).await?;
     }
-
-    async fn get(&self, path: &str) -> Result<(u16, String)> {
-        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await?;
-        let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-        s.write_all(req.as_bytes()).await?;
-        let mut buf = String::new();
-        s.read_to_string(&mut buf).await?;
-        let code = buf
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string());
-        Ok((code, body.unwrap_or_default()))
-    }
-
-    /// Waits for the probe paths of the Deployment to answer 200 (the chart's
-    /// probes really hit the operator's endpoints) and for the Lease.
-    async fn wait_ready_and_leading(&self, dep: &Deployment) -> Result<()> {
-        let c = &dep
-            .spec
-            .as_ref()
-            .unwrap()
-            .template
-            .spec
-            .as_ref()
-            .unwrap()
-            .containers[0];
-        let probe_path = |p: &Option<k8s_openapi::api::core::v1::Probe>| {
-            p.as_ref()
-                .and_then(|p| p.http_get.as_ref())
-                .and_then(|h| h.path.clone())
-                .expect("httpGet probe")
-        };
-        for path in [
-            probe_path(&c.liveness_probe),
-            probe_path(&c.readiness_probe),
-        ] {
-            wait::until(
-                format!("operator {path}"),
-                Duration::from_secs(30),
-                || async {
-                    match self.get(&path).await {
-                        Ok((200, _)) => Ok(Some(())),
-                        Ok((code, body)) => Err(format!("{code} {body}")),
-                        Err(e) => Err(e.to_string()),
-                    }
-                },
-            )
-            .await?;
-        }
-        wait::until("operator to lead", Duration::from_secs(40), || async {
-            let (_, body) = self.get("/metrics").await.map_err(|e| e.to_string())?;
-            let leader = body.lines().any(|l| l == "pym_operator_leader 1");
-            if leader {
-                Ok(Some(()))
-            } else {
-                Err("not the leader yet".to_string())
-            }
-        })
-        .await
-    }
-
-    fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// No request of the operator was refused by RBAC.
-    fn assert_nothing_forbidden(&self) {
-        let logs = self.logs();
-        let refused: Vec<&str> = logs
-            .lines()
-            // An RBAC refusal: `... is forbidden: User "system:serviceaccount:..."
-            // cannot <verb> resource ...` (not e.g. a namespace being terminated).
-            .filter(|l| l.contains("is forbidden: User ") && l.contains(" cannot "))
-            .collect();
-        assert!(
-            refused.is_empty(),
-            "the chart's RBAC refused requests of the operator:\n{}",
-            refused.join("\n")
-        );
-    }
-
-    /// SIGTERM (it releases the Lease) and wait.
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &c.id().to_string()])
-                .status();
-            for _ in 0..200 {
-                if let Ok(Some(_)) = c.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
+    op.wait_leader(Duration::from_secs(40)).await
 }
 
-impl Drop for ChartOperator {
-    fn drop(&mut self) {
-        self.stop();
-        if std::thread::panicking() {
-            eprintln!("operator log {}:\n{}", self.log.display(), self.logs());
-        }
-    }
+/// No request of the operator was refused by RBAC.
+fn assert_nothing_forbidden(op: &Operator) {
+    let logs = op.logs();
+    let refused: Vec<&str> = logs
+        .lines()
+        // An RBAC refusal: `... is forbidden: User "system:serviceaccount:..."
+        // cannot <verb> resource ...` (not e.g. a namespace being terminated).
+        .filter(|l| l.contains("is forbidden: User ") && l.contains(" cannot "))
+        .collect();
+    assert!(
+        refused.is_empty(),
+        "the chart's RBAC refused requests of the operator:\n{}",
+        refused.join("\n")
+    );
 }
 
 /// A copy of the admin kubeconfig whose user impersonates the ServiceAccount
@@ -335,17 +213,13 @@ fn assert_hardened(dep: &Deployment) {
 /// whose Secret is missing) and deletes (switching managed Redis and workers off).
 async fn reconcile_hello_end_to_end(
     cluster: &Cluster,
-    op: &ChartOperator,
+    op: &Operator,
     dep: &Deployment,
     sa: &Client,
     ns: &str,
 ) -> Result<()> {
     let client = cluster.client();
-    cluster
-        .kubectl()
-        .args(["apply", "-n", ns, "-f", &hello_manifest()])
-        .run()
-        .await?;
+    apply_hello(cluster, ns).await?;
     let pym = pym_api(&client, ns);
     let ready = wait_ready_as_sa(op, &pym, "hello").await?;
     eprintln!("hello Ready: {}", ready.data["status"]);
@@ -391,7 +265,7 @@ async fn reconcile_hello_end_to_end(
         .await?;
     let events: Api<Event> = Api::namespaced(client.clone(), ns);
     wait::until("a Warning Event for broken", wait::TIMEOUT, || async {
-        op.assert_nothing_forbidden();
+        assert_nothing_forbidden(op);
         let list = events.list(&ListParams::default()).await?;
         let found = list.items.iter().any(|e| {
             e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("broken")
@@ -423,8 +297,23 @@ async fn reconcile_hello_end_to_end(
     )
     .await?;
     wait_ready_as_sa(op, &pym, "hello").await?;
-    op.assert_nothing_forbidden();
+    assert_nothing_forbidden(op);
     Ok(())
+}
+
+/// The operator run as the chart's ServiceAccount (see [`start_as_chart`])
+/// reconciles hello in `ns` end to end and stops; then what the chart does
+/// not grant is refused to that ServiceAccount. Returns its client.
+async fn operate_as_the_chart(cluster: &Cluster, dep: &Deployment, ns: &str) -> Result<Client> {
+    let release_ns = dep.namespace().unwrap();
+    let mut op = start_as_chart(cluster, dep, &release_ns)?;
+    wait_ready_and_leading(&op, dep).await?;
+    let sa = cluster.as_service_account(&release_ns, FULLNAME).await?;
+    reconcile_hello_end_to_end(cluster, &op, dep, &sa, ns).await?;
+    op.stop();
+    assert_refused(&sa, ns).await?;
+    assert_lease_rules(&sa, &release_ns).await?;
+    Ok(sa)
 }
 
 /// The managed Redis NetworkPolicy admits, on 6379 only, the service's own
@@ -485,13 +374,13 @@ fn assert_redis_admits_the_operator(np: &NetworkPolicy, dep: &Deployment) {
 /// Waits until the PymService is Ready; fails at once (with the refused
 /// requests) when the operator's log shows RBAC refusing something.
 async fn wait_ready_as_sa(
-    op: &ChartOperator,
+    op: &Operator,
     pym: &Api<DynamicObject>,
     name: &str,
 ) -> Result<DynamicObject> {
     let deadline = Instant::now() + wait::TIMEOUT;
     loop {
-        op.assert_nothing_forbidden();
+        assert_nothing_forbidden(op);
         match wait_pym_ready(pym, name, Duration::from_secs(2)).await {
             Ok(o) => return Ok(o),
             Err(e) if Instant::now() >= deadline => return Err(e),
@@ -527,22 +416,22 @@ async fn assert_notes_example_is_valid(
         .join("\n")
         .replace("<registry>", "registry.example.com");
     assert!(yaml.contains("kind: PymService"), "{yaml}");
-    cluster
-        .kubectl()
-        .args([
-            "apply",
-            "--dry-run=server",
-            "--validate=strict",
-            "-n",
-            ns,
-            "-f",
-            "-",
-        ])
-        .stdin(yaml)
-        .run()
+    dry_run_strict(cluster, ns, yaml)
         .await
         .map_err(|e| format!("the NOTES.txt example is not a valid PymService: {e}"))?;
     Ok(())
+}
+
+/// `kubectl apply --dry-run=server --validate=strict -n <ns> -f -`: the
+/// apiserver validates `manifests` strictly and stores nothing.
+async fn dry_run_strict(cluster: &Cluster, ns: &str, manifests: String) -> Result<String> {
+    cluster
+        .kubectl()
+        .args(["apply", "--dry-run=server", "--validate=strict"])
+        .args(["-n", ns, "-f", "-"])
+        .stdin(manifests)
+        .run()
+        .await
 }
 
 /// What the chart does not grant is refused to its ServiceAccount in `ns`.
@@ -690,16 +579,9 @@ async fn cluster_wide_install_reconciles_as_its_service_account_then_upgrades_an
     assert_notes_example_is_valid(&cluster, rns, ans).await?;
 
     // The operator as the chart's ServiceAccount, cluster-wide.
-    let mut op = ChartOperator::start(&cluster, &dep, rns)?;
-    op.wait_ready_and_leading(&dep).await?;
-    let sa = cluster.as_service_account(rns, sa_name).await?;
-    reconcile_hello_end_to_end(&cluster, &op, &dep, &sa, ans).await?;
-    op.stop();
-
-    assert_refused(&sa, ans).await?;
-    assert_lease_rules(&sa, rns).await?;
+    let sa = operate_as_the_chart(&cluster, &dep, ans).await?;
     // Cluster-wide: it lists PymServices everywhere (but not Pods).
-    let all = Api::<DynamicObject>::all_with(sa.clone(), &operator_support::pym_resource());
+    let all = Api::<DynamicObject>::all_with(sa.clone(), &pym_resource());
     all.list(&ListParams::default().limit(1)).await?;
 
     // helm test: the Job hook runs (kwok completes its pod).
@@ -828,14 +710,7 @@ async fn namespace_scoped_install_is_sufficient_and_confined() -> Result<()> {
     let (args, _) = container_of(&dep);
     assert!(args.contains(&format!("--namespace={ans}")), "{args:?}");
 
-    let mut op = ChartOperator::start(&cluster, &dep, rns)?;
-    op.wait_ready_and_leading(&dep).await?;
-    let sa = cluster.as_service_account(rns, FULLNAME).await?;
-    reconcile_hello_end_to_end(&cluster, &op, &dep, &sa, ans).await?;
-    op.stop();
-
-    assert_refused(&sa, ans).await?;
-    assert_lease_rules(&sa, rns).await?;
+    let sa = operate_as_the_chart(&cluster, &dep, ans).await?;
     // Confined to the watched namespace: nothing elsewhere, not even reads.
     let secrets: Api<Secret> = Api::namespaced(sa.clone(), other.name());
     assert!(
@@ -934,19 +809,7 @@ async fn rendered_manifests_pass_server_side_validation() -> Result<()> {
             .await
             .map_err(|e| format!("helm template {values:?}: {e}"))?;
         assert_operator_accepts_args(&rendered, &values);
-        cluster
-            .kubectl()
-            .args([
-                "apply",
-                "--dry-run=server",
-                "--validate=strict",
-                "-n",
-                n,
-                "-f",
-                "-",
-            ])
-            .stdin(rendered)
-            .run()
+        dry_run_strict(&cluster, n, rendered)
             .await
             .map_err(|e| format!("server-side validation of {values:?}: {e}"))?;
     }

@@ -2,40 +2,29 @@
 //! control plane (`e2e/cluster up`), kwok running the pods.
 //!
 //! Build the operator first: `cargo build -p pym-operator` (see
-//! `operator_support` for why), then `cargo test -p pym-e2e --test operator`.
+//! `pym_e2e::operator` for why), then `cargo test -p pym-e2e --test operator`.
 //! Each test has its own namespace and its own operator process(es) scoped to
 //! it (`--namespace`), so tests run in parallel.
-
-mod operator_support;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use operator_support::*;
+use pym_e2e::objects::{
+    first_container, secret_env_ref, secret_value, template_annotation, template_spec,
+};
+use pym_e2e::operator::{Launch, Operator, install_crd, prepare};
+use pym_e2e::pymservice::{
+    apply_hello, condition, kubectl_get_pym, pym_api, wait_condition, wait_pym_ready,
+};
 use pym_e2e::{Cluster, Result, wait};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
-const HELLO: &str = "examples/hello/pymservice.yaml";
-
-/// `kubectl apply -n <ns> -f examples/hello/pymservice.yaml`.
-async fn apply_hello(cluster: &Cluster, ns: &str) -> Result<String> {
-    let path = workspace_root().join(HELLO);
-    cluster
-        .kubectl()
-        .args(["apply", "-n", ns, "-f"])
-        .arg(path)
-        .run()
-        .await
-}
-
 #[tokio::test]
 async fn invalid_specs_are_rejected_with_field_names() -> Result<()> {
-    let cluster = Cluster::connect().await;
-    install_crd(&cluster).await?;
-    let ns = cluster.namespace("op-invalid").await?;
-    let dir = workspace_root().join("operator/tests/invalid");
+    let (cluster, ns) = prepare("op-invalid").await?;
+    let dir = pym_e2e::workspace_root().join("operator/tests/invalid");
     let mut files: Vec<_> = std::fs::read_dir(&dir)?
         .flatten()
         .map(|e| e.path())
@@ -119,12 +108,10 @@ async fn kubectl_explain_documents_the_fields() -> Result<()> {
 
 #[tokio::test]
 async fn hello_lifecycle() -> Result<()> {
-    let cluster = Cluster::connect().await;
-    install_crd(&cluster).await?;
+    let (cluster, ns) = prepare("op-hello").await?;
     let client = cluster.client();
-    let ns = cluster.namespace("op-hello").await?;
     let n = ns.name();
-    let op = Operator::start(&cluster, n, &format!("hello-{n}"))?;
+    let op = Launch::scoped(&cluster, n, &format!("hello-{n}")).start()?;
     op.wait_ready().await?;
     op.wait_leader(Duration::from_secs(30)).await?;
 
@@ -177,16 +164,12 @@ async fn hello_lifecycle() -> Result<()> {
     .await?;
 
     // kubectl get pym shows the columns.
-    let table = cluster
-        .kubectl()
-        .args(["get", "pym", "-n", n])
-        .run()
-        .await?;
-    eprintln!("{table}");
-    let header = table.lines().next().unwrap_or_default();
-    for col in ["NAME", "READY", "API", "WORKERS", "QUEUE", "AGE"] {
-        assert!(header.contains(col), "column {col} in {header:?}");
-    }
+    let table = kubectl_get_pym(
+        &cluster,
+        n,
+        &["NAME", "READY", "API", "WORKERS", "QUEUE", "AGE"],
+    )
+    .await?;
     let row = table.lines().nth(1).unwrap_or_default();
     assert!(
         row.contains("True") && row.contains("2/2") && row.contains("1/1"),
@@ -195,35 +178,15 @@ async fn hello_lifecycle() -> Result<()> {
 
     // The managed Redis is password-protected and the pods get its URL from the Secret.
     let rs = secrets.get("hello-redis").await?;
-    let data = rs.data.unwrap_or_default();
-    let pw = String::from_utf8(data["password"].0.clone())?;
+    let pw = secret_value(&rs, "password").ok_or("key password in Secret hello-redis")?;
     assert!(pw.len() >= 32);
     let api_dep = deps.get("hello-api").await?;
-    let c = &api_dep
-        .spec
-        .as_ref()
-        .unwrap()
-        .template
-        .spec
-        .as_ref()
-        .unwrap()
-        .containers[0];
+    let c = first_container(&api_dep);
     assert_eq!(c.args.as_deref(), Some(&["serve".to_string()][..]));
-    let url_env = c
-        .env
-        .as_ref()
-        .unwrap()
-        .iter()
-        .find(|e| e.name == "PYM_REDIS_URL")
-        .unwrap();
-    let sel = url_env
-        .value_from
-        .as_ref()
-        .unwrap()
-        .secret_key_ref
-        .as_ref()
-        .unwrap();
-    assert_eq!(sel.name, "hello-redis");
+    assert_eq!(
+        secret_env_ref(template_spec(&api_dep), "PYM_REDIS_URL").map(|(name, _)| name),
+        Some("hello-redis".to_string())
+    );
 
     // Edit config → pod template hash changes → rollout.
     let hash0 = template_annotation(&api_dep, "pym.dev/config-hash").unwrap();
@@ -233,7 +196,7 @@ async fn hello_lifecycle() -> Result<()> {
         &Patch::Merge(json!({"spec": {"config": {"name": "hello", "jwt_issuer": "https://other.example", "jwt_audience": "hello"}}})),
     )
     .await?;
-    let rolled = wait_deployment(&client, n, "hello-api", "new config hash", |d| {
+    let rolled = wait::deployment(&client, n, "hello-api", "new config hash", |d| {
         template_annotation(d, "pym.dev/config-hash").is_some_and(|h| h != hash0)
     })
     .await?;
@@ -256,7 +219,7 @@ async fn hello_lifecycle() -> Result<()> {
         &Patch::Merge(json!({"spec": {"replicas": 5}})),
     )
     .await?;
-    wait_deployment(&client, n, "hello-api", "replicas back to 2", |d| {
+    wait::deployment(&client, n, "hello-api", "replicas back to 2", |d| {
         d.spec.as_ref().and_then(|s| s.replicas) == Some(2)
     })
     .await?;
@@ -312,12 +275,10 @@ async fn generated_task_secret_is_owned_kept_and_collected() -> Result<()> {
     const TASK_SECRET: &str = "hello-pym-task";
     const CONFIG_HASH: &str = "pym.dev/config-hash";
     const SECRETS_HASH: &str = "pym.dev/secrets-hash";
-    let cluster = Cluster::connect().await;
-    install_crd(&cluster).await?;
+    let (cluster, ns) = prepare("op-task").await?;
     let client = cluster.client();
-    let ns = cluster.namespace("op-task").await?;
     let n = ns.name();
-    let mut op = Operator::start(&cluster, n, &format!("task-a-{n}"))?;
+    let mut op = Launch::scoped(&cluster, n, &format!("task-a-{n}")).start()?;
     op.wait_leader(Duration::from_secs(30)).await?;
     apply_hello(&cluster, n).await?;
     let pym = pym_api(&client, n);
@@ -426,7 +387,7 @@ async fn generated_task_secret_is_owned_kept_and_collected() -> Result<()> {
     .await?;
     let mut rolled = Vec::new();
     for d in ["hello-api", "hello-worker"] {
-        let dep = wait_deployment(&client, n, d, "new config hash", |d| {
+        let dep = wait::deployment(&client, n, d, "new config hash", |d| {
             template_annotation(d, CONFIG_HASH).is_some_and(|h| h != hash0)
         })
         .await?;
@@ -455,7 +416,7 @@ async fn generated_task_secret_is_owned_kept_and_collected() -> Result<()> {
     // it reads the Secret back instead of generating another one.
     assert_eq!(op.terminate(), Some(0), "SIGTERM exits 0");
     drop(op);
-    let op = Operator::start(&cluster, n, &format!("task-b-{n}"))?;
+    let op = Launch::scoped(&cluster, n, &format!("task-b-{n}")).start()?;
     op.wait_leader(Duration::from_secs(30)).await?;
     api_replicas_converge_through(&pym, &op, 3).await?;
     let after_restart = secrets.get(TASK_SECRET).await?;
@@ -507,12 +468,10 @@ async fn generated_task_secret_is_owned_kept_and_collected() -> Result<()> {
 
 #[tokio::test]
 async fn missing_secret_is_degraded_then_recovers() -> Result<()> {
-    let cluster = Cluster::connect().await;
-    install_crd(&cluster).await?;
+    let (cluster, ns) = prepare("op-secret").await?;
     let client = cluster.client();
-    let ns = cluster.namespace("op-secret").await?;
     let n = ns.name();
-    let op = Operator::start(&cluster, n, &format!("secret-{n}"))?;
+    let op = Launch::scoped(&cluster, n, &format!("secret-{n}")).start()?;
     op.wait_leader(Duration::from_secs(30)).await?;
     let pym = pym_api(&client, n);
     let obj: kube::api::DynamicObject = serde_json::from_value(json!({
@@ -591,7 +550,7 @@ async fn missing_secret_is_degraded_then_recovers() -> Result<()> {
         &Patch::Merge(json!({"spec": {"redis": {"external": null, "managed": {}}}})),
     )
     .await?;
-    wait_deployment(
+    wait::deployment(
         &client,
         n,
         "ext-api",
@@ -631,14 +590,12 @@ async fn missing_secret_is_degraded_then_recovers() -> Result<()> {
 
 #[tokio::test]
 async fn only_the_leader_reconciles_and_failover_converges() -> Result<()> {
-    let cluster = Cluster::connect().await;
-    install_crd(&cluster).await?;
+    let (cluster, ns) = prepare("op-leader").await?;
     let client = cluster.client();
-    let ns = cluster.namespace("op-leader").await?;
     let n = ns.name();
-    let mut a = Operator::start(&cluster, n, "op-a")?;
+    let mut a = Launch::scoped(&cluster, n, "op-a").start()?;
     a.wait_leader(Duration::from_secs(30)).await?;
-    let b = Operator::start(&cluster, n, "op-b")?;
+    let b = Launch::scoped(&cluster, n, "op-b").start()?;
     b.wait_ready().await?;
 
     apply_hello(&cluster, n).await?;
@@ -701,13 +658,11 @@ async fn api_replicas_converge_through(
 
 #[tokio::test]
 async fn graceful_shutdown_releases_the_lease() -> Result<()> {
-    let cluster = Cluster::connect().await;
-    let ns = cluster.namespace("op-term").await?;
+    let (cluster, ns) = prepare("op-term").await?;
     let n = ns.name();
-    install_crd(&cluster).await?;
-    let mut a = Operator::start(&cluster, n, "term-a")?;
+    let mut a = Launch::scoped(&cluster, n, "term-a").start()?;
     a.wait_leader(Duration::from_secs(30)).await?;
-    let b = Operator::start(&cluster, n, "term-b")?;
+    let b = Launch::scoped(&cluster, n, "term-b").start()?;
     b.wait_ready().await?;
     let stopped = Instant::now();
     assert_eq!(a.terminate(), Some(0), "SIGTERM exits 0");

@@ -21,37 +21,20 @@
 //! seen (Deployment, ReplicaSet, Pod, scheduled, Ready, Deployment ready),
 //! and the CPU the operator and each control-plane component used.
 
-mod operator_support;
-
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
 use kube::Resource;
 use kube::api::{DynamicObject, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
-use operator_support::*;
-use pym_e2e::{Cluster, Result};
+use pym_e2e::Result;
+use pym_e2e::operator::{Launch, prepare};
+use pym_e2e::proc_stats::proc_stats;
+use pym_e2e::pymservice::{is_ready, pym_api};
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-fn proc_stats(pid: u32) -> (u64, u64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kib = |k: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(k))
-            .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks: u64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0)
-        + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
-    (kib("VmRSS:"), kib("VmHWM:"), ticks as f64 / 100.0)
-}
 
 /// Watches `api` and records, per PymService, when an object of its API
 /// part (`<name>-api...`) first satisfied `pred`.
@@ -97,7 +80,7 @@ fn control_plane_cpu() -> Vec<(String, f64)> {
             .ok()
             .and_then(|s| s.split_whitespace().next()?.parse().ok());
         if let Some(pid) = pid {
-            out.push((c.to_string(), proc_stats(pid).2));
+            out.push((c.to_string(), proc_stats(pid).cpu_seconds));
         }
     }
     out
@@ -119,15 +102,14 @@ async fn bench_apply_to_ready() -> Result<()> {
         .and_then(|v| v.parse().ok())
         .unwrap_or(100);
     let shape = std::env::var("PYM_BENCH_SHAPE").unwrap_or_else(|_| "api".into());
-    let cluster = Cluster::connect().await;
-    install_crd(&cluster).await?;
+    let (cluster, ns) = prepare("op-bench").await?;
     let client = cluster.client();
-    let ns = cluster.namespace("op-bench").await?;
     let nsn = ns.name().to_string();
-    let op = Operator::start(&cluster, &nsn, &format!("bench-{nsn}"))?;
+    let op = Launch::scoped(&cluster, &nsn, &format!("bench-{nsn}")).start()?;
     op.wait_leader(Duration::from_secs(30)).await?;
     let pid = op.pid();
-    let (rss0, _, cpu0) = proc_stats(pid);
+    let before = proc_stats(pid);
+    let (rss0, cpu0) = (before.rss_kib, before.cpu_seconds);
     let cp0 = control_plane_cpu();
 
     let api = pym_api(&client, &nsn);
@@ -240,7 +222,8 @@ async fn bench_apply_to_ready() -> Result<()> {
         w.abort();
     }
     let total = started.elapsed();
-    let (rss, hwm, cpu) = proc_stats(pid);
+    let after = proc_stats(pid);
+    let (rss, hwm, cpu) = (after.rss_kib, after.peak_rss_kib, after.cpu_seconds);
     let cp: Vec<String> = control_plane_cpu()
         .into_iter()
         .zip(cp0)

@@ -21,8 +21,6 @@
 //!
 //! Prerequisites: `e2e/cluster up` (with its real node) and `e2e/images build`.
 
-mod operator_support;
-
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -30,10 +28,10 @@ use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use kube::api::{Api, ListParams};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
-use operator_support::{condition, pym_api, wait_condition, wait_pym_ready, workspace_root};
+use pym_e2e::pymservice::{condition, kubectl_get_pym, pym_api, wait_condition, wait_pym_ready};
 use pym_e2e::real_node::{self, IMAGE_HELLO, IMAGE_REDIS, NODE};
 use pym_e2e::tools::Tool;
-use pym_e2e::{Cluster, Result, wait};
+use pym_e2e::{Cluster, Result, wait, workspace_root};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -89,12 +87,7 @@ async fn user_path_on_real_pods() -> Result<()> {
         (Some(2), Some(2)),
         "{api}"
     );
-    let listed = cluster
-        .kubectl()
-        .args(["get", "pym", "-n", ns])
-        .run()
-        .await?;
-    eprintln!("kubectl get pym:\n{listed}");
+    let listed = kubectl_get_pym(&cluster, ns, &[]).await?;
     assert!(
         listed.contains("hello") && listed.contains("True"),
         "{listed}"
