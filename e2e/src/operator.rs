@@ -279,6 +279,7 @@ impl Launch {
             http_port,
             log,
             identity: self.identity,
+            binary: self.binary,
         })
     }
 }
@@ -290,6 +291,8 @@ pub struct Operator {
     pub http_port: u16,
     pub log: PathBuf,
     pub identity: String,
+    /// The binary it runs.
+    pub binary: PathBuf,
 }
 
 impl Operator {
