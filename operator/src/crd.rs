@@ -540,6 +540,74 @@ pub struct WorkerStatus {
     pub summary: String,
 }
 
+/// The part of [`PymServiceStatus`] the autoscaler owns: the body of its
+/// server-side apply under its own field manager, so the reconciler's status
+/// apply and this one never remove each other's fields. Every field maps to
+/// the field of the same JSON path in [`PymServiceStatus`] (a test checks
+/// it); an empty value releases them all (autoscaling turned off).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AutoscalerStatus {
+    /// `workers.desired`: the replica count the autoscaler recommends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workers: Option<AutoscalerWorkers>,
+
+    /// `queueDepth`: tasks ready + in flight + due over the worker queues,
+    /// as last read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_depth: Option<i64>,
+
+    /// `lastScaleTime`: when the autoscaler last changed the worker replicas.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_scale_time: Option<Time>,
+
+    /// `lastScaleReason`: why it last changed them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_scale_reason: Option<String>,
+
+    /// `conditions`: only the `Autoscaling` condition (True while the queue
+    /// statistics are readable).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+/// The autoscaler's part of [`WorkerStatus`].
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AutoscalerWorkers {
+    /// Worker replicas the autoscaler recommends this poll (before the
+    /// scale-down window holds them).
+    pub desired: i32,
+}
+
+impl AutoscalerStatus {
+    /// The autoscaler's fields of a full status; `condition` names the one
+    /// condition it owns.
+    pub fn of(status: &PymServiceStatus, condition: &str) -> AutoscalerStatus {
+        AutoscalerStatus {
+            workers: status
+                .workers
+                .as_ref()
+                .and_then(|w| w.desired)
+                .map(|desired| AutoscalerWorkers { desired }),
+            queue_depth: status.queue_depth,
+            last_scale_time: status.last_scale_time.clone(),
+            last_scale_reason: status.last_scale_reason.clone(),
+            conditions: status
+                .conditions
+                .iter()
+                .filter(|c| c.type_ == condition)
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// The condition of type `type_`, if set.
+    pub fn condition(&self, type_: &str) -> Option<&Condition> {
+        self.conditions.iter().find(|c| c.type_ == type_)
+    }
+}
+
 impl PymServiceSpec {
     /// Worker settings in effect: `Some` only when `withAsync` is on.
     pub fn effective_workers(&self) -> Option<WorkersSpec> {
@@ -628,5 +696,103 @@ mod tests {
         }
         let d = queues["description"].as_str().unwrap_or_default();
         assert!(d.contains(contract::QUEUE_NAME_RULE), "{queues}");
+    }
+
+    /// The `status` schema of the generated CRD.
+    fn status_schema() -> serde_json::Value {
+        let crd = serde_json::to_value(PymService::crd()).unwrap();
+        crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"].clone()
+    }
+
+    /// Every property path (`a.b`) of a schema with its `type`.
+    fn property_types(schema: &serde_json::Value, prefix: &str, out: &mut Vec<(String, String)>) {
+        let Some(props) = schema["properties"].as_object() else {
+            return;
+        };
+        for (k, v) in props {
+            let path = format!("{prefix}{k}");
+            out.push((path.clone(), v["type"].as_str().unwrap_or("").to_string()));
+            property_types(v, &format!("{path}."), out);
+        }
+    }
+
+    #[test]
+    fn autoscaler_status_is_a_part_of_the_status_schema() {
+        let settings = schemars::generate::SchemaSettings::openapi3().with(|s| {
+            s.inline_subschemas = true;
+        });
+        let own = serde_json::to_value(
+            settings
+                .into_generator()
+                .into_root_schema_for::<AutoscalerStatus>(),
+        )
+        .unwrap();
+        let (mut own_props, mut crd_props) = (Vec::new(), Vec::new());
+        property_types(&own, "", &mut own_props);
+        property_types(&status_schema(), "", &mut crd_props);
+        assert!(own_props.len() >= 6, "{own_props:?}");
+        for p in &own_props {
+            assert!(crd_props.contains(p), "{p:?} is not in the CRD status");
+        }
+    }
+
+    #[test]
+    fn autoscaler_status_round_trips_through_the_status() {
+        let cond = Condition {
+            type_: "Autoscaling".into(),
+            status: "True".into(),
+            reason: "QueueRead".into(),
+            message: "ok".into(),
+            observed_generation: Some(2),
+            last_transition_time: Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH),
+        };
+        let own = AutoscalerStatus {
+            workers: Some(AutoscalerWorkers { desired: 6 }),
+            queue_depth: Some(1240),
+            last_scale_time: Some(Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH)),
+            last_scale_reason: Some("queue 1240 → 6 workers".into()),
+            conditions: vec![cond.clone()],
+        };
+        let json = serde_json::to_value(&own).unwrap();
+        let mut full: PymServiceStatus = serde_json::from_value(json).unwrap();
+        assert_eq!(AutoscalerStatus::of(&full, "Autoscaling"), own);
+        // Fields of the reconciler are not the autoscaler's.
+        full.conditions.push(Condition {
+            type_: "Ready".into(),
+            ..cond
+        });
+        full.observed_generation = Some(3);
+        assert_eq!(AutoscalerStatus::of(&full, "Autoscaling"), own);
+        // Empty: releases every field (server-side apply of `{}`).
+        assert_eq!(
+            serde_json::to_value(AutoscalerStatus::default()).unwrap(),
+            serde_json::json!({})
+        );
+    }
+
+    #[test]
+    fn printer_columns_point_at_status_fields() {
+        let crd = serde_json::to_value(PymService::crd()).unwrap();
+        let columns = crd["spec"]["versions"][0]["additionalPrinterColumns"]
+            .as_array()
+            .unwrap()
+            .clone();
+        let mut props = Vec::new();
+        property_types(&status_schema(), ".status.", &mut props);
+        let paths: Vec<&str> = props.iter().map(|(p, _)| p.as_str()).collect();
+        for c in &columns {
+            let path = c["jsonPath"].as_str().unwrap();
+            let field = path.split('[').next().unwrap_or(path);
+            if field.starts_with(".status") {
+                assert!(
+                    paths.contains(&field),
+                    "column {c} reads {field}: not in the status schema"
+                );
+            }
+        }
+        let names: Vec<&str> = columns.iter().filter_map(|c| c["name"].as_str()).collect();
+        for n in ["Desired", "Queue", "Scaled"] {
+            assert!(names.contains(&n), "{names:?}");
+        }
     }
 }

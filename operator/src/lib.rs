@@ -9,8 +9,7 @@
 //! | [`children`] | metadata caches of child objects; apply that skips no-ops |
 //! | [`reconcile`] | apply (SSA), deletes, status writes, events, error policy |
 //! | [`controller`] | watches and the kube-rs `Controller` wiring |
-//! | [`scale`] | pure: queue stats + history → desired worker replicas |
-//! | [`autoscaler`] | polls queue stats, patches worker `/scale`, status, events |
+//! | [`autoscaler`] | polls queue stats, patches worker `/scale`, status, events; [`autoscaler::scale`] decides |
 //! | [`metrics`] | Prometheus metrics of the process |
 //! | [`error`] | the crate's one error type |
 
@@ -23,7 +22,6 @@ pub mod error;
 pub mod metrics;
 pub mod psa;
 pub mod reconcile;
-pub mod scale;
 pub mod status;
 
 pub use error::{Error, Result};

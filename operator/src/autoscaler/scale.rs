@@ -1,6 +1,6 @@
 //! Pure: queue statistics + recent history → desired worker replicas.
 //!
-//! The autoscaler ([`crate::autoscaler`]) polls the worker queues with
+//! The autoscaler ([`crate::autoscaler`] (`poll.rs`)) polls the worker queues with
 //! `pym_broker::stats::queue_stats`, sums them into a [`Sample`]
 //! and calls [`recommend`] with the service's [`Policy`] and its
 //! [`ScaleState`]. No clock, no I/O: time comes from the samples (Redis

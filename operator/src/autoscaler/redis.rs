@@ -1,0 +1,185 @@
+//! Reading a service's queue statistics: the Redis URL from the Secret the
+//! worker pods use (managed: `<name>-redis`, key `url`; external:
+//! `spec.redis.external.urlSecretRef`), with an [`EndpointOverride`]
+//! applied; one multiplexed connection per URL; at most
+//! [`Config::max_concurrent_reads`] reads in flight. URLs are logged
+//! redacted only.
+
+use super::Config;
+use super::endpoint::{EndpointOverride, find_override, with_endpoint};
+use super::scale::Sample;
+use crate::crd::PymService;
+use crate::desired::{self, names};
+use crate::error::{Error, Result};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+use kube::{Client, ResourceExt};
+use pym_broker::redact_url;
+use pym_broker::stats::queue_stats;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use tokio::sync::{Mutex, Semaphore};
+
+/// Time limit of one connect or one stats read.
+const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often the Redis URL Secret is re-read (edits are picked up).
+const URL_REFRESH: Duration = Duration::from_secs(60);
+
+/// The Redis URL of one service and when it was read from its Secret.
+pub(super) type CachedUrl = Option<(String, Instant)>;
+
+/// Reads queue statistics for every autoscaled service.
+pub(super) struct StatsReader {
+    client: Client,
+    overrides: Vec<EndpointOverride>,
+    /// One multiplexed connection per Redis URL.
+    conns: Mutex<HashMap<String, ConnectionManager>>,
+    /// Bounds the reads (and connects) in flight.
+    permits: Semaphore,
+}
+
+impl StatsReader {
+    pub(super) fn new(client: Client, config: &Config) -> StatsReader {
+        StatsReader {
+            client,
+            overrides: config.endpoint_overrides.clone(),
+            conns: Mutex::default(),
+            permits: Semaphore::new(config.max_concurrent_reads.max(1)),
+        }
+    }
+
+    /// The summed statistics of `queues`; `url` caches the service's Redis
+    /// URL between calls (cleared on failure, so a changed password or host
+    /// is picked up on the next call).
+    pub(super) async fn read(
+        &self,
+        svc: &PymService,
+        queues: &[String],
+        url: &mut CachedUrl,
+    ) -> Result<Sample> {
+        let u = match url {
+            Some((u, at)) if at.elapsed() < URL_REFRESH => u.clone(),
+            _ => {
+                let u = self.resolve_url(svc).await?;
+                *url = Some((u.clone(), Instant::now()));
+                u
+            }
+        };
+        let _permit = self.permits.acquire().await;
+        let result = self.read_queues(&u, queues).await;
+        if result.is_err() {
+            self.conns.lock().await.remove(&u);
+            *url = None;
+        }
+        result
+    }
+
+    async fn read_queues(&self, url: &str, queues: &[String]) -> Result<Sample> {
+        let fail = |message: String| Error::QueueStats {
+            endpoint: redact_url(url),
+            message,
+        };
+        let mut conn = self.conn(url).await?;
+        let mut all = Vec::with_capacity(queues.len());
+        for q in queues {
+            let s = tokio::time::timeout(REDIS_TIMEOUT, queue_stats(&mut conn, q))
+                .await
+                .map_err(|_| fail("stats read timed out".into()))?
+                .map_err(|e| fail(e.to_string()))?;
+            all.push(s);
+        }
+        Ok(Sample::of(&all))
+    }
+
+    async fn conn(&self, url: &str) -> Result<ConnectionManager> {
+        if let Some(c) = self.conns.lock().await.get(url) {
+            return Ok(c.clone());
+        }
+        let fail = |m: String| Error::QueueStats {
+            endpoint: redact_url(url),
+            message: m,
+        };
+        let client = redis::Client::open(url).map_err(|e| fail(format!("invalid URL: {e}")))?;
+        let cfg = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(REDIS_TIMEOUT))
+            .set_response_timeout(Some(REDIS_TIMEOUT))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_secs(1));
+        let conn = tokio::time::timeout(
+            REDIS_TIMEOUT * 2,
+            client.get_connection_manager_with_config(cfg),
+        )
+        .await
+        .map_err(|_| fail("connect timed out".into()))?
+        .map_err(|e| fail(e.to_string()))?;
+        Ok(self
+            .conns
+            .lock()
+            .await
+            .entry(url.to_string())
+            .or_insert(conn)
+            .clone())
+    }
+
+    /// The Redis URL the worker pods use, with the endpoint override applied.
+    async fn resolve_url(&self, svc: &PymService) -> Result<String> {
+        let ns = svc.namespace().unwrap_or_default();
+        let name = svc.name_any();
+        let redis = svc.spec.redis.as_ref();
+        let (field, secret, key) = match (
+            redis.and_then(|r| r.managed.as_ref()),
+            redis.and_then(|r| r.external.as_ref()),
+        ) {
+            (Some(_), _) => (
+                "spec.redis.managed",
+                names::redis(&name),
+                desired::REDIS_SECRET_URL_KEY.to_string(),
+            ),
+            (None, Some(e)) => (
+                "spec.redis.external.urlSecretRef",
+                e.url_secret_ref.name.clone(),
+                e.url_secret_ref.key.clone(),
+            ),
+            (None, None) => {
+                return Err(Error::QueueStats {
+                    endpoint: String::new(),
+                    message: "spec.redis is not set".into(),
+                });
+            }
+        };
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &ns);
+        let s = secrets
+            .get_opt(&secret)
+            .await?
+            .ok_or_else(|| Error::SecretNotFound {
+                field,
+                namespace: ns.clone(),
+                name: secret.clone(),
+            })?;
+        let url = s
+            .data
+            .as_ref()
+            .and_then(|d| d.get(&key))
+            .and_then(|b| String::from_utf8(b.0.clone()).ok())
+            .ok_or_else(|| Error::SecretKeyMissing {
+                field,
+                namespace: ns.clone(),
+                name: secret.clone(),
+                key: key.clone(),
+            })?;
+        let bad = || Error::BadRedisUrl {
+            field,
+            namespace: ns.clone(),
+            name: secret.clone(),
+            key: key.clone(),
+        };
+        match find_override(&self.overrides, &ns, &name) {
+            Some(ep) => with_endpoint(url.trim(), ep).ok_or_else(bad),
+            None => {
+                desired::redis_endpoint_of_url(url.trim()).ok_or_else(bad)?;
+                Ok(url.trim().to_string())
+            }
+        }
+    }
+}
