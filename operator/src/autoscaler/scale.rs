@@ -30,7 +30,10 @@
 //!    so a saw-tooth load does not flap and zero needs a whole idle window.
 //!    The window starts full of the current replica count, so a restarted
 //!    operator does not scale down before one window has passed.
-//! 6. **No statistics** (Redis unreachable): keep the current replicas.
+//! 6. **Bounds first**: a count outside `[minReplicas, maxReplicas]` (the
+//!    bounds were edited) moves inside at once, with or without statistics;
+//!    the autoscaler is the one writer of the worker replica count.
+//! 7. **No statistics** (Redis unreachable): keep the current replicas.
 
 use crate::crd::WorkersSpec;
 use pym_broker::stats::QueueStats;
@@ -169,7 +172,8 @@ pub struct Workers {
 }
 
 /// The scaling decision for one poll; `sample` is `None` when the queue
-/// statistics could not be read (the replicas stay as they are).
+/// statistics could not be read (the replicas stay as they are, moved into
+/// `[minReplicas, maxReplicas]` if the bounds changed).
 pub fn recommend(
     policy: &Policy,
     sample: Option<&Sample>,
@@ -177,19 +181,26 @@ pub fn recommend(
     state: &mut ScaleState,
 ) -> Decision {
     let current = workers.current;
+    let (min, max) = (
+        policy.min_replicas,
+        policy.max_replicas.max(policy.min_replicas),
+    );
     let Some(s) = sample else {
+        let replicas = current.clamp(min, max);
+        let reason = if replicas == current {
+            format!("queue statistics unavailable: keeping {current} workers")
+        } else {
+            format!("queue statistics unavailable: {current} workers bounded to {min}..{max}")
+        };
         return Decision {
-            replicas: current,
-            recommended: current,
-            reason: format!("queue statistics unavailable: keeping {current} workers"),
+            replicas,
+            recommended: replicas,
+            reason,
         };
     };
     update_rates(state, s, workers.ready);
     let (raw, why) = raw_recommendation(policy, s, current, state);
-    let recommended = raw.clamp(
-        policy.min_replicas,
-        policy.max_replicas.max(policy.min_replicas),
-    );
+    let recommended = raw.clamp(min, max);
 
     // Stabilization window (seeded with the current count on the first poll).
     if state.recent.is_empty() && state.last.is_none() {
@@ -208,26 +219,44 @@ pub fn recommend(
         .map(|(_, r)| *r)
         .max()
         .unwrap_or(recommended);
+    // Up at once; down to the window's highest, but never above the bound
+    // (a lowered maxReplicas applies at once).
     let replicas = if recommended >= current {
         recommended
     } else {
-        window_max.min(current)
+        window_max.min(current).min(max)
     };
+    Decision {
+        replicas,
+        recommended,
+        reason: reason(policy, s, current, (raw, &why), recommended, replicas),
+    }
+}
 
+/// The human sentence of a decision.
+fn reason(
+    policy: &Policy,
+    s: &Sample,
+    current: u32,
+    (raw, why): (u32, &str),
+    recommended: u32,
+    replicas: u32,
+) -> String {
     let depth = format!(
         "queue {} ready, {} in flight, {} due",
         s.ready, s.in_flight, s.delayed_due
     );
-    let reason = if replicas == current && recommended < current {
+    let window_s = policy.scale_down_window_ms / 1000;
+    if replicas == current && recommended < current {
         format!(
-            "{depth} → {recommended} workers wanted; holding {current} for the {}s scale-down window",
-            policy.scale_down_window_ms / 1000
+            "{depth} → {recommended} workers wanted; holding {current} for the {window_s}s scale-down window"
+        )
+    } else if replicas == policy.max_replicas && current > replicas && replicas != recommended {
+        format!(
+            "{depth} → {replicas} workers (maxReplicas; {recommended} wanted, held by the {window_s}s scale-down window)"
         )
     } else if replicas != recommended {
-        format!(
-            "{depth} → {replicas} workers (highest of the last {}s)",
-            policy.scale_down_window_ms / 1000
-        )
+        format!("{depth} → {replicas} workers (highest of the last {window_s}s)")
     } else if recommended != raw {
         format!(
             "{depth} → {replicas} workers ({why}, bounded to {}..{})",
@@ -235,11 +264,6 @@ pub fn recommend(
         )
     } else {
         format!("{depth} → {replicas} workers ({why})")
-    };
-    Decision {
-        replicas,
-        recommended,
-        reason,
     }
 }
 
@@ -632,6 +656,48 @@ mod tests {
         assert_eq!(d.replicas, 3);
         assert!(d.reason.contains("unavailable"), "{}", d.reason);
         assert_eq!(st, ScaleState::default(), "no history recorded");
+    }
+
+    #[test]
+    fn bounds_apply_at_once_with_or_without_statistics() {
+        let p = Policy {
+            min_replicas: 2,
+            max_replicas: 4,
+            ..policy()
+        };
+        // (name, stats: ready tasks or None, current, replicas, reason has)
+        let rows = [
+            ("no stats, inside", None, 3, 3, "keeping 3"),
+            ("no stats, above max", None, 9, 4, "bounded to 2..4"),
+            ("no stats, below min", None, 0, 2, "bounded to 2..4"),
+            (
+                "idle, above max: max at once, not after the window",
+                Some(0),
+                9,
+                4,
+                "maxReplicas",
+            ),
+            ("busy, above max", Some(500), 9, 4, "bounded to 2..4"),
+            ("idle, below min", Some(0), 0, 2, "bounded to 2..4"),
+            ("idle, inside: the window holds", Some(0), 3, 3, "holding 3"),
+        ];
+        for (name, ready, current, want, has) in rows {
+            let s = ready.map(|r| sample(1000, r, 0, 0));
+            let d = recommend(&p, s.as_ref(), w(current), &mut ScaleState::default());
+            assert_eq!(d.replicas, want, "{name}: {}", d.reason);
+            assert!(d.reason.contains(has), "{name}: {}", d.reason);
+        }
+    }
+
+    #[test]
+    fn lowered_max_applies_while_the_window_remembers_more() {
+        let mut p = policy();
+        let mut st = ScaleState::default();
+        let d = recommend(&p, Some(&sample(0, 100, 0, 0)), w(0), &mut st);
+        assert_eq!(d.replicas, 10);
+        p.max_replicas = 3;
+        let d = recommend(&p, Some(&sample(1, 0, 0, 0)), w(10), &mut st);
+        assert_eq!(d.replicas, 3, "{}", d.reason);
     }
 
     fn measured(at_s: u64, ready: u64, fetched: u64) -> Sample {
