@@ -8,7 +8,7 @@
 //!   it keeps it inside `[minReplicas, maxReplicas]` even when the queue
 //!   statistics cannot be read;
 //! * the autoscaler's part of the PymService status
-//!   ([`AutoscalerStatus`](crate::crd::AutoscalerStatus): `workers.desired`,
+//!   ([`crate::crd::AutoscalerStatus`]: `workers.desired`,
 //!   `queueDepth`, `lastScaleTime`, `lastScaleReason` and the `Autoscaling`
 //!   condition), by server-side apply under [`FIELD_MANAGER`], so the
 //!   reconciler's status apply and this one never remove each other's fields;
