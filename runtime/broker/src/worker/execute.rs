@@ -349,17 +349,10 @@ mod tests {
     /// error, attempts).
     type Want = Result<&'static str, (Reason, &'static str, u32)>;
 
-    #[test]
-    fn triage_table() {
-        let registry = Registry::of(&[&ADD, &FRESH]);
-        let s = signer();
-        let rules = Rules {
-            signer: &s,
-            registry: &registry,
-            max_deliveries: 5,
-        };
+    /// One row per dead-letter reason, and the cases that run.
+    fn rows(s: &Signer) -> Vec<(&'static str, Delivery, Want)> {
         let ok = msg("add", "[1,2]", None);
-        let rows: Vec<(&str, Delivery, Want)> = vec![
+        vec![
             ("runnable", delivery(Some(ok.clone()), 1), Ok("add")),
             (
                 "at the delivery limit",
@@ -426,8 +419,19 @@ mod tests {
                 delivery(Some(msg("fresh", "null", Some(NOW_S))), 1),
                 Err((Reason::TokenExpired, "expired 0s ago", 2)),
             ),
-        ];
-        for (name, d, want) in rows {
+        ]
+    }
+
+    #[test]
+    fn triage_table() {
+        let registry = Registry::of(&[&ADD, &FRESH]);
+        let s = signer();
+        let rules = Rules {
+            signer: &s,
+            registry: &registry,
+            max_deliveries: 5,
+        };
+        for (name, d, want) in rows(&s) {
             match (triage(&d, "q", &rules, NOW_MS), want) {
                 (Ok(r), Ok(task)) => assert_eq!(r.reg.name, task, "{name}"),
                 (Err(dead), Err((reason, error, attempts))) => {
