@@ -99,7 +99,9 @@ impl Running {
     /// settled yet. Returns how many were handed back.
     async fn hard_shutdown(&self) -> usize {
         let handed = hand_back_all(&self.shared);
-        self.shared.tasks.wait().await;
+        // Aborted tasks end at their next await; one that never yields is
+        // not waited for (its outcome is ignored: it was handed back).
+        let _ = tokio::time::timeout(FLUSH_TIMEOUT, self.shared.tasks.wait()).await;
         handed
     }
 
