@@ -140,7 +140,9 @@ type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 /// An outcome on its way to Redis.
 struct SettleOp {
     key: HeldKey,
-    queue: Arc<str>,
+    /// The task's queue, for outcomes that write to its keys (not for a
+    /// plain ack: no shared reference count touched per task).
+    queue: Option<Arc<str>>,
     settle: Settle,
 }
 
@@ -193,9 +195,9 @@ impl Shared {
             Some(h) if h.settling => return,
             Some(h) => {
                 h.settling = true;
-                h.queue.clone()
+                (!matches!(settle, Settle::Ack)).then(|| h.queue.clone())
             }
-            None => Arc::from(""),
+            None => None,
         };
         drop(held);
         let _ = self.settle_tx.send(SettleOp { key, queue, settle });

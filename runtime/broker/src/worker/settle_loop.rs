@@ -45,7 +45,7 @@ async fn write(shared: &Shared, batch: &[SettleOp]) {
     let settlements: Vec<Settlement<'_>> = batch
         .iter()
         .map(|op| Settlement {
-            queue: &op.queue,
+            queue: op.queue.as_deref().unwrap_or(""),
             stream: &op.key.0,
             id: &op.key.1,
             settle: &op.settle,

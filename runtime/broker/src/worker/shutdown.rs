@@ -150,7 +150,7 @@ fn hand_back_all(shared: &Shared) -> usize {
             };
             ops.push(SettleOp {
                 key: key.clone(),
-                queue: h.queue.clone(),
+                queue: Some(h.queue.clone()),
                 settle: Settle::HandBack {
                     message: message.clone(),
                 },
