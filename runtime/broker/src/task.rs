@@ -189,7 +189,7 @@ impl Registry {
 
     /// The process-wide registry; an error if two tasks share a name.
     /// A registry of exactly `regs` (tests of the worker's decisions).
-    #[cfg(test)]
+    #[cfg(all(test, feature = "worker"))]
     pub(crate) fn of(regs: &[&'static Registration]) -> Registry {
         Registry {
             by_name: regs.iter().map(|r| (r.name, *r)).collect(),
