@@ -3,7 +3,9 @@
 //! letter, hand-back), so no crash between two steps can lose or double it.
 
 use crate::dead::DeadLetter;
+use crate::{Broker, Result};
 use pym_core::keys::{self, QueueKeys};
+use std::collections::HashMap;
 
 /// What becomes of a delivered entry.
 #[derive(Debug, Clone)]
@@ -29,9 +31,53 @@ impl Settle {
     }
 }
 
+/// One outcome to write: entry `id` of ready stream `stream` of `queue`.
+#[derive(Debug, Clone, Copy)]
+pub struct Settlement<'a> {
+    pub queue: &'a str,
+    pub stream: &'a str,
+    pub id: &'a str,
+    pub settle: &'a Settle,
+}
+
+/// Write every outcome of `batch` in one atomic pipeline (all or none).
+pub async fn settle(broker: &Broker, batch: &[Settlement<'_>]) -> Result<()> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let () = pipeline(batch).query_async(&mut broker.conn()).await?;
+    Ok(())
+}
+
+/// The atomic pipeline that writes `batch`: the writes of each outcome,
+/// then, per stream, one XACK and one XDEL of its plain acks.
+pub fn pipeline(batch: &[Settlement<'_>]) -> redis::Pipeline {
+    let mut pipe = redis::pipe();
+    pipe.atomic();
+    let mut qks: HashMap<&str, QueueKeys> = HashMap::new();
+    let mut acks: Vec<(&str, Vec<&str>)> = Vec::new();
+    for s in batch {
+        if matches!(s.settle, Settle::Ack) {
+            match acks.iter_mut().find(|(stream, _)| *stream == s.stream) {
+                Some((_, ids)) => ids.push(s.id),
+                None => acks.push((s.stream, vec![s.id])),
+            }
+            continue;
+        }
+        let qk = qks
+            .entry(s.queue)
+            .or_insert_with(|| QueueKeys::new(s.queue));
+        add_to_pipe(&mut pipe, qk, s.stream, s.id, s.settle);
+    }
+    for (stream, ids) in &acks {
+        add_acks_to_pipe(&mut pipe, stream, ids);
+    }
+    pipe
+}
+
 /// Append the commands that ack and delete many finished entries of one
 /// stream: one variadic XACK and one XDEL, however many ids.
-pub fn add_acks_to_pipe(pipe: &mut redis::Pipeline, stream: &str, ids: &[&str]) {
+fn add_acks_to_pipe(pipe: &mut redis::Pipeline, stream: &str, ids: &[&str]) {
     if ids.is_empty() {
         return;
     }
@@ -44,7 +90,7 @@ pub fn add_acks_to_pipe(pipe: &mut redis::Pipeline, stream: &str, ids: &[&str]) 
 }
 
 /// Append the commands that settle `stream`/`id` to an atomic pipeline.
-pub fn add_to_pipe(
+fn add_to_pipe(
     pipe: &mut redis::Pipeline,
     qk: &QueueKeys,
     stream: &str,
@@ -73,4 +119,66 @@ pub fn add_to_pipe(
         }
     }
     add_acks_to_pipe(pipe, stream, &[id]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each command of `pipe` as its words.
+    fn commands(pipe: &redis::Pipeline) -> Vec<String> {
+        pipe.cmd_iter()
+            .map(|c| {
+                c.args_iter()
+                    .map(|a| match a {
+                        redis::Arg::Simple(b) => String::from_utf8_lossy(b).into_owned(),
+                        _ => "<cursor>".into(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect()
+    }
+
+    #[test]
+    fn one_pipeline_per_batch_with_acks_grouped_per_stream() {
+        let ack = Settle::Ack;
+        let retry = Settle::Retry {
+            due_ms: 7,
+            member: "mem".into(),
+        };
+        let back = Settle::HandBack {
+            message: "msg".into(),
+        };
+        let s = |stream, id, settle| Settlement {
+            queue: "q",
+            stream,
+            id,
+            settle,
+        };
+        let batch = [
+            s("a", "1-0", &ack),
+            s("b", "2-0", &ack),
+            s("a", "3-0", &retry),
+            s("a", "4-0", &ack),
+            s("b", "5-0", &back),
+        ];
+        let qk = QueueKeys::new("q");
+        let want = vec![
+            format!("ZADD {} 7 mem", qk.delayed),
+            format!("LPUSH {} 1", qk.signal),
+            format!("LTRIM {} 0 0", qk.signal),
+            format!("XACK a {} 3-0", keys::GROUP),
+            "XDEL a 3-0".to_owned(),
+            format!("XADD b * {} msg", keys::FIELD_MESSAGE),
+            format!("XACK b {} 5-0", keys::GROUP),
+            "XDEL b 5-0".to_owned(),
+            format!("XACK a {} 1-0 4-0", keys::GROUP),
+            "XDEL a 1-0 4-0".to_owned(),
+            format!("XACK b {} 2-0", keys::GROUP),
+            "XDEL b 2-0".to_owned(),
+        ];
+        assert_eq!(commands(&pipeline(&batch)), want);
+        assert!(commands(&pipeline(&[])).is_empty());
+    }
 }

@@ -1,7 +1,7 @@
 //! The task envelope: versioned wire format of one task, signed with HMAC.
 //!
 //! On the wire a message is `<hex HMAC-SHA256>.<envelope JSON>`. The MAC key is
-//! derived from the service secret, so a message written into Redis by
+//! derived from the service secret (HKDF-SHA256), so a message written into Redis by
 //! anyone without the secret, or altered after it was written, never runs:
 //! [`Signer::open`] refuses it and the worker dead-letters it with the reason.
 //!
@@ -14,6 +14,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chacha20poly1305::aead::{Aead, KeyInit};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use pym_core::Context;
 use pym_core::Priority;
@@ -31,6 +32,13 @@ type HmacSha256 = Hmac<Sha256>;
 /// Prefix of an encrypted token inside an envelope (format version 1).
 const SEALED_TOKEN_PREFIX: &str = "xc1:";
 const NONCE_LEN: usize = 24;
+
+/// HKDF `info` of the key that signs envelopes. Until v2 the keys were
+/// `HMAC(secret, "pym task envelope v1")`; messages written before that
+/// change no longer verify (pym is pre-1.0: no compatibility kept).
+const KEY_INFO_MAC: &[u8] = b"pym task envelope mac v2";
+/// HKDF `info` of the key that encrypts tokens.
+const KEY_INFO_TOKEN: &[u8] = b"pym task token key v2";
 
 /// One task on its way to a worker.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -127,18 +135,20 @@ impl std::fmt::Debug for Signer {
 
 impl Signer {
     pub fn new(secret: &[u8]) -> Self {
-        // Derive a key used for task envelopes only, so the same service
-        // secret can also sign JWTs without the two ever being confusable.
-        let derive = |purpose: &[u8]| {
-            let mut kdf =
-                <HmacSha256 as Mac>::new_from_slice(secret).expect("HMAC takes any key length");
-            kdf.update(purpose);
-            kdf.finalize().into_bytes()
+        // Keys for task envelopes only (HKDF-SHA256, RFC 5869, one `info`
+        // per purpose), so the same service secret can also sign JWTs
+        // without the two ever being confusable.
+        let kdf = Hkdf::<Sha256>::new(None, secret);
+        let derive = |info: &[u8]| {
+            let mut key = [0u8; 32];
+            kdf.expand(info, &mut key)
+                .expect("32 bytes is a valid HKDF-SHA256 output length");
+            key
         };
         Signer {
-            mac: <HmacSha256 as Mac>::new_from_slice(&derive(b"pym task envelope v1"))
+            mac: <HmacSha256 as Mac>::new_from_slice(&derive(KEY_INFO_MAC))
                 .expect("HMAC takes any key length"),
-            cipher: XChaCha20Poly1305::new(&derive(b"pym task token v1")),
+            cipher: XChaCha20Poly1305::new(&derive(KEY_INFO_TOKEN).into()),
         }
     }
 
@@ -275,6 +285,31 @@ mod tests {
         assert_eq!(back.priority, Priority::High);
         assert_eq!(back.args.get(), "[\"a@b.c\",1]");
         assert_eq!(back.ctx.user_id.as_deref(), Some("u1"));
+    }
+
+    #[test]
+    fn keys_are_hkdf_sha256_of_the_secret() {
+        // RFC 5869 HKDF with no salt, computed independently of `Signer`:
+        // a change of derivation changes the wire format and must show here.
+        let body = r#"{"v":1}"#;
+        let prk = <HmacSha256 as Mac>::new_from_slice(&[0u8; 32])
+            .unwrap()
+            .chain_update(b"secret")
+            .finalize()
+            .into_bytes();
+        let okm = <HmacSha256 as Mac>::new_from_slice(&prk)
+            .unwrap()
+            .chain_update(KEY_INFO_MAC)
+            .chain_update([1u8])
+            .finalize()
+            .into_bytes();
+        let tag = <HmacSha256 as Mac>::new_from_slice(&okm)
+            .unwrap()
+            .chain_update(body)
+            .finalize()
+            .into_bytes();
+        let want = format!("{}.{body}", hex::encode(tag));
+        assert_eq!(Signer::new(b"secret").seal_json(body), want);
     }
 
     #[test]

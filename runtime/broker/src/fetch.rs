@@ -3,8 +3,8 @@
 //! consumer, until it is acked — a worker that dies loses nothing.
 
 use crate::Result;
+use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use pym_core::keys::{self, QueueKeys};
-use rand::Rng;
 use redis::Value;
 use redis::aio::ConnectionLike;
 use std::time::Duration;
@@ -183,23 +183,40 @@ pub(crate) fn as_string(v: Value) -> Option<String> {
     }
 }
 
-/// Exponential reconnect delay with jitter: 50 ms doubling to 5 s.
-#[derive(Debug, Default)]
+/// Exponential reconnect delay with jitter: 50 ms doubling to 5 s (plus up
+/// to as much again of jitter), forever; [`Reconnect::reset`] after a success.
+#[derive(Debug)]
 pub struct Reconnect {
-    failures: u32,
+    delays: ExponentialBackoff,
+}
+
+impl Default for Reconnect {
+    fn default() -> Self {
+        Reconnect {
+            delays: Self::policy().build(),
+        }
+    }
 }
 
 impl Reconnect {
+    /// The schedule, for `backon`'s `Retryable::retry` too.
+    pub fn policy() -> ExponentialBuilder {
+        ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(50))
+            .with_max_delay(Duration::from_secs(5))
+            .with_factor(2.0)
+            .with_jitter()
+            .without_max_times()
+    }
+
     pub fn next_delay(&mut self) -> Duration {
-        let base = 50u64 << self.failures.min(7);
-        self.failures = self.failures.saturating_add(1);
-        let ms = base.min(5_000);
-        let jitter = rand::rng().random_range(0..=ms / 4);
-        Duration::from_millis(ms + jitter)
+        self.delays
+            .next()
+            .expect("a schedule without max times never ends")
     }
 
     pub fn reset(&mut self) {
-        self.failures = 0;
+        self.delays = Self::policy().build();
     }
 }
 
@@ -240,9 +257,9 @@ mod tests {
     fn reconnect_backs_off_to_a_cap() {
         let mut r = Reconnect::default();
         let first = r.next_delay();
-        assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(63));
+        assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100));
         for _ in 0..20 {
-            assert!(r.next_delay() <= Duration::from_millis(6_250));
+            assert!(r.next_delay() <= Duration::from_secs(10));
         }
         r.reset();
         assert!(r.next_delay() < Duration::from_millis(100));

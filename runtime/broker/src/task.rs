@@ -188,6 +188,14 @@ impl Registry {
     }
 
     /// The process-wide registry; an error if two tasks share a name.
+    /// A registry of exactly `regs` (tests of the worker's decisions).
+    #[cfg(all(test, feature = "worker"))]
+    pub(crate) fn of(regs: &[&'static Registration]) -> Registry {
+        Registry {
+            by_name: regs.iter().map(|r| (r.name, *r)).collect(),
+        }
+    }
+
     pub fn global() -> Result<&'static Registry, &'static DuplicateTask> {
         REGISTRY.as_ref()
     }

@@ -3,11 +3,11 @@
 
 use crate::ack::Settle;
 use crate::dead::{DeadLetter, Reason};
-use crate::envelope::{Envelope, Signer};
+use crate::envelope::{Envelope, Signer, now_ms};
 use crate::fetch::Delivery;
 use crate::metrics::{TaskHandles, TaskMetrics};
 use crate::retry::{Backoff, next_attempt};
-use crate::task::Registry;
+use crate::task::{Registration, Registry, TaskFuture};
 use futures::FutureExt;
 use pym_core::context;
 use pym_core::keys;
@@ -15,7 +15,7 @@ use pym_core::panic_message;
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tracing::Instrument;
 
 /// What the executor needs, shared by all tasks of a worker.
@@ -60,146 +60,73 @@ impl Executor {
         }
     }
 
+    fn rules(&self) -> Rules<'_> {
+        Rules {
+            signer: &self.signer,
+            registry: self.registry,
+            max_deliveries: self.max_deliveries,
+        }
+    }
+
     /// Run `d` (from `queue`) to completion and say how to settle it.
     pub async fn run(&self, queue: &str, d: &Delivery) -> Settle {
-        let dead = |message: &str, reason: Reason, error: String, attempts: u32| {
-            tracing::warn!(queue, entry = %d.id, reason = reason.label(), %error, "task dead-lettered");
-            self.metrics.dead_lettered(queue, reason.label());
-            Settle::Dead(Box::new(DeadLetter::new(
-                queue, &d.id, message, reason, error, attempts,
-            )))
-        };
-        let Some(message) = d.message.as_deref() else {
-            return dead(
-                "",
-                Reason::Malformed,
-                format!("stream entry has no `{}` field", keys::FIELD_MESSAGE),
-                0,
-            );
-        };
-        let env = match self.signer.open(message) {
-            Ok(env) => env,
-            Err(e) => return dead(message, (&e).into(), e.to_string(), 0),
-        };
-        if d.deliveries > self.max_deliveries {
-            return dead(
-                message,
-                Reason::TooManyDeliveries,
-                format!(
-                    "delivered {} times without finishing (limit {}): its workers crashed or were killed while running it",
-                    d.deliveries, self.max_deliveries
-                ),
-                env.attempt + 1,
-            );
-        }
-        let Some(reg) = self.registry.get(&env.task) else {
-            let mut known: Vec<_> = self.registry.names().collect();
-            known.sort_unstable();
-            return dead(
-                message,
-                Reason::UnknownTask,
-                format!(
-                    "no task named {:?} in this worker (it has: {})",
-                    env.task,
-                    known.join(", ")
-                ),
-                env.attempt,
-            );
-        };
-        if reg.options.fresh_token
-            && let Some(exp) = env.ctx.token_expiry()
-        {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
-            if exp <= now {
-                return dead(
-                    message,
-                    Reason::TokenExpired,
-                    format!(
-                        "the caller's token expired {}s ago, while the task was queued, and task {:?} requires a fresh token",
-                        now - exp,
-                        env.task
-                    ),
-                    env.attempt,
-                );
-            }
-        }
-        let fut = match reg.start(&env.args) {
-            Ok(f) => f,
-            Err(e) => {
-                return dead(
-                    message,
-                    Reason::BadArgs,
-                    format!(
-                        "arguments do not match the parameters of task {:?}: {e}",
-                        env.task
-                    ),
-                    env.attempt,
-                );
-            }
+        let r = match triage(d, queue, &self.rules(), now_ms()) {
+            Ok(r) => r,
+            Err(dead) => return self.dead(dead),
         };
         // A task sent to a queue other than its own has no handles yet.
-        let m = match self.handles.get(reg.name) {
-            Some(h) if reg.options.queue == queue => h.clone(),
-            _ => self.metrics.handles(&env.task, queue),
+        let m = match self.handles.get(r.reg.name) {
+            Some(h) if r.reg.options.queue == queue => h.clone(),
+            _ => self.metrics.handles(&r.env.task, queue),
         };
         m.started();
-        let ctx = Arc::new(env.ctx.clone());
-        let span = tracing::info_span!(
-            "task",
-            task = %env.task,
-            id = %env.id,
-            attempt = env.attempt,
-            request_id = ctx.request_id.as_deref().unwrap_or(""),
-            user_id = ctx.user_id.as_deref().unwrap_or(""),
-        );
         let started = Instant::now();
-        let timeout = reg.options.timeout;
-        let result = tokio::time::timeout(
-            timeout,
-            AssertUnwindSafe(context::scope(ctx, fut)).catch_unwind(),
-        )
-        .instrument(span)
-        .await;
-        let (error, retryable) = match result {
-            Ok(Ok(Ok(()))) => {
+        let Runnable {
+            message,
+            env,
+            reg,
+            fut,
+        } = r;
+        let (error, retryable) = match execute(&env, reg.options.timeout, fut).await {
+            Ok(()) => {
                 m.finished(true, started.elapsed().as_secs_f64());
                 return Settle::Ack;
             }
-            Ok(Ok(Err(e))) => (e.message().to_owned(), e.is_retryable()),
-            Ok(Err(panic)) => (format!("task panicked: {}", panic_message(&*panic)), true),
-            Err(_) => (
-                format!("task timed out after {}", fmt_duration(timeout)),
-                true,
-            ),
+            Err(failure) => failure,
         };
         m.finished(false, started.elapsed().as_secs_f64());
-        self.failed(
-            queue,
-            d,
-            message,
-            env,
-            reg.options.max_retries,
+        let failure = Failure {
             error,
             retryable,
-            dead,
-        )
+            max_retries: reg.options.max_retries,
+        };
+        self.failed(queue, d, message, env, failure)
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Record and return a dead letter.
+    fn dead(&self, dead: Box<DeadLetter>) -> Settle {
+        tracing::warn!(
+            queue = %dead.queue, id = %dead.id, reason = dead.reason.label(),
+            error = %dead.error, "task dead-lettered"
+        );
+        self.metrics.dead_lettered(&dead.queue, dead.reason.label());
+        Settle::Dead(dead)
+    }
+
+    /// Schedule the next attempt of a failed task, or dead-letter it.
     fn failed(
         &self,
         queue: &str,
         d: &Delivery,
         message: &str,
         env: Envelope,
-        max_retries: u32,
-        error: String,
-        retryable: bool,
-        dead: impl Fn(&str, Reason, String, u32) -> Settle,
+        f: Failure,
     ) -> Settle {
+        let Failure {
+            error,
+            retryable,
+            max_retries,
+        } = f;
         if retryable && env.attempt < max_retries {
             let delay = self.backoff.delay(env.attempt, rand::random::<f64>());
             tracing::info!(
@@ -208,19 +135,143 @@ impl Executor {
             );
             self.metrics.retried(&env.task, queue);
             let next = next_attempt(&env, &error, delay);
-            Settle::Retry {
+            return Settle::Retry {
                 due_ms: next.eta.unwrap_or(0),
                 member: keys::delayed_member(next.priority, &self.signer.seal(&next)),
-            }
-        } else if retryable {
-            dead(
-                message,
-                Reason::RetriesExhausted,
-                format!("failed {} times; last error: {error}", env.attempt + 1),
-                env.attempt + 1,
-            )
+            };
+        }
+        let (reason, error) = if retryable {
+            let error = format!("failed {} times; last error: {error}", env.attempt + 1);
+            (Reason::RetriesExhausted, error)
         } else {
-            dead(message, Reason::Fatal, error, env.attempt + 1)
+            (Reason::Fatal, error)
+        };
+        let dead = DeadLetter::new(queue, &d.id, message, reason, error, env.attempt + 1);
+        self.dead(Box::new(dead))
+    }
+}
+
+/// How a run failed, and what the task allows.
+struct Failure {
+    error: String,
+    retryable: bool,
+    max_retries: u32,
+}
+
+/// Run a task in its caller's context, with its timeout and a panic guard.
+/// `Err((error, retryable))` when it failed.
+async fn execute(env: &Envelope, timeout: Duration, fut: TaskFuture) -> Result<(), (String, bool)> {
+    let ctx = Arc::new(env.ctx.clone());
+    let span = tracing::info_span!(
+        "task",
+        task = %env.task,
+        id = %env.id,
+        attempt = env.attempt,
+        request_id = ctx.request_id.as_deref().unwrap_or(""),
+        user_id = ctx.user_id.as_deref().unwrap_or(""),
+    );
+    let result = tokio::time::timeout(
+        timeout,
+        AssertUnwindSafe(context::scope(ctx, fut)).catch_unwind(),
+    )
+    .instrument(span)
+    .await;
+    match result {
+        Ok(Ok(Ok(()))) => Ok(()),
+        Ok(Ok(Err(e))) => Err((e.message().to_owned(), e.is_retryable())),
+        Ok(Err(panic)) => Err((format!("task panicked: {}", panic_message(&*panic)), true)),
+        Err(_) => Err((
+            format!("task timed out after {}", fmt_duration(timeout)),
+            true,
+        )),
+    }
+}
+
+/// What a delivery is checked against before it runs.
+pub(crate) struct Rules<'a> {
+    pub signer: &'a Signer,
+    pub registry: &'a Registry,
+    pub max_deliveries: u64,
+}
+
+/// A delivery that passed every check, with its task ready to be polled.
+pub(crate) struct Runnable<'d> {
+    /// The message as delivered (kept for a later dead letter).
+    pub message: &'d str,
+    pub env: Envelope,
+    pub reg: &'static Registration,
+    pub fut: TaskFuture,
+}
+
+/// Decide whether delivery `d` of `queue` may run (at `now_ms`, ms since
+/// the epoch): it must carry a message, signed with our secret, of a known
+/// envelope version, delivered no more than `max_deliveries` times, naming
+/// a task of this worker with arguments of its shape, and, if the task asks
+/// for a fresh token, with one that has not expired. Otherwise the dead
+/// letter that says why.
+pub(crate) fn triage<'d>(
+    d: &'d Delivery,
+    queue: &str,
+    rules: &Rules<'_>,
+    now_ms: u64,
+) -> Result<Runnable<'d>, Box<DeadLetter>> {
+    let message = d.message.as_deref().unwrap_or("");
+    let dead = |reason: Reason, error: String, attempts: u32| {
+        Box::new(DeadLetter {
+            failed_at: now_ms,
+            ..DeadLetter::new(queue, &d.id, message, reason, error, attempts)
+        })
+    };
+    if d.message.is_none() {
+        let error = format!("stream entry has no `{}` field", keys::FIELD_MESSAGE);
+        return Err(dead(Reason::Malformed, error, 0));
+    }
+    let env = rules
+        .signer
+        .open(message)
+        .map_err(|e| dead((&e).into(), e.to_string(), 0))?;
+    if d.deliveries > rules.max_deliveries {
+        let error = format!(
+            "delivered {} times without finishing (limit {}): its workers crashed or were killed while running it",
+            d.deliveries, rules.max_deliveries
+        );
+        return Err(dead(Reason::TooManyDeliveries, error, env.attempt + 1));
+    }
+    let Some(reg) = rules.registry.get(&env.task) else {
+        let mut known: Vec<_> = rules.registry.names().collect();
+        known.sort_unstable();
+        let error = format!(
+            "no task named {:?} in this worker (it has: {})",
+            env.task,
+            known.join(", ")
+        );
+        return Err(dead(Reason::UnknownTask, error, env.attempt));
+    };
+    let now_s = now_ms / 1000;
+    if reg.options.fresh_token
+        && let Some(exp) = env.ctx.token_expiry()
+        && exp <= now_s
+    {
+        let error = format!(
+            "the caller's token expired {}s ago, while the task was queued, and task {:?} requires a fresh token",
+            now_s - exp,
+            env.task
+        );
+        return Err(dead(Reason::TokenExpired, error, env.attempt));
+    }
+    match reg.start(&env.args) {
+        Ok(fut) => Ok(Runnable {
+            message,
+            env,
+            reg,
+            fut,
+        }),
+        Err(e) => {
+            let error = format!(
+                "arguments do not match the parameters of task {:?}: {e}",
+                env.task
+            );
+            Err(dead(Reason::BadArgs, error, env.attempt))
         }
     }
 }
@@ -230,5 +281,174 @@ fn fmt_duration(d: Duration) -> String {
         format!("{}s", d.as_secs())
     } else {
         format!("{}ms", d.as_millis())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::task::{Task, TaskOptions};
+    use pym_core::{Context, Priority};
+    use serde_json::value::RawValue;
+
+    struct Add;
+    impl Task for Add {
+        type Args = (u32, u32);
+        const NAME: &'static str = "add";
+        const OPTIONS: TaskOptions = TaskOptions::DEFAULT;
+        fn call(_: (u32, u32)) -> TaskFuture {
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    struct Fresh;
+    impl Task for Fresh {
+        type Args = ();
+        const NAME: &'static str = "fresh";
+        const OPTIONS: TaskOptions = TaskOptions {
+            fresh_token: true,
+            ..TaskOptions::DEFAULT
+        };
+        fn call(_: ()) -> TaskFuture {
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    static ADD: Registration = Registration::of::<Add>();
+    static FRESH: Registration = Registration::of::<Fresh>();
+
+    const NOW_MS: u64 = 1_800_000_000_000;
+    const NOW_S: u64 = NOW_MS / 1000;
+
+    fn signer() -> Signer {
+        Signer::new(b"secret")
+    }
+
+    /// A signed message of `task` with `args`, the token expiring at `exp`.
+    fn msg(task: &str, args: &str, exp: Option<u64>) -> String {
+        let ctx = Context {
+            claims: exp.map(|e| serde_json::json!({ "exp": e })),
+            ..Context::default()
+        };
+        let args = RawValue::from_string(args.into()).unwrap();
+        let mut env = Envelope::new(task, "q", Priority::Normal, args, ctx);
+        env.attempt = 2;
+        signer().seal(&env)
+    }
+
+    fn delivery(message: Option<String>, deliveries: u64) -> Delivery {
+        Delivery {
+            stream: "s".into(),
+            id: "1-0".into(),
+            message,
+            deliveries,
+        }
+    }
+
+    /// The task that runs, or the dead letter's (reason, part of its
+    /// error, attempts).
+    type Want = Result<&'static str, (Reason, &'static str, u32)>;
+
+    /// One row per dead-letter reason, and the cases that run.
+    fn rows(s: &Signer) -> Vec<(&'static str, Delivery, Want)> {
+        let ok = msg("add", "[1,2]", None);
+        vec![
+            ("runnable", delivery(Some(ok.clone()), 1), Ok("add")),
+            (
+                "at the delivery limit",
+                delivery(Some(ok.clone()), 5),
+                Ok("add"),
+            ),
+            (
+                "fresh token still valid",
+                delivery(Some(msg("fresh", "null", Some(NOW_S + 1))), 1),
+                Ok("fresh"),
+            ),
+            (
+                "fresh task, no token",
+                delivery(Some(msg("fresh", "null", None)), 1),
+                Ok("fresh"),
+            ),
+            (
+                "no message field",
+                delivery(None, 1),
+                Err((Reason::Malformed, "no `m` field", 0)),
+            ),
+            (
+                "not signed",
+                delivery(Some("hello".into()), 1),
+                Err((Reason::Malformed, "<signature>.", 0)),
+            ),
+            (
+                "forged",
+                delivery(Some(Signer::new(b"other").seal_json("{}")), 1),
+                Err((Reason::BadSignature, "forged", 0)),
+            ),
+            (
+                "undecodable",
+                delivery(Some(s.seal_json(r#"{"v":1}"#)), 1),
+                Err((Reason::Undecodable, "missing field", 0)),
+            ),
+            (
+                "future version",
+                delivery(Some(s.seal_json(r#"{"v":9}"#)), 1),
+                Err((Reason::UnsupportedVersion, "version 9", 0)),
+            ),
+            (
+                "too many deliveries",
+                delivery(Some(ok.clone()), 6),
+                Err((Reason::TooManyDeliveries, "delivered 6 times", 3)),
+            ),
+            (
+                "unknown task",
+                delivery(Some(msg("nope", "[]", None)), 1),
+                Err((Reason::UnknownTask, "it has: add, fresh", 2)),
+            ),
+            (
+                "bad args",
+                delivery(Some(msg("add", r#"["x"]"#, None)), 1),
+                Err((Reason::BadArgs, "parameters of task \"add\"", 2)),
+            ),
+            (
+                "token expired",
+                delivery(Some(msg("fresh", "null", Some(NOW_S - 7))), 1),
+                Err((Reason::TokenExpired, "expired 7s ago", 2)),
+            ),
+            (
+                "token expires now",
+                delivery(Some(msg("fresh", "null", Some(NOW_S))), 1),
+                Err((Reason::TokenExpired, "expired 0s ago", 2)),
+            ),
+        ]
+    }
+
+    #[test]
+    fn triage_table() {
+        let registry = Registry::of(&[&ADD, &FRESH]);
+        let s = signer();
+        let rules = Rules {
+            signer: &s,
+            registry: &registry,
+            max_deliveries: 5,
+        };
+        for (name, d, want) in rows(&s) {
+            match (triage(&d, "q", &rules, NOW_MS), want) {
+                (Ok(r), Ok(task)) => assert_eq!(r.reg.name, task, "{name}"),
+                (Err(dead), Err((reason, error, attempts))) => {
+                    assert_eq!(dead.reason, reason, "{name}: {}", dead.error);
+                    assert!(dead.error.contains(error), "{name}: {}", dead.error);
+                    assert_eq!(dead.attempts, attempts, "{name}");
+                    assert_eq!(dead.queue, "q", "{name}");
+                    assert_eq!(dead.failed_at, NOW_MS, "{name}");
+                    assert_eq!(
+                        dead.message,
+                        d.message.clone().unwrap_or_default(),
+                        "{name}"
+                    );
+                }
+                (Ok(r), Err(want)) => panic!("{name}: ran {}, wanted {want:?}", r.reg.name),
+                (Err(dead), Ok(_)) => panic!("{name}: dead-lettered: {}", dead.error),
+            }
+        }
     }
 }

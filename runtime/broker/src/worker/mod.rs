@@ -1,16 +1,24 @@
-//! The worker: fetches tasks in batches, runs up to `concurrency` at once,
-//! renews their leases, reclaims tasks of dead workers, promotes delayed
-//! tasks, settles outcomes in batched atomic pipelines, and drains
-//! gracefully on shutdown.
+//! The worker: fetches tasks in batches (`fetch_loop`), runs up to
+//! `concurrency` at once (`dispatch`, `execute`), renews their leases
+//! (`heartbeat`), reclaims tasks of dead workers (`reclaim_loop`), promotes
+//! delayed tasks ([`crate::delay`]), settles outcomes in batched atomic
+//! pipelines (`settle_loop` → [`crate::ack::settle`]), and stops as
+//! sidekiq's manager does (`shutdown`): quiet, wait, hand back.
 
+mod dispatch;
 mod execute;
+mod fetch_loop;
+mod heartbeat;
+mod reclaim_loop;
 mod server;
+mod settle_loop;
+mod shutdown;
 
-use crate::ack::{self, Settle};
-use crate::fetch::{self, Delivery, Reconnect};
+use crate::ack::Settle;
+use crate::fetch::Delivery;
 use crate::retry::Backoff;
 use crate::task::{Registry, validate_queue_name};
-use crate::{Broker, BrokerConfig, BrokerError, delay, reclaim};
+use crate::{Broker, BrokerConfig, BrokerError};
 use execute::Executor;
 use pym_core::Priority;
 use pym_core::contract;
@@ -21,9 +29,10 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::AbortHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// Errors that stop a worker from starting.
 #[derive(Debug, thiserror::Error)]
@@ -121,38 +130,95 @@ struct Held {
     settling: bool,
 }
 
+/// (ready stream, entry id) of a held task.
 type HeldKey = (Arc<str>, String);
 
 /// Hash maps on the per-task path: keys are our own stream ids and names,
 /// so a fast seeded hash is enough (no untrusted keys).
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
+/// An outcome on its way to Redis.
 struct SettleOp {
     key: HeldKey,
+    /// The task's queue, for outcomes that write to its keys (not for a
+    /// plain ack: no shared reference count touched per task).
+    queue: Option<Arc<str>>,
     settle: Settle,
 }
 
+/// The ready streams consumed, in priority order, each with its queue.
+struct Streams {
+    names: Vec<String>,
+    /// Stream name → (shared stream name, queue).
+    of: FastMap<String, (Arc<str>, Arc<str>)>,
+}
+
+impl Streams {
+    fn new(queues: &[String]) -> Self {
+        let mut names = Vec::new();
+        let mut of = FastMap::default();
+        for p in Priority::ALL {
+            for q in queues {
+                let s = QueueKeys::new(q).ready(p).to_owned();
+                of.insert(s.clone(), (Arc::from(s.as_str()), Arc::from(q.as_str())));
+                names.push(s);
+            }
+        }
+        Streams { names, of }
+    }
+}
+
+/// What the worker's loops and tasks share.
 struct Shared {
     broker: Broker,
+    config: WorkerConfig,
+    queues: Vec<String>,
+    streams: Streams,
     executor: Executor,
     held: Mutex<FastMap<HeldKey, Held>>,
     ready: AtomicBool,
     settle_tx: mpsc::UnboundedSender<SettleOp>,
     gauges: HashMap<String, prometheus_client::metrics::gauge::Gauge>,
+    /// Free task slots.
+    slots: Arc<Semaphore>,
+    /// The running tasks.
+    tasks: TaskTracker,
+    /// Cancelled when the worker goes quiet (no more fetching).
+    quiet: CancellationToken,
 }
 
 impl Shared {
     /// Queue an outcome unless the task was already handed back.
     fn settle(&self, key: HeldKey, settle: Settle) {
         let mut held = self.held.lock().unwrap();
-        if let Some(h) = held.get_mut(&key) {
-            if h.settling {
-                return;
+        let queue = match held.get_mut(&key) {
+            Some(h) if h.settling => return,
+            Some(h) => {
+                h.settling = true;
+                (!matches!(settle, Settle::Ack)).then(|| h.queue.clone())
             }
-            h.settling = true;
-        }
+            None => None,
+        };
         drop(held);
-        let _ = self.settle_tx.send(SettleOp { key, settle });
+        let _ = self.settle_tx.send(SettleOp { key, queue, settle });
+    }
+
+    /// A free task slot, or `None` once the worker is quiet.
+    async fn slot(&self) -> Option<OwnedSemaphorePermit> {
+        tokio::select! {
+            p = self.slots.clone().acquire_owned() => Some(p.expect("the slots are never closed")),
+            _ = self.quiet.cancelled() => None,
+        }
+    }
+
+    /// How many tasks one read may take: a fair share of the free slots.
+    fn room(&self) -> usize {
+        (1 + self.slots.available_permits() / FETCHERS).min(self.config.batch)
+    }
+
+    /// Mark the broker (un)reachable, for /readyz.
+    fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::Relaxed);
     }
 }
 
@@ -210,8 +276,35 @@ impl Worker {
         &self.queues
     }
 
-    /// Run until `shutdown` completes, then drain and return.
+    /// Run until `shutdown` completes, then stop as sidekiq's manager does:
+    /// no more fetching, running tasks get the grace period, what is left
+    /// is handed back.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), WorkerError> {
+        let grace = self.config.grace_period;
+        let (shared, settle_rx) = self.into_shared();
+        let server = match shared.config.listen {
+            Some(addr) => Some(
+                server::start(
+                    addr,
+                    shared.clone(),
+                    shared.quiet.clone(),
+                    shared.config.metrics.clone(),
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        tracing::info!(
+            name = %shared.config.name, queues = ?shared.queues,
+            concurrency = shared.config.concurrency, "worker started"
+        );
+        let running = shutdown::Running::start(shared, settle_rx, server);
+        shutdown.await;
+        running.stop(Instant::now() + grace).await;
+        Ok(())
+    }
+
+    fn into_shared(self) -> (Arc<Shared>, mpsc::UnboundedReceiver<SettleOp>) {
         let Worker {
             broker,
             config,
@@ -219,6 +312,7 @@ impl Worker {
             registry,
         } = self;
         let (settle_tx, settle_rx) = mpsc::unbounded_channel();
+        let metrics = broker.metrics().clone();
         let shared = Arc::new(Shared {
             executor: Executor::new(
                 broker.signer().clone(),
@@ -226,427 +320,23 @@ impl Worker {
                 config.backoff,
                 config.max_deliveries,
                 &queues,
-                broker.metrics().clone(),
+                metrics.clone(),
             ),
-            broker: broker.clone(),
+            broker,
+            streams: Streams::new(&queues),
             held: Mutex::new(FastMap::default()),
             ready: AtomicBool::new(false),
             settle_tx,
             gauges: queues
                 .iter()
-                .map(|q| (q.clone(), broker.metrics().in_flight(q)))
+                .map(|q| (q.clone(), metrics.in_flight(q)))
                 .collect(),
+            slots: Arc::new(Semaphore::new(config.concurrency)),
+            tasks: TaskTracker::new(),
+            quiet: CancellationToken::new(),
+            config,
+            queues,
         });
-        let stop = CancellationToken::new();
-
-        let server = match config.listen {
-            Some(addr) => Some(
-                server::start(addr, shared.clone(), stop.clone(), config.metrics.clone()).await?,
-            ),
-            None => None,
-        };
-        tracing::info!(
-            name = %config.name, queues = ?queues, concurrency = config.concurrency,
-            "worker started"
-        );
-
-        let settler = tokio::spawn(settle_loop(shared.clone(), settle_rx));
-        let heartbeat = tokio::spawn(heartbeat_loop(
-            shared.clone(),
-            config.name.clone(),
-            config.visibility_timeout / 3,
-        ));
-        let promoters: Vec<_> = queues
-            .iter()
-            .map(|q| tokio::spawn(delay::run_promoter(broker.clone(), q.clone(), stop.clone())))
-            .collect();
-        let semaphore = Arc::new(Semaphore::new(config.concurrency));
-        // Two fetch loops, each on its own connection, so one reads the next
-        // batch while the other hands its batch out; the first one also
-        // reclaims tasks of dead workers.
-        let fetchers: Vec<_> = (0..FETCHERS.min(config.concurrency))
-            .map(|i| {
-                tokio::spawn(fetch_loop(
-                    shared.clone(),
-                    config.clone(),
-                    queues.clone(),
-                    semaphore.clone(),
-                    stop.clone(),
-                    i == 0,
-                ))
-            })
-            .collect();
-
-        shutdown.await;
-        tracing::info!(grace = ?config.grace_period, "shutting down: no new tasks, draining");
-        stop.cancel();
-        for f in fetchers {
-            let _ = f.await;
-        }
-        for p in promoters {
-            let _ = p.await;
-        }
-
-        // Let running tasks finish within the grace period.
-        let deadline = Instant::now() + config.grace_period;
-        while !shared.held.lock().unwrap().is_empty() && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        // Hand back what is still running.
-        let handed = hand_back_all(&shared);
-        if handed > 0 {
-            tracing::warn!(
-                handed,
-                "grace period over: handed unfinished tasks back to the queue"
-            );
-        }
-        let flush_deadline = Instant::now() + Duration::from_secs(5);
-        while !shared.held.lock().unwrap().is_empty() && Instant::now() < flush_deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        heartbeat.abort();
-        settler.abort();
-        if let Some(s) = server {
-            let _ = s.await;
-        }
-        let left = shared.held.lock().unwrap().len();
-        if left > 0 {
-            tracing::warn!(
-                left,
-                "could not settle every task (Redis unreachable?); they will be redelivered"
-            );
-        }
-        tracing::info!("worker stopped");
-        Ok(())
-    }
-}
-
-/// Abort every unsettled task and queue its hand-back. Returns the count.
-fn hand_back_all(shared: &Shared) -> usize {
-    let mut ops = Vec::new();
-    {
-        let mut held = shared.held.lock().unwrap();
-        for (key, h) in held.iter_mut() {
-            if h.settling {
-                continue;
-            }
-            h.settling = true;
-            if let Some(a) = &h.abort {
-                a.abort();
-            }
-            let settle = match &h.delivery.message {
-                Some(m) => Settle::HandBack { message: m.clone() },
-                // Nothing to hand back; leave it for the reclaimer, which
-                // dead-letters it with its reason.
-                None => continue,
-            };
-            ops.push(SettleOp {
-                key: key.clone(),
-                settle,
-            });
-        }
-    }
-    let n = ops.len();
-    for op in ops {
-        let _ = shared.settle_tx.send(op);
-    }
-    n
-}
-
-async fn fetch_loop(
-    shared: Arc<Shared>,
-    config: WorkerConfig,
-    queues: Vec<String>,
-    semaphore: Arc<Semaphore>,
-    stop: CancellationToken,
-    reclaimer: bool,
-) {
-    // Streams in priority order; each maps back to its queue.
-    let mut streams = Vec::new();
-    let mut queue_of: FastMap<String, Arc<str>> = FastMap::default();
-    for p in Priority::ALL {
-        for q in &queues {
-            let s = QueueKeys::new(q).ready(p).to_owned();
-            queue_of.insert(s.clone(), Arc::from(q.as_str()));
-            streams.push(s);
-        }
-    }
-    let stream_keys: FastMap<String, Arc<str>> = streams
-        .iter()
-        .map(|s| (s.clone(), Arc::from(s.as_str())))
-        .collect();
-    let mut backoff = Reconnect::default();
-    // This loop's own connection for reads (blocking reads stall it).
-    let mut fetch_conn = None;
-    let mut groups_ok = false;
-    let reclaim_every = (config.visibility_timeout / 6).max(Duration::from_millis(500));
-    let mut last_reclaim = Instant::now() - reclaim_every;
-    let mut last_reap = Instant::now();
-
-    while !stop.is_cancelled() {
-        if !groups_ok {
-            let mut conn = shared.broker.conn();
-            let mut ok = true;
-            for q in &queues {
-                if let Err(e) = fetch::ensure_groups(&mut conn, q).await {
-                    ok = false;
-                    shared.ready.store(false, Ordering::Relaxed);
-                    let d = backoff.next_delay();
-                    tracing::warn!(error = %e, retry_in = ?d, "cannot reach the broker");
-                    sleep_or_stop(d, &stop).await;
-                    break;
-                }
-            }
-            if !ok {
-                continue;
-            }
-            groups_ok = true;
-            for q in &queues {
-                let _ = shared.broker.register_queue(q).await;
-            }
-            shared.ready.store(true, Ordering::Relaxed);
-        }
-        // Wait for a free slot.
-        let first = tokio::select! {
-            p = semaphore.clone().acquire_owned() => p.expect("semaphore is never closed"),
-            _ = stop.cancelled() => break,
-        };
-        // Share the free slots with the other fetch loop.
-        let room = (1 + semaphore.available_permits() / FETCHERS).min(config.batch);
-
-        let mut deliveries = Vec::new();
-        let mut result: Result<(), BrokerError> = Ok(());
-        if reclaimer && last_reclaim.elapsed() >= reclaim_every {
-            last_reclaim = Instant::now();
-            for s in &streams {
-                match reclaim::reclaim(
-                    &shared.broker,
-                    s,
-                    &config.name,
-                    config.visibility_timeout,
-                    room,
-                )
-                .await
-                {
-                    Ok(mut r) => {
-                        // Our own tasks come back only if a heartbeat was
-                        // late; they are still running here, so keep them.
-                        let key: Arc<str> = Arc::from(s.as_str());
-                        {
-                            let held = shared.held.lock().unwrap();
-                            r.retain(|d| !held.contains_key(&(key.clone(), d.id.clone())));
-                        }
-                        if !r.is_empty() {
-                            tracing::info!(stream = %s, count = r.len(), "reclaimed tasks of a dead or stuck worker");
-                        }
-                        deliveries.append(&mut r);
-                    }
-                    Err(e) => result = Err(e),
-                }
-            }
-            if last_reap.elapsed() >= Duration::from_secs(600) {
-                last_reap = Instant::now();
-                for s in &streams {
-                    let _ = reclaim::reap_consumers(
-                        &shared.broker,
-                        s,
-                        &config.name,
-                        Duration::from_secs(3600),
-                    )
-                    .await;
-                }
-            }
-        }
-        if deliveries.is_empty() && result.is_ok() && fetch_conn.is_none() {
-            match shared.broker.blocking_conn().await {
-                Ok(c) => fetch_conn = Some(c),
-                Err(e) => result = Err(e),
-            }
-        }
-        if deliveries.is_empty()
-            && result.is_ok()
-            && let Some(fc) = fetch_conn.as_mut()
-        {
-            // Reads go on this loop's own connection: replies of a batch
-            // are parsed by its own driver, in parallel with the settling
-            // pipelines on the shared one. Read what is there; only when
-            // nothing is, block.
-            let read = match fetch::read_now(fc, &config.name, &streams, room).await {
-                Ok(d) if d.is_empty() => {
-                    fetch::read(fc, &config.name, &streams, room, Some(config.block)).await
-                }
-                other => other,
-            };
-            match read {
-                Ok(d) => deliveries = d,
-                Err(e) => {
-                    fetch_conn = None;
-                    result = Err(e);
-                }
-            }
-        }
-        if let Err(e) = result {
-            drop(first);
-            shared.ready.store(false, Ordering::Relaxed);
-            if fetch::is_nogroup(&e) {
-                groups_ok = false;
-            }
-            let d = backoff.next_delay();
-            tracing::warn!(error = %e, retry_in = ?d, "fetching tasks failed");
-            sleep_or_stop(d, &stop).await;
-            continue;
-        }
-        backoff.reset();
-        shared.ready.store(true, Ordering::Relaxed);
-
-        // Hold every delivery first, so all of them are heartbeated.
-        let batch: Vec<(HeldKey, Arc<str>, Arc<Delivery>)> = deliveries
-            .into_iter()
-            .filter_map(|d| {
-                let stream = stream_keys.get(&d.stream)?.clone();
-                let queue = queue_of.get(&d.stream)?.clone();
-                Some(((stream, d.id.clone()), queue, Arc::new(d)))
-            })
-            .collect();
-        {
-            let mut held = shared.held.lock().unwrap();
-            for (key, queue, d) in &batch {
-                held.insert(
-                    key.clone(),
-                    Held {
-                        queue: queue.clone(),
-                        delivery: d.clone(),
-                        abort: None,
-                        settling: false,
-                    },
-                );
-                if let Some(g) = shared.gauges.get(&**queue) {
-                    g.inc();
-                }
-            }
-        }
-        let mut first = Some(first);
-        for (key, queue, d) in batch {
-            let permit = match first.take() {
-                Some(p) => p,
-                None => tokio::select! {
-                    p = semaphore.clone().acquire_owned() => p.expect("semaphore is never closed"),
-                    _ = stop.cancelled() => {
-                        // Draining: the rest is handed back by run().
-                        break;
-                    }
-                },
-            };
-            if stop.is_cancelled() {
-                break;
-            }
-            let sh = shared.clone();
-            let task_key = key.clone();
-            let handle = tokio::spawn(async move {
-                let settle = sh.executor.run(&queue, &d).await;
-                sh.settle(task_key, settle);
-                drop(permit);
-            });
-            if let Some(h) = shared.held.lock().unwrap().get_mut(&key) {
-                h.abort = Some(handle.abort_handle());
-            }
-        }
-    }
-}
-
-async fn sleep_or_stop(d: Duration, stop: &CancellationToken) {
-    tokio::select! {
-        _ = tokio::time::sleep(d) => {}
-        _ = stop.cancelled() => {}
-    }
-}
-
-/// Write outcomes in batches, each batch one atomic pipeline; keep trying
-/// until Redis takes them (nothing is dropped while the worker runs).
-async fn settle_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<SettleOp>) {
-    const MAX_BATCH: usize = 1024;
-    let mut backoff = Reconnect::default();
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while let Some(op) = rx.recv().await {
-        batch.push(op);
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(op) => batch.push(op),
-                Err(_) => break,
-            }
-        }
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        let mut qks: HashMap<Arc<str>, QueueKeys> = HashMap::new();
-        // Plain acks of a stream go in one variadic XACK + XDEL.
-        let mut acks: HashMap<&str, Vec<&str>> = HashMap::new();
-        {
-            let held = shared.held.lock().unwrap();
-            for op in &batch {
-                let (stream, id) = &op.key;
-                if matches!(op.settle, Settle::Ack) {
-                    acks.entry(stream).or_default().push(id);
-                    continue;
-                }
-                let queue = held
-                    .get(&op.key)
-                    .map(|h| h.queue.clone())
-                    .unwrap_or_else(|| Arc::from(""));
-                let qk = qks
-                    .entry(queue.clone())
-                    .or_insert_with(|| QueueKeys::new(&queue));
-                ack::add_to_pipe(&mut pipe, qk, stream, id, &op.settle);
-            }
-        }
-        for (stream, ids) in acks.drain() {
-            ack::add_acks_to_pipe(&mut pipe, stream, &ids);
-        }
-        loop {
-            let r: redis::RedisResult<()> = pipe.query_async(&mut shared.broker.conn()).await;
-            match r {
-                Ok(()) => break,
-                Err(e) => {
-                    let d = backoff.next_delay();
-                    tracing::warn!(error = %e, pending = batch.len(), retry_in = ?d, "settling tasks failed; retrying");
-                    tokio::time::sleep(d).await;
-                }
-            }
-        }
-        backoff.reset();
-        let mut held = shared.held.lock().unwrap();
-        for op in batch.drain(..) {
-            if let Some(h) = held.remove(&op.key)
-                && let Some(g) = shared.gauges.get(&*h.queue)
-            {
-                g.dec();
-            }
-        }
-    }
-}
-
-/// Renew the leases of every held task.
-/// Runs until aborted, so leases stay renewed while draining.
-async fn heartbeat_loop(shared: Arc<Shared>, name: String, every: Duration) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await;
-    loop {
-        tick.tick().await;
-        let mut by_stream: HashMap<Arc<str>, Vec<String>> = HashMap::new();
-        for (stream, id) in shared.held.lock().unwrap().keys() {
-            by_stream
-                .entry(stream.clone())
-                .or_default()
-                .push(id.clone());
-        }
-        for (stream, ids) in by_stream {
-            match reclaim::heartbeat(&shared.broker, &stream, &name, &ids).await {
-                Ok(lost) if !lost.is_empty() => {
-                    tracing::warn!(stream = %stream, lost = lost.len(), "lease lost: tasks were reclaimed by another worker and may run twice");
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "renewing task leases failed"),
-            }
-        }
+        (shared, settle_rx)
     }
 }
