@@ -1,7 +1,7 @@
 //! Checks of the function under `#[asynctask]`: what a task can be.
 
 use darling::{Error, Result};
-use syn::{FnArg, ItemFn, Pat, Type};
+use syn::{FnArg, ItemFn, Pat, ReturnType, Type};
 
 /// What generation needs from a checked function: its parameter types, in order.
 pub(crate) struct TaskSignature {
@@ -20,6 +20,12 @@ impl TaskSignature {
             errors.push(
                 Error::custom("#[asynctask] functions cannot be generic: the worker must know the argument types")
                     .with_span(&sig.generics),
+            );
+        }
+        if let ReturnType::Default = sig.output {
+            errors.push(
+                Error::custom("#[asynctask] functions return a `Result<_, E>` with `E: Into<TaskError>`: add `-> Result<(), TaskError>`")
+                    .with_span(&sig.ident),
             );
         }
         let params = sig
