@@ -1,0 +1,197 @@
+//! The arguments of `#[asynctask(..)]`, read with darling into [`TaskArgs`].
+//!
+//! darling reports unknown and duplicate arguments; the value types below
+//! report a wrong value, naming the argument and what it expects.
+
+use darling::util::path_to_string;
+use darling::{Error, FromMeta, Result, ast::NestedMeta};
+use proc_macro2::TokenStream;
+use syn::{Expr, ExprLit, Lit, LitInt, LitStr, Meta, UnOp};
+
+/// `#[asynctask(name = "..", queue = "..", max_retries = N, timeout_secs = N,
+/// priority = "high" | "normal" | "low", fresh_token)]`, all optional.
+#[derive(Debug, FromMeta)]
+pub(crate) struct TaskArgs {
+    /// Wire name; the function's name if absent.
+    pub name: Option<StrLit>,
+    /// Checked at compile time by the runtime's own rule (see
+    /// `generate::queue_check`): this crate cannot depend on the runtime.
+    pub queue: Option<StrLit>,
+    pub max_retries: Option<MaxRetries>,
+    pub timeout_secs: Option<TimeoutSecs>,
+    pub priority: Option<Priority>,
+    #[darling(default)]
+    pub fresh_token: FreshToken,
+}
+
+impl TaskArgs {
+    /// Reads the tokens between the parentheses of `#[asynctask(..)]`.
+    pub(crate) fn parse(attr: TokenStream) -> Result<Self> {
+        let (bare, items): (Vec<_>, Vec<_>) = NestedMeta::parse_meta_list(attr)?
+            .into_iter()
+            .partition(|item| matches!(item, NestedMeta::Lit(_)));
+        let mut errors: Vec<Error> = bare
+            .iter()
+            .map(|lit| {
+                Error::custom("expected `argument = value` or `fresh_token`, found a bare literal")
+                    .with_span(lit)
+            })
+            .collect();
+        match Self::from_list(&items) {
+            Ok(args) if errors.is_empty() => Ok(args),
+            Ok(_) => Err(Error::multiple(errors)),
+            Err(e) => {
+                errors.push(e);
+                Err(Error::multiple(errors))
+            }
+        }
+    }
+}
+
+/// A string literal: `queue = "emails"`.
+#[derive(Debug)]
+pub(crate) struct StrLit(pub LitStr);
+
+impl FromMeta for StrLit {
+    fn from_meta(mi: &Meta) -> Result<Self> {
+        match literal(value(mi, r#""...""#)?) {
+            Some(Lit::Str(s)) => Ok(Self(s.clone())),
+            _ => Err(expected(mi, "a string literal")),
+        }
+    }
+}
+
+/// `max_retries = N`, N from 0 to `u32::MAX`.
+#[derive(Debug)]
+pub(crate) struct MaxRetries(pub u32);
+
+impl FromMeta for MaxRetries {
+    fn from_meta(mi: &Meta) -> Result<Self> {
+        let (n, lit) = integer(mi)?;
+        match u32::try_from(n) {
+            Ok(n) => Ok(Self(n)),
+            Err(_) => Err(expected(mi, &format!("at most {}", u32::MAX)).with_span(lit)),
+        }
+    }
+}
+
+/// `timeout_secs = N`, N ≥ 1.
+#[derive(Debug)]
+pub(crate) struct TimeoutSecs(pub u64);
+
+impl FromMeta for TimeoutSecs {
+    fn from_meta(mi: &Meta) -> Result<Self> {
+        match integer(mi)? {
+            (0, lit) => Err(expected(mi, "at least 1 (second)").with_span(lit)),
+            (n, _) => Ok(Self(n)),
+        }
+    }
+}
+
+/// `priority = "high" | "normal" | "low"`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Priority {
+    High,
+    Normal,
+    Low,
+}
+
+impl FromMeta for Priority {
+    fn from_meta(mi: &Meta) -> Result<Self> {
+        const EXPECTED: &str = r#""high", "normal" or "low""#;
+        let lit = match literal(value(mi, EXPECTED)?) {
+            Some(Lit::Str(s)) => s,
+            _ => return Err(expected(mi, EXPECTED)),
+        };
+        match lit.value().as_str() {
+            "high" => Ok(Self::High),
+            "normal" => Ok(Self::Normal),
+            "low" => Ok(Self::Low),
+            _ => Err(expected(mi, EXPECTED)),
+        }
+    }
+}
+
+/// `fresh_token`: a flag, present or not.
+#[derive(Debug, Default)]
+pub(crate) struct FreshToken(pub bool);
+
+impl FromMeta for FreshToken {
+    fn from_meta(mi: &Meta) -> Result<Self> {
+        match mi {
+            Meta::Path(_) => Ok(Self(true)),
+            _ => Err(Error::custom(
+                "`fresh_token` is a flag and takes no value: write `fresh_token` alone",
+            )
+            .with_span(mi)),
+        }
+    }
+}
+
+/// The value of `argument = value`; `example` shows the value expected when
+/// the argument comes alone or as a list.
+fn value<'a>(mi: &'a Meta, example: &str) -> Result<&'a Expr> {
+    match mi {
+        Meta::NameValue(nv) => Ok(&nv.value),
+        _ => {
+            let name = path_to_string(mi.path());
+            Err(
+                Error::custom(format!("`{name}` needs a value: `{name} = {example}`"))
+                    .with_span(mi),
+            )
+        }
+    }
+}
+
+/// A non-negative integer literal that fits a `u64`, and the literal.
+fn integer(mi: &Meta) -> Result<(u64, &LitInt)> {
+    match literal(value(mi, "N")?) {
+        Some(Lit::Int(lit)) if lit.base10_digits().starts_with('-') => {
+            Err(expected(mi, "a non-negative integer"))
+        }
+        Some(Lit::Int(lit)) => match lit.base10_parse() {
+            Ok(n) => Ok((n, lit)),
+            Err(_) => Err(expected(mi, &format!("at most {}", u64::MAX))),
+        },
+        _ => Err(expected(mi, "an integer literal")),
+    }
+}
+
+/// "`argument` expects `what`, found `what was written`", on the value.
+fn expected(mi: &Meta, what: &str) -> Error {
+    let name = path_to_string(mi.path());
+    match mi {
+        Meta::NameValue(nv) => Error::custom(format!(
+            "`{name}` expects {what}, found {}",
+            found(&nv.value)
+        ))
+        .with_span(&nv.value),
+        _ => Error::custom(format!("`{name}` expects {what}")).with_span(mi),
+    }
+}
+
+/// The literal `expr` is, if it is one (also inside the invisible group a
+/// `macro_rules!` expansion leaves around a `$x:expr`).
+fn literal(expr: &Expr) -> Option<&Lit> {
+    match expr {
+        Expr::Lit(ExprLit { lit, .. }) => Some(lit),
+        Expr::Group(g) => literal(&g.expr),
+        _ => None,
+    }
+}
+
+/// What the user wrote instead, for the error message.
+fn found(expr: &Expr) -> String {
+    match literal(expr) {
+        Some(Lit::Str(s)) => format!("{:?}", s.value()),
+        Some(Lit::Int(i)) => i.base10_digits().to_owned(),
+        Some(Lit::Float(_)) => "a float".to_owned(),
+        Some(Lit::Bool(b)) => b.value.to_string(),
+        Some(_) => "another literal".to_owned(),
+        None => match expr {
+            Expr::Unary(u) if matches!(u.op, UnOp::Neg(_)) => "a negative number".to_owned(),
+            Expr::Path(p) => format!("`{}`", path_to_string(&p.path)),
+            _ => "an expression".to_owned(),
+        },
+    }
+}

@@ -1,0 +1,6 @@
+use pym_runtime::asynctask;
+
+#[asynctask]
+struct NotAFunction;
+
+fn main() {}

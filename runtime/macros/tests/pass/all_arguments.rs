@@ -1,0 +1,67 @@
+//! Every argument at once, each parameter shape, and the generated handles.
+
+use pym_runtime::task::Task;
+use pym_runtime::{Priority, Queue, TaskError, asynctask};
+use std::time::Duration;
+
+#[asynctask(
+    name = "renamed",
+    queue = "emails",
+    max_retries = 8,
+    timeout_secs = 30,
+    priority = "high",
+    fresh_token,
+)]
+pub async fn every_argument(to: String, _: u32, mut n: u8) -> Result<(), TaskError> {
+    n += 1;
+    let _ = (to, n);
+    Ok(())
+}
+
+#[asynctask]
+async fn no_argument() -> Result<(), std::io::Error> {
+    Ok(())
+}
+
+#[asynctask(priority = "low")]
+async fn one_argument(pair: (String, u64)) -> Result<(), TaskError> {
+    let _ = pair;
+    Ok(())
+}
+
+// Arguments coming from a `macro_rules!` expansion.
+macro_rules! task_on {
+    ($queue:expr, $retries:expr) => {
+        #[asynctask(queue = $queue, max_retries = $retries)]
+        async fn from_macro() -> Result<(), TaskError> {
+            Ok(())
+        }
+    };
+}
+task_on!("generated", 2);
+
+#[allow(dead_code)]
+async fn spawn_all(queue: &Queue) {
+    let _ = every_argument::spawn(queue, ("a".into(), 1, 2)).await;
+    let _ = no_argument::spawn_in(queue, Duration::from_secs(1), ()).await;
+    let _ = one_argument::spawn_at(queue, std::time::SystemTime::now(), ("b".into(), 3)).await;
+    let _ = from_macro::spawn(queue, ()).await;
+}
+
+fn main() {
+    let o = every_argument::Task::OPTIONS;
+    assert_eq!(every_argument::Task::NAME, "renamed");
+    assert_eq!(o.queue, "emails");
+    assert_eq!(o.max_retries, 8);
+    assert_eq!(o.timeout, Duration::from_secs(30));
+    assert!(matches!(o.priority, Priority::High));
+    assert!(o.fresh_token);
+
+    let d = no_argument::Task::OPTIONS;
+    assert_eq!(no_argument::Task::NAME, "no_argument");
+    assert_eq!(d.queue, pym_runtime::TaskOptions::DEFAULT.queue);
+    assert!(!d.fresh_token);
+    assert!(matches!(one_argument::Task::OPTIONS.priority, Priority::Low));
+    assert_eq!(from_macro::Task::OPTIONS.queue, "generated");
+    assert_eq!(from_macro::Task::OPTIONS.max_retries, 2);
+}
