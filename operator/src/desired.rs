@@ -444,9 +444,6 @@ fn managed_redis_endpoint(svc: &str, ns: &str) -> String {
     format!("{}.{ns}.svc:{REDIS_PORT}", names::redis(svc))
 }
 
-/// Config key the runtime reads to enable task spawning.
-const CONFIG_WITH_ASYNC: &str = "with_async";
-
 /// The pym-config rendered as YAML. `with_async` is filled in from
 /// `spec.withAsync` when the config does not set it.
 pub fn render_config(spec: &PymServiceSpec) -> Result<String, DesiredError> {
@@ -455,7 +452,7 @@ pub fn render_config(spec: &PymServiceSpec) -> Result<String, DesiredError> {
         Some(serde_json::Value::Object(m)) => m.clone(),
         Some(_) => return Err(DesiredError::Config("it must be an object".into())),
     };
-    cfg.entry(CONFIG_WITH_ASYNC)
+    cfg.entry(contract::CONFIG_WITH_ASYNC)
         .or_insert(serde_json::Value::Bool(spec.with_async));
     yaml_serde::to_string(&cfg).map_err(|e| DesiredError::Config(e.to_string()))
 }
