@@ -410,11 +410,7 @@ async fn required_secret(
             namespace: ns.to_string(),
             name: r.name.clone(),
         })?;
-    let has_key = s.data.as_ref().is_some_and(|d| d.contains_key(&r.key))
-        || s.string_data
-            .as_ref()
-            .is_some_and(|d| d.contains_key(&r.key));
-    if !has_key {
+    if secret_bytes(&s, &r.key).is_none() {
         return Err(Error::SecretKeyMissing {
             field,
             namespace: ns.to_string(),
@@ -445,9 +441,14 @@ fn ensure_ours<K: Resource>(svc: &PymService, obj: &K, kind: &'static str) -> Re
     }
 }
 
+/// The raw value of `key` in a Secret as read from the API (`stringData`
+/// is write-only, so only `data` is consulted).
+fn secret_bytes<'a>(s: &'a Secret, key: &str) -> Option<&'a [u8]> {
+    s.data.as_ref()?.get(key).map(|b| b.0.as_slice())
+}
+
 fn secret_value(s: &Secret, key: &str) -> Option<String> {
-    let bytes = s.data.as_ref()?.get(key)?;
-    String::from_utf8(bytes.0.clone()).ok()
+    String::from_utf8(secret_bytes(s, key)?.to_vec()).ok()
 }
 
 /// Replica counts of a Deployment once every apply of the reconcile is done:
@@ -530,6 +531,35 @@ mod tests {
         assert_eq!(backoff(1), Duration::from_secs(2));
         assert_eq!(backoff(5), Duration::from_secs(32));
         assert_eq!(backoff(20), Duration::from_secs(300));
+    }
+
+    #[test]
+    fn secret_values_come_from_data_only() {
+        use k8s_openapi::ByteString;
+        let s = Secret {
+            data: Some(
+                [
+                    ("url".to_string(), ByteString(b"redis://r".to_vec())),
+                    ("bin".to_string(), ByteString(vec![0xff, 0xfe])),
+                ]
+                .into(),
+            ),
+            string_data: Some([("plain".to_string(), "x".to_string())].into()),
+            ..Secret::default()
+        };
+        // (key, raw bytes, UTF-8 text)
+        type Case<'a> = (&'a str, Option<&'a [u8]>, Option<&'a str>);
+        let cases: &[Case] = &[
+            ("url", Some(b"redis://r"), Some("redis://r")),
+            ("bin", Some(&[0xff, 0xfe]), None),
+            ("plain", None, None),
+            ("missing", None, None),
+        ];
+        for (key, bytes, text) in cases {
+            assert_eq!(secret_bytes(&s, key), *bytes, "{key}");
+            assert_eq!(secret_value(&s, key).as_deref(), *text, "{key}");
+        }
+        assert_eq!(secret_bytes(&Secret::default(), "url"), None);
     }
 
     use axum::http::{Request, Response};
