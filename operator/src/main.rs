@@ -26,7 +26,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -206,7 +206,7 @@ struct Http {
 async fn serve_http(
     addr: &str,
     http: Http,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) -> Result<tokio::task::JoinHandle<()>> {
     let app = Router::new()
         .route(
@@ -242,9 +242,7 @@ async fn serve_http(
     info!(addr = %addr, "serving /metrics /healthz /readyz");
     Ok(tokio::spawn(async move {
         let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            })
+            .with_graceful_shutdown(stop.cancelled_owned())
             .await;
     }))
 }
@@ -279,20 +277,21 @@ async fn run(cli: Cli) -> Result<()> {
     let client = client(&cli).await?;
     let metrics = Arc::new(Metrics::default());
     let ready = Arc::new(AtomicBool::new(false));
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop = CancellationToken::new();
     let http = serve_http(
         &cli.http_addr,
         Http {
             metrics: metrics.clone(),
             ready: ready.clone(),
         },
-        stop_rx.clone(),
+        stop.clone(),
     )
     .await?;
+    let on_signal = stop.clone();
     tokio::spawn(async move {
         signal().await;
         info!("shutdown requested");
-        let _ = stop_tx.send(true);
+        on_signal.cancel();
     });
 
     let version = client.apiserver_version().await?;
@@ -324,9 +323,9 @@ async fn run(cli: Cli) -> Result<()> {
                 ctx.clone(),
                 scope.clone(),
                 cli.concurrency,
-                stopped(stop_rx.clone())
+                stop.clone().cancelled_owned()
             ),
-            autoscale(&cli, &ctx, &scope, stopped(stop_rx.clone())),
+            autoscale(&cli, &ctx, &scope, stop.clone().cancelled_owned()),
         );
         let _ = http.await;
         return Ok(());
@@ -349,29 +348,36 @@ async fn run(cli: Cli) -> Result<()> {
     ready.store(true, Ordering::Relaxed);
     info!(lease = %cli.lease_name, namespace = %lease_ns, identity = %identity, "waiting for leadership");
 
-    let mut stop = stop_rx.clone();
     loop {
         tokio::select! {
             r = leader.wait_for(|l| *l) => if r.is_err() { break },
-            _ = stop.wait_for(|s| *s) => break,
+            () = stop.cancelled() => break,
         }
         info!(identity = %identity, "became leader; reconciling");
         metrics.leader.set(1);
+        // This term ends on shutdown (child of `stop`) or when leadership is lost.
+        let term = stop.child_token();
         let mut lost = leader.clone();
-        let stop2 = stop_rx.clone();
-        let until = async move {
+        let on_lost = term.clone();
+        let watcher = tokio::spawn(async move {
             tokio::select! {
-                _ = lost.wait_for(|l| !*l) => {},
-                _ = stopped(stop2) => {},
+                _ = lost.wait_for(|l| !*l) => on_lost.cancel(),
+                () = on_lost.cancelled() => {},
             }
-        };
-        let (until, until2) = shared_until(until);
+        });
         tokio::join!(
-            controller::run(ctx.clone(), scope.clone(), cli.concurrency, until),
-            autoscale(&cli, &ctx, &scope, until2),
+            controller::run(
+                ctx.clone(),
+                scope.clone(),
+                cli.concurrency,
+                term.clone().cancelled_owned()
+            ),
+            autoscale(&cli, &ctx, &scope, term.clone().cancelled_owned()),
         );
+        term.cancel();
+        let _ = watcher.await;
         metrics.leader.set(0);
-        if *stop_rx.borrow() {
+        if stop.is_cancelled() {
             break;
         }
         warn!(identity = %identity, "lost leadership; standing by");
@@ -416,22 +422,6 @@ async fn autoscale(
         until,
     )
     .await;
-}
-
-/// Two futures that both resolve when `f` does.
-fn shared_until(
-    f: impl std::future::Future<Output = ()> + Send + 'static,
-) -> (
-    impl std::future::Future<Output = ()> + Send + Sync + 'static,
-    impl std::future::Future<Output = ()> + Send + 'static,
-) {
-    use futures::FutureExt;
-    let shared = f.boxed().shared();
-    (shared.clone(), shared)
-}
-
-async fn stopped(mut stop: watch::Receiver<bool>) {
-    let _ = stop.wait_for(|s| *s).await;
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //!
 //! ```no_run
 //! fn main() -> std::process::ExitCode {
-//!     pym_runtime::cli::App::new("hello")
+//!     pym_runtime::App::new("hello")
 //!         .about("The hello example service")
 //!         .version(env!("CARGO_PKG_VERSION"))
 //!         // .default_config(include_str!("../pym-config.yaml"))

@@ -45,15 +45,14 @@ use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter};
-use futures::FutureExt;
 use pym_core::Metrics;
 use pym_core::context::{self, Context};
 use pym_core::panic_message;
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
+use tower_http::catch_panic::CatchPanicLayer;
 use tracing::Instrument;
 
 /// Header carrying the request id.
@@ -299,8 +298,11 @@ impl ServiceBuilder {
                 op: op.clone(),
                 shared: shared.clone(),
             });
-            let mr =
-                make(filter).route_layer(middleware::from_fn_with_state(state, operation_layer));
+            // The handler panics inside the operation's context and span, so
+            // the operation still names the response for metrics and logs.
+            let mr = make(filter)
+                .layer(catch_panics())
+                .route_layer(middleware::from_fn_with_state(state, operation_layer));
             let entry = by_path.remove(&op.path).unwrap_or_default();
             by_path.insert(op.path.clone(), entry.merge(mr));
         }
@@ -318,6 +320,7 @@ impl ServiceBuilder {
             .layer(axum::extract::DefaultBodyLimit::max(
                 shared.config.body_limit,
             ))
+            .layer(catch_panics())
             .layer(middleware::from_fn_with_state(
                 shared.clone(),
                 request_layer,
@@ -388,14 +391,12 @@ pub fn trace_id(traceparent: &str) -> &str {
     traceparent.split('-').nth(1).unwrap_or("")
 }
 
-async fn catch_panics(fut: impl Future<Output = Response>) -> Response {
-    match AssertUnwindSafe(fut).catch_unwind().await {
-        Ok(r) => r,
-        Err(payload) => {
-            let msg = panic_message(payload.as_ref());
-            ApiError::server_error(format!("handler panicked: {msg}")).into_response()
-        }
-    }
+/// A panic in a handler (or a built-in) becomes the standard error JSON.
+fn catch_panics() -> CatchPanicLayer<fn(Box<dyn std::any::Any + Send + 'static>) -> Response> {
+    CatchPanicLayer::custom(|payload: Box<dyn std::any::Any + Send + 'static>| {
+        let msg = panic_message(payload.as_ref());
+        ApiError::server_error(format!("handler panicked: {msg}")).into_response()
+    })
 }
 
 /// Outermost layer, every route: request id, trace, span, metrics, panics,
@@ -442,7 +443,7 @@ async fn request_layer(
         ..Context::default()
     });
     let mut response = async move {
-        let r = context::scope(base, catch_panics(next.run(req))).await;
+        let r = context::scope(base, next.run(req)).await;
         normalize(r).await
     }
     .instrument(span.clone())
@@ -561,7 +562,7 @@ async fn run_operation(st: &OpState, req: Request, next: Next) -> Result<Respons
         parts.extensions.insert(c);
     }
     let req = Request::from_parts(parts, axum::body::Body::from(bytes));
-    let response = context::scope(ctx, catch_panics(next.run(req))).await;
+    let response = context::scope(ctx, next.run(req)).await;
 
     // 5. Response validation (debug builds, tests, or validate_responses).
     if !st.shared.config.validate_responses || response.extensions().get::<PymError>().is_some() {
