@@ -297,7 +297,7 @@ impl App {
                 }
                 let shutdown = CancellationToken::new();
                 tokio::spawn(forward_signals(shutdown.clone()));
-                let bc = broker_config(&config, &metrics)?;
+                let bc = broker_config(&config)?.with_metrics(&metrics);
                 run_worker(&config, &bc, Some(metrics), shutdown).await
             }
             Cmd::Check => {
@@ -368,7 +368,7 @@ impl App {
         tokio::spawn(forward_signals(shutdown.clone()));
         let (queue, worker_broker) = match (&config.redis_url, config.with_async) {
             (Some(_), true) => {
-                let bc = broker_config(&config, &metrics)?;
+                let bc = broker_config(&config)?.with_metrics(&metrics);
                 let q = Queue::connect(&bc)
                     .await
                     .map_err(|e| broker_fail(&config, &bc, e))?;
@@ -420,8 +420,9 @@ impl App {
     }
 }
 
-/// The broker settings of `config`, recording task metrics in `metrics`.
-fn broker_config(config: &Config, metrics: &Metrics) -> Result<BrokerConfig, Fail> {
+/// The broker settings of `config` (task metrics registered nowhere; the
+/// commands that serve metrics add `.with_metrics(..)`).
+fn broker_config(config: &Config) -> Result<BrokerConfig, Fail> {
     let url = config.redis_url.as_ref().ok_or_else(|| {
         usage(format!(
             "{} is not set: set it to the broker's URL, e.g. redis://127.0.0.1:6379/0",
@@ -438,8 +439,7 @@ fn broker_config(config: &Config, metrics: &Metrics) -> Result<BrokerConfig, Fai
     let mut bc = BrokerConfig::new(
         url.expose_secret(),
         secret.expose_secret().as_bytes().to_vec(),
-    )
-    .with_metrics(metrics);
+    );
     if let Ok(ca) = std::env::var(contract::ENV_REDIS_CA_FILE)
         && !ca.is_empty()
     {
@@ -477,7 +477,7 @@ async fn run_worker(
 }
 
 async fn connect(config: &Config) -> Result<Broker, Fail> {
-    let bc = broker_config(config, &Metrics::default())?;
+    let bc = broker_config(config)?;
     Broker::connect(&bc)
         .await
         .map_err(|e| broker_fail(config, &bc, e))
