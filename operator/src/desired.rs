@@ -5,8 +5,9 @@
 //! `spec.replicas` by the main field manager, so the autoscaler (issue #7,
 //! writing the Deployment's `/scale` subresource under its own field manager)
 //! owns the count. [`worker_replicas`] only decides when the operator itself
-//! must set the count: at creation (to `minReplicas`) and to clamp it back
-//! into `[minReplicas, maxReplicas]` when the spec bounds move. That write
+//! must set the count: at creation (to `minReplicas`) and, when the
+//! autoscaler does not run, to clamp it back into `[minReplicas,
+//! maxReplicas]` when the spec bounds move. That write
 //! goes through a second field manager ([`REPLICAS_FIELD_MANAGER`]) so that
 //! the main apply never owns, and therefore never resets, `spec.replicas`.
 
@@ -384,15 +385,24 @@ pub fn desired(svc: &PymService, inputs: &Inputs) -> Result<Desired, DesiredErro
 
 /// What the worker replica count should be set to by the operator, if anything.
 ///
-/// `current` is the worker Deployment's `spec.replicas` (None: it does not exist yet).
-/// Inside `[min, max]` the count belongs to the autoscaler and this returns None.
-pub fn worker_replicas(current: Option<i32>, workers: &WorkersSpec) -> Option<i32> {
+/// `current` is the worker Deployment's `spec.replicas` (None: it does not
+/// exist yet). At creation the count is `minReplicas`. Afterwards the count
+/// has one owner: with the autoscaler running (`autoscaler`), the autoscaler
+/// alone, which keeps it inside `[min, max]` itself, so this returns None;
+/// without it, this moves the count back inside `[min, max]` when the spec
+/// bounds move, and leaves it alone inside them (a user's `kubectl scale`).
+pub fn worker_replicas(
+    current: Option<i32>,
+    workers: &WorkersSpec,
+    autoscaler: bool,
+) -> Option<i32> {
     let (min, max) = (
         workers.min_replicas,
         workers.max_replicas.max(workers.min_replicas),
     );
     match current {
         None => Some(min),
+        Some(_) if autoscaler => None,
         Some(c) if c < min => Some(min),
         Some(c) if c > max => Some(max),
         Some(_) => None,
@@ -1693,12 +1703,26 @@ spec:
             max_replicas: 5,
             ..Default::default()
         };
-        assert_eq!(worker_replicas(None, &w), Some(2), "creation: minReplicas");
-        assert_eq!(worker_replicas(Some(0), &w), Some(2), "below bounds");
-        assert_eq!(worker_replicas(Some(9), &w), Some(5), "above bounds");
-        assert_eq!(worker_replicas(Some(3), &w), None, "autoscaler's range");
-        assert_eq!(worker_replicas(Some(2), &w), None);
-        assert_eq!(worker_replicas(Some(5), &w), None);
+        // (current replicas, autoscaler running, what the operator sets)
+        let rows = [
+            (None, false, Some(2)),    // creation: minReplicas
+            (None, true, Some(2)),     // creation, even with the autoscaler
+            (Some(0), false, Some(2)), // below the bounds
+            (Some(9), false, Some(5)), // above the bounds
+            (Some(3), false, None),    // inside: a user's scale stays
+            (Some(2), false, None),
+            (Some(5), false, None),
+            (Some(0), true, None), // the autoscaler's count, whatever it is
+            (Some(9), true, None),
+            (Some(3), true, None),
+        ];
+        for (current, autoscaler, want) in rows {
+            assert_eq!(
+                worker_replicas(current, &w, autoscaler),
+                want,
+                "current {current:?}, autoscaler {autoscaler}"
+            );
+        }
     }
 
     #[test]

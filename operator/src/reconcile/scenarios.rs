@@ -1,0 +1,367 @@
+//! Reconcile scenarios against the fake API server of [`super::fixtures`]:
+//! what one reconcile reads and writes for a given PymService and cluster.
+
+use super::fixtures::{
+    ApiServer, NS, mk_context, mk_pymservice, mk_secret, mk_store, path, path_of,
+};
+use super::{observe, reconcile_inner};
+use crate::children::Stores;
+use crate::crd::PymService;
+use crate::desired::{REDIS_SECRET_PASSWORD_KEY, REPLICAS_FIELD_MANAGER, TASK_SECRET_KEY, names};
+use http::Method;
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStatus};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::ObjectMeta;
+use kube::runtime::controller::Action;
+use serde_json::Value;
+use std::sync::Arc;
+
+/// Async with managed Redis (persistent), a JWT Secret and 2..5 workers.
+const HELLO: &str = "
+  image: pym/hello:dev
+  withAsync: true
+  jwtSecretRef: {name: hello-jwt, key: secret}
+  workers: {minReplicas: 2, maxReplicas: 5}
+  redis:
+    managed:
+      persistence: {size: 1Gi}
+";
+
+/// Async on an external Redis whose URL is in Secret `redis-url`.
+const EXTERNAL: &str = "
+  image: pym/hello:dev
+  withAsync: true
+  redis:
+    external:
+      urlSecretRef: {name: redis-url, key: url}
+";
+
+fn hello() -> PymService {
+    mk_pymservice("hello", HELLO)
+}
+
+/// `hello`'s cluster before its first reconcile: the PymService and its JWT Secret.
+fn cluster_with_jwt() -> Arc<ApiServer> {
+    let server = ApiServer::new();
+    server.insert(&hello());
+    server.insert(&mk_secret("hello-jwt", "secret", "s3cret", None));
+    server
+}
+
+fn apply_path<K: kube::Resource<DynamicType = ()>>(name: &str) -> String {
+    format!("PATCH {}", path::<K>(name))
+}
+
+fn secret_text(server: &ApiServer, name: &str, key: &str) -> String {
+    let v = server.object(&path::<Secret>(name)).expect("secret stored");
+    let s: Secret = serde_json::from_value(v).unwrap();
+    super::secret::secret_value(&s, key).expect("key present")
+}
+
+#[tokio::test]
+async fn a_new_service_gets_every_child_then_its_status() {
+    let server = cluster_with_jwt();
+    let ctx = mk_context(&server).with_autoscaler(true);
+    let svc = hello();
+    let action = reconcile_inner(&svc, &ctx).await.unwrap();
+    assert_eq!(action, Action::requeue(super::RESYNC));
+
+    let (redis, worker) = (names::redis("hello"), names::worker_deployment("hello"));
+    let mut want = vec![
+        apply_path::<Secret>(&redis),
+        apply_path::<PersistentVolumeClaim>(&names::redis_pvc("hello")),
+        apply_path::<Deployment>(&redis),
+        apply_path::<Service>(&redis),
+        apply_path::<NetworkPolicy>(&redis),
+        apply_path::<ConfigMap>(&names::config_map("hello")),
+        apply_path::<Deployment>(&names::api_deployment("hello")),
+        apply_path::<Service>(&names::api_service("hello")),
+        apply_path::<Secret>(&names::task_secret("hello")),
+        // created with the main manager, then the replicas manager takes the count
+        apply_path::<Deployment>(&worker),
+        apply_path::<Deployment>(&worker),
+        format!("PATCH {}/status", path::<PymService>("hello")),
+    ];
+    want.sort();
+    assert_eq!(server.writes(), want);
+
+    let w = server.object(&path::<Deployment>(&worker)).unwrap();
+    assert_eq!(w["spec"]["replicas"], 2, "created at minReplicas");
+    let pw = secret_text(&server, &redis, REDIS_SECRET_PASSWORD_KEY);
+    assert!(pw.len() == 32 && pw.chars().all(|c| c.is_ascii_alphanumeric()));
+    let ts = secret_text(&server, &names::task_secret("hello"), TASK_SECRET_KEY);
+    assert_eq!(ts.len(), 64);
+
+    let status = server
+        .seen()
+        .into_iter()
+        .find(|s| s.path.ends_with("/status"))
+        .unwrap()
+        .body;
+    assert_eq!(status["status"]["observedGeneration"], 1);
+    let ready = condition(&status["status"], "Ready");
+    assert_eq!(ready["status"], "False", "no pod is ready yet: {status}");
+}
+
+fn condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
+    status["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == type_))
+        .unwrap_or_else(|| panic!("no {type_} condition in {status}"))
+}
+
+#[tokio::test]
+async fn generated_secrets_are_kept_across_reconciles() {
+    let server = cluster_with_jwt();
+    let ctx = mk_context(&server);
+    reconcile_inner(&hello(), &ctx).await.unwrap();
+    let redis = names::redis("hello");
+    let task = names::task_secret("hello");
+    let first = (
+        secret_text(&server, &redis, REDIS_SECRET_PASSWORD_KEY),
+        secret_text(&server, &task, TASK_SECRET_KEY),
+    );
+    // A new operator (empty caches) reconciles the same service again.
+    let ctx = mk_context(&server);
+    reconcile_inner(&hello(), &ctx).await.unwrap();
+    let second = (
+        secret_text(&server, &redis, REDIS_SECRET_PASSWORD_KEY),
+        secret_text(&server, &task, TASK_SECRET_KEY),
+    );
+    assert_eq!(first, second);
+}
+
+/// Inputs are read before anything is written: a bad reference writes nothing.
+#[tokio::test]
+async fn bad_inputs_fail_before_any_write() {
+    type Setup = fn(&ApiServer);
+    let no_setup: Setup = |_| {};
+    let cases: [(&str, &str, Setup, &str); 5] = [
+        ("jwt Secret missing", HELLO, no_setup, "SecretNotFound"),
+        (
+            "jwt Secret without the key",
+            HELLO,
+            |s| s.insert(&mk_secret("hello-jwt", "other", "x", None)),
+            "SecretKeyMissing",
+        ),
+        (
+            "a foreign Secret has the managed Redis name",
+            HELLO,
+            |s| {
+                s.insert(&mk_secret("hello-jwt", "secret", "x", None));
+                s.insert(&mk_secret("hello-redis", "password", "x", None));
+            },
+            "NameConflict",
+        ),
+        (
+            "external Redis URL is not a Redis URL",
+            EXTERNAL,
+            |s| s.insert(&mk_secret("redis-url", "url", "http://r:6379", None)),
+            "BadRedisUrl",
+        ),
+        (
+            "external Redis Secret missing",
+            EXTERNAL,
+            no_setup,
+            "SecretNotFound",
+        ),
+    ];
+    for (what, spec, setup, reason) in cases {
+        let server = ApiServer::new();
+        setup(&server);
+        let ctx = mk_context(&server);
+        let err = reconcile_inner(&mk_pymservice("hello", spec), &ctx)
+            .await
+            .expect_err(what);
+        assert_eq!(err.reason(), reason, "{what}: {err}");
+        assert_eq!(server.writes(), Vec::<String>::new(), "{what}");
+    }
+}
+
+#[tokio::test]
+async fn the_managed_secret_of_this_service_is_reused() {
+    let server = cluster_with_jwt();
+    let svc = hello();
+    server.insert(&mk_secret(
+        "hello-redis",
+        "password",
+        "Kept1234",
+        Some(&svc),
+    ));
+    reconcile_inner(&svc, &mk_context(&server)).await.unwrap();
+    let pw = secret_text(&server, "hello-redis", REDIS_SECRET_PASSWORD_KEY);
+    assert_eq!(pw, "Kept1234");
+}
+
+/// A worker Deployment that exists with `replicas`.
+fn live_workers(replicas: i32) -> Deployment {
+    Deployment {
+        metadata: ObjectMeta {
+            name: Some(names::worker_deployment("hello")),
+            namespace: Some(NS.into()),
+            ..Default::default()
+        },
+        spec: Some(DeploymentSpec {
+            replicas: Some(replicas),
+            ..Default::default()
+        }),
+        status: None,
+    }
+}
+
+/// Applies under the replicas field manager, and the replicas they set.
+fn replica_writes(server: &ApiServer) -> Vec<Value> {
+    server
+        .seen()
+        .into_iter()
+        .filter(|s| {
+            s.method == Method::PATCH
+                && s.query
+                    .contains(&format!("fieldManager={REPLICAS_FIELD_MANAGER}"))
+        })
+        .map(|s| s.body["spec"]["replicas"].clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn worker_replicas_of_a_live_deployment_have_one_owner() {
+    // (live replicas, autoscaler running, replicas the reconcile writes)
+    let cases: [(i32, bool, Vec<Value>); 5] = [
+        (9, true, vec![]), // the autoscaler's: it bounds them itself
+        (0, true, vec![]),
+        (9, false, vec![5.into()]), // no autoscaler: back inside 2..5
+        (0, false, vec![2.into()]),
+        (3, false, vec![]), // inside the bounds: a user's scale stays
+    ];
+    for (live, autoscaler, want) in cases {
+        let server = cluster_with_jwt();
+        server.insert(&live_workers(live));
+        let ctx = mk_context(&server).with_autoscaler(autoscaler);
+        reconcile_inner(&hello(), &ctx).await.unwrap();
+        assert_eq!(
+            replica_writes(&server),
+            want,
+            "live {live}, autoscaler {autoscaler}"
+        );
+        let w = server.object(&path_of(&live_workers(live))).unwrap();
+        let replicas = want.first().cloned().unwrap_or(live.into());
+        assert_eq!(
+            w["spec"]["replicas"], replicas,
+            "live {live}, autoscaler {autoscaler}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_deleted_service_is_left_to_the_garbage_collector() {
+    let server = ApiServer::new();
+    let mut svc = hello();
+    svc.metadata.deletion_timestamp = Some(Time(k8s_openapi::jiff::Timestamp::now()));
+    let action = reconcile_inner(&svc, &mk_context(&server)).await.unwrap();
+    assert_eq!(action, Action::await_change());
+    assert!(server.seen().is_empty(), "no API call");
+}
+
+/// Leaving managed Redis deletes its objects, but only those the watch
+/// caches hold (a steady state costs no API call; without a cache of a kind,
+/// every delete is tried, see `children::Applied::exists`).
+#[tokio::test]
+async fn leaving_managed_redis_deletes_what_the_caches_hold() {
+    let server = ApiServer::new();
+    server.insert(&mk_secret(
+        "redis-url",
+        "url",
+        "redis://:pw@r.example:6380/0",
+        None,
+    ));
+    let svc = mk_pymservice("hello", EXTERNAL);
+    server.insert(&svc);
+    let redis = names::redis("hello");
+    let old_dep = Deployment {
+        metadata: ObjectMeta {
+            name: Some(redis.clone()),
+            namespace: Some(NS.into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let old_secret = mk_secret(&redis, REDIS_SECRET_PASSWORD_KEY, "pw", Some(&svc));
+    server.insert(&old_dep);
+    server.insert(&old_secret);
+    let ctx = mk_context(&server);
+    ctx.applied.reset(Stores {
+        deployments: Some(mk_store(std::slice::from_ref(&old_dep))),
+        secrets: Some(mk_store(std::slice::from_ref(&old_secret))),
+        services: Some(mk_store::<Service>(&[])),
+        config_maps: Some(mk_store::<ConfigMap>(&[])),
+        network_policies: Some(mk_store::<NetworkPolicy>(&[])),
+        pvcs: Some(mk_store::<PersistentVolumeClaim>(&[])),
+    });
+    reconcile_inner(&svc, &ctx).await.unwrap();
+    let deletes: Vec<String> = server
+        .writes()
+        .into_iter()
+        .filter(|w| w.starts_with("DELETE"))
+        .collect();
+    let mut want = vec![
+        format!("DELETE {}", path::<Deployment>(&redis)),
+        format!("DELETE {}", path::<Secret>(&redis)),
+    ];
+    want.sort();
+    assert_eq!(deletes, want);
+    assert!(server.object(&path::<Deployment>(&redis)).is_none());
+    let status = server
+        .seen()
+        .into_iter()
+        .find(|s| s.path.ends_with("/status"))
+        .unwrap()
+        .body;
+    assert_eq!(
+        status["status"]["redisEndpoint"], "r.example:6380",
+        "{status}"
+    );
+}
+
+/// A Deployment of generation 1 that wants 1 replica and has `ready` ready.
+fn api_deployment(ready: i32) -> Deployment {
+    Deployment {
+        metadata: ObjectMeta {
+            name: Some("hello-api".into()),
+            namespace: Some(NS.into()),
+            generation: Some(1),
+            ..Default::default()
+        },
+        spec: Some(DeploymentSpec {
+            replicas: Some(1),
+            ..Default::default()
+        }),
+        status: Some(DeploymentStatus {
+            observed_generation: Some(1),
+            ready_replicas: Some(ready),
+            updated_replicas: Some(1),
+            ..Default::default()
+        }),
+    }
+}
+
+#[tokio::test]
+async fn counts_trust_a_rolled_out_snapshot_and_read_again_otherwise() {
+    // (live ready, the apply's snapshot, ready counted, reads)
+    let cases: [(i32, Option<i32>, i32, usize); 3] = [
+        (0, Some(1), 1, 0), // rolled out: no API call
+        (1, Some(0), 1, 1), // the snapshot is older than the live object
+        (0, None, 0, 1),    // the apply was skipped
+    ];
+    for (live, snapshot, ready, reads) in cases {
+        let server = ApiServer::new();
+        server.insert(&api_deployment(live));
+        let seen = snapshot.map(api_deployment);
+        let c = observe::counts(&server.client(), NS, "hello-api", seen)
+            .await
+            .unwrap();
+        assert_eq!(c.ready, ready, "{live} {snapshot:?}");
+        assert_eq!(server.seen().len(), reads, "{live} {snapshot:?}");
+    }
+}
