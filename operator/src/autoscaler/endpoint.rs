@@ -66,24 +66,6 @@ pub fn find_override<'a>(
         .map(|(_, e)| e)
 }
 
-/// `url` with its `host:port` replaced by `endpoint` (credentials, db and
-/// query kept); `None` if `url` is not a `redis://`/`rediss://` URL.
-pub fn with_endpoint(url: &str, endpoint: &str) -> Option<String> {
-    let scheme_end = url.find("://")? + 3;
-    let scheme = &url[..scheme_end];
-    if scheme != "redis://" && scheme != "rediss://" {
-        return None;
-    }
-    let rest = &url[scheme_end..];
-    let auth_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(auth_end);
-    let creds = authority.rsplit_once('@').map(|(c, _)| c);
-    Some(match creds {
-        Some(c) => format!("{scheme}{c}@{endpoint}{tail}"),
-        None => format!("{scheme}{endpoint}{tail}"),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,26 +94,5 @@ mod tests {
         ] {
             assert!(bad.parse::<EndpointOverride>().is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn endpoint_replaces_only_host_and_port() {
-        assert_eq!(
-            with_endpoint(
-                "redis://:pw@hello-redis.default.svc:6379/0",
-                "127.0.0.1:7000"
-            )
-            .as_deref(),
-            Some("redis://:pw@127.0.0.1:7000/0")
-        );
-        assert_eq!(
-            with_endpoint("rediss://u:p@r.example:6380", "127.0.0.1:7000").as_deref(),
-            Some("rediss://u:p@127.0.0.1:7000")
-        );
-        assert_eq!(
-            with_endpoint("redis://r:6379/2?protocol=resp3", "h:1").as_deref(),
-            Some("redis://h:1/2?protocol=resp3")
-        );
-        assert_eq!(with_endpoint("http://r:6379", "h:1"), None);
     }
 }

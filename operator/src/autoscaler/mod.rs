@@ -39,7 +39,7 @@ mod redis;
 pub mod scale;
 pub mod status;
 
-pub use endpoint::{EndpointOverride, find_override, with_endpoint};
+pub use endpoint::{EndpointOverride, find_override};
 pub use status::CONDITION;
 
 use crate::controller::Scope;

@@ -6,7 +6,7 @@
 //! redacted only.
 
 use super::Config;
-use super::endpoint::{EndpointOverride, find_override, with_endpoint};
+use super::endpoint::{EndpointOverride, find_override};
 use super::scale::Sample;
 use crate::crd::PymService;
 use crate::desired::{self, names};
@@ -15,6 +15,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::{Client, ResourceExt};
 use pym_broker::redact_url;
+use pym_broker::redis_url::with_endpoint;
 use pym_broker::stats::queue_stats;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::collections::HashMap;

@@ -77,7 +77,7 @@ async fn external_redis(
     let r = &ext.url_secret_ref;
     let s = required_secret(secrets, ns, r, field).await?;
     let url = secret_value(&s, &r.key).unwrap_or_default();
-    let endpoint = desired::redis_endpoint_of_url(&url).ok_or_else(|| Error::BadRedisUrl {
+    let endpoint = pym_broker::redis_url::endpoint(&url).ok_or_else(|| Error::BadRedisUrl {
         field,
         namespace: ns.to_string(),
         name: r.name.clone(),

@@ -19,13 +19,15 @@ pub mod delay;
 pub mod enqueue;
 pub mod fetch;
 pub mod reclaim;
+pub mod redis_url;
 pub mod retry;
 pub mod stats;
 
 #[cfg(feature = "worker")]
 pub mod worker;
 
-pub use broker::{Broker, BrokerConfig, BrokerError, Result, redact_url};
+pub use broker::{Broker, BrokerConfig, BrokerError, Result};
 pub use pym_core::keys;
 pub use queue::{Queue, SpawnError, TaskId, When};
+pub use redis_url::redact as redact_url;
 pub use task::{Priority, TaskError, TaskOptions};
