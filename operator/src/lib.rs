@@ -15,6 +15,7 @@
 
 pub mod autoscaler;
 pub mod children;
+pub mod condition;
 pub mod controller;
 pub mod crd;
 pub mod desired;

@@ -6,6 +6,7 @@
 //! `lastScaleReason` under its own field manager; the status built here
 //! leaves those unset so a server-side apply never touches them.
 
+use crate::condition;
 use crate::crd::{PymServiceStatus, ReplicaStatus, WorkerStatus};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -79,23 +80,16 @@ pub fn after_apply(
         waiting.push(format!("redis {}/{}", r.ready, r.desired));
     }
     let ready = waiting.is_empty();
-    let gen_ = obs.generation;
+    let cond = conditions_after(prev, obs.generation, now);
     let conditions = vec![
         if ready {
-            cond(
-                READY,
-                true,
-                "AllReady",
-                "API, workers and Redis are ready",
-                gen_,
-            )
+            cond(READY, true, "AllReady", "API, workers and Redis are ready")
         } else {
             cond(
                 READY,
                 false,
                 "Waiting",
                 &format!("waiting for {}", waiting.join(", ")),
-                gen_,
             )
         },
         if ready {
@@ -104,7 +98,6 @@ pub fn after_apply(
                 false,
                 "RolledOut",
                 "every Deployment is rolled out",
-                gen_,
             )
         } else {
             cond(
@@ -112,7 +105,6 @@ pub fn after_apply(
                 true,
                 "RollingOut",
                 &format!("rolling out: {}", waiting.join(", ")),
-                gen_,
             )
         },
         cond(
@@ -120,12 +112,11 @@ pub fn after_apply(
             false,
             "ReconcileSucceeded",
             "the last reconcile applied every object",
-            gen_,
         ),
     ];
     PymServiceStatus {
-        observed_generation: gen_,
-        conditions: carry_transition_times(prev, conditions, now),
+        observed_generation: obs.generation,
+        conditions,
         api: Some(ReplicaStatus {
             desired: obs.api.desired,
             ready: obs.api.ready,
@@ -156,6 +147,7 @@ pub fn after_failure(
         .map(|c| c.status == "True")
         .unwrap_or(false);
     let msg = failure.message.as_str();
+    let cond = conditions_after(prev, generation, now);
     let conditions = vec![
         if prev_ready {
             cond(
@@ -163,17 +155,16 @@ pub fn after_failure(
                 true,
                 "AllReady",
                 "pods are ready, but the last reconcile failed",
-                generation,
             )
         } else {
-            cond(READY, false, &failure.reason, msg, generation)
+            cond(READY, false, &failure.reason, msg)
         },
-        cond(PROGRESSING, false, &failure.reason, msg, generation),
-        cond(DEGRADED, true, &failure.reason, msg, generation),
+        cond(PROGRESSING, false, &failure.reason, msg),
+        cond(DEGRADED, true, &failure.reason, msg),
     ];
     let mut st = own_fields(prev);
     st.observed_generation = generation;
-    st.conditions = carry_transition_times(prev, conditions, now);
+    st.conditions = conditions;
     st
 }
 
@@ -196,38 +187,18 @@ fn own_fields(prev: Option<&PymServiceStatus>) -> PymServiceStatus {
     }
 }
 
-fn cond(
-    type_: &str,
-    status: bool,
-    reason: &str,
-    message: &str,
+/// Builds this status's conditions: `(type, ok, reason, message)` → a
+/// [`Condition`] whose transition time carries over from `prev` while its
+/// status holds.
+fn conditions_after<'a>(
+    prev: Option<&'a PymServiceStatus>,
     generation: Option<i64>,
-) -> Condition {
-    Condition {
-        type_: type_.to_string(),
-        status: if status { "True" } else { "False" }.to_string(),
-        reason: reason.to_string(),
-        message: message.chars().take(1024).collect(),
-        observed_generation: generation,
-        // Replaced by `carry_transition_times`.
-        last_transition_time: Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH),
+    now: &'a Time,
+) -> impl Fn(&str, bool, &str, &str) -> Condition + 'a {
+    move |type_, ok, reason, message| {
+        let before = prev.and_then(|p| condition::find(&p.conditions, type_));
+        condition::condition(type_, before, ok, reason, message, generation, now)
     }
-}
-
-/// `lastTransitionTime` changes only when a condition's status changes.
-fn carry_transition_times(
-    prev: Option<&PymServiceStatus>,
-    mut conditions: Vec<Condition>,
-    now: &Time,
-) -> Vec<Condition> {
-    for c in &mut conditions {
-        let old = prev.and_then(|p| p.conditions.iter().find(|o| o.type_ == c.type_));
-        c.last_transition_time = match old {
-            Some(o) if o.status == c.status => o.last_transition_time.clone(),
-            _ => now.clone(),
-        };
-    }
-    conditions
 }
 
 /// Whether writing `next` would change the operator-owned part of `prev`
@@ -304,8 +275,15 @@ mod tests {
             ..Default::default()
         };
         let mut prev = after_apply(None, &obs, &t(10));
-        prev.conditions
-            .push(cond("Autoscaling", true, "Scaled", "x", None));
+        prev.conditions.push(condition::condition(
+            "Autoscaling",
+            None,
+            true,
+            "Scaled",
+            "x",
+            None,
+            &t(10),
+        ));
         prev.queue_depth = Some(7);
         let next = after_apply(Some(&prev), &obs, &t(20));
         assert!(same(Some(&prev), &next));

@@ -8,6 +8,7 @@
 //! in), no I/O: the poll shell in `poll.rs` does the reads and writes.
 
 use super::scale::{Decision, Sample};
+use crate::condition::clip;
 use crate::crd::{AutoscalerStatus, AutoscalerWorkers};
 use crate::error::Error;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -17,8 +18,6 @@ use std::time::Duration;
 pub const CONDITION: &str = "Autoscaling";
 /// Queue depth alone (no other change) is written to status at most this often.
 pub const DEPTH_STATUS_EVERY: Duration = Duration::from_secs(5);
-/// Longest condition message and Event note, in characters.
-const MAX_MESSAGE: usize = 1024;
 
 /// What one poll observed and did.
 #[derive(Clone, Copy, Debug)]
@@ -129,28 +128,13 @@ fn condition(
     generation: Option<i64>,
     now: &Time,
 ) -> Condition {
-    let status = if ok { "True" } else { "False" };
-    let last_transition_time = match prev {
-        Some(p) if p.status == status => p.last_transition_time.clone(),
-        _ => now.clone(),
-    };
-    Condition {
-        type_: CONDITION.into(),
-        status: status.into(),
-        reason: reason.into(),
-        message: clip(message),
-        observed_generation: generation,
-        last_transition_time,
-    }
-}
-
-fn clip(s: &str) -> String {
-    s.chars().take(MAX_MESSAGE).collect()
+    crate::condition::condition(CONDITION, prev, ok, reason, message, generation, now)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::condition::MAX_MESSAGE;
     use k8s_openapi::jiff::Timestamp;
 
     fn at(s: i64) -> Time {
