@@ -8,10 +8,10 @@
 //! in), no I/O: the poll shell in `poll.rs` does the reads and writes.
 
 use super::scale::{Decision, Sample};
-use crate::condition::clip;
+use crate::condition::{clip, condition};
 use crate::crd::{AutoscalerStatus, AutoscalerWorkers};
 use crate::error::Error;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use std::time::Duration;
 
 /// Condition type the autoscaler owns in `status.conditions`.
@@ -64,6 +64,7 @@ pub fn next_status(
             });
             let every = poll.poll_interval_ms / 1000;
             condition(
+                CONDITION,
                 before,
                 true,
                 "QueueRead",
@@ -74,7 +75,15 @@ pub fn next_status(
         }
         Err(e) => {
             let message = format!("{e}; keeping {} workers", poll.current);
-            let c = condition(before, false, e.reason(), &message, poll.generation, now);
+            let c = condition(
+                CONDITION,
+                before,
+                false,
+                e.reason(),
+                &message,
+                poll.generation,
+                now,
+            );
             if before.is_none_or(|b| b.status == "True") {
                 notices.push(Notice {
                     warning: true,
@@ -119,22 +128,11 @@ pub fn should_write(
     !depth_only || since_last_write.is_none_or(|d| d >= DEPTH_STATUS_EVERY)
 }
 
-/// The `Autoscaling` condition; the transition time is kept while the status holds.
-fn condition(
-    prev: Option<&Condition>,
-    ok: bool,
-    reason: &str,
-    message: &str,
-    generation: Option<i64>,
-    now: &Time,
-) -> Condition {
-    crate::condition::condition(CONDITION, prev, ok, reason, message, generation, now)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::condition::MAX_MESSAGE;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
     use k8s_openapi::jiff::Timestamp;
 
     fn at(s: i64) -> Time {
@@ -169,6 +167,7 @@ mod tests {
             workers: Some(AutoscalerWorkers { desired }),
             queue_depth: Some(depth),
             conditions: vec![condition(
+                CONDITION,
                 None,
                 true,
                 "QueueRead",
@@ -199,6 +198,7 @@ mod tests {
 
     fn down(now: i64, current: u32) -> Condition {
         condition(
+            CONDITION,
             None,
             false,
             "RedisUnreachable",
@@ -403,8 +403,17 @@ mod tests {
 
     #[test]
     fn condition_keeps_transition_time_while_status_holds() {
-        let a = condition(None, false, "RedisUnreachable", "down", None, &at(1));
+        let a = condition(
+            CONDITION,
+            None,
+            false,
+            "RedisUnreachable",
+            "down",
+            None,
+            &at(1),
+        );
         let b = condition(
+            CONDITION,
             Some(&a),
             false,
             "RedisUnreachable",
@@ -413,7 +422,7 @@ mod tests {
             &at(2),
         );
         assert_eq!(b.last_transition_time, at(1));
-        let c = condition(Some(&b), true, "QueueRead", "ok", None, &at(3));
+        let c = condition(CONDITION, Some(&b), true, "QueueRead", "ok", None, &at(3));
         assert_eq!((c.status.as_str(), c.last_transition_time), ("True", at(3)));
     }
 }

@@ -94,15 +94,17 @@ async fn a_new_service_gets_every_child_then_its_status() {
     let ts = secret_text(&server, &names::task_secret("hello"), TASK_SECRET_KEY);
     assert_eq!(ts.len(), 64);
 
-    let status = server
-        .seen()
-        .into_iter()
-        .find(|s| s.path.ends_with("/status"))
-        .unwrap()
-        .body;
+    let status = status_written(&server);
     assert_eq!(status["status"]["observedGeneration"], 1);
     let ready = condition(&status["status"], "Ready");
     assert_eq!(ready["status"], "False", "no pod is ready yet: {status}");
+}
+
+/// The body of the reconcile's status apply.
+fn status_written(server: &ApiServer) -> Value {
+    let seen = server.seen();
+    let write = seen.iter().rfind(|s| s.path.ends_with("/status"));
+    write.expect("a status write").body.clone()
 }
 
 fn condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
@@ -312,12 +314,7 @@ async fn leaving_managed_redis_deletes_what_the_caches_hold() {
     want.sort();
     assert_eq!(deletes, want);
     assert!(server.object(&path::<Deployment>(&redis)).is_none());
-    let status = server
-        .seen()
-        .into_iter()
-        .find(|s| s.path.ends_with("/status"))
-        .unwrap()
-        .body;
+    let status = status_written(&server);
     assert_eq!(
         status["status"]["redisEndpoint"], "r.example:6380",
         "{status}"
