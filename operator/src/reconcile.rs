@@ -562,7 +562,7 @@ mod tests {
         assert_eq!(secret_bytes(&Secret::default(), "url"), None);
     }
 
-    use axum::http::{Request, Response};
+    use http::{Request, Response};
     use k8s_openapi::api::apps::v1::{DeploymentSpec, DeploymentStatus};
     use kube::api::ObjectMeta;
     use kube::client::Body;
