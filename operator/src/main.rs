@@ -5,35 +5,31 @@
 //! Lease stops the controller (in-flight reconciles finish) and the process
 //! goes back to waiting. SIGTERM/SIGINT stop the controller, release the
 //! Lease (so a standby takes over at once) and exit 0.
+//!
+//! Signals, logs and the health/metrics server are `pym_process`'s, as in
+//! the service binaries.
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::get;
-use clap::{Parser, ValueEnum};
+use clap::Parser;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use kube::Client;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::events::{Recorder, Reporter};
 use kube_lease_manager::LeaseManagerBuilder;
-use pym_core::contract;
 use pym_operator::controller::{self, Scope};
 use pym_operator::desired::OperatorPods;
 use pym_operator::metrics::Metrics;
 use pym_operator::reconcile::Context;
 use pym_operator::{Error, Result};
+use pym_process::{Probes, logs};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum LogFormat {
-    Json,
-    Pretty,
-}
 
 /// Kubernetes operator for pym services (PymService, pym.dev/v1alpha1).
 #[derive(Parser, Debug)]
@@ -47,14 +43,16 @@ struct Cli {
     #[arg(long, env = "PYM_OPERATOR_HTTP_ADDR", default_value = "0.0.0.0:8000")]
     http_addr: String,
 
-    /// Log format.
+    /// Log format: json (one object per line) or pretty (for humans).
+    /// The filter is $RUST_LOG (default `info`).
     #[arg(
         long,
         env = "PYM_OPERATOR_LOG_FORMAT",
-        value_enum,
-        default_value = "json"
+        default_value = "json",
+        value_parser = PossibleValuesParser::new(["json", "pretty"])
+            .try_map(|s| s.parse::<logs::Format>())
     )]
-    log_format: LogFormat,
+    log_format: logs::Format,
 
     /// Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster).
     #[arg(long)]
@@ -161,23 +159,15 @@ fn operator_pods(cli: &Cli, namespace: Option<String>) -> Result<Option<Operator
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logs(cli.log_format);
+    if let Err(e) = logs::init("RUST_LOG", "info", cli.log_format) {
+        warn!("{e}");
+    }
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!(error = %e, "pym-operator stopped");
             ExitCode::FAILURE
         }
-    }
-}
-
-fn init_logs(format: LogFormat) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    match format {
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-        LogFormat::Pretty => builder.init(),
     }
 }
 
@@ -197,70 +187,24 @@ async fn client(cli: &Cli) -> Result<Client> {
     Client::try_from(config).map_err(Error::Kube)
 }
 
-#[derive(Clone)]
-struct Http {
-    metrics: Arc<Metrics>,
-    ready: Arc<AtomicBool>,
-}
-
+/// The /metrics, /healthz and /readyz server: ready once the process
+/// waits for (or holds) the Lease; stops with `stop`.
 async fn serve_http(
     addr: &str,
-    http: Http,
+    metrics: &Metrics,
+    ready: Arc<AtomicBool>,
     stop: CancellationToken,
-) -> Result<tokio::task::JoinHandle<()>> {
-    let app = Router::new()
-        .route(
-            contract::PATH_METRICS,
-            get(|State(h): State<Http>| async move {
-                (
-                    [(
-                        "content-type",
-                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                    )],
-                    h.metrics.encode(),
-                )
-            }),
-        )
-        .route(contract::PATH_HEALTHZ, get(|| async { "ok" }))
-        .route(
-            contract::PATH_READYZ,
-            get(|State(h): State<Http>| async move {
-                if h.ready.load(Ordering::Relaxed) {
-                    (StatusCode::OK, "ready")
-                } else {
-                    (StatusCode::SERVICE_UNAVAILABLE, "starting")
-                }
-            }),
-        )
-        .with_state(http);
-    let listener = tokio::net::TcpListener::bind(addr)
+) -> Result<JoinHandle<()>> {
+    let probes = Probes::new(metrics.registry.clone())
+        .ready_when(move || ready.load(Ordering::Relaxed), "starting");
+    let (_, task) = probes
+        .start(addr, stop)
         .await
         .map_err(|source| Error::Bind {
             addr: addr.to_string(),
             source,
         })?;
-    info!(addr = %addr, "serving /metrics /healthz /readyz");
-    Ok(tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await;
-    }))
-}
-
-/// Resolves on SIGTERM or SIGINT.
-async fn signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        _ = term => {},
-    }
+    Ok(task)
 }
 
 fn default_identity() -> String {
@@ -277,86 +221,129 @@ async fn run(cli: Cli) -> Result<()> {
     let client = client(&cli).await?;
     let metrics = Arc::new(Metrics::default());
     let ready = Arc::new(AtomicBool::new(false));
-    let stop = CancellationToken::new();
-    let http = serve_http(
-        &cli.http_addr,
-        Http {
-            metrics: metrics.clone(),
-            ready: ready.clone(),
-        },
-        stop.clone(),
-    )
-    .await?;
-    let on_signal = stop.clone();
-    tokio::spawn(async move {
-        signal().await;
-        info!("shutdown requested");
-        on_signal.cancel();
-    });
+    let stop = pym_process::shutdown_on_signal();
+    let http = serve_http(&cli.http_addr, &metrics, ready.clone(), stop.clone()).await?;
 
     let version = client.apiserver_version().await?;
     info!(apiserver = %version.git_version, "connected");
-    let scope = match &cli.namespace {
-        Some(ns) => Scope::Namespace(ns.clone()),
-        None => Scope::All,
-    };
     let identity = cli.identity.clone().unwrap_or_else(default_identity);
     let reporter = Reporter {
         controller: "pym-operator".into(),
         instance: Some(identity.clone()),
     };
     let ctx = Arc::new(
-        Context::new(
-            client.clone(),
-            Recorder::new(client.clone(), reporter),
-            metrics.clone(),
-        )
-        .with_operator_pods(operator_pods),
+        Context::new(client.clone(), Recorder::new(client, reporter), metrics)
+            .with_operator_pods(operator_pods)
+            .with_autoscaler(cli.autoscale),
     );
+    let scope = match &cli.namespace {
+        Some(ns) => Scope::Namespace(ns.clone()),
+        None => Scope::All,
+    };
+    let operator = Operator {
+        cli,
+        ctx,
+        scope,
+        identity,
+        ready,
+        stop,
+    };
+    if operator.cli.leader_elect {
+        operator.lead().await?;
+    } else {
+        operator.reconcile_alone().await;
+    }
+    let _ = http.await;
+    Ok(())
+}
 
-    if !cli.leader_elect {
-        warn!("leader election disabled: run a single replica only");
-        ready.store(true, Ordering::Relaxed);
-        metrics.leader.set(1);
+/// The running operator: what its steps share.
+struct Operator {
+    cli: Cli,
+    ctx: Arc<Context>,
+    scope: Scope,
+    identity: String,
+    /// /readyz: true once waiting for (or holding) the Lease.
+    ready: Arc<AtomicBool>,
+    /// Cancelled on SIGTERM/SIGINT.
+    stop: CancellationToken,
+}
+
+impl Operator {
+    /// The controller and the autoscaler, until `until` is cancelled.
+    async fn reconcile(&self, until: &CancellationToken) {
         tokio::join!(
             controller::run(
-                ctx.clone(),
-                scope.clone(),
-                cli.concurrency,
-                stop.clone().cancelled_owned()
+                self.ctx.clone(),
+                self.scope.clone(),
+                self.cli.concurrency,
+                until.clone().cancelled_owned()
             ),
-            autoscale(&cli, &ctx, &scope, stop.clone().cancelled_owned()),
+            autoscale(
+                &self.cli,
+                &self.ctx,
+                &self.scope,
+                until.clone().cancelled_owned()
+            ),
         );
-        let _ = http.await;
-        return Ok(());
     }
 
-    let lease_ns = cli
-        .lease_namespace
-        .clone()
-        .or_else(|| std::env::var("POD_NAMESPACE").ok())
-        .or_else(|| cli.namespace.clone())
-        .unwrap_or_else(|| "default".into());
-    let manager = LeaseManagerBuilder::new(client.clone(), &cli.lease_name)
-        .with_namespace(&lease_ns)
-        .with_identity(&identity)
-        .with_duration(cli.lease_duration_seconds)
-        .with_grace(cli.lease_grace_seconds)
-        .build()
-        .await?;
-    let (mut leader, lease_task) = manager.watch().await;
-    ready.store(true, Ordering::Relaxed);
-    info!(lease = %cli.lease_name, namespace = %lease_ns, identity = %identity, "waiting for leadership");
+    /// `--leader-elect=false`: reconcile until shutdown.
+    async fn reconcile_alone(&self) {
+        warn!("leader election disabled: run a single replica only");
+        self.ready.store(true, Ordering::Relaxed);
+        self.ctx.metrics.leader.set(1);
+        self.reconcile(&self.stop).await;
+    }
 
-    loop {
-        tokio::select! {
-            r = leader.wait_for(|l| *l) => if r.is_err() { break },
-            () = stop.cancelled() => break,
+    /// Wait for the Lease, reconcile while holding it, stand by again when
+    /// it is lost; on shutdown release it.
+    async fn lead(&self) -> Result<()> {
+        let cli = &self.cli;
+        let lease_ns = cli
+            .lease_namespace
+            .clone()
+            .or_else(|| std::env::var("POD_NAMESPACE").ok())
+            .or_else(|| cli.namespace.clone())
+            .unwrap_or_else(|| "default".into());
+        let manager = LeaseManagerBuilder::new(self.ctx.client.clone(), &cli.lease_name)
+            .with_namespace(&lease_ns)
+            .with_identity(&self.identity)
+            .with_duration(cli.lease_duration_seconds)
+            .with_grace(cli.lease_grace_seconds)
+            .build()
+            .await?;
+        let (mut leader, lease_task) = manager.watch().await;
+        self.ready.store(true, Ordering::Relaxed);
+        info!(lease = %cli.lease_name, namespace = %lease_ns, identity = %self.identity, "waiting for leadership");
+        loop {
+            tokio::select! {
+                r = leader.wait_for(|l| *l) => if r.is_err() { break },
+                () = self.stop.cancelled() => break,
+            }
+            self.term(&leader).await;
+            if self.stop.is_cancelled() {
+                break;
+            }
+            warn!(identity = %self.identity, "lost leadership; standing by");
         }
-        info!(identity = %identity, "became leader; reconciling");
-        metrics.leader.set(1);
+        // Closing the channel makes the lease task release the Lease.
+        drop(leader);
+        match lease_task.await {
+            Ok(Ok(_)) => info!("lease released"),
+            Ok(Err(e)) => warn!(error = %e, "could not release the lease"),
+            Err(e) => warn!(error = %e, "lease task failed"),
+        }
+        Ok(())
+    }
+
+    /// One term as leader: reconcile until shutdown or until `leader`
+    /// turns false.
+    async fn term(&self, leader: &watch::Receiver<bool>) {
+        info!(identity = %self.identity, "became leader; reconciling");
+        self.ctx.metrics.leader.set(1);
         // This term ends on shutdown (child of `stop`) or when leadership is lost.
-        let term = stop.child_token();
+        let term = self.stop.child_token();
         let mut lost = leader.clone();
         let on_lost = term.clone();
         let watcher = tokio::spawn(async move {
@@ -365,33 +352,11 @@ async fn run(cli: Cli) -> Result<()> {
                 () = on_lost.cancelled() => {},
             }
         });
-        tokio::join!(
-            controller::run(
-                ctx.clone(),
-                scope.clone(),
-                cli.concurrency,
-                term.clone().cancelled_owned()
-            ),
-            autoscale(&cli, &ctx, &scope, term.clone().cancelled_owned()),
-        );
+        self.reconcile(&term).await;
         term.cancel();
         let _ = watcher.await;
-        metrics.leader.set(0);
-        if stop.is_cancelled() {
-            break;
-        }
-        warn!(identity = %identity, "lost leadership; standing by");
+        self.ctx.metrics.leader.set(0);
     }
-
-    // Closing the channel makes the lease task release the Lease.
-    drop(leader);
-    match lease_task.await {
-        Ok(Ok(_)) => info!("lease released"),
-        Ok(Err(e)) => warn!(error = %e, "could not release the lease"),
-        Err(e) => warn!(error = %e, "lease task failed"),
-    }
-    let _ = http.await;
-    Ok(())
 }
 
 /// The autoscaler, on the leader only, next to the controller (unless `--autoscale=false`).

@@ -5,7 +5,6 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ErrorLabels {
@@ -20,7 +19,8 @@ pub struct ServiceLabels {
 
 /// Every metric the operator exports.
 pub struct Metrics {
-    pub registry: Registry,
+    /// Where they are registered (served by `pym_process::Probes`).
+    pub registry: pym_core::Metrics,
     pub reconciles: Counter,
     pub errors: Family<ErrorLabels, Counter>,
     pub duration: Histogram,
@@ -35,7 +35,7 @@ pub struct Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
-        let mut registry = Registry::with_prefix("pym_operator");
+        let registry = pym_core::Metrics::default();
         let reconciles = Counter::default();
         let errors = Family::<ErrorLabels, Counter>::default();
         let duration = Histogram::new(exponential_buckets(0.001, 2.0, 14));
@@ -43,34 +43,38 @@ impl Default for Metrics {
         let queue_depth = Family::<ServiceLabels, Gauge>::default();
         let workers_desired = Family::<ServiceLabels, Gauge>::default();
         let workers_current = Family::<ServiceLabels, Gauge>::default();
-        registry.register("reconcile", "Reconciles started", reconciles.clone());
         registry.register(
-            "reconcile_errors",
+            "pym_operator_reconcile",
+            "Reconciles started",
+            reconciles.clone(),
+        );
+        registry.register(
+            "pym_operator_reconcile_errors",
             "Reconciles that failed, by error kind",
             errors.clone(),
         );
         registry.register(
-            "reconcile_duration_seconds",
+            "pym_operator_reconcile_duration_seconds",
             "Duration of one reconcile",
             duration.clone(),
         );
         registry.register(
-            "leader",
+            "pym_operator_leader",
             "1 while this process holds the leader Lease",
             leader.clone(),
         );
         registry.register(
-            "queue_depth",
+            "pym_operator_queue_depth",
             "Tasks ready + in flight + due per PymService",
             queue_depth.clone(),
         );
         registry.register(
-            "workers_desired",
+            "pym_operator_workers_desired",
             "Worker replicas the autoscaler recommends per PymService",
             workers_desired.clone(),
         );
         registry.register(
-            "workers_current",
+            "pym_operator_workers_current",
             "Worker Deployment spec.replicas per PymService",
             workers_current.clone(),
         );
@@ -90,10 +94,7 @@ impl Default for Metrics {
 impl Metrics {
     /// Text exposition format.
     pub fn encode(&self) -> String {
-        let mut out = String::new();
-        // Writing into a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
-        out
+        self.registry.encode()
     }
 }
 

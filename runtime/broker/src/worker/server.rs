@@ -1,12 +1,8 @@
-//! The worker's own HTTP server: liveness, readiness and metrics.
+//! The worker's own HTTP server: liveness, readiness (the broker is
+//! reachable) and metrics, served by `pym_process::probes`.
 
 use super::{Shared, WorkerError};
-use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
-use axum::routing::get;
-use pym_core::contract;
+use pym_process::Probes;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -19,36 +15,13 @@ pub(super) async fn start(
     stop: CancellationToken,
     metrics: pym_core::Metrics,
 ) -> Result<JoinHandle<()>, WorkerError> {
-    let listener = tokio::net::TcpListener::bind(addr)
+    let probes = Probes::new(metrics).ready_when(
+        move || shared.ready.load(Ordering::Relaxed),
+        "broker unreachable",
+    );
+    let (_, task) = probes
+        .start(addr, stop)
         .await
         .map_err(|source| WorkerError::Listen { addr, source })?;
-    let app = Router::new()
-        .route(contract::PATH_HEALTHZ, get(|| async { "ok" }))
-        .route(contract::PATH_READYZ, get(readyz))
-        .route(
-            contract::PATH_METRICS,
-            get(move || metrics_text(metrics.clone())),
-        )
-        .with_state(shared);
-    tracing::info!(%addr, "worker health and metrics server listening");
-    Ok(tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await;
-    }))
-}
-
-async fn readyz(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
-    if shared.ready.load(Ordering::Relaxed) {
-        (StatusCode::OK, "ready")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "broker unreachable")
-    }
-}
-
-async fn metrics_text(metrics: pym_core::Metrics) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, contract::METRICS_CONTENT_TYPE)],
-        metrics.encode(),
-    )
+    Ok(task)
 }

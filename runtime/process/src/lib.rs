@@ -1,0 +1,18 @@
+//! # pym-process
+//!
+//! What every pym process does the same way, for the service binaries
+//! (`pym-runtime`, `pym-broker`'s worker) and the operator alike — one
+//! mechanism per module:
+//!
+//! | module | does |
+//! |---|---|
+//! | [`signals`] | SIGTERM or Ctrl-C → a cancelled [`CancellationToken`](tokio_util::sync::CancellationToken) |
+//! | [`logs`] | the log setup: a filter from an environment variable, text or JSON lines on stderr |
+//! | [`probes`] | the `/healthz`, `/readyz`, `/metrics` server (hyper), stopped by a token |
+
+pub mod logs;
+pub mod probes;
+pub mod signals;
+
+pub use probes::Probes;
+pub use signals::shutdown_on_signal;

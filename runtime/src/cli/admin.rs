@@ -1,0 +1,137 @@
+//! `check`, `token`, `dead` and `stats`: one-shot commands.
+
+use super::serve::connect;
+use super::{App, DeadCmd, DeadSelection, Fail, StatsArgs, TokenArgs, runtime, usage};
+use crate::config::Config;
+use pym_broker::{Queue, dead, stats};
+use pym_core::Metrics;
+use pym_http::Auth;
+
+/// `check`: load the config and the spec, bind the handlers, report.
+pub(super) fn check(app: &App, config: &Config, metrics: Metrics) -> Result<(), Fail> {
+    let svc = app.build(config, Queue::eager(), metrics)?;
+    println!(
+        "ok: {} {} — {} operations bound, config {}",
+        config.name,
+        config.version,
+        svc.spec().operations.len(),
+        config
+            .source
+            .as_ref()
+            .map_or("<embedded/defaults>".to_string(), |p| p
+                .display()
+                .to_string())
+    );
+    Ok(())
+}
+
+/// `token`: mint a JWT with the configured key.
+pub(super) fn token(config: &Config, a: &TokenArgs) -> Result<(), Fail> {
+    let auth = Auth::required(&config.jwt).map_err(usage)?;
+    let claims: serde_json::Value = serde_json::from_str(&a.claims)
+        .map_err(|e| usage(format!("--claims must be a JSON object: {e}")))?;
+    if !claims.is_object() {
+        return Err(usage("--claims must be a JSON object"));
+    }
+    let token = match a.ttl {
+        Some(t) => auth.mint_for(&a.user_id, claims, t),
+        None => auth.mint(&a.user_id, claims),
+    }
+    .map_err(|e| usage(e.description))?;
+    println!("{token}");
+    Ok(())
+}
+
+pub(super) async fn dead(config: &Config, cmd: DeadCmd) -> Result<(), Fail> {
+    let broker = connect(config).await?;
+    let mut conn = broker.conn();
+    match cmd {
+        DeadCmd::List {
+            queue,
+            limit,
+            offset,
+            json,
+        } => {
+            let list = dead::list(&mut conn, &queue, offset, limit)
+                .await
+                .map_err(runtime)?;
+            if json {
+                for d in &list {
+                    println!("{}", serde_json::to_string(d).unwrap_or_default());
+                }
+            } else {
+                println!(
+                    "{:<38} {:<28} {:<18} {:>8}  error",
+                    "id", "task", "reason", "attempts"
+                );
+                for d in &list {
+                    println!(
+                        "{:<38} {:<28} {:<18} {:>8}  {}",
+                        d.id,
+                        d.task.as_deref().unwrap_or("?"),
+                        d.reason.label(),
+                        d.attempts,
+                        d.error
+                    );
+                }
+                let total = dead::count(&mut conn, &queue).await.map_err(runtime)?;
+                println!("({} shown of {total} in queue {queue})", list.len());
+            }
+        }
+        DeadCmd::Replay(DeadSelection { queue, id, all }) => {
+            if all {
+                let (ok, refused) = dead::replay_all(&broker, &queue).await.map_err(runtime)?;
+                println!("replayed {ok}, refused {refused} (unverifiable: purge them)");
+            } else {
+                let id = id.unwrap_or_default();
+                if dead::replay(&broker, &queue, &id).await.map_err(runtime)? {
+                    println!("replayed {id}");
+                } else {
+                    return Err(usage(format!(
+                        "no dead letter {id} in queue {queue}; see `dead list --queue {queue}`"
+                    )));
+                }
+            }
+        }
+        DeadCmd::Purge(DeadSelection { queue, id, all }) => {
+            if all {
+                let n = dead::purge_before(&mut conn, &queue, u64::MAX)
+                    .await
+                    .map_err(runtime)?;
+                println!("purged {n}");
+            } else {
+                let id = id.unwrap_or_default();
+                if dead::purge(&mut conn, &queue, &id).await.map_err(runtime)? {
+                    println!("purged {id}");
+                } else {
+                    return Err(usage(format!("no dead letter {id} in queue {queue}")));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(super) async fn stats(config: &Config, a: StatsArgs) -> Result<(), Fail> {
+    let broker = connect(config).await?;
+    let mut conn = broker.conn();
+    let all = match &a.queue {
+        Some(q) => vec![stats::queue_stats(&mut conn, q).await.map_err(runtime)?],
+        None => stats::all_stats(&mut conn).await.map_err(runtime)?,
+    };
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default());
+    } else {
+        println!(
+            "{:<24} {:>8} {:>9} {:>11} {:>13} {:>6}",
+            "queue", "ready", "in_flight", "delayed_due", "delayed_later", "dead"
+        );
+        for s in &all {
+            println!(
+                "{:<24} {:>8} {:>9} {:>11} {:>13} {:>6}",
+                s.queue, s.ready, s.in_flight, s.delayed_due, s.delayed_later, s.dead
+            );
+        }
+    }
+    Ok(())
+}

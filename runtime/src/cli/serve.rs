@@ -1,0 +1,171 @@
+//! `serve`, `up` and `worker`: the API, the worker, or both.
+
+use super::{DEV_SECRET, Fail, runtime, usage};
+use crate::config::{Config, ExposeSecret, Secret};
+use pym_broker::worker::{Worker, WorkerConfig, WorkerError, default_name};
+use pym_broker::{Broker, BrokerConfig, BrokerError, Queue, redact_url};
+use pym_core::{Metrics, contract};
+use std::net::SocketAddr;
+use tokio_util::sync::CancellationToken;
+
+use super::App;
+
+impl App {
+    /// `serve` (`up` false) or `up`: the API, and with `up` a worker beside it.
+    pub(super) async fn serve(
+        &self,
+        mut config: Config,
+        host: std::net::IpAddr,
+        up: bool,
+        metrics: Metrics,
+    ) -> Result<(), Fail> {
+        if up && config.jwt.secret.is_none() && config.jwt.public_key.is_none() {
+            tracing::warn!(
+                env = %config.jwt.secret_env,
+                "no JWT secret set: `up` uses the development secret; never do this in production"
+            );
+            config.jwt.secret = Some(Secret::from(DEV_SECRET));
+        }
+        let shutdown = pym_process::shutdown_on_signal();
+        let (queue, worker_broker) = queue(&config, up, &metrics).await?;
+        let svc = self.build(&config, queue, metrics)?;
+        let addr = SocketAddr::new(host, config.port);
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+            usage(format!(
+                "cannot listen on {addr}: {e}; choose another port with --port or PYM_PORT"
+            ))
+        })?;
+        let api = {
+            let s = shutdown.clone();
+            tokio::spawn(async move { svc.serve(listener, s.cancelled_owned()).await })
+        };
+        let worker = if let Some(bc) = worker_broker {
+            let cfg = config.clone();
+            let s = shutdown.clone();
+            Some(tokio::spawn(
+                async move { run_worker(&cfg, &bc, None, s).await },
+            ))
+        } else {
+            None
+        };
+        let api_result = api
+            .await
+            .map_err(|e| runtime(format!("API task failed: {e}")))?;
+        shutdown.cancel();
+        if let Some(w) = worker {
+            w.await
+                .map_err(|e| runtime(format!("worker task failed: {e}")))??;
+        }
+        api_result.map_err(|e| runtime(format!("HTTP server failed: {e}")))
+    }
+}
+
+/// The queue the API sends tasks to (Redis, or eager without it), and for
+/// `up` with Redis the broker settings of the worker beside it.
+async fn queue(
+    config: &Config,
+    up: bool,
+    metrics: &Metrics,
+) -> Result<(Queue, Option<BrokerConfig>), Fail> {
+    match (&config.redis_url, config.with_async) {
+        (Some(_), true) => {
+            let bc = broker_config(config)?.with_metrics(metrics);
+            let q = Queue::connect(&bc)
+                .await
+                .map_err(|e| broker_fail(config, &bc, e))?;
+            Ok((q, up.then_some(bc)))
+        }
+        (None, true) if !up => Err(usage(format!(
+            "{} is not set: `serve` sends tasks to Redis; set it (e.g. redis://127.0.0.1:6379/0), \
+             or use `up` for local development without Redis, or set with_async: false",
+            config.redis_url_env
+        ))),
+        _ => {
+            if config.with_async {
+                tracing::info!("no {}: tasks run inline (eager mode)", config.redis_url_env);
+            }
+            Ok((Queue::eager().with_metrics(metrics), None))
+        }
+    }
+}
+
+/// `worker`: run a worker with its health and metrics server until SIGTERM.
+pub(super) async fn worker(config: &Config, metrics: Metrics) -> Result<(), Fail> {
+    let shutdown = pym_process::shutdown_on_signal();
+    let bc = broker_config(config)?.with_metrics(&metrics);
+    run_worker(config, &bc, Some(metrics), shutdown).await
+}
+
+/// The broker settings of `config` (task metrics registered nowhere; the
+/// commands that serve metrics add `.with_metrics(..)`).
+pub(super) fn broker_config(config: &Config) -> Result<BrokerConfig, Fail> {
+    let url = config.redis_url.as_ref().ok_or_else(|| {
+        usage(format!(
+            "{} is not set: set it to the broker's URL, e.g. redis://127.0.0.1:6379/0",
+            config.redis_url_env
+        ))
+    })?;
+    let secret = config.task_secret().ok_or_else(|| {
+        usage(format!(
+            "no task secret: set {} (or the JWT secret, {}) to a secret shared by the API and the workers; it signs task messages",
+            contract::ENV_TASK_SECRET,
+            config.jwt.secret_env
+        ))
+    })?;
+    let mut bc = BrokerConfig::new(
+        url.expose_secret(),
+        secret.expose_secret().as_bytes().to_vec(),
+    );
+    if let Ok(ca) = std::env::var(contract::ENV_REDIS_CA_FILE)
+        && !ca.is_empty()
+    {
+        bc = bc.with_ca_file(ca);
+    }
+    Ok(bc)
+}
+
+/// Run a worker; with `serve_metrics`, it serves health and that registry
+/// on the worker port (`up` serves them on the API port instead).
+async fn run_worker(
+    config: &Config,
+    bc: &BrokerConfig,
+    serve_metrics: Option<Metrics>,
+    shutdown: CancellationToken,
+) -> Result<(), Fail> {
+    let listen = serve_metrics.is_some();
+    let wc = WorkerConfig {
+        queues: config.queues.clone(),
+        concurrency: config.worker_concurrency,
+        name: config.worker_name.clone().unwrap_or_else(default_name),
+        listen: (listen && config.worker_port != 0)
+            .then(|| SocketAddr::from(([0, 0, 0, 0], config.worker_port))),
+        metrics: serve_metrics.unwrap_or_default(),
+        ..WorkerConfig::default()
+    };
+    let worker = Worker::connect(bc, wc).await.map_err(|e| match e {
+        WorkerError::Broker(b) => broker_fail(config, bc, b),
+        other => usage(other),
+    })?;
+    worker
+        .run(shutdown.cancelled_owned())
+        .await
+        .map_err(runtime)
+}
+
+pub(super) async fn connect(config: &Config) -> Result<Broker, Fail> {
+    let bc = broker_config(config)?;
+    Broker::connect(&bc)
+        .await
+        .map_err(|e| broker_fail(config, &bc, e))
+}
+
+fn broker_fail(config: &Config, bc: &BrokerConfig, e: BrokerError) -> Fail {
+    match e {
+        BrokerError::Config(m) => usage(m),
+        other => runtime(format!(
+            "cannot use the broker at {} ({}): {other}; check that Redis is up and the URL is right",
+            redact_url(&bc.url),
+            config.redis_url_env
+        )),
+    }
+}
