@@ -24,8 +24,9 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Request path, outermost first: request id + trace span + metrics + panic
-//! catcher + error normaliser (every route) → per operation: JWT check (per
+//! Request path, outermost first: request id (tower-http's layers, see
+//! `request_id.rs`) → trace span + metrics + panic catcher + error
+//! normaliser (every route) → per operation: JWT check (per
 //! the operation's `security`), parameter and body validation, context scope
 //! (so [`pym_core::context()`] and spawned tasks see the caller) → handler →
 //! response validation (debug builds / `validate_responses`).
@@ -36,12 +37,13 @@ use crate::config::HttpConfig;
 use crate::error::{ApiError, PymError, normalize};
 use crate::metrics::HttpMetrics;
 use crate::readiness::{Check, Readiness};
+use crate::request_id;
 use crate::spec::{AuthMode, Operation, Spec, SpecError};
 use crate::validate;
 use axum::Router;
 use axum::extract::{FromRequestParts, RawPathParams, Request, State};
+use axum::http::header;
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter};
@@ -55,8 +57,6 @@ use std::time::Instant;
 use tower_http::catch_panic::CatchPanicLayer;
 use tracing::Instrument;
 
-/// Header carrying the request id.
-pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// W3C trace context header.
 pub const TRACEPARENT_HEADER: &str = "traceparent";
 
@@ -325,6 +325,7 @@ impl ServiceBuilder {
                 shared.clone(),
                 request_layer,
             ));
+        let router = request_id::layer(router);
         Ok(Service { router, shared })
     }
 }
@@ -344,14 +345,6 @@ pub struct RequestInfo {
     pub request_id: String,
     /// Our traceparent (incoming trace id, or a new one; our span id).
     pub traceparent: String,
-}
-
-fn valid_request_id(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 128
-        && s.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'/' | b'+' | b'=')
-        })
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -399,21 +392,15 @@ fn catch_panics() -> CatchPanicLayer<fn(Box<dyn std::any::Any + Send + 'static>)
     })
 }
 
-/// Outermost layer, every route: request id, trace, span, metrics, panics,
-/// one error format.
+/// Every route, inside the request-id layers: trace, span, metrics,
+/// panics, one error format.
 async fn request_layer(
     State(shared): State<Arc<Shared>>,
     mut req: Request,
     next: Next,
 ) -> Response {
     let started = Instant::now();
-    let request_id = req
-        .headers()
-        .get(REQUEST_ID_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .filter(|s| valid_request_id(s))
-        .map(String::from)
-        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let request_id = request_id::of(&req);
     let traceparent = continue_trace(
         req.headers()
             .get(TRACEPARENT_HEADER)
@@ -436,21 +423,18 @@ async fn request_layer(
     // Built-ins and unmatched routes run in a context with the request id;
     // operations replace it with the full one (user, claims).
     let base = Arc::new(Context {
-        request_id: Some(request_id.clone()),
+        request_id: Some(request_id),
         traceparent: Some(traceparent),
         method: Some(method.clone()),
         path: Some(path),
         ..Context::default()
     });
-    let mut response = async move {
+    let response = async move {
         let r = context::scope(base, next.run(req)).await;
         normalize(r).await
     }
     .instrument(span.clone())
     .await;
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert(REQUEST_ID_HEADER, v);
-    }
     let operation = response
         .extensions()
         .get::<OperationName>()
@@ -492,7 +476,7 @@ async fn run_operation(st: &OpState, req: Request, next: Next) -> Result<Respons
         .get::<RequestInfo>()
         .cloned()
         .unwrap_or_else(|| RequestInfo {
-            request_id: uuid::Uuid::now_v7().to_string(),
+            request_id: request_id::new_id(),
             traceparent: continue_trace(None),
         });
 
@@ -603,12 +587,5 @@ mod tests {
         let n = continue_trace(Some("garbage"));
         assert_eq!(trace_id(&n).len(), 32);
         assert_eq!(trace_id(&continue_trace(None)).len(), 32);
-    }
-
-    #[test]
-    fn request_ids() {
-        assert!(valid_request_id("abc-123"));
-        assert!(!valid_request_id("a b"));
-        assert!(!valid_request_id(&"a".repeat(200)));
     }
 }
