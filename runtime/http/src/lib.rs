@@ -12,6 +12,7 @@ pub mod config;
 pub mod error;
 mod metrics;
 pub mod readiness;
+mod request_id;
 mod server;
 pub mod spec;
 mod validate;

@@ -24,8 +24,9 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Request path, outermost first: request id + trace span + metrics + panic
-//! catcher + error normaliser (every route) → per operation: JWT check (per
+//! Request path, outermost first: request id (tower-http's layers, see
+//! `request_id.rs`) → trace span + metrics + panic catcher + error
+//! normaliser (every route) → per operation: JWT check (per
 //! the operation's `security`), parameter and body validation, context scope
 //! (so [`pym_core::context()`] and spawned tasks see the caller) → handler →
 //! response validation (debug builds / `validate_responses`).
@@ -36,12 +37,13 @@ use crate::config::HttpConfig;
 use crate::error::{ApiError, PymError, normalize};
 use crate::metrics::HttpMetrics;
 use crate::readiness::{Check, Readiness};
+use crate::request_id;
 use crate::spec::{AuthMode, Operation, Spec, SpecError};
 use crate::validate;
 use axum::Router;
 use axum::extract::{FromRequestParts, RawPathParams, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderMap, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter};
@@ -55,8 +57,6 @@ use std::time::Instant;
 use tower_http::catch_panic::CatchPanicLayer;
 use tracing::Instrument;
 
-/// Header carrying the request id.
-pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// W3C trace context header.
 pub const TRACEPARENT_HEADER: &str = "traceparent";
 
@@ -214,69 +214,10 @@ impl ServiceBuilder {
             .spec
             .ok_or(ServiceError::NoSpec)?
             .map_err(ServiceError::Spec)?;
-        // Binding check: every operation has a handler and every handler an operation.
-        let ops: HashSet<&str> = spec.operations.iter().map(|o| o.id.as_str()).collect();
-        let mut seen = HashSet::new();
-        let mut problems = Vec::new();
-        let dup: Vec<&str> = self
-            .handlers
-            .iter()
-            .filter(|(id, _)| !seen.insert(id.as_str()))
-            .map(|(id, _)| id.as_str())
-            .collect();
-        if !dup.is_empty() {
-            problems.push(format!("handlers bound twice: {}", dup.join(", ")));
-        }
-        let missing: Vec<String> = spec
-            .operations
-            .iter()
-            .filter(|o| !seen.contains(o.id.as_str()))
-            .map(|o| format!("{} ({} {})", o.id, o.method, o.path))
-            .collect();
-        if !missing.is_empty() {
-            problems.push(format!(
-                "operations without a handler: {} (add .handler(\"<operationId>\", fn) for each)",
-                missing.join(", ")
-            ));
-        }
-        let unknown: Vec<&str> = self
-            .handlers
-            .iter()
-            .map(|(id, _)| id.as_str())
-            .filter(|id| !ops.contains(id))
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        if !unknown.is_empty() {
-            problems.push(format!(
-                "handlers without an operation: {} (no operationId of that name in {}; fix the name or add the operation)",
-                unknown.join(", "),
-                if spec.title.is_empty() { "the spec" } else { &spec.title }
-            ));
-        }
-        for op in &spec.operations {
-            if builtins::PATHS.contains(&op.path.as_str()) {
-                problems.push(format!(
-                    "operation {} uses {}, a pym built-in path; remove it from the spec",
-                    op.id, op.path
-                ));
-            }
-        }
-        if !problems.is_empty() {
-            return Err(ServiceError::Binding(format!(
-                "the spec and the handlers do not match:\n  - {}",
-                problems.join("\n  - ")
-            )));
-        }
+        check_bindings(&spec, &self.handlers)?;
         let auth = match self.auth {
             Some(a) => Some(a),
-            None => {
-                if spec.operations.iter().any(|o| o.auth != AuthMode::None) {
-                    Some(Auth::required(&self.config.jwt)?)
-                } else {
-                    Auth::from_config(&self.config.jwt)?
-                }
-            }
+            None => auth_from_config(&self.config, &spec)?,
         };
         let shared = Arc::new(Shared {
             config: self.config.clone(),
@@ -286,31 +227,7 @@ impl ServiceBuilder {
             metrics: self.metrics,
             readiness: self.readiness,
         });
-
-        let mut handlers: BTreeMap<String, BoxedHandler> = self.handlers.into_iter().collect();
-        let mut by_path: BTreeMap<String, MethodRouter> = BTreeMap::new();
-        for op in &spec.operations {
-            let make = handlers.remove(&op.id).expect("checked above");
-            let filter = MethodFilter::try_from(op.method.clone()).map_err(|_| {
-                ServiceError::Binding(format!("{}: unsupported method {}", op.id, op.method))
-            })?;
-            let state = Arc::new(OpState {
-                op: op.clone(),
-                shared: shared.clone(),
-            });
-            // The handler panics inside the operation's context and span, so
-            // the operation still names the response for metrics and logs.
-            let mr = make(filter)
-                .layer(catch_panics())
-                .route_layer(middleware::from_fn_with_state(state, operation_layer));
-            let entry = by_path.remove(&op.path).unwrap_or_default();
-            by_path.insert(op.path.clone(), entry.merge(mr));
-        }
-        let mut router = Router::new();
-        for (path, mr) in by_path {
-            router = router.route(&path, mr);
-        }
-        router = router
+        let mut router = operation_routes(&spec, self.handlers, &shared)?
             .merge(builtins::router(shared.clone()))
             .fallback(|| async { ApiError::not_found("no such endpoint; see /openapi.yaml") });
         for hook in self.hooks {
@@ -325,8 +242,108 @@ impl ServiceBuilder {
                 shared.clone(),
                 request_layer,
             ));
+        let router = request_id::layer(router);
         Ok(Service { router, shared })
     }
+}
+
+/// Binding check: every operation has a handler, every handler an
+/// operation, none twice, and no operation on a built-in path.
+fn check_bindings(spec: &Spec, handlers: &[(String, BoxedHandler)]) -> Result<(), ServiceError> {
+    let ops: HashSet<&str> = spec.operations.iter().map(|o| o.id.as_str()).collect();
+    let mut seen = HashSet::new();
+    let mut problems = Vec::new();
+    let dup: Vec<&str> = handlers
+        .iter()
+        .filter(|(id, _)| !seen.insert(id.as_str()))
+        .map(|(id, _)| id.as_str())
+        .collect();
+    if !dup.is_empty() {
+        problems.push(format!("handlers bound twice: {}", dup.join(", ")));
+    }
+    let missing: Vec<String> = spec
+        .operations
+        .iter()
+        .filter(|o| !seen.contains(o.id.as_str()))
+        .map(|o| format!("{} ({} {})", o.id, o.method, o.path))
+        .collect();
+    if !missing.is_empty() {
+        problems.push(format!(
+            "operations without a handler: {} (add .handler(\"<operationId>\", fn) for each)",
+            missing.join(", ")
+        ));
+    }
+    let unknown: Vec<&str> = handlers
+        .iter()
+        .map(|(id, _)| id.as_str())
+        .filter(|id| !ops.contains(id))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if !unknown.is_empty() {
+        problems.push(format!(
+            "handlers without an operation: {} (no operationId of that name in {}; fix the name or add the operation)",
+            unknown.join(", "),
+            if spec.title.is_empty() { "the spec" } else { &spec.title }
+        ));
+    }
+    for op in &spec.operations {
+        if builtins::PATHS.contains(&op.path.as_str()) {
+            problems.push(format!(
+                "operation {} uses {}, a pym built-in path; remove it from the spec",
+                op.id, op.path
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(ServiceError::Binding(format!(
+            "the spec and the handlers do not match:\n  - {}",
+            problems.join("\n  - ")
+        )));
+    }
+    Ok(())
+}
+
+/// The verifier from the config: required when an operation needs a token.
+fn auth_from_config(config: &HttpConfig, spec: &Spec) -> Result<Option<Auth>, ServiceError> {
+    if spec.operations.iter().any(|o| o.auth != AuthMode::None) {
+        Ok(Some(Auth::required(&config.jwt)?))
+    } else {
+        Ok(Auth::from_config(&config.jwt)?)
+    }
+}
+
+/// One route per path, each operation's handler behind its
+/// [`operation_layer`]. `handlers` have passed [`check_bindings`].
+fn operation_routes(
+    spec: &Spec,
+    handlers: Vec<(String, BoxedHandler)>,
+    shared: &Arc<Shared>,
+) -> Result<Router, ServiceError> {
+    let mut handlers: BTreeMap<String, BoxedHandler> = handlers.into_iter().collect();
+    let mut by_path: BTreeMap<String, MethodRouter> = BTreeMap::new();
+    for op in &spec.operations {
+        let make = handlers.remove(&op.id).expect("checked above");
+        let filter = MethodFilter::try_from(op.method.clone()).map_err(|_| {
+            ServiceError::Binding(format!("{}: unsupported method {}", op.id, op.method))
+        })?;
+        let state = Arc::new(OpState {
+            op: op.clone(),
+            shared: shared.clone(),
+        });
+        // The handler panics inside the operation's context and span, so
+        // the operation still names the response for metrics and logs.
+        let mr = make(filter)
+            .layer(catch_panics())
+            .route_layer(middleware::from_fn_with_state(state, operation_layer));
+        let entry = by_path.remove(&op.path).unwrap_or_default();
+        by_path.insert(op.path.clone(), entry.merge(mr));
+    }
+    let mut router = Router::new();
+    for (path, mr) in by_path {
+        router = router.route(&path, mr);
+    }
+    Ok(router)
 }
 
 struct OpState {
@@ -344,14 +361,6 @@ pub struct RequestInfo {
     pub request_id: String,
     /// Our traceparent (incoming trace id, or a new one; our span id).
     pub traceparent: String,
-}
-
-fn valid_request_id(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 128
-        && s.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'/' | b'+' | b'=')
-        })
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -399,21 +408,15 @@ fn catch_panics() -> CatchPanicLayer<fn(Box<dyn std::any::Any + Send + 'static>)
     })
 }
 
-/// Outermost layer, every route: request id, trace, span, metrics, panics,
-/// one error format.
+/// Every route, inside the request-id layers: trace, span, metrics,
+/// panics, one error format.
 async fn request_layer(
     State(shared): State<Arc<Shared>>,
     mut req: Request,
     next: Next,
 ) -> Response {
     let started = Instant::now();
-    let request_id = req
-        .headers()
-        .get(REQUEST_ID_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .filter(|s| valid_request_id(s))
-        .map(String::from)
-        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let request_id = request_id::of(&req);
     let traceparent = continue_trace(
         req.headers()
             .get(TRACEPARENT_HEADER)
@@ -436,21 +439,18 @@ async fn request_layer(
     // Built-ins and unmatched routes run in a context with the request id;
     // operations replace it with the full one (user, claims).
     let base = Arc::new(Context {
-        request_id: Some(request_id.clone()),
+        request_id: Some(request_id),
         traceparent: Some(traceparent),
         method: Some(method.clone()),
         path: Some(path),
         ..Context::default()
     });
-    let mut response = async move {
+    let response = async move {
         let r = context::scope(base, next.run(req)).await;
         normalize(r).await
     }
     .instrument(span.clone())
     .await;
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert(REQUEST_ID_HEADER, v);
-    }
     let operation = response
         .extensions()
         .get::<OperationName>()
@@ -492,60 +492,18 @@ async fn run_operation(st: &OpState, req: Request, next: Next) -> Result<Respons
         .get::<RequestInfo>()
         .cloned()
         .unwrap_or_else(|| RequestInfo {
-            request_id: uuid::Uuid::now_v7().to_string(),
+            request_id: request_id::new_id(),
             traceparent: continue_trace(None),
         });
 
     // 1. Authentication, per the operation's security.
-    let mut claims = None;
-    let mut token = None;
-    if op.auth != AuthMode::None {
-        let header = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .map(|v| v.to_str().unwrap_or("\u{0}"));
-        if op.auth == AuthMode::Required || header.is_some() {
-            let auth = st
-                .shared
-                .auth
-                .as_ref()
-                .ok_or_else(|| ApiError::server_error("no JWT key configured"))?;
-            let (c, t) = auth.verify_header(header)?;
-            claims = Some(c);
-            token = Some(t);
-        }
-    }
+    let (claims, token) = authenticate(st, &parts.headers)?;
 
     // 2. Parameters.
-    let path_params: Vec<(String, String)> =
-        match RawPathParams::from_request_parts(&mut parts, &()).await {
-            Ok(p) => p
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            Err(e) => return Err(ApiError::bad_request(format!("bad path: {e}"))),
-        };
-    let query: Vec<(String, String)> = match parts.uri.query() {
-        None => Vec::new(),
-        Some(_) => axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
-            .map(|q| q.0)
-            .map_err(|e| ApiError::invalid_parameter("query", e.body_text()))?,
-    };
-    validate::check_params(op, &path_params, &query, &parts.headers)?;
+    check_params(op, &mut parts).await?;
 
     // 3. Body.
-    let bytes = axum::body::to_bytes(body, st.shared.config.body_limit)
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-                crate::error::codes::PAYLOAD_TOO_LARGE,
-                format!(
-                    "the body is larger than {} bytes (body_limit in pym-config.yaml)",
-                    st.shared.config.body_limit
-                ),
-            )
-        })?;
+    let bytes = read_body(body, st.shared.config.body_limit).await?;
     validate::check_body(op, &parts.headers, &bytes)?;
 
     // 4. Context.
@@ -568,6 +526,66 @@ async fn run_operation(st: &OpState, req: Request, next: Next) -> Result<Respons
     if !st.shared.config.validate_responses || response.extensions().get::<PymError>().is_some() {
         return Ok(response);
     }
+    check_response(op, response).await
+}
+
+/// The caller's claims and token, when the operation's security asks for
+/// them (always when required; when optional, if a token is sent).
+fn authenticate(
+    st: &OpState,
+    headers: &HeaderMap,
+) -> Result<(Option<Claims>, Option<String>), ApiError> {
+    let op = &st.op;
+    if op.auth == AuthMode::None {
+        return Ok((None, None));
+    }
+    let header = headers
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap_or("\u{0}"));
+    if op.auth != AuthMode::Required && header.is_none() {
+        return Ok((None, None));
+    }
+    let auth = st
+        .shared
+        .auth
+        .as_ref()
+        .ok_or_else(|| ApiError::server_error("no JWT key configured"))?;
+    let (c, t) = auth.verify_header(header)?;
+    Ok((Some(c), Some(t)))
+}
+
+/// Validate the path and query parameters and the headers against the spec.
+async fn check_params(op: &Operation, parts: &mut Parts) -> Result<(), ApiError> {
+    let path_params: Vec<(String, String)> =
+        match RawPathParams::from_request_parts(parts, &()).await {
+            Ok(p) => p
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            Err(e) => return Err(ApiError::bad_request(format!("bad path: {e}"))),
+        };
+    let query: Vec<(String, String)> = match parts.uri.query() {
+        None => Vec::new(),
+        Some(_) => axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
+            .map(|q| q.0)
+            .map_err(|e| ApiError::invalid_parameter("query", e.body_text()))?,
+    };
+    validate::check_params(op, &path_params, &query, &parts.headers)
+}
+
+/// The whole request body, at most `limit` bytes.
+async fn read_body(body: axum::body::Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::to_bytes(body, limit).await.map_err(|_| {
+        ApiError::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            crate::error::codes::PAYLOAD_TOO_LARGE,
+            format!("the body is larger than {limit} bytes (body_limit in pym-config.yaml)"),
+        )
+    })
+}
+
+/// Validate a handler's response against the operation's responses.
+async fn check_response(op: &Operation, response: Response) -> Result<Response, ApiError> {
     let (rparts, rbody) = response.into_parts();
     let rbytes = axum::body::to_bytes(rbody, usize::MAX)
         .await
@@ -603,12 +621,5 @@ mod tests {
         let n = continue_trace(Some("garbage"));
         assert_eq!(trace_id(&n).len(), 32);
         assert_eq!(trace_id(&continue_trace(None)).len(), 32);
-    }
-
-    #[test]
-    fn request_ids() {
-        assert!(valid_request_id("abc-123"));
-        assert!(!valid_request_id("a b"));
-        assert!(!valid_request_id(&"a".repeat(200)));
     }
 }
