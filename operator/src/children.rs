@@ -108,6 +108,16 @@ pub fn up_to_date(
     }
 }
 
+/// A child in the watch cache. The cache holds only objects labelled as
+/// the operator's, so `Absent` does not mean that no object has the name.
+#[derive(Clone, Debug)]
+pub enum Cached {
+    /// No watch cache of this kind yet (the controller is starting).
+    NoCache,
+    Absent,
+    Present(Box<ObjectMeta>),
+}
+
 #[derive(Clone, Debug)]
 pub struct Entry {
     pub hash: String,
@@ -147,12 +157,15 @@ impl Applied {
         e.insert(key, entry);
     }
 
-    /// Whether the watch cache has the child (true when there is no cache yet).
-    pub fn exists<K: Child>(&self, ns: &str, name: &str) -> bool {
+    /// What the watch cache knows of a child.
+    pub fn lookup<K: Child>(&self, ns: &str, name: &str) -> Cached {
         let stores = self.stores.read().unwrap();
         match K::store(&stores) {
-            Some(store) => store.get(&ObjectRef::new(name).within(ns)).is_some(),
-            None => true,
+            Some(store) => match store.get(&ObjectRef::new(name).within(ns)) {
+                Some(obj) => Cached::Present(Box::new(obj.metadata.clone())),
+                None => Cached::Absent,
+            },
+            None => Cached::NoCache,
         }
     }
 

@@ -8,6 +8,7 @@ mod apply;
 mod fixtures;
 mod inputs;
 mod observe;
+mod ownership;
 #[cfg(test)]
 mod scenarios;
 mod secret;
@@ -166,8 +167,9 @@ fn now() -> Time {
     Time(k8s_openapi::jiff::Timestamp::now())
 }
 
-/// The steps: 1. read inputs, 2. the pure desired state, 3. apply it,
-/// 4. observe the Deployments and write the status.
+/// The steps: 1. read inputs, 2. the pure desired state (and refuse names
+/// another owner holds), 3. apply it, 4. observe the Deployments and write
+/// the status.
 async fn reconcile_inner(svc: &PymService, ctx: &Context) -> Result<Action> {
     if svc.metadata.deletion_timestamp.is_some() {
         // Owner references: the garbage collector removes the children.
@@ -180,6 +182,7 @@ async fn reconcile_inner(svc: &PymService, ctx: &Context) -> Result<Action> {
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
     let resolved = inputs::resolve(svc, &secrets, &ns, ctx.operator_pods.clone()).await?;
     let d = desired::desired(svc, &resolved.inputs)?;
+    ownership::ensure_free(svc, ctx, &ns, &d).await?;
     let applied = apply::apply(svc, ctx, &ns, &name, &d).await?;
 
     // Replica counts as of now, not as of each Deployment's apply: see [`observe::counts`].
