@@ -10,7 +10,7 @@ use crate::crd::PymService;
 use crate::desired::{self, Desired, ManagedRedisObjects, REPLICAS_FIELD_MANAGER, names};
 use crate::error::{Error, Result};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret, Service};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use tracing::{debug, info};
@@ -43,7 +43,10 @@ pub(super) async fn apply(
 
 /// The managed Redis: its Secret (and PVC) first, then the rest together.
 /// Switched away from managed Redis (or never had it): its objects are
-/// deleted, the PVC too (the operator does not keep data it no longer serves).
+/// deleted, the PVC too (the operator does not keep data it no longer
+/// serves), but not its Secret: the operator has no `delete` on Secrets
+/// (least privilege); the Secret goes with the PymService through its owner
+/// reference, and switching back to managed Redis reuses its password.
 async fn redis(
     svc: &PymService,
     ctx: &Context,
@@ -58,7 +61,6 @@ async fn redis(
             delete::<Deployment>(svc, ctx, ns, &rn),
             delete::<Service>(svc, ctx, ns, &rn),
             delete::<NetworkPolicy>(svc, ctx, ns, &rn),
-            delete::<Secret>(svc, ctx, ns, &rn),
             delete::<PersistentVolumeClaim>(svc, ctx, ns, &pvc),
         )?;
         return Ok(None);
