@@ -290,12 +290,20 @@ async fn reconcile_hello_end_to_end(
             let gone = deps.get_opt("hello-worker").await?.is_none()
                 && deps.get_opt("hello-redis").await?.is_none()
                 && svcs.get_opt("hello-redis").await?.is_none()
-                && nps.get_opt("hello-redis").await?.is_none()
-                && secrets.get_opt("hello-redis").await?.is_none();
+                && nps.get_opt("hello-redis").await?.is_none();
             Ok::<_, kube::Error>(gone.then_some(()))
         },
     )
     .await?;
+    // The Redis Secret stays (no delete on Secrets): it goes with the PymService.
+    let kept = secrets.get("hello-redis").await?;
+    let owner = kept.metadata.owner_references.unwrap_or_default();
+    assert!(
+        owner
+            .iter()
+            .any(|o| o.kind == "PymService" && o.name == "hello"),
+        "{owner:?}"
+    );
     wait_ready_as_sa(op, &pym, "hello").await?;
     assert_nothing_forbidden(op);
     Ok(())
@@ -485,6 +493,30 @@ async fn assert_refused(sa: &Client, ns: &str) -> Result<()> {
     assert!(
         is_forbidden(&deps.replace("hello-api", &PostParams::default(), &d).await),
         "update (PUT) deployments"
+    );
+    // Secrets: get, create and patch only (no list, watch or delete).
+    let secrets: Api<Secret> = Api::namespaced(sa.clone(), ns);
+    let all_secrets: Api<Secret> = Api::all(sa.clone());
+    assert!(
+        is_forbidden(&secrets.list(&ListParams::default()).await),
+        "list secrets"
+    );
+    assert!(
+        is_forbidden(&all_secrets.list(&ListParams::default()).await),
+        "list all secrets"
+    );
+    assert!(
+        is_forbidden(
+            &secrets
+                .delete("hello-redis", &DeleteParams::default())
+                .await
+        ),
+        "delete secrets"
+    );
+    let watch = secrets.watch(&kube::api::WatchParams::default(), "0").await;
+    assert!(
+        matches!(&watch, Err(kube::Error::Api(s)) if s.code == 403),
+        "watch secrets"
     );
     let roles: Api<Role> = Api::namespaced(sa.clone(), ns);
     assert!(

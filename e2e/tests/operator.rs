@@ -466,6 +466,137 @@ async fn generated_task_secret_is_owned_kept_and_collected() -> Result<()> {
     Ok(())
 }
 
+/// An edit of a Secret a PymService references rolls its pods: at once with
+/// `--watch-secrets=true` (a Secret watch), within `--secret-poll-seconds`
+/// without one (the chart's default: the operator has no list/watch on
+/// Secrets).
+#[tokio::test]
+async fn a_referenced_secret_edit_rolls_the_pods_with_or_without_a_watch() -> Result<()> {
+    for (tag, flag) in [
+        ("watch", "--watch-secrets=true"),
+        ("poll", "--secret-poll-seconds=5"),
+    ] {
+        let (cluster, ns) = prepare(&format!("op-secret-{tag}")).await?;
+        let client = cluster.client();
+        let n = ns.name();
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), n);
+        let jwt: Secret = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "edit-jwt"},
+            "stringData": {"secret": "first-secret-of-32-bytes-or-more!"}
+        }))?;
+        secrets.create(&PostParams::default(), &jwt).await?;
+        let op = Launch::scoped(&cluster, n, &format!("{tag}-{n}"))
+            .arg(flag)
+            .start()?;
+        op.wait_leader(Duration::from_secs(30)).await?;
+        let pym = pym_api(&client, n);
+        let obj: kube::api::DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "pym.dev/v1alpha1", "kind": "PymService",
+            "metadata": {"name": "edit"},
+            "spec": {"image": "pym/hello:dev", "jwtSecretRef": {"name": "edit-jwt", "key": "secret"}}
+        }))?;
+        pym.create(&PostParams::default(), &obj).await?;
+        wait_pym_ready(&pym, "edit", wait::TIMEOUT).await?;
+        let deps: Api<Deployment> = Api::namespaced(client.clone(), n);
+        let hash = |d: &Deployment| template_annotation(d, "pym.dev/secrets-hash");
+        let before = hash(&deps.get("edit-api").await?);
+        assert!(before.is_some(), "{tag}: the pods carry the Secrets' hash");
+        let edit = json!({"stringData": {"secret": "second-secret-of-32-bytes-or-more"}});
+        secrets
+            .patch("edit-jwt", &PatchParams::default(), &Patch::Merge(&edit))
+            .await?;
+        let started = Instant::now();
+        wait::deployment(&client, n, "edit-api", "a new secrets hash", |d| {
+            hash(d) != before
+        })
+        .await?;
+        eprintln!(
+            "{tag}: the edit rolled the pods after {:?}",
+            started.elapsed()
+        );
+        drop(op);
+    }
+    Ok(())
+}
+
+/// #14: a PymService never takes over an object it did not create. A
+/// user's Service with the PymService's name stays as it was (selector,
+/// no owner), the PymService is Degraded/NameConflict with an Event naming
+/// the Service, nothing else is created, and deleting the PymService
+/// leaves the Service alone.
+#[tokio::test]
+async fn a_foreign_object_with_a_child_name_is_left_alone() -> Result<()> {
+    let (cluster, ns) = prepare("op-conflict").await?;
+    let client = cluster.client();
+    let n = ns.name();
+    let services: Api<Service> = Api::namespaced(client.clone(), n);
+    let theirs: Service = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "payments"},
+        "spec": {"selector": {"app": "payments-v1"}, "ports": [{"port": 80}]}
+    }))?;
+    let before = services.create(&PostParams::default(), &theirs).await?;
+    let op = Launch::scoped(&cluster, n, &format!("conflict-{n}")).start()?;
+    op.wait_leader(Duration::from_secs(30)).await?;
+    let pym = pym_api(&client, n);
+    let obj: kube::api::DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "pym.dev/v1alpha1", "kind": "PymService",
+        "metadata": {"name": "payments"},
+        "spec": {"image": "pym/hello:dev"}
+    }))?;
+    pym.create(&PostParams::default(), &obj).await?;
+    let o = wait_condition(&pym, "payments", "Degraded", "True", "NameConflict").await?;
+    let (_, _, msg) = condition(&o, "Degraded").unwrap();
+    assert!(msg.contains(&format!("Service {n}/payments")), "{msg}");
+    let events = cluster
+        .kubectl()
+        .args([
+            "get",
+            "events",
+            "-n",
+            n,
+            "--field-selector",
+            "reason=NameConflict",
+        ])
+        .args(["-o", "jsonpath={.items[*].message}"])
+        .run()
+        .await?;
+    assert!(
+        events.contains("Service"),
+        "an Event names the object: {events:?}"
+    );
+
+    let after = services.get("payments").await?;
+    assert_eq!(
+        after.metadata.resource_version,
+        before.metadata.resource_version
+    );
+    assert_eq!(after.metadata.owner_references, None);
+    let deps: Api<Deployment> = Api::namespaced(client.clone(), n);
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), n);
+    assert!(
+        deps.get_opt("payments-api").await?.is_none(),
+        "nothing applied"
+    );
+    assert!(
+        cms.get_opt("payments-config").await?.is_none(),
+        "nothing applied"
+    );
+
+    pym.delete("payments", &DeleteParams::default()).await?;
+    wait::until("the PymService is gone", wait::TIMEOUT, || async {
+        Ok::<_, kube::Error>(pym.get_opt("payments").await?.is_none().then_some(()))
+    })
+    .await?;
+    let kept = services.get("payments").await?;
+    assert_eq!(
+        kept.metadata.resource_version,
+        before.metadata.resource_version
+    );
+    drop(op);
+    Ok(())
+}
+
 #[tokio::test]
 async fn missing_secret_is_degraded_then_recovers() -> Result<()> {
     let (cluster, ns) = prepare("op-secret").await?;

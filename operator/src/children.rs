@@ -108,6 +108,16 @@ pub fn up_to_date(
     }
 }
 
+/// A child in the watch cache. The cache holds only objects labelled as
+/// the operator's, so `Absent` does not mean that no object has the name.
+#[derive(Clone, Debug)]
+pub enum Cached {
+    /// No watch cache of this kind yet (the controller is starting).
+    NoCache,
+    Absent,
+    Present(Box<ObjectMeta>),
+}
+
 #[derive(Clone, Debug)]
 pub struct Entry {
     pub hash: String,
@@ -131,13 +141,6 @@ impl Applied {
         self.entries.lock().unwrap().clear();
     }
 
-    fn live_version<K: Child>(&self, ns: &str, name: &str) -> Option<String> {
-        let stores = self.stores.read().unwrap();
-        let store = K::store(&stores)?;
-        let obj = store.get(&ObjectRef::new(name).within(ns))?;
-        version_of(&obj.metadata)
-    }
-
     fn remember(&self, key: Key, entry: Entry) {
         let mut e = self.entries.lock().unwrap();
         if e.len() > 50_000 {
@@ -147,12 +150,15 @@ impl Applied {
         e.insert(key, entry);
     }
 
-    /// Whether the watch cache has the child (true when there is no cache yet).
-    pub fn exists<K: Child>(&self, ns: &str, name: &str) -> bool {
+    /// What the watch cache knows of a child.
+    pub fn lookup<K: Child>(&self, ns: &str, name: &str) -> Cached {
         let stores = self.stores.read().unwrap();
         match K::store(&stores) {
-            Some(store) => store.get(&ObjectRef::new(name).within(ns)).is_some(),
-            None => true,
+            Some(store) => match store.get(&ObjectRef::new(name).within(ns)) {
+                Some(obj) => Cached::Present(Box::new(obj.metadata.clone())),
+                None => Cached::Absent,
+            },
+            None => Cached::NoCache,
         }
     }
 
@@ -181,9 +187,19 @@ pub async fn apply<K: Child>(
     let name = obj.meta().name.clone().unwrap_or_default();
     let hash = short_hash(&serde_json::to_vec(obj).unwrap_or_default());
     let key: Key = (kind::<K>(), ns.to_string(), name.clone());
-    let live = applied.live_version::<K>(ns, &name);
     let cached = applied.entries.lock().unwrap().get(&key).cloned();
     let api: Api<K> = Api::namespaced(client.clone(), ns);
+    let live = match applied.lookup::<K>(ns, &name) {
+        Cached::Present(meta) => version_of(&meta),
+        Cached::Absent => None,
+        // A kind without a watch (Secrets, unless --watch-secrets): its
+        // version is read, when there is an apply it may make unnecessary.
+        Cached::NoCache if cached.as_ref().is_some_and(|e| e.hash == hash) => api
+            .get_metadata_opt(&name)
+            .await?
+            .and_then(|m| version_of(&m.metadata)),
+        Cached::NoCache => None,
+    };
     if up_to_date(cached.as_ref(), &hash, live.as_deref(), Instant::now()) {
         // Trusted only on the watch's word, or, while the watch may lag
         // behind our own apply, after a cheap read: a child deleted right

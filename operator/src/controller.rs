@@ -8,13 +8,19 @@
 //!   Deployment status and deletion, triggers a reconcile: drift repair and
 //!   the ready counts in status both need it. Our own no-op applies don't
 //!   change resourceVersion, so this does not loop.
-//! * Secrets a PymService references (`jwtSecretRef`, `taskSecretRef`,
-//!   external `urlSecretRef`): metadata-only watch over all Secrets, mapped by name.
+//! * Secrets, only with `--watch-secrets` (RBAC `list` + `watch` on
+//!   Secrets): the operator's own (a child watch, as above) and those a
+//!   PymService references (`jwtSecretRef`, `taskSecretRef`, external
+//!   `urlSecretRef`: a metadata-only watch over all Secrets, mapped by
+//!   name). Without it (the default) the operator only `get`s Secrets, and
+//!   a PymService that references Secrets is reconciled every
+//!   `--secret-poll-seconds` to notice their edits (see
+//!   [`reconcile::requeue_after`]).
 
 use crate::children::Stores;
 use crate::crd::PymService;
 use crate::desired::{LABEL_MANAGED_BY, MANAGED_BY};
-use crate::reconcile::{self, Context};
+use crate::reconcile::{self, Context, SecretWatch};
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
@@ -114,45 +120,53 @@ pub async fn run(
     .applied_objects()
     .predicate_filter(predicates::generation, Default::default());
 
+    let watch_secrets = ctx.secrets == SecretWatch::Watch;
     let secret_store = reader.clone();
-    let secrets = watcher(
-        scope.api::<PartialObjectMeta<Secret>>(client.clone()),
-        watcher::Config::default().any_semantic(),
-    )
-    .default_backoff()
-    .touched_objects();
+    let secrets = watch_secrets.then(|| {
+        watcher(
+            scope.api::<PartialObjectMeta<Secret>>(client.clone()),
+            watcher::Config::default().any_semantic(),
+        )
+        .default_backoff()
+        .touched_objects()
+    });
 
     let (deployments, dw) = reflector::store();
     let (services_r, sw) = reflector::store();
     let (config_maps, cw) = reflector::store();
     let (secrets_r, xw) = reflector::store();
+    let secrets_r = watch_secrets.then_some(secrets_r);
     let (network_policies, nw) = reflector::store();
     let (pvcs, pw) = reflector::store();
     ctx.applied.reset(Stores {
         deployments: Some(deployments),
         services: Some(services_r),
         config_maps: Some(config_maps),
-        secrets: Some(secrets_r),
+        secrets: secrets_r,
         network_policies: Some(network_policies),
         pvcs: Some(pvcs),
     });
 
-    Controller::for_stream(services, reader)
+    let mut controller = Controller::for_stream(services, reader)
         .with_config(Config::default().concurrency(concurrency))
         .owns_stream(children::<Deployment>(&scope, client.clone(), dw))
         .owns_stream(children::<Service>(&scope, client.clone(), sw))
         .owns_stream(children::<ConfigMap>(&scope, client.clone(), cw))
-        .owns_stream(children::<Secret>(&scope, client.clone(), xw))
         .owns_stream(children::<NetworkPolicy>(&scope, client.clone(), nw))
         .owns_stream(children::<PersistentVolumeClaim>(
             &scope,
             client.clone(),
             pw,
-        ))
-        .watches_stream(secrets, move |s: PartialObjectMeta<Secret>| {
-            let ns = s.namespace().unwrap_or_default();
-            referencing(&secret_store, &ns, &s.name_any())
-        })
+        ));
+    if let Some(secrets) = secrets {
+        controller = controller
+            .owns_stream(children::<Secret>(&scope, client.clone(), xw))
+            .watches_stream(secrets, move |s: PartialObjectMeta<Secret>| {
+                let ns = s.namespace().unwrap_or_default();
+                referencing(&secret_store, &ns, &s.name_any())
+            });
+    }
+    controller
         .graceful_shutdown_on(shutdown)
         .run(reconcile::reconcile, reconcile::error_policy, ctx)
         .for_each(|res| async move {

@@ -35,12 +35,14 @@ pub enum Error {
     },
 
     #[error(
-        "{kind} {namespace}/{name} exists and is not owned by this PymService; rename or delete it (the operator manages that name)"
+        "{kind} {namespace}/{name} exists and is {holder}; the operator left it untouched. Rename the PymService, or delete that {kind} if it is not needed"
     )]
     NotOwned {
         kind: &'static str,
         namespace: String,
         name: String,
+        /// Who controls it, in words ("controlled by PymService x").
+        holder: String,
     },
 
     #[error("cannot read queue statistics from Redis {endpoint}: {message}")]

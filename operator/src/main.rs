@@ -18,7 +18,7 @@ use kube_lease_manager::LeaseManagerBuilder;
 use pym_operator::controller::{self, Scope};
 use pym_operator::desired::OperatorPods;
 use pym_operator::metrics::Metrics;
-use pym_operator::reconcile::Context;
+use pym_operator::reconcile::{Context, SecretWatch};
 use pym_operator::{Error, Result};
 use pym_process::{Probes, logs};
 use std::collections::BTreeMap;
@@ -90,6 +90,18 @@ struct Cli {
     /// Run the queue-depth autoscaler of worker Deployments (issue #7).
     #[arg(long, env = "PYM_OPERATOR_AUTOSCALE", default_value_t = true, action = clap::ArgAction::Set)]
     autoscale: bool,
+
+    /// Watch Secrets (needs `list` + `watch` on Secrets): an edit of a
+    /// Secret a PymService references rolls its pods at once. Without it
+    /// the operator only `get`s the Secrets it needs and re-reads a
+    /// PymService's referenced Secrets every --secret-poll-seconds.
+    #[arg(long, env = "PYM_OPERATOR_WATCH_SECRETS", default_value_t = false, action = clap::ArgAction::Set)]
+    watch_secrets: bool,
+
+    /// Without --watch-secrets: how often a PymService that references
+    /// Secrets is reconciled to notice an edit of them.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(5..=3600))]
+    secret_poll_seconds: u64,
 
     /// Queue-statistics reads in flight at once, over all PymServices.
     #[arg(long, default_value_t = 32)]
@@ -234,7 +246,11 @@ async fn run(cli: Cli) -> Result<()> {
     let ctx = Arc::new(
         Context::new(client.clone(), Recorder::new(client, reporter), metrics)
             .with_operator_pods(operator_pods)
-            .with_autoscaler(cli.autoscale),
+            .with_autoscaler(cli.autoscale)
+            .with_secrets(SecretWatch::from_flags(
+                cli.watch_secrets,
+                cli.secret_poll_seconds,
+            )),
     );
     let scope = match &cli.namespace {
         Some(ns) => Scope::Namespace(ns.clone()),

@@ -4,13 +4,13 @@
 //! Deployment as applied (`Some(None)`: wanted, apply skipped as up to
 //! date; `None`: not wanted).
 
-use super::Context;
-use crate::children::{self, Child};
+use super::{Context, ownership};
+use crate::children::{self, Cached, Child};
 use crate::crd::PymService;
 use crate::desired::{self, Desired, ManagedRedisObjects, REPLICAS_FIELD_MANAGER, names};
 use crate::error::{Error, Result};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret, Service};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use tracing::{debug, info};
@@ -30,7 +30,7 @@ pub(super) async fn apply(
     d: &Desired,
 ) -> Result<Applied> {
     let (redis, api, workers) = futures::try_join!(
-        redis(ctx, ns, name, d.managed_redis.as_ref()),
+        redis(svc, ctx, ns, name, d.managed_redis.as_ref()),
         api(ctx, ns, d),
         workers(svc, ctx, ns, name, d.worker_deployment.as_ref()),
     )?;
@@ -43,8 +43,12 @@ pub(super) async fn apply(
 
 /// The managed Redis: its Secret (and PVC) first, then the rest together.
 /// Switched away from managed Redis (or never had it): its objects are
-/// deleted, the PVC too (the operator does not keep data it no longer serves).
+/// deleted, the PVC too (the operator does not keep data it no longer
+/// serves), but not its Secret: the operator has no `delete` on Secrets
+/// (least privilege); the Secret goes with the PymService through its owner
+/// reference, and switching back to managed Redis reuses its password.
 async fn redis(
+    svc: &PymService,
     ctx: &Context,
     ns: &str,
     name: &str,
@@ -54,11 +58,10 @@ async fn redis(
     let Some(r) = wanted else {
         let (rn, pvc) = (names::redis(name), names::redis_pvc(name));
         futures::try_join!(
-            delete::<Deployment>(ctx, ns, &rn),
-            delete::<Service>(ctx, ns, &rn),
-            delete::<NetworkPolicy>(ctx, ns, &rn),
-            delete::<Secret>(ctx, ns, &rn),
-            delete::<PersistentVolumeClaim>(ctx, ns, &pvc),
+            delete::<Deployment>(svc, ctx, ns, &rn),
+            delete::<Service>(svc, ctx, ns, &rn),
+            delete::<NetworkPolicy>(svc, ctx, ns, &rn),
+            delete::<PersistentVolumeClaim>(svc, ctx, ns, &pvc),
         )?;
         return Ok(None);
     };
@@ -105,7 +108,7 @@ async fn workers(
 ) -> Result<Option<Option<Deployment>>> {
     let wname = names::worker_deployment(name);
     let (Some(w), Some(wspec)) = (wanted, svc.spec.effective_workers()) else {
-        delete::<Deployment>(ctx, ns, &wname).await?;
+        delete::<Deployment>(svc, ctx, ns, &wname).await?;
         return Ok(None);
     };
     let deps: Api<Deployment> = Api::namespaced(ctx.client.clone(), ns);
@@ -147,13 +150,26 @@ async fn apply_replicas(deps: &Api<Deployment>, name: &str, replicas: i32) -> Re
     Ok(deps.patch(name, &pp, &Patch::Apply(&patch)).await?)
 }
 
-/// Deletes a child that is no longer wanted, if the watch cache has it
-/// (so a steady state costs no API call; a child the cache has not seen
-/// yet triggers a reconcile of its own when it appears).
-async fn delete<K: Child>(ctx: &Context, ns: &str, name: &str) -> Result<()> {
+/// Deletes a child that is no longer wanted, if it is this PymService's.
+/// The watch cache answers first, so a steady state costs no API call (a
+/// child the cache has not seen yet triggers a reconcile of its own when it
+/// appears); an object another owner controls is left alone.
+async fn delete<K: Child>(svc: &PymService, ctx: &Context, ns: &str, name: &str) -> Result<()> {
     ctx.applied.forget::<K>(ns, name);
-    if !ctx.applied.exists::<K>(ns, name) {
-        return Ok(());
+    let meta = match ctx.applied.lookup::<K>(ns, name) {
+        Cached::Absent => return Ok(()),
+        Cached::Present(meta) => Some(*meta),
+        Cached::NoCache => ownership::live_meta::<K>(ctx, ns, name).await?,
+    };
+    let uid = svc.metadata.uid.as_deref().unwrap_or_default();
+    match meta {
+        Some(m) if ownership::controlled_by(&m, uid) => {}
+        Some(m) => {
+            let holder = ownership::holder(&m);
+            debug!(kind = %K::kind(&()), namespace = %ns, name = %name, %holder, "not deleting: not ours");
+            return Ok(());
+        }
+        None => return Ok(()),
     }
     let api: Api<K> = Api::namespaced(ctx.client.clone(), ns);
     match api.delete(name, &DeleteParams::background()).await {

@@ -18,6 +18,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::ObjectMeta;
 use kube::client::Body;
 use kube::core::{PartialObjectMeta, PartialObjectMetaExt};
 use kube::runtime::events::Recorder;
@@ -78,6 +79,11 @@ impl ApiServer {
         v["kind"] = json!(K::kind(&()));
         v["metadata"]["resourceVersion"] = json!(self.next_version());
         self.objects.lock().unwrap().insert(path, v);
+    }
+
+    /// Stores a JSON object at `path`, as it is.
+    pub fn insert_value(&self, path: &str, v: Value) {
+        self.objects.lock().unwrap().insert(path.into(), v);
     }
 
     /// The stored object at `path`.
@@ -233,25 +239,32 @@ pub fn mk_pymservice(name: &str, spec_yaml: &str) -> PymService {
     yaml_serde::from_str(&yaml).expect("fixture parses")
 }
 
-/// A Secret in [`NS`] holding `key`, owned by `owner` when given.
+/// Metadata of an object `name` in [`NS`], controlled by `owner` when given.
+pub fn mk_meta(name: &str, owner: Option<&PymService>) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.into()),
+        namespace: Some(NS.into()),
+        owner_references: owner.map(|o| {
+            vec![OwnerReference {
+                api_version: "pym.dev/v1alpha1".into(),
+                kind: "PymService".into(),
+                name: o.name_any(),
+                uid: o.uid().unwrap_or_default(),
+                controller: Some(true),
+                ..Default::default()
+            }]
+        }),
+        ..Default::default()
+    }
+}
+
+/// A Secret in [`NS`] holding `key`, controlled by `owner` when given.
 pub fn mk_secret(name: &str, key: &str, value: &str, owner: Option<&PymService>) -> Secret {
-    let mut s = Secret {
+    Secret {
+        metadata: mk_meta(name, owner),
         data: Some([(key.to_string(), ByteString(value.as_bytes().to_vec()))].into()),
         ..Secret::default()
-    };
-    s.metadata.name = Some(name.into());
-    s.metadata.namespace = Some(NS.into());
-    if let Some(o) = owner {
-        s.metadata.owner_references = Some(vec![OwnerReference {
-            api_version: "pym.dev/v1alpha1".into(),
-            kind: "PymService".into(),
-            name: o.name_any(),
-            uid: o.uid().unwrap_or_default(),
-            controller: Some(true),
-            ..Default::default()
-        }]);
     }
-    s
 }
 
 /// A watch cache holding the metadata of `objs`, as the controller's watch would.

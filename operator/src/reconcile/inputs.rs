@@ -3,7 +3,8 @@
 //! generated task secret are kept from the Secrets the operator wrote
 //! before (pods that roll keep the same values) or generated once.
 
-use super::secret::{ensure_ours, secret_bytes, secret_value};
+use super::ownership::ensure_ours;
+use super::secret::{secret_bytes, secret_value};
 use crate::crd::{PymService, SecretKeyRef};
 use crate::desired::{
     self, Inputs, OperatorPods, REDIS_SECRET_PASSWORD_KEY, TASK_SECRET_KEY, names,
@@ -176,7 +177,7 @@ async fn kept_or_generated(
 ) -> Result<String> {
     let existing = secrets.get_opt(secret_name).await?;
     if let Some(s) = &existing {
-        ensure_ours(svc, s, "Secret")?;
+        ensure_ours(svc, &s.metadata, "Secret")?;
     }
     Ok(existing
         .as_ref()

@@ -8,6 +8,7 @@ mod apply;
 mod fixtures;
 mod inputs;
 mod observe;
+mod ownership;
 #[cfg(test)]
 mod scenarios;
 mod secret;
@@ -32,6 +33,9 @@ use tracing::{debug, warn};
 /// Resync period when nothing happens (drift is repaired by the watches first).
 pub const RESYNC: Duration = Duration::from_secs(300);
 
+/// Without a Secret watch: how often referenced Secrets are re-read.
+pub const DEFAULT_SECRET_POLL: Duration = Duration::from_secs(30);
+
 /// Shared state of every reconcile.
 pub struct Context {
     pub client: Client,
@@ -47,6 +51,47 @@ pub struct Context {
     /// The operator's autoscaler runs and owns the worker replica count
     /// once the Deployment exists (see [`desired::worker_replicas`]).
     autoscaler: bool,
+    /// How edits of referenced Secrets are noticed.
+    pub secrets: SecretWatch,
+}
+
+/// How the operator notices that a Secret a PymService references changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SecretWatch {
+    /// A metadata watch over Secrets (RBAC: `list` + `watch` on Secrets).
+    Watch,
+    /// No watch (RBAC: `get` only): PymServices that reference Secrets are
+    /// reconciled this often.
+    Poll(Duration),
+}
+
+impl SecretWatch {
+    pub fn from_flags(watch: bool, poll_seconds: u64) -> Self {
+        if watch {
+            SecretWatch::Watch
+        } else {
+            SecretWatch::Poll(Duration::from_secs(poll_seconds))
+        }
+    }
+}
+
+/// Pure: when to reconcile a PymService again after a success: at the
+/// resync, or sooner when its Secrets are polled, not watched.
+pub fn requeue_after(svc: &PymService, secrets: SecretWatch) -> Duration {
+    // Referenced Secrets (the user edits them) and the ones the operator
+    // generates (a deleted one is written again): with async or managed
+    // Redis there is always one of those.
+    let spec = &svc.spec;
+    let uses_secrets = spec.jwt_secret_ref.is_some()
+        || spec.with_async
+        || spec
+            .redis
+            .as_ref()
+            .is_some_and(|r| r.external.is_some() || r.managed.is_some());
+    match secrets {
+        SecretWatch::Poll(every) if uses_secrets => every.min(RESYNC),
+        _ => RESYNC,
+    }
 }
 
 impl Context {
@@ -59,6 +104,7 @@ impl Context {
             failures: Mutex::default(),
             operator_pods: None,
             autoscaler: false,
+            secrets: SecretWatch::Poll(DEFAULT_SECRET_POLL),
         }
     }
 
@@ -75,6 +121,13 @@ impl Context {
     /// them inside `[minReplicas, maxReplicas]`.
     pub fn with_autoscaler(mut self, on: bool) -> Self {
         self.autoscaler = on;
+        self
+    }
+
+    /// How edits of referenced Secrets are noticed (default: polled every
+    /// [`DEFAULT_SECRET_POLL`]).
+    pub fn with_secrets(mut self, secrets: SecretWatch) -> Self {
+        self.secrets = secrets;
         self
     }
 
@@ -166,8 +219,9 @@ fn now() -> Time {
     Time(k8s_openapi::jiff::Timestamp::now())
 }
 
-/// The steps: 1. read inputs, 2. the pure desired state, 3. apply it,
-/// 4. observe the Deployments and write the status.
+/// The steps: 1. read inputs, 2. the pure desired state (and refuse names
+/// another owner holds), 3. apply it, 4. observe the Deployments and write
+/// the status.
 async fn reconcile_inner(svc: &PymService, ctx: &Context) -> Result<Action> {
     if svc.metadata.deletion_timestamp.is_some() {
         // Owner references: the garbage collector removes the children.
@@ -180,6 +234,7 @@ async fn reconcile_inner(svc: &PymService, ctx: &Context) -> Result<Action> {
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
     let resolved = inputs::resolve(svc, &secrets, &ns, ctx.operator_pods.clone()).await?;
     let d = desired::desired(svc, &resolved.inputs)?;
+    ownership::ensure_free(svc, ctx, &ns, &d).await?;
     let applied = apply::apply(svc, ctx, &ns, &name, &d).await?;
 
     // Replica counts as of now, not as of each Deployment's apply: see [`observe::counts`].
@@ -208,7 +263,7 @@ async fn reconcile_inner(svc: &PymService, ctx: &Context) -> Result<Action> {
     if !status::same(svc.status.as_ref(), &st) {
         write_status(svc, ctx, &st).await?;
     }
-    Ok(Action::requeue(RESYNC))
+    Ok(Action::requeue(requeue_after(svc, ctx.secrets)))
 }
 
 async fn write_status(
@@ -232,6 +287,52 @@ async fn write_status(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn referenced_secrets_are_polled_without_a_watch() {
+        use crate::reconcile::fixtures::mk_pymservice;
+        let poll = SecretWatch::Poll(Duration::from_secs(30));
+        let rows = [
+            ("  image: x\n", poll, RESYNC),
+            (
+                "  image: x\n  jwtSecretRef: {name: j, key: k}\n",
+                poll,
+                Duration::from_secs(30),
+            ),
+            (
+                "  image: x\n  jwtSecretRef: {name: j, key: k}\n",
+                SecretWatch::Watch,
+                RESYNC,
+            ),
+            (
+                "  image: x\n  withAsync: true\n  taskSecretRef: {name: t, key: k}\n",
+                poll,
+                Duration::from_secs(30),
+            ),
+            (
+                "  image: x\n  withAsync: true\n  redis: {external: {urlSecretRef: {name: u, key: k}}}\n",
+                poll,
+                Duration::from_secs(30),
+            ),
+            (
+                "  image: x\n  withAsync: true\n  redis: {managed: {}}\n",
+                poll,
+                Duration::from_secs(30),
+            ),
+            (
+                "  image: x\n  redis: {managed: {}}\n",
+                SecretWatch::Watch,
+                RESYNC,
+            ),
+        ];
+        for (spec, watch, want) in rows {
+            assert_eq!(
+                requeue_after(&mk_pymservice("s", spec), watch),
+                want,
+                "{spec} {watch:?}"
+            );
+        }
+    }
 
     #[test]
     fn backoff_grows_and_caps() {

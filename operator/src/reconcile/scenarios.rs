@@ -2,7 +2,7 @@
 //! what one reconcile reads and writes for a given PymService and cluster.
 
 use super::fixtures::{
-    ApiServer, NS, mk_context, mk_pymservice, mk_secret, mk_store, path, path_of,
+    ApiServer, NS, mk_context, mk_meta, mk_pymservice, mk_secret, mk_store, path, path_of,
 };
 use super::{observe, reconcile_inner};
 use crate::children::Stores;
@@ -66,7 +66,8 @@ async fn a_new_service_gets_every_child_then_its_status() {
     let ctx = mk_context(&server).with_autoscaler(true);
     let svc = hello();
     let action = reconcile_inner(&svc, &ctx).await.unwrap();
-    assert_eq!(action, Action::requeue(super::RESYNC));
+    // Its Secrets are polled (no Secret watch by default).
+    assert_eq!(action, Action::requeue(super::DEFAULT_SECRET_POLL));
 
     let (redis, worker) = (names::redis("hello"), names::worker_deployment("hello"));
     let mut want = vec![
@@ -200,11 +201,7 @@ async fn the_managed_secret_of_this_service_is_reused() {
 /// A worker Deployment that exists with `replicas`.
 fn live_workers(replicas: i32) -> Deployment {
     Deployment {
-        metadata: ObjectMeta {
-            name: Some(names::worker_deployment("hello")),
-            namespace: Some(NS.into()),
-            ..Default::default()
-        },
+        metadata: mk_meta(&names::worker_deployment("hello"), Some(&hello())),
         spec: Some(DeploymentSpec {
             replicas: Some(replicas),
             ..Default::default()
@@ -266,7 +263,7 @@ async fn a_deleted_service_is_left_to_the_garbage_collector() {
     assert!(server.seen().is_empty(), "no API call");
 }
 
-/// Leaving managed Redis deletes its objects, but only those the watch
+/// Leaving managed Redis deletes its objects but its Secret, and only those the watch
 /// caches hold (a steady state costs no API call; without a cache of a kind,
 /// every delete is tried, see `children::Applied::exists`).
 #[tokio::test]
@@ -282,11 +279,7 @@ async fn leaving_managed_redis_deletes_what_the_caches_hold() {
     server.insert(&svc);
     let redis = names::redis("hello");
     let old_dep = Deployment {
-        metadata: ObjectMeta {
-            name: Some(redis.clone()),
-            namespace: Some(NS.into()),
-            ..Default::default()
-        },
+        metadata: mk_meta(&redis, Some(&svc)),
         ..Default::default()
     };
     let old_secret = mk_secret(&redis, REDIS_SECRET_PASSWORD_KEY, "pw", Some(&svc));
@@ -307,12 +300,9 @@ async fn leaving_managed_redis_deletes_what_the_caches_hold() {
         .into_iter()
         .filter(|w| w.starts_with("DELETE"))
         .collect();
-    let mut want = vec![
-        format!("DELETE {}", path::<Deployment>(&redis)),
-        format!("DELETE {}", path::<Secret>(&redis)),
-    ];
-    want.sort();
-    assert_eq!(deletes, want);
+    // Not the Secret: it goes with the PymService (no `delete` on Secrets).
+    assert_eq!(deletes, [format!("DELETE {}", path::<Deployment>(&redis))]);
+    assert!(server.object(&path::<Secret>(&redis)).is_some());
     assert!(server.object(&path::<Deployment>(&redis)).is_none());
     let status = status_written(&server);
     assert_eq!(
@@ -361,4 +351,94 @@ async fn counts_trust_a_rolled_out_snapshot_and_read_again_otherwise() {
         assert_eq!(c.ready, ready, "{live} {snapshot:?}");
         assert_eq!(server.seen().len(), reads, "{live} {snapshot:?}");
     }
+}
+
+/// An object with a child's name that this PymService does not control
+/// (a user's, another PymService's child) is refused before any write, and
+/// stays as it was.
+#[tokio::test]
+async fn names_held_by_another_owner_are_refused_untouched() {
+    let other = mk_pymservice("hello-redis", HELLO);
+    let mut other_uid = other.clone();
+    other_uid.metadata.uid = Some("uid-of-another-pymservice".into());
+    type Existing = fn(&PymService) -> (String, Value);
+    let cases: [(&str, Existing, &str); 3] = [
+        (
+            "a user's Service named like the PymService",
+            |_| {
+                object(&Service {
+                    metadata: mk_meta("hello", None),
+                    ..Default::default()
+                })
+            },
+            "Service demo/hello exists and is not created by this PymService",
+        ),
+        (
+            "the Redis Deployment name, held by another PymService",
+            |o| {
+                object(&Deployment {
+                    metadata: mk_meta("hello-redis", Some(o)),
+                    ..Default::default()
+                })
+            },
+            "Deployment demo/hello-redis exists and is controlled by PymService hello-redis",
+        ),
+        (
+            "the worker Deployment name, held by a user's object",
+            |_| {
+                object(&Deployment {
+                    metadata: mk_meta("hello-worker", None),
+                    ..Default::default()
+                })
+            },
+            "Deployment demo/hello-worker exists and is not created by this PymService",
+        ),
+    ];
+    for (what, existing, message) in cases {
+        let server = cluster_with_jwt();
+        let (path, before) = existing(&other_uid);
+        server.insert_value(&path, before.clone());
+        let err = reconcile_inner(&hello(), &mk_context(&server))
+            .await
+            .expect_err(what);
+        assert_eq!(err.reason(), "NameConflict", "{what}");
+        assert!(err.to_string().starts_with(message), "{what}: {err}");
+        assert_eq!(
+            server.writes(),
+            Vec::<String>::new(),
+            "{what}: nothing written"
+        );
+        assert_eq!(server.object(&path), Some(before), "{what}: untouched");
+    }
+}
+
+/// (API path, stored JSON) of an object, as [`ApiServer::insert`] stores it.
+fn object<K: kube::Resource<DynamicType = ()> + serde::Serialize>(obj: &K) -> (String, Value) {
+    let server = ApiServer::new();
+    server.insert(obj);
+    let path = path_of(obj);
+    let v = server.object(&path).unwrap();
+    (path, v)
+}
+
+/// Leaving managed Redis never deletes an object another owner controls.
+#[tokio::test]
+async fn objects_of_another_owner_are_not_deleted() {
+    let server = ApiServer::new();
+    server.insert(&mk_secret("redis-url", "url", "redis://r:6379", None));
+    let svc = mk_pymservice("hello", EXTERNAL);
+    server.insert(&svc);
+    let foreign = Deployment {
+        metadata: mk_meta(&names::redis("hello"), None),
+        ..Default::default()
+    };
+    server.insert(&foreign);
+    let ctx = mk_context(&server); // no watch caches: every name is read
+    reconcile_inner(&svc, &ctx).await.unwrap();
+    assert!(
+        !server.writes().iter().any(|w| w.starts_with("DELETE")),
+        "{:?}",
+        server.writes()
+    );
+    assert!(server.object(&path_of(&foreign)).is_some());
 }

@@ -1,34 +1,6 @@
-//! Reading Secrets: a key's value, and whether a Secret with a managed
-//! name is really this PymService's.
+//! Reading a key's value from a Secret.
 
-use crate::crd::PymService;
-use crate::error::{Error, Result};
 use k8s_openapi::api::core::v1::Secret;
-use kube::{Resource, ResourceExt};
-
-/// Refuses to take over an object this PymService did not create (a user
-/// Secret that happens to have the managed name).
-pub(super) fn ensure_ours<K: Resource>(
-    svc: &PymService,
-    obj: &K,
-    kind: &'static str,
-) -> Result<()> {
-    let ours = obj
-        .meta()
-        .owner_references
-        .iter()
-        .flatten()
-        .any(|o| o.controller == Some(true) && Some(&o.uid) == svc.metadata.uid.as_ref());
-    if ours {
-        Ok(())
-    } else {
-        Err(Error::NotOwned {
-            kind,
-            namespace: svc.namespace().unwrap_or_default(),
-            name: obj.meta().name.clone().unwrap_or_default(),
-        })
-    }
-}
 
 /// The raw value of `key` in a Secret as read from the API (`stringData`
 /// is write-only, so only `data` is consulted).
