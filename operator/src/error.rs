@@ -45,7 +45,10 @@ pub enum Error {
         holder: String,
     },
 
-    #[error("cannot read queue statistics from Redis {endpoint}: {message}")]
+    /// Shown (condition, Event) without `message`: the raw connect error to
+    /// a user-chosen URL would make the status a port-scan oracle; the
+    /// operator's own log has it ([`Error::detail`]).
+    #[error("{}", queue_stats_text(endpoint, message))]
     QueueStats { endpoint: String, message: String },
 
     #[error("cannot build the desired objects: {0}")]
@@ -107,6 +110,24 @@ impl Error {
     }
 }
 
+fn queue_stats_text(endpoint: &str, message: &str) -> String {
+    if endpoint.is_empty() {
+        format!("cannot read queue statistics: {message}")
+    } else {
+        format!("Redis {endpoint} unreachable: queue statistics not read")
+    }
+}
+
+impl Error {
+    /// What only the operator's log shows (the cause behind a short message).
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            Error::QueueStats { message, .. } => Some(message),
+            _ => None,
+        }
+    }
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[cfg(test)]
@@ -138,5 +159,27 @@ mod tests {
         let e = Error::Kube(kube::Error::Api(Box::new(st)));
         assert_eq!(e.metric_label(), "conflict");
         assert_eq!(e.reason(), "ApiError");
+    }
+
+    #[test]
+    fn unreachable_redis_is_reported_without_the_connect_error() {
+        let e = Error::QueueStats {
+            endpoint: "redis://:***@10.0.0.9:6380/0".into(),
+            message: "Connection refused (os error 111)".into(),
+        };
+        let shown = e.to_string();
+        assert_eq!(
+            shown,
+            "Redis redis://:***@10.0.0.9:6380/0 unreachable: queue statistics not read"
+        );
+        assert_eq!(e.detail(), Some("Connection refused (os error 111)"));
+        let no_redis = Error::QueueStats {
+            endpoint: String::new(),
+            message: "spec.redis is not set".into(),
+        };
+        assert_eq!(
+            no_redis.to_string(),
+            "cannot read queue statistics: spec.redis is not set"
+        );
     }
 }

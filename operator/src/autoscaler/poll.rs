@@ -186,7 +186,7 @@ fn log_readability(
     let (name, ns) = (svc.name_any(), svc.namespace().unwrap_or_default());
     match error {
         Some(e) if notices.iter().any(|n| n.warning) => {
-            warn!(pymservice = %name, namespace = %ns, error = %e, "cannot read queue statistics");
+            warn!(pymservice = %name, namespace = %ns, error = %e, detail = e.detail().unwrap_or_default(), "cannot read queue statistics");
         }
         None if prev
             .condition(CONDITION)

@@ -354,7 +354,9 @@ mod tests {
         let (_, n) = next_status(&AutoscalerStatus::default(), &poll, &at(1));
         assert_eq!(n[0].action, "ReadQueue");
         assert!(
-            n[0].note.contains("connection refused") && n[0].note.ends_with("keeping 2 workers"),
+            n[0].note.contains("unreachable")
+                && !n[0].note.contains("connection refused")
+                && n[0].note.ends_with("keeping 2 workers"),
             "{}",
             n[0].note
         );
