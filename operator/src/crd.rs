@@ -253,8 +253,16 @@ fn default_api_port() -> i32 {
     i32::from(contract::DEFAULT_PORT)
 }
 
-/// Probe overrides; an unset probe keeps the pym default.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+/// Probe overrides; an unset probe keeps the pym default. A probe's
+/// `httpGet.host` / `tcpSocket.host` are refused: the kubelet would send
+/// requests to any host the author names, from the node's network.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[x_kube(validation = kube::core::Rule::new("!has(self.liveness) || !has(self.liveness.httpGet) || !has(self.liveness.httpGet.host)").message("liveness.httpGet.host is not allowed: probes target the pod itself (the kubelet would probe another host for you)").field_path(".liveness.httpGet.host"))]
+#[x_kube(validation = kube::core::Rule::new("!has(self.liveness) || !has(self.liveness.tcpSocket) || !has(self.liveness.tcpSocket.host)").message("liveness.tcpSocket.host is not allowed: probes target the pod itself (the kubelet would probe another host for you)").field_path(".liveness.tcpSocket.host"))]
+#[x_kube(validation = kube::core::Rule::new("!has(self.readiness) || !has(self.readiness.httpGet) || !has(self.readiness.httpGet.host)").message("readiness.httpGet.host is not allowed: probes target the pod itself (the kubelet would probe another host for you)").field_path(".readiness.httpGet.host"))]
+#[x_kube(validation = kube::core::Rule::new("!has(self.readiness) || !has(self.readiness.tcpSocket) || !has(self.readiness.tcpSocket.host)").message("readiness.tcpSocket.host is not allowed: probes target the pod itself (the kubelet would probe another host for you)").field_path(".readiness.tcpSocket.host"))]
+#[x_kube(validation = kube::core::Rule::new("!has(self.startup) || !has(self.startup.httpGet) || !has(self.startup.httpGet.host)").message("startup.httpGet.host is not allowed: probes target the pod itself (the kubelet would probe another host for you)").field_path(".startup.httpGet.host"))]
+#[x_kube(validation = kube::core::Rule::new("!has(self.startup) || !has(self.startup.tcpSocket) || !has(self.startup.tcpSocket.host)").message("startup.tcpSocket.host is not allowed: probes target the pod itself (the kubelet would probe another host for you)").field_path(".startup.tcpSocket.host"))]
 #[serde(rename_all = "camelCase")]
 pub struct ProbesSpec {
     /// Replaces the default liveness probe (GET /healthz).
