@@ -2,7 +2,7 @@
 //! profile (Kubernetes `latest`), the one Pod Security Admission enforces in a
 //! namespace labelled `pod-security.kubernetes.io/enforce=restricted`?
 //!
-//! Every pod the operator writes must (`desired.rs` tests check each one).
+//! Every pod the operator writes must (`desired/` tests check each one).
 //! The rules are those of <https://kubernetes.io/docs/concepts/security/pod-security-standards/>
 //! over the pod spec: the baseline controls, then the restricted ones. The
 //! AppArmor annotations of the pod's metadata are not looked at (the operator

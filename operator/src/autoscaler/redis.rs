@@ -178,7 +178,7 @@ impl StatsReader {
         match find_override(&self.overrides, &ns, &name) {
             Some(ep) => with_endpoint(url.trim(), ep).ok_or_else(bad),
             None => {
-                desired::redis_endpoint_of_url(url.trim()).ok_or_else(bad)?;
+                pym_broker::redis_url::endpoint(url.trim()).ok_or_else(bad)?;
                 Ok(url.trim().to_string())
             }
         }
