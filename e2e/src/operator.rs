@@ -254,6 +254,13 @@ impl Launch {
     }
 
     /// Spawns the process (it is not waited for: see [`Operator::wait_ready`]).
+    /// [`Launch::start`], then waits (30 s at most) until it leads.
+    pub async fn start_leading(self) -> Result<Operator> {
+        let op = self.start()?;
+        op.wait_leader(Duration::from_secs(30)).await?;
+        Ok(op)
+    }
+
     pub fn start(self) -> Result<Operator> {
         let http_port = free_port();
         let logs = run_dir().join("logs");

@@ -19,6 +19,20 @@ pub fn pym_resource() -> ApiResource {
 }
 
 /// PymServices of namespace `ns`.
+/// Creates PymService `name` with `spec` (JSON) through `api`.
+pub async fn create_pym(
+    api: &Api<DynamicObject>,
+    name: &str,
+    spec: Value,
+) -> Result<DynamicObject> {
+    let obj: DynamicObject = serde_json::from_value(serde_json::json!({
+        "apiVersion": "pym.dev/v1alpha1", "kind": "PymService",
+        "metadata": {"name": name},
+        "spec": spec,
+    }))?;
+    Ok(api.create(&kube::api::PostParams::default(), &obj).await?)
+}
+
 pub fn pym_api(client: &Client, ns: &str) -> Api<DynamicObject> {
     Api::namespaced_with(client.clone(), ns, &pym_resource())
 }

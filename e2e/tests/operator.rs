@@ -15,7 +15,7 @@ use pym_e2e::objects::{
 };
 use pym_e2e::operator::{Launch, Operator, install_crd, prepare};
 use pym_e2e::pymservice::{
-    apply_hello, condition, kubectl_get_pym, pym_api, wait_condition, wait_pym_ready,
+    apply_hello, condition, create_pym, kubectl_get_pym, pym_api, wait_condition, wait_pym_ready,
 };
 use pym_e2e::{Cluster, Result, wait};
 use serde_json::json;
@@ -485,17 +485,11 @@ async fn a_referenced_secret_edit_rolls_the_pods_with_or_without_a_watch() -> Re
             "stringData": {"secret": "first-secret-of-32-bytes-or-more!"}
         }))?;
         secrets.create(&PostParams::default(), &jwt).await?;
-        let op = Launch::scoped(&cluster, n, &format!("{tag}-{n}"))
-            .arg(flag)
-            .start()?;
-        op.wait_leader(Duration::from_secs(30)).await?;
+        let launch = Launch::scoped(&cluster, n, &format!("{tag}-{n}")).arg(flag);
+        let op = launch.start_leading().await?;
         let pym = pym_api(&client, n);
-        let obj: kube::api::DynamicObject = serde_json::from_value(json!({
-            "apiVersion": "pym.dev/v1alpha1", "kind": "PymService",
-            "metadata": {"name": "edit"},
-            "spec": {"image": "pym/hello:dev", "jwtSecretRef": {"name": "edit-jwt", "key": "secret"}}
-        }))?;
-        pym.create(&PostParams::default(), &obj).await?;
+        let spec = json!({"image": "pym/hello:dev", "jwtSecretRef": {"name": "edit-jwt", "key": "secret"}});
+        create_pym(&pym, "edit", spec).await?;
         wait_pym_ready(&pym, "edit", wait::TIMEOUT).await?;
         let deps: Api<Deployment> = Api::namespaced(client.clone(), n);
         let hash = |d: &Deployment| template_annotation(d, "pym.dev/secrets-hash");
@@ -536,15 +530,11 @@ async fn a_foreign_object_with_a_child_name_is_left_alone() -> Result<()> {
         "spec": {"selector": {"app": "payments-v1"}, "ports": [{"port": 80}]}
     }))?;
     let before = services.create(&PostParams::default(), &theirs).await?;
-    let op = Launch::scoped(&cluster, n, &format!("conflict-{n}")).start()?;
-    op.wait_leader(Duration::from_secs(30)).await?;
+    let op = Launch::scoped(&cluster, n, &format!("conflict-{n}"))
+        .start_leading()
+        .await?;
     let pym = pym_api(&client, n);
-    let obj: kube::api::DynamicObject = serde_json::from_value(json!({
-        "apiVersion": "pym.dev/v1alpha1", "kind": "PymService",
-        "metadata": {"name": "payments"},
-        "spec": {"image": "pym/hello:dev"}
-    }))?;
-    pym.create(&PostParams::default(), &obj).await?;
+    create_pym(&pym, "payments", json!({"image": "pym/hello:dev"})).await?;
     let o = wait_condition(&pym, "payments", "Degraded", "True", "NameConflict").await?;
     let (_, _, msg) = condition(&o, "Degraded").unwrap();
     assert!(msg.contains(&format!("Service {n}/payments")), "{msg}");
@@ -602,20 +592,17 @@ async fn missing_secret_is_degraded_then_recovers() -> Result<()> {
     let (cluster, ns) = prepare("op-secret").await?;
     let client = cluster.client();
     let n = ns.name();
-    let op = Launch::scoped(&cluster, n, &format!("secret-{n}")).start()?;
-    op.wait_leader(Duration::from_secs(30)).await?;
+    let op = Launch::scoped(&cluster, n, &format!("secret-{n}"))
+        .start_leading()
+        .await?;
     let pym = pym_api(&client, n);
-    let obj: kube::api::DynamicObject = serde_json::from_value(json!({
-        "apiVersion": "pym.dev/v1alpha1", "kind": "PymService",
-        "metadata": {"name": "ext"},
-        "spec": {
-            "image": "pym/hello:dev",
-            "jwtSecretRef": {"name": "ext-jwt", "key": "secret"},
-            "withAsync": true,
-            "redis": {"external": {"urlSecretRef": {"name": "ext-redis-url", "key": "url"}}}
-        }
-    }))?;
-    pym.create(&PostParams::default(), &obj).await?;
+    let spec = json!({
+        "image": "pym/hello:dev",
+        "jwtSecretRef": {"name": "ext-jwt", "key": "secret"},
+        "withAsync": true,
+        "redis": {"external": {"urlSecretRef": {"name": "ext-redis-url", "key": "url"}}}
+    });
+    create_pym(&pym, "ext", spec).await?;
     let o = wait_condition(&pym, "ext", "Degraded", "True", "SecretNotFound").await?;
     let (_, _, msg) = condition(&o, "Degraded").unwrap();
     assert!(
