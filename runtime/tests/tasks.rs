@@ -416,6 +416,81 @@ async fn exhausted_retries_dead_letter_then_replay_and_purge() {
     w.stop().await.unwrap();
 }
 
+/// Replay across queues and forged ids: a message signed for queue `other`
+/// copied into `t` is dead-lettered `wrong_queue` and not run; a forged
+/// message that claims the id of a real dead letter is kept under its stream
+/// entry id and leaves the real one as it was.
+#[tokio::test]
+async fn copied_and_forged_messages_cannot_run_or_replace_dead_letters() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let b = broker(&url).await;
+    let stream = keys::QueueKeys::new("t").ready(Priority::Normal).to_owned();
+    let good = Signer::new(SECRET.as_bytes());
+    let env = |queue: &str, task: &str, args: &str| {
+        let raw = serde_json::value::RawValue::from_string(args.into()).unwrap();
+        Envelope::new(task, queue, Priority::Normal, raw, Context::default())
+    };
+    let xadd = |message: String| {
+        let mut conn = b.conn();
+        let stream = stream.clone();
+        async move {
+            let id: String = redis::cmd("XADD")
+                .arg(&stream)
+                .arg("*")
+                .arg(keys::FIELD_MESSAGE)
+                .arg(message)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            id
+        }
+    };
+    // A real dead letter: a genuine message of a task this worker lacks.
+    let real = env("t", "no_such_task", "[]");
+    let real_message = good.seal(&real);
+    xadd(real_message.clone()).await;
+    let w = start_worker(&url, cfg(&["t"], "w-replay")).await;
+    let real_id = real.id.to_string();
+    eventually_dead(&url, 1).await;
+    // A forged message claiming that id, and a genuine one of queue `other`.
+    let mut forged = env("t", "record", r#"["forged-id",1]"#);
+    forged.id = real.id;
+    let forged_entry = xadd(Signer::new(b"not-the-secret").seal(&forged)).await;
+    let copied = env("other", "record", r#"["copied",1]"#);
+    let copied_entry = xadd(good.seal(&copied)).await;
+    let letters = eventually_dead(&url, 3).await;
+    let by_id = |id: &str| letters.iter().find(|d| d.id == id).cloned();
+    let kept = by_id(&real_id).expect("the real dead letter");
+    assert_eq!(kept.reason, dead::Reason::UnknownTask);
+    assert_eq!(kept.message, real_message, "not replaced by the forged one");
+    assert_eq!(kept.task.as_deref(), Some("no_such_task"));
+    let f = by_id(&format!("entry-{forged_entry}")).expect("forged, by entry id");
+    assert_eq!(f.reason, dead::Reason::BadSignature);
+    assert_eq!(f.task, None, "an unverified task name is not recorded");
+    let c = by_id(&format!("entry-{copied_entry}")).expect("copied, by entry id");
+    assert_eq!(c.reason, dead::Reason::WrongQueue);
+    assert!(c.error.contains("\"other\""), "{}", c.error);
+    assert!(runs("forged-id").is_empty() && runs("copied").is_empty());
+    // Replay does not put the copy back to run in `t`.
+    let err = dead::replay(&b, "t", &c.id).await.unwrap_err().to_string();
+    assert!(err.contains("other") && err.contains("purge"), "{err}");
+    w.stop().await.unwrap();
+}
+
+/// The dead letters of queue `t`, once there are `n`.
+async fn eventually_dead(url: &str, n: usize) -> Vec<dead::DeadLetter> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let letters = dead_letters(url, "t").await;
+        if letters.len() >= n {
+            return letters;
+        }
+        assert!(Instant::now() < deadline, "{letters:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn bad_messages_are_dead_lettered_with_reasons_and_the_worker_goes_on() {
     let redis = RedisServer::start();

@@ -205,7 +205,7 @@ pub(crate) struct Runnable<'d> {
 
 /// Decide whether delivery `d` of `queue` may run (at `now_ms`, ms since
 /// the epoch): it must carry a message, signed with our secret, of a known
-/// envelope version, delivered no more than `max_deliveries` times, naming
+/// envelope version, signed for `queue` itself, delivered no more than `max_deliveries` times, naming
 /// a task of this worker with arguments of its shape, and, if the task asks
 /// for a fresh token, with one that has not expired. Otherwise the dead
 /// letter that says why.
@@ -230,6 +230,13 @@ pub(crate) fn triage<'d>(
         .signer
         .open(message)
         .map_err(|e| dead((&e).into(), e.to_string(), 0))?;
+    if env.queue != queue {
+        let error = format!(
+            "signed for queue {:?} but read from queue {queue:?}: copied across queues, not run",
+            env.queue
+        );
+        return Err(dead(Reason::WrongQueue, error, env.attempt));
+    }
     if d.deliveries > rules.max_deliveries {
         let error = format!(
             "delivered {} times without finishing (limit {}): its workers crashed or were killed while running it",
@@ -326,12 +333,17 @@ mod tests {
 
     /// A signed message of `task` with `args`, the token expiring at `exp`.
     fn msg(task: &str, args: &str, exp: Option<u64>) -> String {
+        msg_for("q", task, args, exp)
+    }
+
+    /// [`msg`], signed for `queue`.
+    fn msg_for(queue: &str, task: &str, args: &str, exp: Option<u64>) -> String {
         let ctx = Context {
             claims: exp.map(|e| serde_json::json!({ "exp": e })),
             ..Context::default()
         };
         let args = RawValue::from_string(args.into()).unwrap();
-        let mut env = Envelope::new(task, "q", Priority::Normal, args, ctx);
+        let mut env = Envelope::new(task, queue, Priority::Normal, args, ctx);
         env.attempt = 2;
         signer().seal(&env)
     }
@@ -395,6 +407,16 @@ mod tests {
                 Err((Reason::UnsupportedVersion, "version 9", 0)),
             ),
             (
+                "signed for another queue",
+                delivery(Some(msg_for("other", "add", "[1,2]", None)), 1),
+                Err((Reason::WrongQueue, "signed for queue \"other\"", 2)),
+            ),
+            (
+                "another queue, unknown task",
+                delivery(Some(msg_for("other", "nope", "[]", None)), 1),
+                Err((Reason::WrongQueue, "read from queue \"q\"", 2)),
+            ),
+            (
                 "too many deliveries",
                 delivery(Some(ok.clone()), 6),
                 Err((Reason::TooManyDeliveries, "delivered 6 times", 3)),
@@ -440,6 +462,14 @@ mod tests {
                     assert_eq!(dead.attempts, attempts, "{name}");
                     assert_eq!(dead.queue, "q", "{name}");
                     assert_eq!(dead.failed_at, NOW_MS, "{name}");
+                    // Only a verified message read from its own queue
+                    // speaks for its task id.
+                    assert_eq!(
+                        dead.id.starts_with("entry-"),
+                        !reason.keyed_by_task() || dead.task.is_none(),
+                        "{name}: {}",
+                        dead.id
+                    );
                     assert_eq!(
                         dead.message,
                         d.message.clone().unwrap_or_default(),
