@@ -1,6 +1,7 @@
 //! Running one delivered task: verify, decode, restore the caller's context,
 //! run with a timeout and panic guard, and decide how to settle it.
 
+use crate::Broker;
 use crate::ack::Settle;
 use crate::dead::{DeadLetter, Reason};
 use crate::envelope::{Envelope, Signer, now_ms};
@@ -69,11 +70,27 @@ impl Executor {
     }
 
     /// Run `d` (from `queue`) to completion and say how to settle it.
-    pub async fn run(&self, queue: &str, d: &Delivery) -> Settle {
+    /// `broker` answers the replay guard of the tasks that have one.
+    pub async fn run(&self, broker: &Broker, queue: &str, d: &Delivery) -> Settle {
         let r = match triage(d, queue, &self.rules(), now_ms()) {
             Ok(r) => r,
             Err(dead) => return self.dead(dead),
         };
+        let guard = r
+            .reg
+            .options
+            .replay_guard
+            .map(|ttl| (keys::processed(queue, &r.env.id.to_string()), ttl));
+        if let Some((key, _)) = &guard
+            && already_processed(broker, key).await
+        {
+            tracing::info!(
+                queue, task = %r.env.task, id = %r.env.id, entry = %d.id,
+                "task already processed (replay guard): acked, not run"
+            );
+            self.metrics.replay_skipped(&r.env.task, queue);
+            return Settle::Ack;
+        }
         // A task sent to a queue other than its own has no handles yet.
         let m = match self.handles.get(r.reg.name) {
             Some(h) if r.reg.options.queue == queue => h.clone(),
@@ -90,7 +107,13 @@ impl Executor {
         let (error, retryable) = match execute(&env, reg.options.timeout, fut).await {
             Ok(()) => {
                 m.finished(true, started.elapsed().as_secs_f64());
-                return Settle::Ack;
+                return match guard {
+                    Some((key, ttl)) => Settle::AckProcessed {
+                        key,
+                        ttl_secs: ttl.as_secs().max(1),
+                    },
+                    None => Settle::Ack,
+                };
             }
             Err(failure) => failure,
         };
@@ -148,6 +171,22 @@ impl Executor {
         };
         let dead = DeadLetter::new(queue, &d.id, message, reason, error, env.attempt + 1);
         self.dead(Box::new(dead))
+    }
+}
+
+/// Whether the replay guard `key` is set: the task succeeded before. When
+/// Redis cannot say, the task runs (at-least-once wins over the guard).
+async fn already_processed(broker: &Broker, key: &str) -> bool {
+    match redis::cmd("EXISTS")
+        .arg(key)
+        .query_async::<bool>(&mut broker.conn())
+        .await
+    {
+        Ok(seen) => seen,
+        Err(e) => {
+            tracing::warn!(key, error = %e, "replay guard unreadable: the task runs");
+            false
+        }
     }
 }
 
