@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 use serde_json::Value;
@@ -97,13 +98,51 @@ pub async fn wait_condition(
     .await
 }
 
-/// `examples/hello/pymservice.yaml`: the example service (and its JWT Secret).
+/// `examples/hello/pymservice.yaml`: the example service. It ships no JWT
+/// secret: [`apply_hello`] makes its Secret first.
 pub fn hello_manifest() -> PathBuf {
     workspace_root().join("examples/hello/pymservice.yaml")
 }
 
+/// The Secret (key `secret`) the example's `jwtSecretRef` names.
+pub const HELLO_JWT_SECRET: &str = "hello-jwt";
+
+/// A random secret for a test Secret: 32 bytes of /dev/urandom, as 64 hex
+/// characters (what `openssl rand -hex 32` prints).
+pub fn random_secret() -> String {
+    use std::io::Read;
+    let mut b = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .expect("read /dev/urandom");
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Make the Secret `hello-jwt` in `ns` with a random value, unless it
+/// exists (a second apply keeps it, so the pods do not roll). The value goes
+/// through kubectl's stdin, never its arguments.
+pub async fn ensure_hello_jwt_secret(cluster: &Cluster, ns: &str) -> Result<()> {
+    let secrets: Api<Secret> = Api::namespaced(cluster.client(), ns);
+    if secrets.get_opt(HELLO_JWT_SECRET).await?.is_some() {
+        return Ok(());
+    }
+    let manifest = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: {HELLO_JWT_SECRET}}}\ntype: Opaque\nstringData: {{secret: {}}}\n",
+        random_secret()
+    );
+    cluster
+        .kubectl()
+        .args(["apply", "-n", ns, "-f", "-"])
+        .stdin(manifest)
+        .run()
+        .await?;
+    Ok(())
+}
+
+/// The Secret `hello-jwt` (see [`ensure_hello_jwt_secret`]), then
 /// `kubectl apply -n <ns> -f examples/hello/pymservice.yaml`.
 pub async fn apply_hello(cluster: &Cluster, ns: &str) -> Result<String> {
+    ensure_hello_jwt_secret(cluster, ns).await?;
     cluster
         .kubectl()
         .args(["apply", "-n", ns, "-f"])

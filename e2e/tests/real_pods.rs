@@ -340,7 +340,7 @@ fn hello_manifest() -> String {
         r#"apiVersion: v1
 kind: Secret
 metadata: {{name: hello-jwt}}
-stringData: {{secret: real-node-e2e-only}}
+stringData: {{secret: {jwt_secret}}}
 ---
 apiVersion: pym.dev/v1alpha1
 kind: PymService
@@ -365,6 +365,9 @@ spec:
 {}"#,
         real_node::placement_yaml(2),
         activation = BURST - 1,
+        // A fresh random JWT secret per run (≥ 32 bytes: shorter ones are
+        // refused outside PYM_ENV=dev).
+        jwt_secret = pym_e2e::pymservice::random_secret(),
     )
 }
 

@@ -30,6 +30,9 @@
 //! unknown key is an error naming the key and its line, as are bad values.
 //! Secrets (JWT secret and keys, task secret, Redis URL) are read from the
 //! environment only, once, and never printed: [`Secret`] (`secrecy::SecretString`) redacts itself.
+//! `PYM_ENV` names the environment (`production` when unset): outside `dev`
+//! the JWT HMAC secret and the task secret must be at least 32 bytes, and a
+//! secret set but empty is an error in every mode ([`check_secret`]).
 
 use pym_core::contract;
 use pym_http::jsonwebtoken::Algorithm;
@@ -49,6 +52,46 @@ pub mod env {
     pub const JWT_ALGORITHM: &str = "PYM_JWT_ALGORITHM";
     pub const JWT_TOKEN_TIMEOUT: &str = "PYM_JWT_TOKEN_TIMEOUT";
     pub const WITH_ASYNC: &str = "PYM_WITH_ASYNC";
+}
+
+/// The `PYM_ENV` value of development mode, where short secrets are allowed.
+pub const DEV_ENV: &str = "dev";
+
+/// `PYM_ENV` when it is not set: production rules apply unless a developer
+/// says otherwise.
+pub const DEFAULT_ENV: &str = "production";
+
+/// The shortest HMAC JWT secret and task secret accepted outside
+/// `PYM_ENV=dev`, in bytes (the output size of HMAC-SHA256).
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// The rule for a secret read from the variable `var`: empty or
+/// whitespace-only is always refused (never a silent fallback); outside
+/// development mode (`dev` false) it must be at least [`MIN_SECRET_BYTES`]
+/// long. The error names the variable and what is expected, never the value.
+pub fn check_secret(var: &str, value: &str, dev: bool) -> Result<(), ConfigError> {
+    let make = "e.g. `openssl rand -hex 32`";
+    if value.trim().is_empty() {
+        return Err(env_err(
+            var,
+            &format!(
+                "is set but empty; set it to a random secret of at least {MIN_SECRET_BYTES} bytes \
+                 ({make}), or unset it"
+            ),
+        ));
+    }
+    if !dev && value.len() < MIN_SECRET_BYTES {
+        return Err(env_err(
+            var,
+            &format!(
+                "is {} bytes long; outside {}={DEV_ENV} a secret must be at least \
+                 {MIN_SECRET_BYTES} bytes ({make})",
+                value.len(),
+                contract::ENV_ENV
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Keys of pymacaron's config that concern deployment, accepted and ignored.
@@ -92,7 +135,8 @@ pub enum ConfigError {
 pub struct Config {
     pub name: String,
     pub version: String,
-    /// `PYM_ENV` (`dev` by default).
+    /// `PYM_ENV` ([`DEFAULT_ENV`], `production`, when unset); `dev`
+    /// ([`DEV_ENV`]) allows short secrets.
     pub env: String,
     pub port: u16,
     pub jwt: JwtConfig,
@@ -214,6 +258,10 @@ impl Config {
             Some(n) => n,
             None => 2 * 1024 * 1024,
         };
+        let env_name = r
+            .var(contract::ENV_ENV, "set dev, staging, production, ...")?
+            .map_or_else(|| DEFAULT_ENV.to_string(), |v| v.trim().to_string());
+        let dev = env_name == DEV_ENV;
         let redis_url_env = r.env_name(
             contract::CONFIG_REDIS_URL_ENV,
             raw.redis_url_env.clone(),
@@ -228,9 +276,9 @@ impl Config {
                 .var(env::VERSION, "set a version")?
                 .or(raw.version.clone())
                 .unwrap_or_else(|| "0.0.0".into()),
-            env: env(contract::ENV_ENV).unwrap_or_else(|| "dev".into()),
+            env: env_name,
             port: port.or(raw.port).unwrap_or(contract::DEFAULT_PORT),
-            jwt: r.jwt(&raw)?,
+            jwt: r.jwt(&raw, dev)?,
             with_async,
             worker_concurrency: r.worker_concurrency(raw.worker_concurrency)?,
             worker_port: worker_port
@@ -240,11 +288,16 @@ impl Config {
             queues: r.queues(raw.queues.as_deref())?,
             redis_url: r.secret(Some(&redis_url_env)),
             redis_url_env,
-            task_secret: r.secret(Some(contract::ENV_TASK_SECRET)),
+            task_secret: r.checked_secret(contract::ENV_TASK_SECRET, dev)?,
             validate_responses: raw.validate_responses.unwrap_or(cfg!(debug_assertions)),
             body_limit,
             source: path,
         })
+    }
+
+    /// Development mode (`PYM_ENV=dev`): short secrets allowed.
+    pub fn is_dev(&self) -> bool {
+        self.env == DEV_ENV
     }
 
     /// The secret that signs task envelopes: `PYM_TASK_SECRET`, else the JWT
@@ -356,6 +409,13 @@ impl Resolve<'_> {
             .map(Secret::from)
     }
 
+    /// The variable `var` as a secret that follows [`check_secret`], if set.
+    fn checked_secret(&self, var: &str, dev: bool) -> Result<Option<Secret>, ConfigError> {
+        (self.env)(var)
+            .map(|v| check_secret(var, &v, dev).map(|()| Secret::from(v)))
+            .transpose()
+    }
+
     /// A `*_env` key: the name of a variable (default `default`).
     fn env_name(&self, key: &str, v: Option<String>, default: &str) -> Result<String, ConfigError> {
         let v = v.unwrap_or_else(|| default.into());
@@ -427,7 +487,7 @@ impl Resolve<'_> {
         }
     }
 
-    fn jwt(&self, raw: &RawConfig) -> Result<JwtConfig, ConfigError> {
+    fn jwt(&self, raw: &RawConfig, dev: bool) -> Result<JwtConfig, ConfigError> {
         let algorithm = self.algorithm(raw.jwt_algorithm.as_deref())?;
         let token_timeout = self
             .parsed(env::JWT_TOKEN_TIMEOUT, "seconds", "not a number of seconds")?
@@ -450,7 +510,7 @@ impl Resolve<'_> {
                 .var(env::JWT_AUDIENCE, "set the audience")?
                 .or(raw.jwt_audience.clone()),
             algorithm,
-            secret: self.secret(Some(&secret_env)),
+            secret: self.checked_secret(&secret_env, dev)?,
             secret_env,
             public_key: self.secret(public_key_env.as_deref()),
             public_key_env,
@@ -526,6 +586,7 @@ mod tests {
             y,
             &env_of(&[
                 ("PYM_PORT", "9000"),
+                ("PYM_ENV", "dev"),
                 ("HELLO_SECRET", "s3cr3t"),
                 ("PYM_WORKER_QUEUES", "a,b"),
             ]),
@@ -551,7 +612,11 @@ mod tests {
             other => panic!("no test reader for {other}: add one"),
         };
         for &(key, var) in contract::CONFIG_KEYS_RENAMING_ENV {
-            let pairs = [(var, "injected"), ("OTHER_VAR", "renamed")];
+            let pairs = [
+                (var, "injected"),
+                ("OTHER_VAR", "renamed"),
+                ("PYM_ENV", "dev"),
+            ];
             let env = env_of(&pairs);
             let c = Config::from_yaml("c", "", &env).unwrap();
             assert_eq!(read(&c, var).as_deref(), Some("injected"), "{key}");
@@ -582,10 +647,107 @@ mod tests {
         let c = Config::from_yaml(
             "f",
             "",
-            &env_of(&[("PYM_JWT_SECRET", "a"), ("PYM_TASK_SECRET", "b")]),
+            &env_of(&[
+                ("PYM_JWT_SECRET", "a"),
+                ("PYM_TASK_SECRET", "b"),
+                ("PYM_ENV", "dev"),
+            ]),
         )
         .unwrap();
         assert_eq!(c.task_secret().unwrap().expose_secret(), "b");
+    }
+
+    /// A row of the secret rule table: name, value, dev mode, and Ok or
+    /// the words the error has.
+    type SecretRow<'a> = (&'a str, &'a str, bool, Result<(), &'a [&'a str]>);
+
+    /// The secret rule: (value, dev mode) → accepted, or the words the error has.
+    #[test]
+    fn secret_rule_table() {
+        let long = "x".repeat(MIN_SECRET_BYTES);
+        let short = "x".repeat(MIN_SECRET_BYTES - 1);
+        let rows: [SecretRow<'_>; 10] = [
+            ("32 bytes, production", &long, false, Ok(())),
+            ("32 bytes, dev", &long, true, Ok(())),
+            ("31 bytes, dev", &short, true, Ok(())),
+            ("1 byte, dev", "s", true, Ok(())),
+            (
+                "31 bytes, production",
+                &short,
+                false,
+                Err(&["V", "31 bytes", "at least 32", "PYM_ENV=dev"]),
+            ),
+            (
+                "10 bytes, production",
+                "0123456789",
+                false,
+                Err(&["V", "10 bytes", "at least 32"]),
+            ),
+            (
+                "empty, production",
+                "",
+                false,
+                Err(&["V", "empty", "at least 32"]),
+            ),
+            ("empty, dev", "", true, Err(&["V", "empty"])),
+            ("whitespace, dev", "  \t ", true, Err(&["V", "empty"])),
+            (
+                "whitespace, production",
+                &" ".repeat(40),
+                false,
+                Err(&["V", "empty"]),
+            ),
+        ];
+        for (name, value, dev, want) in rows {
+            match (check_secret("V", value, dev), want) {
+                (Ok(()), Ok(())) => {}
+                (Err(e), Err(words)) => {
+                    let e = e.to_string();
+                    for w in words {
+                        assert!(e.contains(w), "{name}: {e:?} lacks {w:?}");
+                    }
+                    assert!(
+                        value.trim().is_empty() || !e.contains(value),
+                        "{name}: leaks the value"
+                    );
+                }
+                (got, want) => panic!("{name}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    /// Outside dev mode (the default), short or empty secrets stop loading,
+    /// naming the variable; `PYM_ENV=dev` allows short ones.
+    #[test]
+    fn secrets_checked_at_load() {
+        let c = Config::from_yaml("c", "", &env_of(&[])).unwrap();
+        assert_eq!(c.env, DEFAULT_ENV);
+        assert!(!c.is_dev());
+        for (var, yaml) in [
+            ("PYM_JWT_SECRET", ""),
+            ("HELLO_SECRET", "jwt_secret_env: HELLO_SECRET\n"),
+            ("PYM_TASK_SECRET", ""),
+        ] {
+            let e = Config::from_yaml("c", yaml, &env_of(&[(var, "0123456789")]))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(var) && e.contains("at least 32"), "{e}");
+            let e = Config::from_yaml("c", yaml, &env_of(&[(var, " "), ("PYM_ENV", "dev")]))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(var) && e.contains("empty"), "{e}");
+            let c = Config::from_yaml(
+                "c",
+                yaml,
+                &env_of(&[(var, "0123456789"), ("PYM_ENV", "dev")]),
+            )
+            .unwrap();
+            assert!(c.is_dev() && c.task_secret().is_some(), "{var}");
+        }
+        let e = Config::from_yaml("c", "", &env_of(&[("PYM_ENV", " ")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("PYM_ENV"), "{e}");
     }
 
     #[test]

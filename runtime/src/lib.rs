@@ -19,7 +19,7 @@
 mod cli;
 pub mod config;
 
-pub use cli::{App, DEV_SECRET};
+pub use cli::App;
 pub use pym_broker::{Priority, Queue, SpawnError, TaskError, TaskId, TaskOptions, When};
 pub use pym_core::{Context, context, contract};
 pub use pym_macros::asynctask;

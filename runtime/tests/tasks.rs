@@ -89,6 +89,15 @@ async fn flaky(tag: String, fail_times: u32) -> Result<(), TaskError> {
 }
 
 /// Fails until its tag is in FIXED.
+/// A task with a replay guard that fails its first `fail_times` runs.
+#[asynctask(queue = "t", max_retries = 3, replay_guard_secs = 60)]
+async fn guarded(tag: String, fail_times: u32) -> Result<(), TaskError> {
+    if count_call(&tag) <= fail_times {
+        return Err(TaskError::retry("not yet"));
+    }
+    record(tag, 0).await
+}
+
 #[asynctask(queue = "t", max_retries = 2)]
 async fn fails_until_fixed(tag: String) -> Result<(), TaskError> {
     count_call(&tag);
@@ -414,6 +423,138 @@ async fn exhausted_retries_dead_letter_then_replay_and_purge() {
     );
     assert_eq!(qstats(&url, "t").await.dead, 0);
     w.stop().await.unwrap();
+}
+
+/// Replay across queues and forged ids: a message signed for queue `other`
+/// copied into `t` is dead-lettered `wrong_queue` and not run; a forged
+/// message that claims the id of a real dead letter is kept under its stream
+/// entry id and leaves the real one as it was.
+#[tokio::test]
+async fn copied_and_forged_messages_cannot_run_or_replace_dead_letters() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let b = broker(&url).await;
+    let stream = keys::QueueKeys::new("t").ready(Priority::Normal).to_owned();
+    let good = Signer::new(SECRET.as_bytes());
+    let env = |queue: &str, task: &str, args: &str| {
+        let raw = serde_json::value::RawValue::from_string(args.into()).unwrap();
+        Envelope::new(task, queue, Priority::Normal, raw, Context::default())
+    };
+    let xadd = |message: String| {
+        let mut conn = b.conn();
+        let stream = stream.clone();
+        async move {
+            let id: String = redis::cmd("XADD")
+                .arg(&stream)
+                .arg("*")
+                .arg(keys::FIELD_MESSAGE)
+                .arg(message)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            id
+        }
+    };
+    // A real dead letter: a genuine message of a task this worker lacks.
+    let real = env("t", "no_such_task", "[]");
+    let real_message = good.seal(&real);
+    xadd(real_message.clone()).await;
+    let w = start_worker(&url, cfg(&["t"], "w-replay")).await;
+    let real_id = real.id.to_string();
+    eventually_dead(&url, 1).await;
+    // A forged message claiming that id, and a genuine one of queue `other`.
+    let mut forged = env("t", "record", r#"["forged-id",1]"#);
+    forged.id = real.id;
+    let forged_entry = xadd(Signer::new(b"not-the-secret").seal(&forged)).await;
+    let copied = env("other", "record", r#"["copied",1]"#);
+    let copied_entry = xadd(good.seal(&copied)).await;
+    let letters = eventually_dead(&url, 3).await;
+    let by_id = |id: &str| letters.iter().find(|d| d.id == id).cloned();
+    let kept = by_id(&real_id).expect("the real dead letter");
+    assert_eq!(kept.reason, dead::Reason::UnknownTask);
+    assert_eq!(kept.message, real_message, "not replaced by the forged one");
+    assert_eq!(kept.task.as_deref(), Some("no_such_task"));
+    let f = by_id(&format!("entry-{forged_entry}")).expect("forged, by entry id");
+    assert_eq!(f.reason, dead::Reason::BadSignature);
+    assert_eq!(f.task, None, "an unverified task name is not recorded");
+    let c = by_id(&format!("entry-{copied_entry}")).expect("copied, by entry id");
+    assert_eq!(c.reason, dead::Reason::WrongQueue);
+    assert!(c.error.contains("\"other\""), "{}", c.error);
+    assert!(runs("forged-id").is_empty() && runs("copied").is_empty());
+    // Replay does not put the copy back to run in `t`.
+    let err = dead::replay(&b, "t", &c.id).await.unwrap_err().to_string();
+    assert!(err.contains("other") && err.contains("purge"), "{err}");
+    w.stop().await.unwrap();
+}
+
+/// `replay_guard_secs`: a copy of a message of a task that succeeded is
+/// acked and skipped (counted in `pym_tasks_replay_skipped_total`); retries
+/// of a failed attempt still run; the id is kept with its TTL.
+#[tokio::test]
+async fn replay_guard_skips_copies_of_processed_tasks() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let b = broker(&url).await;
+    let stream = keys::QueueKeys::new("t").ready(Priority::Normal).to_owned();
+    let registry = pym_core::Metrics::default();
+    let bc = BrokerConfig::new(&url, SECRET).with_metrics(&registry);
+    let w = start_worker_on(&bc, cfg(&["t"], "w-guard")).await;
+    let raw = serde_json::value::RawValue::from_string(r#"["g-once",0]"#.into()).unwrap();
+    let env = Envelope::new("guarded", "t", Priority::Normal, raw, Context::default());
+    let message = Signer::new(SECRET.as_bytes()).seal(&env);
+    let xadd = || {
+        let mut conn = b.conn();
+        let (stream, message) = (stream.clone(), message.clone());
+        async move {
+            let _: String = redis::cmd("XADD")
+                .arg(&stream)
+                .arg("*")
+                .arg(keys::FIELD_MESSAGE)
+                .arg(&message)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+        }
+    };
+    xadd().await;
+    eventually("the first run", || runs("g-once").len() == 1).await;
+    eventually_stats_zero(&url, "t").await;
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(keys::processed("t", &env.id.to_string()))
+        .query_async(&mut b.conn())
+        .await
+        .unwrap();
+    assert!((1..=60).contains(&ttl), "TTL {ttl}");
+    // The same message again (a copy): acked, not run.
+    xadd().await;
+    eventually_stats_zero(&url, "t").await;
+    let skipped = "pym_tasks_replay_skipped_total{task=\"guarded\",queue=\"t\"} 1";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !registry.encode().contains(skipped) {
+        assert!(Instant::now() < deadline, "{}", registry.encode());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(runs("g-once").len(), 1, "a copy of a processed task ran");
+    assert!(dead_letters(&url, "t").await.is_empty());
+    // A failed attempt is not "processed": its retry runs.
+    let q = queue(&url).await;
+    guarded::spawn(&q, ("g-retry".into(), 1)).await.unwrap();
+    eventually("the retry", || runs("g-retry").len() == 1).await;
+    assert_eq!(calls("g-retry"), 2);
+    w.stop().await.unwrap();
+}
+
+/// The dead letters of queue `t`, once there are `n`.
+async fn eventually_dead(url: &str, n: usize) -> Vec<dead::DeadLetter> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let letters = dead_letters(url, "t").await;
+        if letters.len() >= n {
+            return letters;
+        }
+        assert!(Instant::now() < deadline, "{letters:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test]

@@ -28,7 +28,7 @@ trap cleanup EXIT
 redis-server --port "$RPORT" --bind 127.0.0.1 --save "" --appendonly no >"$tmp/redis.log" 2>&1 &
 pids+=($!)
 export PYM_REDIS_URL="redis://127.0.0.1:$RPORT/0"
-export PYM_JWT_SECRET="bench-secret-$(date +%s)"
+export PYM_JWT_SECRET="$(openssl rand -hex 32)"
 export PYM_PORT="$APORT" PYM_WORKER_PORT="$WPORT"
 for _ in $(seq 100); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 "$BIN" worker >"$tmp/worker.log" 2>&1 &

@@ -6,6 +6,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_hello");
+/// A JWT secret long enough outside `PYM_ENV=dev` (32 bytes or more).
+const SECRET: &str = "hello-cli-test-secret-0123456789abcdef";
 
 fn hello(args: &[&str], env: &[(&str, &str)]) -> Output {
     let cwd = tempfile::tempdir().unwrap();
@@ -14,6 +16,8 @@ fn hello(args: &[&str], env: &[(&str, &str)]) -> Output {
         .env_remove("PYM_CONFIG")
         .env_remove("PYM_REDIS_URL")
         .env_remove("PYM_JWT_SECRET")
+        .env_remove("PYM_TASK_SECRET")
+        .env_remove("PYM_ENV")
         .env("PYM_LOG_FORMAT", "pretty")
         .current_dir(cwd.path());
     for (k, v) in env {
@@ -72,6 +76,8 @@ fn start(cmd: &str, port: u16, dir: &std::path::Path, env: &[(&str, &str)]) -> K
     c.arg(cmd)
         .env_remove("PYM_REDIS_URL")
         .env_remove("PYM_JWT_SECRET")
+        .env_remove("PYM_TASK_SECRET")
+        .env_remove("PYM_ENV")
         .env_remove("PYM_CONFIG")
         .env("PYM_PORT", port.to_string())
         .current_dir(dir)
@@ -110,7 +116,7 @@ fn help_on_every_command() {
 
 #[test]
 fn check_binds_and_names_missing_secret() {
-    let o = hello(&["check"], &[("PYM_JWT_SECRET", "s")]);
+    let o = hello(&["check"], &[("PYM_JWT_SECRET", SECRET)]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("2 operations bound"), "{}", text(&o));
     let o = hello(&["check"], &[]);
@@ -125,7 +131,7 @@ fn config_errors_name_file_line_and_key() {
     std::fs::write(&f, "name: hello\nport: 8080\nworker_concurency: 4\n").unwrap();
     let o = hello(
         &["check", "--config", f.to_str().unwrap()],
-        &[("PYM_JWT_SECRET", "s")],
+        &[("PYM_JWT_SECRET", SECRET)],
     );
     assert_eq!(o.status.code(), Some(2));
     let t = text(&o);
@@ -135,7 +141,7 @@ fn config_errors_name_file_line_and_key() {
     );
     let o = hello(
         &["check", "--config", "/nonexistent/pym-config.yaml"],
-        &[("PYM_JWT_SECRET", "s")],
+        &[("PYM_JWT_SECRET", SECRET)],
     );
     assert_eq!(o.status.code(), Some(2));
     assert!(
@@ -143,40 +149,43 @@ fn config_errors_name_file_line_and_key() {
         "{}",
         text(&o)
     );
-    let o = hello(&["check"], &[("PYM_JWT_SECRET", "s"), ("PYM_PORT", "http")]);
+    let o = hello(
+        &["check"],
+        &[("PYM_JWT_SECRET", SECRET), ("PYM_PORT", "http")],
+    );
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("PYM_PORT"), "{}", text(&o));
 }
 
 #[test]
 fn serve_and_worker_need_redis() {
-    let o = hello(&["serve"], &[("PYM_JWT_SECRET", "s")]);
+    let o = hello(&["serve"], &[("PYM_JWT_SECRET", SECRET)]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("PYM_REDIS_URL"), "{}", text(&o));
-    let o = hello(&["worker"], &[("PYM_JWT_SECRET", "s")]);
+    let o = hello(&["worker"], &[("PYM_JWT_SECRET", SECRET)]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("PYM_REDIS_URL"), "{}", text(&o));
 }
 
+/// `up` on a fresh machine (no Redis, no secret): eager tasks, on 127.0.0.1
+/// only, with a random JWT secret whose token command it prints on stderr.
 #[test]
 fn up_runs_on_a_fresh_machine_in_eager_mode() {
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("report.jsonl");
-    let _k = start(
-        "up",
-        port,
-        dir.path(),
-        &[("HELLO_TASK_REPORT", report.to_str().unwrap())],
-    );
+    let (_k, printed) = start_up_printing(port, dir.path(), &report);
+    assert_eq!(listen_address(port).as_deref(), Some("127.0.0.1"));
     let (s, body) = get(port, "/ping", "", "").unwrap();
     assert_eq!((s, body.as_str()), (200, "{}"));
-    // The dev secret mints tokens `up` accepts.
-    let token = hello(
-        &["token", "dev-user"],
-        &[("PYM_JWT_SECRET", pym_runtime::DEV_SECRET)],
-    );
-    let token = String::from_utf8(token.stdout).unwrap();
+    // The printed command: `PYM_JWT_SECRET=<secret> <bin> token alice`.
+    let (assignment, command) = printed.trim().split_once(' ').unwrap();
+    let secret = assignment.strip_prefix("PYM_JWT_SECRET=").unwrap();
+    assert!(secret.len() >= 32, "{printed}");
+    assert!(command.ends_with("token alice"), "{printed}");
+    let o = hello(&["token", "dev-user"], &[("PYM_JWT_SECRET", secret)]);
+    assert!(o.status.success(), "{}", text(&o));
+    let token = String::from_utf8(o.stdout).unwrap();
     let auth = format!(
         "authorization: Bearer {}\r\ncontent-type: application/json\r\nx-request-id: rq-up\r\n",
         token.trim()
@@ -196,6 +205,103 @@ fn up_runs_on_a_fresh_machine_in_eager_mode() {
     assert_eq!(seen["request_id"], "rq-up");
     let (s, _) = get(port, "/me", &auth, "").unwrap();
     assert_eq!(s, 200);
+    // A token of another secret is refused.
+    let o = hello(&["token", "dev-user"], &[("PYM_JWT_SECRET", SECRET)]);
+    let other = String::from_utf8(o.stdout).unwrap();
+    let auth = format!("authorization: Bearer {}\r\n", other.trim());
+    assert_eq!(get(port, "/me", &auth, "").unwrap().0, 401);
+}
+
+/// Start `up` with no secret and no Redis; wait for it to serve and
+/// return it with the token command it printed on stderr. The log lines
+/// never hold the secret.
+fn start_up_printing(port: u16, dir: &std::path::Path, report: &std::path::Path) -> (Kill, String) {
+    use std::io::BufRead;
+    let mut c = Command::new(BIN);
+    c.arg("up")
+        .env_remove("PYM_REDIS_URL")
+        .env_remove("PYM_JWT_SECRET")
+        .env_remove("PYM_TASK_SECRET")
+        .env_remove("PYM_ENV")
+        .env_remove("PYM_CONFIG")
+        .env("PYM_PORT", port.to_string())
+        .env("PYM_LOG_FORMAT", "json")
+        .env("HELLO_TASK_REPORT", report)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let k = Kill(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut log = Vec::new();
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.trim_start().starts_with("PYM_JWT_SECRET=") {
+                let _ = tx.send((line, std::mem::take(&mut log)));
+            } else {
+                log.push(line);
+            }
+        }
+    });
+    let (printed, log) = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("printed token command");
+    let secret = printed.trim().split_once(' ').unwrap().0;
+    for l in log {
+        assert!(!l.contains(secret), "log line holds the secret: {l}");
+    }
+    wait_up(port);
+    (k, printed)
+}
+
+/// The address a local TCP socket listens on at `port` (from /proc/net/tcp).
+fn listen_address(port: u16) -> Option<String> {
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    table.lines().skip(1).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let (ip, p) = f.get(1)?.split_once(':')?;
+        // State 0A = LISTEN; the IPv4 address is little-endian hex.
+        (*f.get(3)? == "0A" && u16::from_str_radix(p, 16).ok()? == port).then(|| {
+            let n = u32::from_str_radix(ip, 16).unwrap_or(0).to_le_bytes();
+            std::net::Ipv4Addr::from(n).to_string()
+        })
+    })
+}
+
+#[test]
+fn serve_outside_dev_refuses_short_or_empty_secrets() {
+    for env in [vec![("PYM_ENV", "production")], vec![]] {
+        let mut e = env.clone();
+        e.push(("PYM_JWT_SECRET", "0123456789"));
+        let o = hello(&["serve"], &e);
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        let t = text(&o);
+        assert!(
+            t.contains("PYM_JWT_SECRET") && t.contains("at least 32"),
+            "{t}"
+        );
+        assert!(!t.contains("0123456789"), "the error shows no secret: {t}");
+    }
+    let o = hello(
+        &["serve"],
+        &[("PYM_JWT_SECRET", SECRET), ("PYM_TASK_SECRET", "short")],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("PYM_TASK_SECRET"), "{}", text(&o));
+    let o = hello(&["up"], &[("PYM_ENV", "dev"), ("PYM_JWT_SECRET", "  ")]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("PYM_JWT_SECRET") && text(&o).contains("empty"),
+        "{}",
+        text(&o)
+    );
+    // Dev mode allows a short secret (here `check`, which binds and exits).
+    let o = hello(&["check"], &[("PYM_ENV", "dev"), ("PYM_JWT_SECRET", "s")]);
+    assert!(o.status.success(), "{}", text(&o));
 }
 
 #[test]
@@ -211,7 +317,7 @@ fn up_with_redis_runs_api_and_worker_in_one_process() {
         dir.path(),
         &[
             ("PYM_REDIS_URL", url.as_str()),
-            ("PYM_JWT_SECRET", "up-secret"),
+            ("PYM_JWT_SECRET", SECRET),
             ("HELLO_TASK_REPORT", report.to_str().unwrap()),
         ],
     );
@@ -250,7 +356,7 @@ fn readyz_follows_the_broker() {
         "serve",
         port,
         dir.path(),
-        &[("PYM_REDIS_URL", url.as_str()), ("PYM_JWT_SECRET", "s")],
+        &[("PYM_REDIS_URL", url.as_str()), ("PYM_JWT_SECRET", SECRET)],
     );
     assert_eq!(get(port, "/readyz", "", "").unwrap().0, 200);
     redis.kill();

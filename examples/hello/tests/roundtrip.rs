@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const SECRET: &str = "roundtrip-secret-0123456789";
+const SECRET: &str = "roundtrip-secret-0123456789abcdefghijk";
 const BIN: &str = env!("CARGO_BIN_EXE_hello");
 
 /// Children killed (by their own handle) when the test ends, pass or fail.

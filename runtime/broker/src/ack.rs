@@ -12,6 +12,9 @@ use std::collections::HashMap;
 pub enum Settle {
     /// Done: ack and delete.
     Ack,
+    /// Done, for a task with a replay guard: also remember its id
+    /// (`SET key 1 NX EX ttl_secs`) in the same transaction as the ack.
+    AckProcessed { key: String, ttl_secs: u64 },
     /// Run again later: add the next attempt to the delayed set.
     Retry { due_ms: u64, member: String },
     /// Give up: record a dead letter.
@@ -23,7 +26,7 @@ pub enum Settle {
 impl Settle {
     pub fn label(&self) -> &'static str {
         match self {
-            Settle::Ack => "ack",
+            Settle::Ack | Settle::AckProcessed { .. } => "ack",
             Settle::Retry { .. } => "retry",
             Settle::Dead(_) => "dead",
             Settle::HandBack { .. } => "hand_back",
@@ -99,6 +102,15 @@ fn add_to_pipe(
 ) {
     match settle {
         Settle::Ack => {}
+        Settle::AckProcessed { key, ttl_secs } => {
+            pipe.cmd("SET")
+                .arg(key)
+                .arg(1)
+                .arg("NX")
+                .arg("EX")
+                .arg(*ttl_secs)
+                .ignore();
+        }
         Settle::Retry { due_ms, member } => {
             pipe.cmd("ZADD")
                 .arg(&qk.delayed)
@@ -150,6 +162,10 @@ mod tests {
         let back = Settle::HandBack {
             message: "msg".into(),
         };
+        let processed = Settle::AckProcessed {
+            key: "done".into(),
+            ttl_secs: 60,
+        };
         let s = |stream, id, settle| Settlement {
             queue: "q",
             stream,
@@ -162,6 +178,7 @@ mod tests {
             s("a", "3-0", &retry),
             s("a", "4-0", &ack),
             s("b", "5-0", &back),
+            s("a", "6-0", &processed),
         ];
         let qk = QueueKeys::new("q");
         let want = vec![
@@ -173,6 +190,9 @@ mod tests {
             format!("XADD b * {} msg", keys::FIELD_MESSAGE),
             format!("XACK b {} 5-0", keys::GROUP),
             "XDEL b 5-0".to_owned(),
+            "SET done 1 NX EX 60".to_owned(),
+            format!("XACK a {} 6-0", keys::GROUP),
+            "XDEL a 6-0".to_owned(),
             format!("XACK a {} 1-0 4-0", keys::GROUP),
             "XDEL a 1-0 4-0".to_owned(),
             format!("XACK b {} 2-0", keys::GROUP),

@@ -35,6 +35,9 @@ pub enum Reason {
     TooManyDeliveries,
     /// The task requires a fresh token and the caller's token expired.
     TokenExpired,
+    /// The message was signed for another queue than the one it was read
+    /// from: copied (replayed) across queues.
+    WrongQueue,
 }
 
 impl Reason {
@@ -50,7 +53,20 @@ impl Reason {
             Reason::Fatal => "fatal",
             Reason::TooManyDeliveries => "too_many_deliveries",
             Reason::TokenExpired => "token_expired",
+            Reason::WrongQueue => "wrong_queue",
         }
+    }
+
+    /// Whether the message of a dead letter of this reason speaks for the
+    /// task it names: its signature was verified, and it was read from its
+    /// own queue. Only then is the dead letter keyed by its task id; else
+    /// by its stream entry id, so that a forged or copied message can never
+    /// replace the dead letter of a real task.
+    pub fn keyed_by_task(self) -> bool {
+        !matches!(
+            self,
+            Reason::Malformed | Reason::BadSignature | Reason::WrongQueue
+        )
     }
 }
 
@@ -68,10 +84,12 @@ impl From<&envelope::OpenError> for Reason {
 /// One dead letter.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeadLetter {
-    /// The task id, or `entry-<stream id>` for a message without one.
+    /// The task id; `entry-<stream id>` for a message without one, or one
+    /// that cannot speak for its task (unverified signature, wrong queue:
+    /// see [`Reason::keyed_by_task`]).
     pub id: String,
     pub queue: String,
-    /// Task name, if the message could be read at all.
+    /// Task name, if the message could be read and its signature verified.
     pub task: Option<String>,
     pub reason: Reason,
     /// Human-readable error.
@@ -87,7 +105,10 @@ pub struct DeadLetter {
 }
 
 impl DeadLetter {
-    /// A dead letter for `message`, reading what it can from it unverified.
+    /// A dead letter for `message` (stream entry `entry_id`): the task
+    /// name, id and creation time are read from it only when its signature
+    /// was verified (`reason` says so); the id only when it was also read
+    /// from its own queue.
     pub fn new(
         queue: &str,
         entry_id: &str,
@@ -96,10 +117,16 @@ impl DeadLetter {
         error: String,
         attempts: u32,
     ) -> Self {
-        let env = envelope::peek(message);
+        let verified = !matches!(reason, Reason::Malformed | Reason::BadSignature);
+        let env = if verified {
+            envelope::peek(message)
+        } else {
+            None
+        };
         DeadLetter {
             id: env
                 .as_ref()
+                .filter(|_| reason.keyed_by_task())
                 .map(|e| e.id.to_string())
                 .unwrap_or_else(|| format!("entry-{entry_id}")),
             queue: queue.to_owned(),
@@ -216,6 +243,13 @@ pub async fn replay(broker: &Broker, queue: &str, id: &str) -> Result<bool> {
             "dead letter {id} cannot be replayed: {e}; remove it with `dead purge --id {id}`"
         ))
     })?;
+    if env.queue != queue {
+        return Err(BrokerError::Invalid(format!(
+            "dead letter {id} was signed for queue {:?}, not {queue:?}: it cannot be replayed here; \
+             remove it with `dead purge --id {id}`",
+            env.queue
+        )));
+    }
     env.attempt = 0;
     env.eta = None;
     let priority: Priority = env.priority;

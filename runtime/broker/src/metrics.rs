@@ -35,6 +35,7 @@ pub struct TaskMetrics {
     pub succeeded: Family<TaskLabels, Counter>,
     pub failed: Family<TaskLabels, Counter>,
     pub retried: Family<TaskLabels, Counter>,
+    pub replay_skipped: Family<TaskLabels, Counter>,
     pub dead_lettered: Family<DeadLabels, Counter>,
     pub duration: Family<TaskLabels, Histogram>,
     pub in_flight: Family<QueueLabels, Gauge>,
@@ -60,6 +61,7 @@ impl TaskMetrics {
             succeeded: Family::default(),
             failed: Family::default(),
             retried: Family::default(),
+            replay_skipped: Family::default(),
             dead_lettered: Family::default(),
             duration: Family::new_with_constructor(|| {
                 Histogram::new(exponential_buckets(0.0005, 2.0, 20))
@@ -90,6 +92,11 @@ impl TaskMetrics {
             names::TASKS_RETRIED,
             "Failed tasks scheduled for a retry",
             m.retried.clone(),
+        );
+        r.register(
+            names::TASKS_REPLAY_SKIPPED,
+            "Deliveries of an already processed task id skipped by its replay guard",
+            m.replay_skipped.clone(),
         );
         r.register(
             names::TASKS_DEAD_LETTERED,
@@ -133,6 +140,11 @@ impl TaskMetrics {
     }
     pub fn retried(&self, task: &str, queue: &str) {
         self.retried.get_or_create(&labels(task, queue)).inc();
+    }
+    pub fn replay_skipped(&self, task: &str, queue: &str) {
+        self.replay_skipped
+            .get_or_create(&labels(task, queue))
+            .inc();
     }
     pub fn dead_lettered(&self, queue: &str, reason: &str) {
         self.dead_lettered

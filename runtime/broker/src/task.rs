@@ -29,6 +29,10 @@ pub struct TaskOptions {
     pub priority: Priority,
     /// Refuse to run once the caller's token has expired (`fresh_token`).
     pub fresh_token: bool,
+    /// Replay guard (`replay_guard_secs = N`): the id of a task that
+    /// succeeded is kept in Redis this long, and a delivery of an id kept
+    /// there is acked and skipped, not run again. `None`: off.
+    pub replay_guard: Option<Duration>,
 }
 
 impl TaskOptions {
@@ -38,6 +42,7 @@ impl TaskOptions {
         timeout: Duration::from_secs(300),
         priority: Priority::Normal,
         fresh_token: false,
+        replay_guard: None,
     };
 }
 

@@ -12,6 +12,7 @@
 //! | `pym:{q}:signal` | list (≤ 1 element) | wakes a promoter when a new earliest delayed task arrives |
 //! | `pym:{q}:dead` | hash, id → dead-letter JSON | dead letters |
 //! | `pym:{q}:dead:index` | sorted set, score = time of death (ms) | dead-letter ids in order |
+//! | `pym:{q}:processed:<id>` | string, with a TTL | a task of `replay_guard_secs` that succeeded; a delivery of that id is skipped |
 //!
 //! Stream entries have one field, [`FIELD_MESSAGE`], holding the signed
 //! message (`<hmac>.<envelope json>`, see `pym_broker::envelope`).
@@ -53,6 +54,12 @@ impl QueueKeys {
     pub fn ready(&self, p: Priority) -> &str {
         &self.ready[p.index()]
     }
+}
+
+/// Key of the replay guard of task `id` of `queue`: set (with a TTL) once
+/// the task succeeded.
+pub fn processed(queue: &str, id: &str) -> String {
+    format!("pym:{{{queue}}}:processed:{id}")
 }
 
 /// Member of the delayed set: the priority digit, then the signed message.

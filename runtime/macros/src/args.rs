@@ -9,7 +9,8 @@ use proc_macro2::TokenStream;
 use syn::{Expr, ExprLit, Lit, LitInt, LitStr, Meta, UnOp};
 
 /// `#[asynctask(name = "..", queue = "..", max_retries = N, timeout_secs = N,
-/// priority = "high" | "normal" | "low", fresh_token)]`, all optional.
+/// priority = "high" | "normal" | "low", fresh_token, replay_guard_secs = N)]`,
+/// all optional.
 #[derive(Debug, FromMeta)]
 pub(crate) struct TaskArgs {
     /// Wire name; the function's name if absent.
@@ -22,6 +23,7 @@ pub(crate) struct TaskArgs {
     pub priority: Option<Priority>,
     #[darling(default)]
     pub fresh_token: FreshToken,
+    pub replay_guard_secs: Option<ReplayGuardSecs>,
 }
 
 impl TaskArgs {
@@ -83,6 +85,30 @@ impl FromMeta for TimeoutSecs {
     fn from_meta(mi: &Meta) -> Result<Self> {
         match integer(mi)? {
             (0, lit) => Err(expected(mi, "at least 1 (second)").with_span(lit)),
+            (n, _) => Ok(Self(n)),
+        }
+    }
+}
+
+/// `replay_guard_secs = N`, 1 ≤ N ≤ [`ReplayGuardSecs::MAX`]: how long the
+/// id of a task that succeeded is remembered.
+#[derive(Debug)]
+pub(crate) struct ReplayGuardSecs(pub u64);
+
+impl ReplayGuardSecs {
+    /// One year.
+    pub const MAX: u64 = 366 * 24 * 3600;
+}
+
+impl FromMeta for ReplayGuardSecs {
+    fn from_meta(mi: &Meta) -> Result<Self> {
+        match integer(mi)? {
+            (0, lit) => Err(expected(mi, "at least 1 (second)").with_span(lit)),
+            (n, lit) if n > Self::MAX => Err(expected(
+                mi,
+                &format!("at most {} (seconds: one year)", Self::MAX),
+            )
+            .with_span(lit)),
             (n, _) => Ok(Self(n)),
         }
     }

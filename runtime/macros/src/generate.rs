@@ -138,6 +138,13 @@ fn options(args: &TaskArgs, queue: Option<&LitStr>, pym: &TokenStream) -> TokenS
         None => quote!(#default.priority),
     };
     let fresh_token = args.fresh_token.0;
+    let replay_guard = match &args.replay_guard_secs {
+        Some(r) => {
+            let r = r.0;
+            quote!(::core::option::Option::Some(::core::time::Duration::from_secs(#r)))
+        }
+        None => quote!(#default.replay_guard),
+    };
     quote! {
         #pym::task::TaskOptions {
             queue: #queue,
@@ -145,6 +152,7 @@ fn options(args: &TaskArgs, queue: Option<&LitStr>, pym: &TokenStream) -> TokenS
             timeout: #timeout,
             priority: #priority,
             fresh_token: #fresh_token,
+            replay_guard: #replay_guard,
         }
     }
 }

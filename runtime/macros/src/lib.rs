@@ -24,7 +24,8 @@ use syn::ItemFn;
 /// Attributes (all optional): `name = "..."` (wire name, default the
 /// function name), `queue = "..."`, `max_retries = N`, `timeout_secs = N`,
 /// `priority = "high" | "normal" | "low"`, `fresh_token` (refuse to run once
-/// the caller's token has expired). Arguments: one parameter is passed as
+/// the caller's token has expired), `replay_guard_secs = N` (remember the id
+/// of a task that succeeded for N seconds and skip later deliveries of it). Arguments: one parameter is passed as
 /// itself, several as a tuple; all must be `Serialize + DeserializeOwned`.
 /// The function itself stays callable directly (it then runs inline).
 #[proc_macro_attribute]

@@ -38,9 +38,6 @@ use clap::{Args, Parser, Subcommand};
 use pym_core::{Metrics, contract};
 use std::path::PathBuf;
 
-/// HMAC secret used by `up` when none is configured. Development only.
-pub const DEV_SECRET: &str = "pym-dev-secret-do-not-use-in-production";
-
 #[derive(Parser, Debug)]
 struct Cli {
     /// Path of pym-config.yaml (default: $PYM_CONFIG, else ./pym-config.yaml, else the embedded defaults).
@@ -58,9 +55,10 @@ enum Cmd {
     /// Run the task worker: fetch tasks from Redis ($PYM_REDIS_URL) and run them.
     #[command(name = contract::CMD_WORKER)]
     Worker(WorkerArgs),
-    /// Run API and worker in one process (local development). Without
-    /// $PYM_REDIS_URL tasks run inline (eager mode), so nothing else is needed;
-    /// without a JWT secret a development secret is used.
+    /// Run API and worker in one process (local development), on 127.0.0.1 by
+    /// default. Without $PYM_REDIS_URL tasks run inline (eager mode), so
+    /// nothing else is needed; without a JWT secret a random one is made for
+    /// this run, and how to mint a token with it is printed on stderr.
     #[command(name = contract::CMD_UP)]
     Up(ServeArgs),
     /// Load the config and the spec, check handler bindings, and exit.
@@ -79,9 +77,9 @@ struct ServeArgs {
     /// Listen port (default: $PYM_PORT, else `port` in pym-config.yaml, else 8080).
     #[arg(long)]
     port: Option<u16>,
-    /// Listen address.
-    #[arg(long, default_value = "0.0.0.0")]
-    host: std::net::IpAddr,
+    /// Listen address (default: 0.0.0.0 for `serve`, 127.0.0.1 for `up`).
+    #[arg(long)]
+    host: Option<std::net::IpAddr>,
 }
 
 #[derive(Args, Debug)]
@@ -174,13 +172,15 @@ impl App {
                 if let Some(p) = a.port {
                     config.port = p;
                 }
-                self.serve(config, a.host, false, metrics).await
+                let host = a.host.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
+                self.serve(config, host, false, metrics).await
             }
             Cmd::Up(a) => {
                 if let Some(p) = a.port {
                     config.port = p;
                 }
-                self.serve(config, a.host, true, metrics).await
+                let host = a.host.unwrap_or(std::net::Ipv4Addr::LOCALHOST.into());
+                self.serve(config, host, true, metrics).await
             }
             Cmd::Worker(a) => {
                 if !a.queues.is_empty() {

@@ -1,6 +1,6 @@
 //! `serve`, `up` and `worker`: the API, the worker, or both.
 
-use super::{DEV_SECRET, Fail, runtime, usage};
+use super::{Fail, runtime, usage};
 use crate::config::{Config, ExposeSecret, Secret};
 use pym_broker::worker::{Worker, WorkerConfig, WorkerError, default_name};
 use pym_broker::{Broker, BrokerConfig, BrokerError, Queue, redact_url};
@@ -20,11 +20,7 @@ impl App {
         metrics: Metrics,
     ) -> Result<(), Fail> {
         if up && config.jwt.secret.is_none() && config.jwt.public_key.is_none() {
-            tracing::warn!(
-                env = %config.jwt.secret_env,
-                "no JWT secret set: `up` uses the development secret; never do this in production"
-            );
-            config.jwt.secret = Some(Secret::from(DEV_SECRET));
+            config.jwt.secret = Some(run_secret(&config.jwt.secret_env));
         }
         let shutdown = pym_process::shutdown_on_signal();
         let (queue, worker_broker) = queue(&config, up, &metrics).await?;
@@ -58,6 +54,34 @@ impl App {
         }
         api_result.map_err(|e| runtime(format!("HTTP server failed: {e}")))
     }
+}
+
+/// Length of the secret `up` makes when none is set: 43 alphanumeric
+/// characters, about 256 random bits.
+const RUN_SECRET_LEN: usize = 43;
+
+/// A random JWT secret for this run of `up`. How to mint a token with it is
+/// printed once on stderr (a throw-away secret, for the developer's
+/// terminal); the log only says that one was made.
+fn run_secret(var: &str) -> Secret {
+    use rand::Rng;
+    let secret: String = rand::rng()
+        .sample_iter(rand::distr::Alphanumeric)
+        .take(RUN_SECRET_LEN)
+        .map(char::from)
+        .collect();
+    tracing::warn!(
+        env = %var,
+        "no JWT secret set: `up` made a random one for this run (printed on stderr, not logged)"
+    );
+    let bin = std::env::args()
+        .next()
+        .unwrap_or_else(|| "<service>".into());
+    eprintln!(
+        "{var} is not set: `up` uses a random JWT secret for this run only. Mint a token for it with:\n  \
+         {var}={secret} {bin} token alice"
+    );
+    Secret::from(secret)
 }
 
 /// The queue the API sends tasks to (Redis, or eager without it), and for

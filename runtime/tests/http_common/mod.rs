@@ -9,7 +9,7 @@ use pym_runtime::http::{ApiError, Auth, Claims, Service, ServiceBuilder};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-pub const SECRET: &str = "test-secret-0123456789abcdef";
+pub const SECRET: &str = "test-secret-0123456789abcdef-0123456789";
 pub const ISSUER: &str = "https://issuer.test";
 pub const AUDIENCE: &str = "test-api";
 pub const API30: &str = include_str!("../http_fixtures/api30.yaml");

@@ -31,7 +31,7 @@ pub(super) async fn dispatch(
         let sh = shared.clone();
         let task_key = key.clone();
         let handle = shared.tasks.spawn(async move {
-            let settle = sh.executor.run(&queue, &d).await;
+            let settle = sh.executor.run(&sh.broker, &queue, &d).await;
             sh.settle(task_key, settle);
             drop(slot);
         });

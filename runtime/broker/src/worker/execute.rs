@@ -1,6 +1,7 @@
 //! Running one delivered task: verify, decode, restore the caller's context,
 //! run with a timeout and panic guard, and decide how to settle it.
 
+use crate::Broker;
 use crate::ack::Settle;
 use crate::dead::{DeadLetter, Reason};
 use crate::envelope::{Envelope, Signer, now_ms};
@@ -69,11 +70,27 @@ impl Executor {
     }
 
     /// Run `d` (from `queue`) to completion and say how to settle it.
-    pub async fn run(&self, queue: &str, d: &Delivery) -> Settle {
+    /// `broker` answers the replay guard of the tasks that have one.
+    pub async fn run(&self, broker: &Broker, queue: &str, d: &Delivery) -> Settle {
         let r = match triage(d, queue, &self.rules(), now_ms()) {
             Ok(r) => r,
             Err(dead) => return self.dead(dead),
         };
+        let guard = r
+            .reg
+            .options
+            .replay_guard
+            .map(|ttl| (keys::processed(queue, &r.env.id.to_string()), ttl));
+        if let Some((key, _)) = &guard
+            && already_processed(broker, key).await
+        {
+            tracing::info!(
+                queue, task = %r.env.task, id = %r.env.id, entry = %d.id,
+                "task already processed (replay guard): acked, not run"
+            );
+            self.metrics.replay_skipped(&r.env.task, queue);
+            return Settle::Ack;
+        }
         // A task sent to a queue other than its own has no handles yet.
         let m = match self.handles.get(r.reg.name) {
             Some(h) if r.reg.options.queue == queue => h.clone(),
@@ -90,7 +107,13 @@ impl Executor {
         let (error, retryable) = match execute(&env, reg.options.timeout, fut).await {
             Ok(()) => {
                 m.finished(true, started.elapsed().as_secs_f64());
-                return Settle::Ack;
+                return match guard {
+                    Some((key, ttl)) => Settle::AckProcessed {
+                        key,
+                        ttl_secs: ttl.as_secs().max(1),
+                    },
+                    None => Settle::Ack,
+                };
             }
             Err(failure) => failure,
         };
@@ -151,6 +174,22 @@ impl Executor {
     }
 }
 
+/// Whether the replay guard `key` is set: the task succeeded before. When
+/// Redis cannot say, the task runs (at-least-once wins over the guard).
+async fn already_processed(broker: &Broker, key: &str) -> bool {
+    match redis::cmd("EXISTS")
+        .arg(key)
+        .query_async::<bool>(&mut broker.conn())
+        .await
+    {
+        Ok(seen) => seen,
+        Err(e) => {
+            tracing::warn!(key, error = %e, "replay guard unreadable: the task runs");
+            false
+        }
+    }
+}
+
 /// How a run failed, and what the task allows.
 struct Failure {
     error: String,
@@ -205,7 +244,7 @@ pub(crate) struct Runnable<'d> {
 
 /// Decide whether delivery `d` of `queue` may run (at `now_ms`, ms since
 /// the epoch): it must carry a message, signed with our secret, of a known
-/// envelope version, delivered no more than `max_deliveries` times, naming
+/// envelope version, signed for `queue` itself, delivered no more than `max_deliveries` times, naming
 /// a task of this worker with arguments of its shape, and, if the task asks
 /// for a fresh token, with one that has not expired. Otherwise the dead
 /// letter that says why.
@@ -230,6 +269,13 @@ pub(crate) fn triage<'d>(
         .signer
         .open(message)
         .map_err(|e| dead((&e).into(), e.to_string(), 0))?;
+    if env.queue != queue {
+        let error = format!(
+            "signed for queue {:?} but read from queue {queue:?}: copied across queues, not run",
+            env.queue
+        );
+        return Err(dead(Reason::WrongQueue, error, env.attempt));
+    }
     if d.deliveries > rules.max_deliveries {
         let error = format!(
             "delivered {} times without finishing (limit {}): its workers crashed or were killed while running it",
@@ -326,12 +372,17 @@ mod tests {
 
     /// A signed message of `task` with `args`, the token expiring at `exp`.
     fn msg(task: &str, args: &str, exp: Option<u64>) -> String {
+        msg_for("q", task, args, exp)
+    }
+
+    /// [`msg`], signed for `queue`.
+    fn msg_for(queue: &str, task: &str, args: &str, exp: Option<u64>) -> String {
         let ctx = Context {
             claims: exp.map(|e| serde_json::json!({ "exp": e })),
             ..Context::default()
         };
         let args = RawValue::from_string(args.into()).unwrap();
-        let mut env = Envelope::new(task, "q", Priority::Normal, args, ctx);
+        let mut env = Envelope::new(task, queue, Priority::Normal, args, ctx);
         env.attempt = 2;
         signer().seal(&env)
     }
@@ -395,6 +446,16 @@ mod tests {
                 Err((Reason::UnsupportedVersion, "version 9", 0)),
             ),
             (
+                "signed for another queue",
+                delivery(Some(msg_for("other", "add", "[1,2]", None)), 1),
+                Err((Reason::WrongQueue, "signed for queue \"other\"", 2)),
+            ),
+            (
+                "another queue, unknown task",
+                delivery(Some(msg_for("other", "nope", "[]", None)), 1),
+                Err((Reason::WrongQueue, "read from queue \"q\"", 2)),
+            ),
+            (
                 "too many deliveries",
                 delivery(Some(ok.clone()), 6),
                 Err((Reason::TooManyDeliveries, "delivered 6 times", 3)),
@@ -440,6 +501,14 @@ mod tests {
                     assert_eq!(dead.attempts, attempts, "{name}");
                     assert_eq!(dead.queue, "q", "{name}");
                     assert_eq!(dead.failed_at, NOW_MS, "{name}");
+                    // Only a verified message read from its own queue
+                    // speaks for its task id.
+                    assert_eq!(
+                        dead.id.starts_with("entry-"),
+                        !reason.keyed_by_task() || dead.task.is_none(),
+                        "{name}: {}",
+                        dead.id
+                    );
                     assert_eq!(
                         dead.message,
                         d.message.clone().unwrap_or_default(),

@@ -11,6 +11,7 @@ use std::time::Duration;
     timeout_secs = 30,
     priority = "high",
     fresh_token,
+    replay_guard_secs = 3600,
 )]
 pub async fn every_argument(to: String, _: u32, mut n: u8) -> Result<(), TaskError> {
     n += 1;
@@ -56,11 +57,13 @@ fn main() {
     assert_eq!(o.timeout, Duration::from_secs(30));
     assert!(matches!(o.priority, Priority::High));
     assert!(o.fresh_token);
+    assert_eq!(o.replay_guard, Some(Duration::from_secs(3600)));
 
     let d = no_argument::Task::OPTIONS;
     assert_eq!(no_argument::Task::NAME, "no_argument");
     assert_eq!(d.queue, pym_runtime::TaskOptions::DEFAULT.queue);
     assert!(!d.fresh_token);
+    assert_eq!(d.replay_guard, None);
     assert!(matches!(one_argument::Task::OPTIONS.priority, Priority::Low));
     assert_eq!(from_macro::Task::OPTIONS.queue, "generated");
     assert_eq!(from_macro::Task::OPTIONS.max_retries, 2);
