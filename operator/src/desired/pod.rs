@@ -65,6 +65,8 @@ pub(super) fn pod_spec(
         volumes: Some(volumes),
         image_pull_secrets: non_empty(spec.image_pull_secrets.clone()),
         service_account_name: spec.service_account_name.clone(),
+        // No API token in the pods unless the user gave them an identity.
+        automount_service_account_token: spec.service_account_name.is_none().then_some(false),
         node_selector: (!spec.node_selector.is_empty()).then(|| spec.node_selector.clone()),
         tolerations: non_empty(spec.tolerations.clone()),
         security_context: Some(restricted_pod_security(APP_UID, None)),
@@ -200,6 +202,24 @@ mod tests {
             assert_eq!(sc.read_only_root_filesystem, Some(true));
             let mounts = c.volume_mounts.as_ref().unwrap();
             assert!(mounts.iter().any(|m| m.mount_path == "/tmp"), "{mounts:?}");
+        }
+    }
+
+    /// No ServiceAccount token is mounted into API and worker pods unless
+    /// the PymService names a ServiceAccount (then the user decides, with
+    /// the ServiceAccount's own `automountServiceAccountToken`).
+    #[test]
+    fn no_api_token_without_a_service_account() {
+        // (fixture, serviceAccountName set)
+        for (yaml, with_sa) in [(HELLO, false), (MINIMAL, false), (EXTERNAL, true)] {
+            let d = desired(&svc_from_yaml(yaml), &inputs()).unwrap();
+            let deps = [Some(&d.api_deployment), d.worker_deployment.as_ref()];
+            for dep in deps.into_iter().flatten() {
+                let pod = dep.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+                let want = (!with_sa).then_some(false);
+                assert_eq!(pod.automount_service_account_token, want, "{yaml}");
+                assert_eq!(pod.service_account_name.is_some(), with_sa, "{yaml}");
+            }
         }
     }
 }
