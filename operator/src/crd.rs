@@ -24,7 +24,11 @@ pub const GROUP: &str = "pym.dev";
 pub const VERSION: &str = "v1alpha1";
 
 /// Image of the managed Redis when `spec.redis.managed.image` is not set.
-pub const DEFAULT_REDIS_IMAGE: &str = "redis:7.4-alpine";
+/// Pinned to a release with the 2025 Lua fixes (CVE-2025-49844 and its
+/// siblings are fixed in 7.4.6). By tag: no registry is reachable where
+/// this is built to resolve its digest; pin `spec.redis.managed.image` by
+/// digest in production.
+pub const DEFAULT_REDIS_IMAGE: &str = "redis:7.4.6-alpine";
 
 /// A pym microservice: an HTTP API Deployment, optional task workers and the
 /// Redis broker they share, all derived from this one object.
@@ -437,7 +441,9 @@ pub struct RedisSpec {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ManagedRedis {
-    /// Redis image (default redis:7.4-alpine). Redis 7+ is required.
+    /// Redis image (default redis:7.4.6-alpine, which has the 2025 Lua
+    /// fixes; pin it by digest in production). Redis 7+ is required; it
+    /// is started as `redis-server /etc/redis/redis.conf --port 6379 ...`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 512))]
     pub image: Option<String>,

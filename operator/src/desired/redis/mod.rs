@@ -21,8 +21,11 @@ pub const REDIS_PORT: i32 = 6379;
 /// Keys of the managed Redis Secret.
 pub const REDIS_SECRET_PASSWORD_KEY: &str = "password";
 pub const REDIS_SECRET_URL_KEY: &str = "url";
-/// Env var of the Redis container that carries `requirepass`.
-const REDIS_PASSWORD_ENV: &str = "REDIS_PASSWORD";
+/// Key of the managed Redis Secret holding `redis.conf` (`requirepass`),
+/// mounted into the Redis pod: the password is never on a command line.
+pub const REDIS_SECRET_CONF_KEY: &str = "redis.conf";
+/// Where the Redis container reads its `redis.conf`.
+const REDIS_CONF_DIR: &str = "/etc/redis";
 /// Non-root uid/gid of the official Redis images.
 const REDIS_UID: i64 = 999;
 
@@ -93,7 +96,7 @@ fn managed_redis_endpoint(svc: &str, ns: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::REDIS_SECRET_URL_KEY;
+    use super::{REDIS_SECRET_CONF_KEY, REDIS_SECRET_URL_KEY};
     use crate::desired::fixtures::{HELLO, inputs, svc_from_yaml};
     use crate::desired::{DesiredError, Inputs, desired};
 
@@ -106,19 +109,30 @@ mod tests {
         let sc = c.security_context.as_ref().unwrap();
         assert_eq!(sc.read_only_root_filesystem, Some(true));
         assert_eq!(pod.security_context.unwrap().run_as_non_root, Some(true));
+        // The password reaches the pod only through the mounted redis.conf:
+        // not in the args (visible in `ps`), not in the env.
+        let args = c.args.as_ref().unwrap();
+        assert_eq!(args[0], "/etc/redis/redis.conf");
         assert!(
-            c.args
-                .as_ref()
-                .unwrap()
-                .contains(&"--requirepass".to_string())
-        );
-        // The password only reaches the pod through the Secret.
-        assert!(
-            !c.args
-                .as_ref()
-                .unwrap()
+            !args
                 .iter()
-                .any(|a| a.contains("test-password"))
+                .any(|a| a.contains("test-password") || a == "--requirepass")
+        );
+        assert!(c.env.is_none());
+        let conf = c
+            .volume_mounts
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|m| m.name == "conf");
+        assert_eq!(
+            conf.map(|m| (m.mount_path.as_str(), m.read_only)),
+            Some(("/etc/redis", Some(true)))
+        );
+        let data = r.secret.data.as_ref().unwrap();
+        assert_eq!(
+            data[REDIS_SECRET_CONF_KEY].0,
+            b"requirepass test-password\n"
         );
         let url =
             String::from_utf8(r.secret.data.unwrap()[REDIS_SECRET_URL_KEY].0.clone()).unwrap();
