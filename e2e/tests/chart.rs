@@ -847,3 +847,98 @@ async fn rendered_manifests_pass_server_side_validation() -> Result<()> {
     }
     Ok(())
 }
+
+/// #14: the chart's opt-in ValidatingAdmissionPolicy
+/// (`admissionPolicy.enabled`) refuses a PymService whose ServiceAccount or
+/// tolerations are not allowlisted, and admits the rest. Bound to this
+/// test's namespace only (`scope: namespace`), so parallel tests are not
+/// affected.
+#[tokio::test]
+async fn admission_policy_limits_service_accounts_and_tolerations() -> Result<()> {
+    let (cluster, ns) = pym_e2e::operator::prepare("chart-vap").await?;
+    let n = ns.name();
+    let kube_version = pym_e2e::pinned_version("KUBERNETES_VERSION").unwrap();
+    let policy = cluster
+        .helm()
+        .args(["template", RELEASE, &chart_dir(), "--namespace", n])
+        .args(["--kube-version", kube_version.trim_start_matches('v')])
+        .args(["--show-only", "templates/admissionpolicy.yaml"])
+        .args([
+            "--set",
+            "admissionPolicy.enabled=true",
+            "--set",
+            "scope=namespace",
+        ])
+        .args(["--set", &format!("watchNamespace={n}")])
+        .args(["--set", "admissionPolicy.allowedServiceAccounts={hello-sa}"])
+        .args(["--set", "admissionPolicy.allowedTolerationKeys={dedicated}"])
+        .run()
+        .await?;
+    let apply = |verb: &'static str, manifests: String| {
+        let cluster = &cluster;
+        async move {
+            cluster
+                .kubectl()
+                .args([verb, "-f", "-"])
+                .stdin(manifests)
+                .output()
+                .await
+        }
+    };
+    apply("apply", policy.clone()).await?;
+    let pym = |name: &str, extra: serde_json::Value| {
+        let mut spec = json!({"image": "pym/hello:dev"});
+        spec.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        json!({"apiVersion": "pym.dev/v1alpha1", "kind": "PymService",
+               "metadata": {"name": name, "namespace": n}, "spec": spec})
+        .to_string()
+    };
+    // (name, extra spec, refused with)
+    let cases = [
+        (
+            "other-sa",
+            json!({"serviceAccountName": "root-ish"}),
+            Some("spec.serviceAccountName: root-ish is not allowed"),
+        ),
+        (
+            "any-taint",
+            json!({"tolerations": [{"operator": "Exists"}]}),
+            Some("every toleration needs a key"),
+        ),
+        (
+            "gpu-taint",
+            json!({"tolerations": [{"key": "gpu", "operator": "Exists"}]}),
+            Some("only the keys dedicated"),
+        ),
+        (
+            "allowed",
+            json!({"serviceAccountName": "hello-sa", "tolerations": [{"key": "dedicated", "value": "pym", "effect": "NoSchedule"}]}),
+            None,
+        ),
+        ("plain", json!({}), None),
+    ];
+    // The policy takes a moment to be enforced after it is created.
+    wait::until("the policy is enforced", wait::TIMEOUT, || async {
+        let out = apply("create", pym("probe", json!({"serviceAccountName": "x"}))).await?;
+        if out.success() {
+            apply("delete", pym("probe", json!({}))).await?;
+        }
+        Ok::<_, pym_e2e::Error>((!out.success()).then_some(()))
+    })
+    .await?;
+    for (name, extra, refused) in cases {
+        let out = apply("create", pym(name, extra)).await?;
+        match refused {
+            Some(msg) => assert!(
+                !out.success() && out.stderr.contains(msg),
+                "{name}: want refused with {msg:?}: {}",
+                out.stderr
+            ),
+            None => assert!(out.success(), "{name}: {}", out.stderr),
+        }
+    }
+    apply("delete", policy).await?;
+    Ok(())
+}
