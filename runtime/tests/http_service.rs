@@ -98,7 +98,7 @@ fn secured_ops_need_a_key() {
             None
         })
         .unwrap();
-    let spec = "openapi: 3.0.0\ninfo: {title: t, version: '1'}\npaths:\n  /me:\n    get:\n      operationId: me\n      security: [{bearer: []}]\n      responses: {'200': {description: ok}}\n";
+    let spec = "openapi: 3.0.0\ninfo: {title: t, version: '1'}\ncomponents: {securitySchemes: {bearer: {type: http, scheme: bearer}}}\npaths:\n  /me:\n    get:\n      operationId: me\n      security: [{bearer: []}]\n      responses: {'200': {description: ok}}\n";
     let err = Service::builder(cfg)
         .spec_str("s.yaml", spec)
         .handler("me", || async { "x" })

@@ -14,6 +14,19 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+/// At most this many characters of what a client sent are echoed in an
+/// error (response and log), see [`clip`].
+pub const ECHO_MAX: usize = 100;
+
+/// `text` if it has at most `max` characters, else its first `max`
+/// characters, an ellipsis and its length: `aaaa… (2097152 bytes)`.
+pub fn clip(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_string(),
+        Some((cut, _)) => format!("{}… ({} bytes)", &text[..cut], text.len()),
+    }
+}
+
 /// The built-in error codes (pymacaron's names), and their HTTP status.
 pub mod codes {
     pub const INVALID_PARAMETER: &str = "INVALID_PARAMETER";
@@ -244,8 +257,10 @@ pub async fn normalize(response: Response) -> Response {
     {
         return response;
     }
+    // A rejection's text may quote the request (serde names the value it
+    // could not read): cut it.
     let text = match axum::body::to_bytes(response.into_body(), 4096).await {
-        Ok(b) => String::from_utf8_lossy(&b).trim().to_string(),
+        Ok(b) => clip(String::from_utf8_lossy(&b).trim(), 3 * ECHO_MAX),
         Err(_) => String::new(),
     };
     let err = match status.as_u16() {
@@ -313,6 +328,32 @@ mod tests {
         let text = String::from_utf8_lossy(&b);
         assert!(!text.contains("hunter2"), "{text}");
         assert!(text.contains("SERVER_ERROR"));
+    }
+
+    #[test]
+    fn clip_cuts_long_text() {
+        assert_eq!(clip("short", 10), "short");
+        assert_eq!(clip("0123456789", 10), "0123456789");
+        assert_eq!(clip("0123456789a", 10), "0123456789… (11 bytes)");
+        assert_eq!(clip("ééé", 2), "éé… (6 bytes)");
+    }
+
+    #[tokio::test]
+    async fn normalize_cuts_a_long_rejection() {
+        let long = format!("Failed to deserialize: invalid value: {}", "x".repeat(4000));
+        let r = normalize((StatusCode::UNPROCESSABLE_ENTITY, long).into_response()).await;
+        let b = axum::body::to_bytes(r.into_body(), 100_000).await.unwrap();
+        let v: ErrorBody = serde_json::from_slice(&b).unwrap();
+        assert!(
+            v.error_description.len() < 3 * ECHO_MAX + 40,
+            "{}",
+            v.error_description
+        );
+        assert!(
+            v.error_description.ends_with("bytes)"),
+            "{}",
+            v.error_description
+        );
     }
 
     #[tokio::test]

@@ -53,6 +53,35 @@ pub enum Scalar {
     Boolean,
 }
 
+/// A compiled JSON Schema and the schema it was compiled from, kept to tell
+/// which fields are secret (`format: password`, `writeOnly: true`) when an
+/// error is reported. Derefs to the [`Validator`].
+pub struct Schema {
+    validator: Validator,
+    /// The schema (2020-12), without `components`.
+    schema: Value,
+    /// `{"schemas": ...}`, shared by the schemas of one view.
+    components: Arc<Value>,
+}
+
+impl std::ops::Deref for Schema {
+    type Target = Validator;
+    fn deref(&self) -> &Validator {
+        &self.validator
+    }
+}
+
+impl Schema {
+    /// The part of the compiled document at a JSON pointer (`""` is the
+    /// root, `/components/schemas/User` a component), as `$ref`s name them.
+    pub fn pointer(&self, pointer: &str) -> Option<&Value> {
+        match pointer.strip_prefix("/components") {
+            Some(rest) if rest.is_empty() || rest.starts_with('/') => self.components.pointer(rest),
+            _ => self.schema.pointer(pointer),
+        }
+    }
+}
+
 /// One declared parameter.
 #[derive(Clone)]
 pub struct Param {
@@ -62,7 +91,7 @@ pub struct Param {
     /// `Some(item kind)` for arrays.
     pub array: Option<Scalar>,
     pub scalar: Scalar,
-    pub validator: Arc<Validator>,
+    pub validator: Arc<Schema>,
 }
 
 impl fmt::Debug for Param {
@@ -80,7 +109,7 @@ impl fmt::Debug for Param {
 pub struct BodySpec {
     pub required: bool,
     /// The JSON schema, when the body is `application/json`.
-    pub json: Option<Arc<Validator>>,
+    pub json: Option<Arc<Schema>>,
 }
 
 /// One operation of the document.
@@ -94,7 +123,7 @@ pub struct Operation {
     pub body: Option<BodySpec>,
     pub auth: AuthMode,
     /// `(status key, JSON schema)`: `"200"`, `"2XX"`, `"default"`.
-    pub responses: Vec<(String, Option<Arc<Validator>>)>,
+    pub responses: Vec<(String, Option<Arc<Schema>>)>,
 }
 
 impl fmt::Debug for Operation {
@@ -109,7 +138,7 @@ impl fmt::Debug for Operation {
 
 impl Operation {
     /// The response schema for `status`, if the spec declares one.
-    pub fn response_schema(&self, status: u16) -> Option<&Arc<Validator>> {
+    pub fn response_schema(&self, status: u16) -> Option<&Arc<Schema>> {
         let exact = status.to_string();
         let range = format!("{}XX", status / 100);
         for key in [exact.as_str(), range.as_str(), "default"] {
@@ -190,32 +219,7 @@ impl Spec {
             source_name: name.to_string(),
             problems: p,
         };
-        let doc: Value = if text.trim_start().starts_with('{') {
-            serde_json::from_str(text).map_err(|e| err(vec![format!("not valid JSON: {e}")]))?
-        } else {
-            yaml_serde::from_str(text).map_err(|e| err(vec![format!("not valid YAML: {e}")]))?
-        };
-        if doc.get("swagger").is_some() {
-            return Err(err(vec![
-                "Swagger 2.0 is not supported: convert the document to OpenAPI 3.x".into(),
-            ]));
-        }
-        let version = doc.get("openapi").and_then(Value::as_str).unwrap_or("");
-        let dialect = if version.starts_with("3.0") {
-            Dialect::V30
-        } else if version.starts_with("3.1") {
-            Dialect::V31
-        } else {
-            return Err(err(vec![format!(
-                "'openapi: {version}': expected an OpenAPI 3.0.x or 3.1.x document"
-            )]));
-        };
-        if dialect == Dialect::V31 {
-            let json = serde_json::to_string(&doc).unwrap_or_default();
-            if let Err(e) = oas3::from_json(&json) {
-                return Err(err(vec![format!("not a valid OpenAPI 3.1 document: {e}")]));
-            }
-        }
+        let (doc, dialect) = read_doc(text).map_err(|p| err(vec![p]))?;
         let yaml = if text.trim_start().starts_with('{') {
             yaml_serde::to_string(&doc).unwrap_or_else(|_| text.to_string())
         } else {
@@ -225,26 +229,32 @@ impl Spec {
             doc: &doc,
             dialect,
             problems: Vec::new(),
-            components: Value::Null,
-            components_out: Value::Null,
+            components: Arc::new(Value::Null),
+            components_out: Arc::new(Value::Null),
         };
-        b.components = b.converted_components(View::Request);
-        b.components_out = b.converted_components(View::Response);
+        b.components = Arc::new(b.converted_components(View::Request));
+        b.components_out = Arc::new(b.converted_components(View::Response));
         let operations = b.operations();
+        // pym's own checks first (they name the place), then the `oas3`
+        // crate's structural check of 3.1 documents.
+        if b.problems.is_empty() && dialect == Dialect::V31 {
+            let json = serde_json::to_string(&doc).unwrap_or_default();
+            if let Err(e) = oas3::from_json(&json) {
+                b.problems
+                    .push(format!("not a valid OpenAPI 3.1 document: {e}"));
+            }
+        }
         if !b.problems.is_empty() {
             return Err(err(b.problems));
         }
-        let info = doc.get("info");
-        let title = info
-            .and_then(|i| i.get("title"))
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let version = info
-            .and_then(|i| i.get("version"))
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
+        let info = |k: &str| {
+            doc.get("info")
+                .and_then(|i| i.get(k))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
+        let (title, version) = (info("title"), info("version"));
         Ok(Spec {
             yaml,
             doc,
@@ -260,14 +270,37 @@ impl Spec {
     }
 }
 
+/// The document as JSON and its dialect, or what is wrong with it.
+fn read_doc(text: &str) -> Result<(Value, Dialect), String> {
+    let doc: Value = if text.trim_start().starts_with('{') {
+        serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?
+    } else {
+        yaml_serde::from_str(text).map_err(|e| format!("not valid YAML: {e}"))?
+    };
+    if doc.get("swagger").is_some() {
+        return Err("Swagger 2.0 is not supported: convert the document to OpenAPI 3.x".into());
+    }
+    let version = doc.get("openapi").and_then(Value::as_str).unwrap_or("");
+    let dialect = if version.starts_with("3.0") {
+        Dialect::V30
+    } else if version.starts_with("3.1") {
+        Dialect::V31
+    } else {
+        return Err(format!(
+            "'openapi: {version}': expected an OpenAPI 3.0.x or 3.1.x document"
+        ));
+    };
+    Ok((doc, dialect))
+}
+
 struct Builder<'a> {
     doc: &'a Value,
     dialect: Dialect,
     problems: Vec<String>,
     /// `{"schemas": ...}` translated to 2020-12, request view.
-    components: Value,
+    components: Arc<Value>,
     /// The same, response view.
-    components_out: Value,
+    components_out: Arc<Value>,
 }
 
 /// Which side of the exchange a schema checks: `readOnly` properties are
@@ -318,36 +351,40 @@ impl<'a> Builder<'a> {
         None
     }
 
-    fn compile(&mut self, schema: &Value, place: &str) -> Option<Arc<Validator>> {
+    fn compile(&mut self, schema: &Value, place: &str) -> Option<Arc<Schema>> {
         self.compile_view(schema, place, View::Request)
     }
 
-    fn compile_view(&mut self, schema: &Value, place: &str, view: View) -> Option<Arc<Validator>> {
+    fn compile_view(&mut self, schema: &Value, place: &str, view: View) -> Option<Arc<Schema>> {
         let schema = match self.dialect {
             Dialect::V30 => convert_30(schema, false),
             Dialect::V31 => schema.clone(),
         };
-        let schema = apply_view(&schema, view, false);
-        let mut root = match schema {
-            Value::Object(m) => m,
-            other => {
-                let mut m = Map::new();
-                m.insert("allOf".into(), Value::Array(vec![other]));
-                m
+        let schema = match apply_view(&schema, view, false) {
+            Value::Object(mut m) => {
+                m.remove("components");
+                Value::Object(m)
             }
+            other => serde_json::json!({ "allOf": [other] }),
         };
         let components = match view {
-            View::Request => self.components.clone(),
-            View::Response => self.components_out.clone(),
+            View::Request => Arc::clone(&self.components),
+            View::Response => Arc::clone(&self.components_out),
         };
-        root.insert("components".into(), components);
-        let root = Value::Object(root);
+        let mut root = schema.clone();
+        if let Value::Object(m) = &mut root {
+            m.insert("components".into(), (*components).clone());
+        }
         match jsonschema::options()
             .with_draft(Draft::Draft202012)
             .should_validate_formats(true)
             .build(&root)
         {
-            Ok(v) => Some(Arc::new(v)),
+            Ok(validator) => Some(Arc::new(Schema {
+                validator,
+                schema,
+                components,
+            })),
             Err(e) => {
                 self.problems.push(format!("{place}: invalid schema: {e}"));
                 None
@@ -450,7 +487,7 @@ impl<'a> Builder<'a> {
             self.problems.push("no 'paths' object".into());
             return ops;
         };
-        let global_security = self.doc.get("security");
+        let global = self.global_auth();
         for (path, item) in paths {
             let place = format!("paths.{path}");
             if !self.path_template_is_valid(path, &place) {
@@ -459,6 +496,12 @@ impl<'a> Builder<'a> {
             let Some(item) = self.deref(item, &place) else {
                 continue;
             };
+            if item.get("security").is_some() {
+                self.problems.push(format!(
+                    "{place}: 'security' is not allowed on a path item (OpenAPI ignores it there, \
+                     so it would protect nothing); set it on each operation or at the document level"
+                ));
+            }
             let mut path_params = Vec::new();
             self.params(item.get("parameters"), &place, &mut path_params);
             for (mname, method) in METHODS {
@@ -480,18 +523,47 @@ impl<'a> Builder<'a> {
                 let mut params = path_params.clone();
                 self.params(op.get("parameters"), &place, &mut params);
                 self.check_path_params_declared(path, &params, &place);
+                let auth =
+                    self.operation_auth(op, global, &format!("{place} (operationId '{id}')"));
                 ops.push(Operation {
                     id: id.to_string(),
                     method: method.clone(),
                     path: path.clone(),
                     params,
                     body: self.request_body(op, &place),
-                    auth: auth_mode(op.get("security").or(global_security)),
+                    auth,
                     responses: self.responses(op, &place),
                 });
             }
         }
         ops
+    }
+
+    /// The auth of operations without their own `security`: the document's
+    /// (`None` when it is malformed, which is reported here once).
+    fn global_auth(&mut self) -> Option<AuthMode> {
+        let schemes = self.doc.pointer("/components/securitySchemes");
+        match auth_mode(self.doc.get("security"), schemes) {
+            Ok(mode) => Some(mode),
+            Err(e) => {
+                self.problems
+                    .push(format!("security (document level): {e}"));
+                None
+            }
+        }
+    }
+
+    /// The auth of `op`: its own `security`, else the document's. A
+    /// malformed one is reported (it never means "no auth").
+    fn operation_auth(&mut self, op: &Value, global: Option<AuthMode>, place: &str) -> AuthMode {
+        let Some(own) = op.get("security") else {
+            return global.unwrap_or(AuthMode::Required);
+        };
+        let schemes = self.doc.pointer("/components/securitySchemes");
+        auth_mode(Some(own), schemes).unwrap_or_else(|e| {
+            self.problems.push(format!("{place}: {e}"));
+            AuthMode::Required
+        })
     }
 
     /// `path` starts with '/' and each template is a whole segment (`{id}`).
@@ -539,7 +611,7 @@ impl<'a> Builder<'a> {
         Some(BodySpec { required, json })
     }
 
-    fn responses(&mut self, op: &Value, place: &str) -> Vec<(String, Option<Arc<Validator>>)> {
+    fn responses(&mut self, op: &Value, place: &str) -> Vec<(String, Option<Arc<Schema>>)> {
         let mut responses = Vec::new();
         let Some(rs) = op.get("responses").and_then(Value::as_object) else {
             return responses;
@@ -561,19 +633,74 @@ impl<'a> Builder<'a> {
 }
 
 /// The auth an operation needs from its `security` (or the document's):
-/// none, optional (an empty requirement `{}` is listed) or required.
-fn auth_mode(security: Option<&Value>) -> AuthMode {
-    match security.and_then(Value::as_array) {
-        None => AuthMode::None,
-        Some(reqs) if reqs.is_empty() => AuthMode::None,
-        Some(reqs)
-            if reqs
-                .iter()
-                .any(|r| r.as_object().is_some_and(Map::is_empty)) =>
-        {
-            AuthMode::Optional
+/// none (absent, or `[]`: OpenAPI's explicit "no auth"), optional (an empty
+/// requirement `{}` is listed) or required. Anything else than a list of
+/// requirement objects, each mapping the name of a scheme defined in
+/// `schemes` (`components.securitySchemes`) to a list of scopes, is an
+/// error saying what was found and what is expected.
+fn auth_mode(security: Option<&Value>, schemes: Option<&Value>) -> Result<AuthMode, String> {
+    let Some(security) = security else {
+        return Ok(AuthMode::None);
+    };
+    let Value::Array(reqs) = security else {
+        return Err(format!(
+            "'security' is {}; expected a list of security requirements such as \
+             [{{bearer: []}}], or [] for no authentication",
+            kind_of(security)
+        ));
+    };
+    let schemes = schemes.and_then(Value::as_object);
+    for (i, req) in reqs.iter().enumerate() {
+        let Value::Object(req) = req else {
+            return Err(format!(
+                "'security[{i}]' is {}; expected an object mapping a security scheme name \
+                 to a list of scopes, such as {{bearer: []}}",
+                kind_of(req)
+            ));
+        };
+        for (name, scopes) in req {
+            if !scopes
+                .as_array()
+                .is_some_and(|s| s.iter().all(Value::is_string))
+            {
+                return Err(format!(
+                    "'security[{i}].{name}' is {}; expected a list of scopes (strings), such as []",
+                    kind_of(scopes)
+                ));
+            }
+            if !schemes.is_some_and(|s| s.contains_key(name)) {
+                let defined = schemes
+                    .map(|s| s.keys().map(String::as_str).collect::<Vec<_>>().join(", "))
+                    .filter(|d| !d.is_empty())
+                    .unwrap_or_else(|| "none".into());
+                return Err(format!(
+                    "'security[{i}]' names the scheme '{name}', which is not defined in \
+                     components.securitySchemes (defined: {defined})"
+                ));
+            }
         }
-        Some(_) => AuthMode::Required,
+    }
+    Ok(if reqs.is_empty() {
+        AuthMode::None
+    } else if reqs
+        .iter()
+        .any(|r| r.as_object().is_some_and(Map::is_empty))
+    {
+        AuthMode::Optional
+    } else {
+        AuthMode::Required
+    })
+}
+
+/// What a JSON value is, for errors: "null", "a string", ...
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
     }
 }
 
@@ -724,17 +851,180 @@ mod tests {
 
     #[test]
     fn auth_mode_from_security() {
-        let cases = [
+        let schemes = json!({"bearer": {"type": "http", "scheme": "bearer"}, "other": {}});
+        let ok = [
             (None, AuthMode::None),
             (Some(json!([])), AuthMode::None),
             (Some(json!([{"bearer": []}])), AuthMode::Required),
+            (Some(json!([{"bearer": ["read"]}])), AuthMode::Required),
+            (
+                Some(json!([{"bearer": [], "other": []}])),
+                AuthMode::Required,
+            ),
             (Some(json!([{"bearer": []}, {}])), AuthMode::Optional),
             (Some(json!([{}])), AuthMode::Optional),
-            (Some(json!("not a list")), AuthMode::None),
         ];
-        for (security, want) in cases {
-            assert_eq!(auth_mode(security.as_ref()), want, "{security:?}");
+        for (security, want) in ok {
+            assert_eq!(
+                auth_mode(security.as_ref(), Some(&schemes)),
+                Ok(want),
+                "{security:?}"
+            );
         }
+    }
+
+    #[test]
+    fn auth_mode_refuses_malformed_security() {
+        let schemes = json!({"bearer": {"type": "http", "scheme": "bearer"}});
+        let bad = [
+            (
+                json!(null),
+                Some(&schemes),
+                "'security' is null; expected a list",
+            ),
+            (
+                json!({"bearer": []}),
+                Some(&schemes),
+                "'security' is an object; expected a list",
+            ),
+            (
+                json!("bearer"),
+                Some(&schemes),
+                "'security' is a string; expected a list",
+            ),
+            (json!(true), Some(&schemes), "'security' is a boolean"),
+            (
+                json!([null]),
+                Some(&schemes),
+                "'security[0]' is null; expected an object",
+            ),
+            (
+                json!([{}, "bearer"]),
+                Some(&schemes),
+                "'security[1]' is a string",
+            ),
+            (
+                json!([["bearer"]]),
+                Some(&schemes),
+                "'security[0]' is a list",
+            ),
+            (
+                json!([{"bearer": null}]),
+                Some(&schemes),
+                "'security[0].bearer' is null; expected a list of scopes",
+            ),
+            (
+                json!([{"bearer": "read"}]),
+                Some(&schemes),
+                "'security[0].bearer' is a string",
+            ),
+            (
+                json!([{"bearer": [1]}]),
+                Some(&schemes),
+                "'security[0].bearer' is a list; expected a list of scopes (strings)",
+            ),
+            (
+                json!([{"bearr": []}]),
+                Some(&schemes),
+                "names the scheme 'bearr', which is not defined in components.securitySchemes (defined: bearer)",
+            ),
+            (
+                json!([{"bearer": []}]),
+                None,
+                "names the scheme 'bearer', which is not defined in components.securitySchemes (defined: none)",
+            ),
+        ];
+        for (security, schemes, want) in bad {
+            let got = auth_mode(Some(&security), schemes).unwrap_err();
+            assert!(got.contains(want), "{security}: got {got}, want {want}");
+        }
+    }
+
+    /// A spec with `security` at `place` (`doc`, `op` or `item`).
+    fn spec_with_security(version: &str, place: &str, security: &str) -> String {
+        let at = |p: &str| {
+            if p == place {
+                format!("security: {security}")
+            } else {
+                String::new()
+            }
+        };
+        format!(
+            "openapi: {version}\ninfo: {{title: t, version: '1'}}\n{doc}\n\
+             components:\n  securitySchemes:\n    bearer: {{type: http, scheme: bearer}}\n\
+             paths:\n  /me:\n    {item}\n    get:\n      operationId: me\n      {op}\n\
+             \x20     responses: {{'200': {{description: ok}}}}\n",
+            doc = at("doc"),
+            item = at("item"),
+            op = at("op"),
+        )
+    }
+
+    #[test]
+    fn spec_security_is_checked_in_both_dialects() {
+        let ok = [
+            ("doc", "[{bearer: []}]", AuthMode::Required),
+            ("op", "[{bearer: []}]", AuthMode::Required),
+            ("op", "[]", AuthMode::None),
+            ("op", "[{}, {bearer: []}]", AuthMode::Optional),
+            ("none", "", AuthMode::None),
+        ];
+        let bad = [
+            (
+                "op",
+                "~",
+                "paths./me.get (operationId 'me'): 'security' is null",
+            ),
+            (
+                "op",
+                "{bearer: []}",
+                "paths./me.get (operationId 'me'): 'security' is an object",
+            ),
+            (
+                "op",
+                "[{jwt: []}]",
+                "paths./me.get (operationId 'me'): 'security[0]' names the scheme 'jwt'",
+            ),
+            ("doc", "~", "security (document level): 'security' is null"),
+            (
+                "doc",
+                "{bearer: []}",
+                "security (document level): 'security' is an object",
+            ),
+            (
+                "item",
+                "[{bearer: []}]",
+                "paths./me: 'security' is not allowed on a path item",
+            ),
+        ];
+        for version in ["3.0.3", "3.1.0"] {
+            for (place, security, want) in ok {
+                let text = spec_with_security(version, place, security);
+                let spec = Spec::parse("s.yaml", &text).unwrap_or_else(|e| panic!("{text}\n{e}"));
+                assert_eq!(
+                    spec.operations[0].auth, want,
+                    "{version} {place} {security}"
+                );
+            }
+            for (place, security, want) in bad {
+                let text = spec_with_security(version, place, security);
+                let err = Spec::parse("s.yaml", &text).unwrap_err().to_string();
+                assert!(
+                    err.contains(want),
+                    "{version} {place} {security}: got {err}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn operation_security_overrides_a_global_one() {
+        let text = spec_with_security("3.1.0", "doc", "[{bearer: []}]").replace(
+            "      \n      responses",
+            "      security: []\n      responses",
+        );
+        let spec = Spec::parse("s.yaml", &text).unwrap_or_else(|e| panic!("{text}\n{e}"));
+        assert_eq!(spec.operations[0].auth, AuthMode::None);
     }
 
     #[test]
