@@ -843,6 +843,14 @@ mod tests {
         );
     }
 
+    /// value, current kid, dev mode → the kids, or the words the error has.
+    type PreviousRow<'a> = (
+        String,
+        Option<&'a str>,
+        bool,
+        Result<Vec<&'a str>, Vec<&'a str>>,
+    );
+
     /// `PYM_JWT_PREVIOUS_SECRETS`: value, current kid, dev → kids, or the
     /// words the error has (never the secret).
     #[test]
@@ -850,7 +858,7 @@ mod tests {
         let a = "a".repeat(MIN_SECRET_BYTES);
         let b = "b".repeat(MIN_SECRET_BYTES);
         let v = "PYM_JWT_PREVIOUS_SECRETS";
-        let rows: Vec<(String, Option<&str>, bool, Result<Vec<&str>, Vec<&str>>)> = vec![
+        let rows: Vec<PreviousRow<'_>> = vec![
             (format!("k1={a}"), Some("k2"), false, Ok(vec!["k1"])),
             (
                 format!("k1={a}, k0={b}"),

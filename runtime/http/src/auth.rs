@@ -607,11 +607,14 @@ mod tests {
         }
     }
 
+    /// token kid, current kid, previous kids → the key chosen.
+    type KeyRow<'a> = (Option<&'a str>, Option<&'a str>, &'a [&'a str], KeyChoice);
+
     #[test]
     fn key_choice_table() {
         use KeyChoice::{Current, Previous, Unknown};
         let prev: &[&str] = &["k1", "k0"];
-        let rows: &[(Option<&str>, Option<&str>, &[&str], KeyChoice)] = &[
+        let rows: &[KeyRow<'_>] = &[
             // no key named by the service: kid ignored
             (None, None, &[], Current),
             (Some("idp-key"), None, &[], Current),
