@@ -13,7 +13,10 @@
 //! jwt_public_key_env: HELLO_JWT_PUBLIC_KEY   # env var holding a PEM public key (RS*/ES*)
 //! jwt_private_key_env: HELLO_JWT_PRIVATE_KEY # env var holding a PEM private key (to mint RS*/ES*)
 //! jwt_token_timeout: 86400        # lifetime in seconds of minted tokens
-//! jwt_leeway: 5                   # clock skew tolerated on exp/nbf, seconds
+//! jwt_leeway: 5                   # clock skew tolerated on exp/nbf, seconds (at most 300)
+//! jwt_kid: 2026-12                # key id of the current key (env PYM_JWT_KID): minted tokens carry it
+//! jwt_previous_secrets_env: PYM_JWT_PREVIOUS_SECRETS  # env var holding `kid=secret,...`:
+//!                                 # rotated-out HMAC secrets that still verify tokens of their kid
 //! with_async: true                # the service runs tasks
 //! worker_concurrency: 8           # tasks in flight per worker (env PYM_WORKER_CONCURRENCY)
 //! worker_port: 9090               # worker health/metrics port (env PYM_WORKER_PORT)
@@ -51,6 +54,9 @@ pub mod env {
     pub const JWT_AUDIENCE: &str = "PYM_JWT_AUDIENCE";
     pub const JWT_ALGORITHM: &str = "PYM_JWT_ALGORITHM";
     pub const JWT_TOKEN_TIMEOUT: &str = "PYM_JWT_TOKEN_TIMEOUT";
+    pub const JWT_KID: &str = "PYM_JWT_KID";
+    /// Default variable of the previous HMAC secrets (`kid=secret,...`).
+    pub const JWT_PREVIOUS_SECRETS: &str = "PYM_JWT_PREVIOUS_SECRETS";
     pub const WITH_ASYNC: &str = "PYM_WITH_ASYNC";
 }
 
@@ -169,6 +175,8 @@ struct RawConfig {
     jwt_private_key_env: Option<String>,
     jwt_token_timeout: Option<u64>,
     jwt_leeway: Option<u64>,
+    jwt_kid: Option<String>,
+    jwt_previous_secrets_env: Option<String>,
     with_async: Option<bool>,
     worker_concurrency: Option<usize>,
     worker_port: Option<u16>,
@@ -502,6 +510,18 @@ impl Resolve<'_> {
             self.optional_env_name("jwt_public_key_env", &raw.jwt_public_key_env)?;
         let private_key_env =
             self.optional_env_name("jwt_private_key_env", &raw.jwt_private_key_env)?;
+        let leeway = JwtConfig::check_leeway(raw.jwt_leeway.unwrap_or(5))
+            .map_err(|m| self.key_err("jwt_leeway", m))?;
+        let kid = self.kid(raw.jwt_kid.as_deref())?;
+        let previous_secrets_env = self.env_name(
+            "jwt_previous_secrets_env",
+            raw.jwt_previous_secrets_env.clone(),
+            env::JWT_PREVIOUS_SECRETS,
+        )?;
+        let previous_secrets = match (self.env)(&previous_secrets_env) {
+            Some(v) => parse_previous_secrets(&previous_secrets_env, &v, kid.as_deref(), dev)?,
+            None => Vec::new(),
+        };
         Ok(JwtConfig {
             issuer: self
                 .var(env::JWT_ISSUER, "set the issuer")?
@@ -517,9 +537,66 @@ impl Resolve<'_> {
             private_key: self.secret(private_key_env.as_deref()),
             private_key_env,
             token_timeout,
-            leeway: raw.jwt_leeway.unwrap_or(5),
+            leeway,
+            kid,
+            previous_secrets_env,
+            previous_secrets,
         })
     }
+
+    /// `PYM_JWT_KID`, else `jwt_kid`, following [`JwtConfig::check_kid`].
+    fn kid(&self, raw: Option<&str>) -> Result<Option<String>, ConfigError> {
+        if let Some(v) = self.var(env::JWT_KID, "name the current JWT key")? {
+            let v = v.trim().to_string();
+            JwtConfig::check_kid(&v).map_err(|m| env_err(env::JWT_KID, &m))?;
+            return Ok(Some(v));
+        }
+        raw.map(|k| {
+            JwtConfig::check_kid(k)
+                .map(|()| k.to_string())
+                .map_err(|m| self.key_err("jwt_kid", m))
+        })
+        .transpose()
+    }
+}
+
+/// The previous HMAC secrets in `value` (read from `var`): `kid=secret`
+/// entries separated by commas. Each kid follows [`JwtConfig::check_kid`],
+/// is unique and is not the current key's `current`; each secret follows
+/// [`check_secret`]. Errors name the variable and the entry, never a secret.
+pub fn parse_previous_secrets(
+    var: &str,
+    value: &str,
+    current: Option<&str>,
+    dev: bool,
+) -> Result<Vec<(String, Secret)>, ConfigError> {
+    if value.trim().is_empty() {
+        return Err(env_err(
+            var,
+            "is set but empty; list kid=secret pairs, or unset it",
+        ));
+    }
+    let mut out: Vec<(String, Secret)> = Vec::new();
+    for (i, entry) in value.split(',').map(str::trim).enumerate() {
+        let n = i + 1;
+        let Some((kid, secret)) = entry.split_once('=') else {
+            return Err(env_err(
+                var,
+                &format!("entry {n} is not kid=secret (entries are separated by commas)"),
+            ));
+        };
+        let kid = kid.trim();
+        JwtConfig::check_kid(kid).map_err(|m| env_err(var, &format!("entry {n}: {m}")))?;
+        if current == Some(kid) || out.iter().any(|(k, _)| k == kid) {
+            return Err(env_err(
+                var,
+                &format!("entry {n}: kid '{kid}' is already used (by jwt_kid or another entry)"),
+            ));
+        }
+        check_secret(&format!("{var} (kid {kid})"), secret, dev)?;
+        out.push((kid.to_string(), Secret::from(secret.to_string())));
+    }
+    Ok(out)
 }
 
 fn parse_bool(v: &str) -> Option<bool> {
@@ -748,6 +825,139 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("PYM_ENV"), "{e}");
+    }
+
+    /// `jwt_leeway` above 300 s stops loading, naming the file, line and key.
+    #[test]
+    fn leeway_is_bounded() {
+        let c = Config::from_yaml("c", "", &env_of(&[])).unwrap();
+        assert_eq!(c.jwt.leeway, 5);
+        let c = Config::from_yaml("c", "jwt_leeway: 300\n", &env_of(&[])).unwrap();
+        assert_eq!(c.jwt.leeway, 300);
+        let e = Config::from_yaml("c.yaml", "name: a\njwt_leeway: 3600\n", &env_of(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("c.yaml:2") && e.contains("jwt_leeway") && e.contains("300 s"),
+            "{e}"
+        );
+    }
+
+    /// value, current kid, dev mode → the kids, or the words the error has.
+    type PreviousRow<'a> = (
+        String,
+        Option<&'a str>,
+        bool,
+        Result<Vec<&'a str>, Vec<&'a str>>,
+    );
+
+    /// `PYM_JWT_PREVIOUS_SECRETS`: value, current kid, dev → kids, or the
+    /// words the error has (never the secret).
+    #[test]
+    fn previous_secrets_table() {
+        let a = "a".repeat(MIN_SECRET_BYTES);
+        let b = "b".repeat(MIN_SECRET_BYTES);
+        let v = "PYM_JWT_PREVIOUS_SECRETS";
+        let rows: Vec<PreviousRow<'_>> = vec![
+            (format!("k1={a}"), Some("k2"), false, Ok(vec!["k1"])),
+            (
+                format!("k1={a}, k0={b}"),
+                Some("k2"),
+                false,
+                Ok(vec!["k1", "k0"]),
+            ),
+            (format!("k1={a}=="), Some("k2"), false, Ok(vec!["k1"])),
+            ("k1=short".into(), Some("k2"), true, Ok(vec!["k1"])),
+            (
+                "k1=short".into(),
+                Some("k2"),
+                false,
+                Err(vec![v, "kid k1", "at least 32"]),
+            ),
+            (
+                a.clone(),
+                Some("k2"),
+                false,
+                Err(vec![v, "entry 1", "kid=secret"]),
+            ),
+            (
+                format!("k1={a},"),
+                Some("k2"),
+                false,
+                Err(vec![v, "entry 2"]),
+            ),
+            (
+                format!("k2={a}"),
+                Some("k2"),
+                false,
+                Err(vec![v, "'k2'", "already used"]),
+            ),
+            (
+                format!("k1={a},k1={b}"),
+                Some("k2"),
+                false,
+                Err(vec!["entry 2", "'k1'"]),
+            ),
+            (
+                format!("bad kid={a}"),
+                Some("k2"),
+                false,
+                Err(vec![v, "entry 1", "kid"]),
+            ),
+            (
+                format!("k1= {}", " ".repeat(40)),
+                Some("k2"),
+                false,
+                Err(vec!["kid k1", "empty"]),
+            ),
+            (" ".into(), Some("k2"), false, Err(vec![v, "empty"])),
+        ];
+        for (value, current, dev, want) in rows {
+            match (parse_previous_secrets(v, &value, current, dev), want) {
+                (Ok(got), Ok(kids)) => {
+                    let got: Vec<&str> = got.iter().map(|(k, _)| k.as_str()).collect();
+                    assert_eq!(got, kids, "{value}");
+                }
+                (Err(e), Err(words)) => {
+                    let e = e.to_string();
+                    for w in words {
+                        assert!(e.contains(w), "{value}: {e:?} lacks {w:?}");
+                    }
+                    assert!(
+                        !e.contains(&a) && !e.contains(&b) && !e.contains("short"),
+                        "{e}"
+                    );
+                }
+                (got, want) => panic!("{value}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    /// `jwt_kid` / `PYM_JWT_KID` and the previous secrets reach `JwtConfig`.
+    #[test]
+    fn kid_and_previous_secrets_load() {
+        let old = "o".repeat(MIN_SECRET_BYTES);
+        let prev = format!("k1={old}");
+        let pairs = [("PYM_JWT_PREVIOUS_SECRETS", prev.as_str())];
+        let c = Config::from_yaml("c", "jwt_kid: k2\n", &env_of(&pairs)).unwrap();
+        assert_eq!(c.jwt.kid.as_deref(), Some("k2"));
+        assert_eq!(c.jwt.previous_secrets.len(), 1);
+        assert_eq!(c.jwt.previous_secrets[0].0, "k1");
+        assert!(!format!("{c:?}").contains(&old));
+        let c = Config::from_yaml("c", "jwt_kid: k2\n", &env_of(&[("PYM_JWT_KID", "k3")])).unwrap();
+        assert_eq!(c.jwt.kid.as_deref(), Some("k3"));
+        let yaml = "jwt_kid: k2\njwt_previous_secrets_env: OLD_KEYS\n";
+        let c = Config::from_yaml("c", yaml, &env_of(&[("OLD_KEYS", prev.as_str())])).unwrap();
+        assert_eq!(c.jwt.previous_secrets_env, "OLD_KEYS");
+        assert_eq!(c.jwt.previous_secrets.len(), 1);
+        let e = Config::from_yaml("c.yaml", "jwt_kid: 'a b'\n", &env_of(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("c.yaml:1") && e.contains("jwt_kid"), "{e}");
+        let e = Config::from_yaml("c", "", &env_of(&[("PYM_JWT_KID", "a=b")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("PYM_JWT_KID"), "{e}");
     }
 
     #[test]

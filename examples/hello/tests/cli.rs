@@ -124,6 +124,25 @@ fn check_binds_and_names_missing_secret() {
     assert!(text(&o).contains("PYM_JWT_SECRET"), "{}", text(&o));
 }
 
+/// `token --claims` cannot set the claims the command sets itself (#14 item 11).
+#[test]
+fn token_refuses_reserved_claims() {
+    let env = [("PYM_JWT_SECRET", SECRET)];
+    for claim in ["sub", "exp", "iss", "aud", "iat", "nbf"] {
+        let claims = format!("{{\"{claim}\":\"x\"}}");
+        let o = hello(&["token", "alice", "--claims", &claims], &env);
+        assert_eq!(o.status.code(), Some(2), "{claim}: {}", text(&o));
+        assert!(o.stdout.is_empty(), "{claim}: no token printed");
+        assert!(
+            text(&o).contains(&format!("'{claim}'")),
+            "{claim}: {}",
+            text(&o)
+        );
+    }
+    let o = hello(&["token", "alice", "--claims", r#"{"role":"admin"}"#], &env);
+    assert!(o.status.success(), "{}", text(&o));
+}
+
 #[test]
 fn config_errors_name_file_line_and_key() {
     let dir = tempfile::tempdir().unwrap();

@@ -25,7 +25,7 @@ pub(super) fn check(app: &App, config: &Config, metrics: Metrics) -> Result<(), 
     Ok(())
 }
 
-/// `token`: mint a JWT with the configured key.
+/// `token`: mint a JWT with the configured key (and its `kid`, if named).
 pub(super) fn token(config: &Config, a: &TokenArgs) -> Result<(), Fail> {
     let auth = Auth::required(&config.jwt).map_err(usage)?;
     let claims: serde_json::Value = serde_json::from_str(&a.claims)
@@ -33,6 +33,8 @@ pub(super) fn token(config: &Config, a: &TokenArgs) -> Result<(), Fail> {
     if !claims.is_object() {
         return Err(usage("--claims must be a JSON object"));
     }
+    // `sub`, `exp`, `iss`, `aud`, `iat`, `nbf` come from USER, --ttl and the config.
+    pym_http::auth::check_extra_claims(&claims).map_err(|m| usage(format!("--claims: {m}")))?;
     let token = match a.ttl {
         Some(t) => auth.mint_for(&a.user_id, claims, t),
         None => auth.mint(&a.user_id, claims),

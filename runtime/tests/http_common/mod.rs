@@ -64,7 +64,12 @@ async fn custom_error() -> Result<Json<Value>, ApiError> {
 }
 
 pub fn builder() -> ServiceBuilder {
-    Service::builder(config())
+    builder_with(config())
+}
+
+/// [`builder`] with another config.
+pub fn builder_with(config: Config) -> ServiceBuilder {
+    Service::builder(config)
         .spec_str("api30.yaml", API30)
         .handler("signup", signup)
         .handler("get_item", get_item)
