@@ -31,6 +31,8 @@
 //!                                 # /healthz and /metrics excepted (env PYM_MAX_IN_FLIGHT)
 //! max_connections: 10000          # open connections; when full, accepting waits for one to close
 //!                                 # (env PYM_MAX_CONNECTIONS)
+//! metrics_port: 9100              # serve /metrics on this port (API host) and not on `port`
+//!                                 # (env PYM_METRICS_PORT; default: unset, /metrics on `port`)
 //! ```
 //!
 //! Timeouts are whole seconds from 1 to 86400; `max_in_flight` and
@@ -173,6 +175,8 @@ pub struct Config {
     pub body_limit: usize,
     /// Timeouts and caps of the HTTP server.
     pub http_limits: HttpLimits,
+    /// `/metrics` on its own port (`None`: on `port`).
+    pub metrics_port: Option<u16>,
     /// The file it was read from, if any.
     pub source: Option<PathBuf>,
 }
@@ -202,6 +206,7 @@ struct RawConfig {
     request_timeout_secs: Option<u64>,
     max_in_flight: Option<u64>,
     max_connections: Option<u64>,
+    metrics_port: Option<u16>,
     #[serde(flatten)]
     rest: BTreeMap<String, yaml_serde::Value>,
 }
@@ -321,6 +326,7 @@ impl Config {
             validate_responses: raw.validate_responses.unwrap_or(cfg!(debug_assertions)),
             body_limit,
             http_limits: r.http_limits(&raw)?,
+            metrics_port: r.metrics_port(raw.metrics_port, port)?,
             source: path,
         })
     }
@@ -347,6 +353,7 @@ impl From<&Config> for HttpConfig {
             validate_responses: c.validate_responses,
             body_limit: c.body_limit,
             limits: c.http_limits,
+            metrics_port: c.metrics_port,
         }
     }
 }
@@ -556,6 +563,27 @@ impl Resolve<'_> {
                 d.max_connections,
             )?,
         })
+    }
+
+    /// `metrics_port`: a port other than the API's, or none.
+    fn metrics_port(&self, raw: Option<u16>, port: u16) -> Result<Option<u16>, ConfigError> {
+        let var = contract::ENV_METRICS_PORT;
+        let what = format!("a port number (1-65535) other than the API port {port}");
+        let check = |p: u16| p != 0 && p != port;
+        if let Some(p) = self.parsed::<u16>(var, "set a port number", PORT_ERROR)? {
+            return if check(p) {
+                Ok(Some(p))
+            } else {
+                Err(env_err(var, &format!("is {p}; expected {what}")))
+            };
+        }
+        match raw {
+            Some(p) if !check(p) => Err(self.key_err(
+                contract::CONFIG_METRICS_PORT,
+                format!("is {p}; expected {what}"),
+            )),
+            other => Ok(other),
+        }
     }
 
     fn queues(&self, raw: Option<&[String]>) -> Result<Vec<String>, ConfigError> {
@@ -879,15 +907,18 @@ mod tests {
     fn http_limits_defaults_file_and_env() {
         let c = Config::from_source(Source::None, &env_of(&[])).unwrap();
         assert_eq!(c.http_limits, HttpLimits::DEFAULT);
+        assert_eq!(c.metrics_port, None);
         let y = "header_read_timeout_secs: 2\nbody_timeout_secs: 3\nrequest_timeout_secs: 4\n\
-                 max_in_flight: 5\nmax_connections: 6\n";
+                 max_in_flight: 5\nmax_connections: 6\nmetrics_port: 9100\n";
         let c = Config::from_yaml("c", y, &env_of(&[])).unwrap();
         let l = c.http_limits;
         assert_eq!(l.header_read_timeout, Duration::from_secs(2));
         assert_eq!(l.body_timeout, Duration::from_secs(3));
         assert_eq!(l.request_timeout, Duration::from_secs(4));
         assert_eq!((l.max_in_flight, l.max_connections), (5, 6));
-        assert_eq!(HttpConfig::from(&c).limits, l);
+        assert_eq!(c.metrics_port, Some(9100));
+        let h = HttpConfig::from(&c);
+        assert_eq!((h.limits, h.metrics_port), (l, Some(9100)));
         let c = Config::from_yaml(
             "c",
             y,
@@ -897,6 +928,7 @@ mod tests {
                 (env::REQUEST_TIMEOUT_SECS, "40"),
                 (env::MAX_IN_FLIGHT, "50"),
                 (env::MAX_CONNECTIONS, "60"),
+                (contract::ENV_METRICS_PORT, "9101"),
             ]),
         )
         .unwrap();
@@ -905,6 +937,7 @@ mod tests {
         assert_eq!(l.body_timeout, Duration::from_secs(30));
         assert_eq!(l.request_timeout, Duration::from_secs(40));
         assert_eq!((l.max_in_flight, l.max_connections), (50, 60));
+        assert_eq!(c.metrics_port, Some(9101));
     }
 
     #[test]
@@ -924,6 +957,15 @@ mod tests {
                 "header_read_timeout_secs: 10s\n",
                 &["header_read_timeout_secs"],
             ),
+            (
+                "metrics_port: 8080\n",
+                &["metrics_port", "other than the API port 8080"],
+            ),
+            (
+                "port: 9000\nmetrics_port: 9000\n",
+                &["c.yaml:2", "metrics_port"],
+            ),
+            ("metrics_port: 0\n", &["metrics_port"]),
         ] {
             let e = Config::from_yaml("c.yaml", yaml, &env_of(&[]))
                 .unwrap_err()
@@ -937,6 +979,8 @@ mod tests {
             (env::BODY_TIMEOUT_SECS, "ten"),
             (env::MAX_CONNECTIONS, "99999999999"),
             (env::MAX_IN_FLIGHT, " "),
+            (contract::ENV_METRICS_PORT, "8080"),
+            (contract::ENV_METRICS_PORT, "70000"),
         ] {
             let e = Config::from_yaml("c.yaml", "", &env_of(&[(var, value)]))
                 .unwrap_err()

@@ -1,4 +1,5 @@
-//! The server's timeouts and limits on a real listener (issue #14 item 6).
+//! The server's timeouts and limits, and `/metrics` on its own port, on a
+//! real listener (issue #14 items 6 and 9).
 
 mod http_raw;
 
@@ -168,11 +169,44 @@ async fn connections_beyond_max_wait_for_a_slot() {
     assert_eq!(parse(&buf).status, 200);
 }
 
+/// With `metrics_port`, `/metrics` is on that port only; `/version` stays
+/// on the API port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_on_their_own_port() {
+    let svc = start(&yaml("metrics_port: 9464\n")).await;
+    let metrics = svc.metrics.expect("a metrics listener");
+    let r = get(svc.api, contract::PATH_METRICS).await;
+    assert_eq!(r.status, 404, "{r:?}");
+    assert_eq!(r.json()["error"], "NOT_FOUND", "{r:?}");
+    let r = get(metrics, contract::PATH_METRICS).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        r.header("content-type").as_deref(),
+        Some(contract::METRICS_CONTENT_TYPE)
+    );
+    assert!(r.body.contains("# EOF"), "{r:?}");
+    assert_eq!(get(metrics, "/version").await.status, 404);
+    assert_eq!(get(svc.api, "/version").await.status, 200);
+}
+
+/// Without `metrics_port`, `/metrics` is on the API port, as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_on_the_api_port_by_default() {
+    let svc = start(&yaml("")).await;
+    assert!(svc.metrics.is_none());
+    let r = get(svc.api, contract::PATH_METRICS).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        r.header("content-type").as_deref(),
+        Some(contract::METRICS_CONTENT_TYPE)
+    );
+}
+
 /// Shutdown stops accepting, lets the request in flight finish, and the
 /// serve future ends (with an idle keep-alive connection open).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_drains_requests_in_flight() {
-    let mut svc = start(&yaml("")).await;
+    let mut svc = start(&yaml("metrics_port: 9464\n")).await;
     let addr = svc.api;
     let _idle = TcpStream::connect(addr).await.unwrap();
     let slow = tokio::spawn(async move { get(addr, "/slow").await });

@@ -1,7 +1,7 @@
 //! What the HTTP layer needs of the service's configuration: its identity
 //! (for `/version` and logs), JWT settings, the body limit, whether
-//! responses are checked against the spec and the server's timeouts and
-//! limits ([`HttpLimits`]).
+//! responses are checked against the spec, the server's timeouts and limits
+//! ([`HttpLimits`]) and the port of `/metrics`.
 
 pub use jsonwebtoken::Algorithm;
 use secrecy::SecretString;
@@ -41,6 +41,9 @@ pub struct HttpConfig {
     pub body_limit: usize,
     /// Timeouts and caps of the server.
     pub limits: HttpLimits,
+    /// Serve `/metrics` on `0.0.0.0:<port>` and not on the API port
+    /// (`None`: on the API port, as the other built-ins).
+    pub metrics_port: Option<u16>,
 }
 
 /// Timeouts and caps of the HTTP server (pym-config.yaml keys in brackets).

@@ -153,13 +153,27 @@ impl Service {
 
     /// Serve on `listener` until `shutdown` resolves, then drain: stop
     /// accepting, let requests in flight finish, close idle connections.
+    /// With `metrics_port` set, `/metrics` is not served here: see
+    /// [`Service::serve_with_metrics`].
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        self.serve_with_metrics(listener, None, shutdown).await
+    }
+
+    /// [`Service::serve`], and `/metrics` alone on `metrics` (the listener
+    /// of `metrics_port`), both stopped by `shutdown`.
+    pub async fn serve_with_metrics(
+        self,
+        listener: tokio::net::TcpListener,
+        metrics: Option<tokio::net::TcpListener>,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let name = &self.shared.config.name;
         if let Ok(addr) = listener.local_addr() {
-            tracing::info!(%addr, service = %self.shared.config.name, "HTTP API listening");
+            tracing::info!(%addr, service = %name, "HTTP API listening");
         }
         let (stop_tx, stop) = watch::channel(false);
         tokio::spawn(async move {
@@ -167,7 +181,17 @@ impl Service {
             let _ = stop_tx.send(true);
         });
         let limits = self.shared.config.limits;
+        let metrics_task = metrics.map(|l| {
+            if let Ok(addr) = l.local_addr() {
+                tracing::info!(%addr, service = %name, "serving /metrics");
+            }
+            let router = builtins::metrics_router(self.shared.clone());
+            tokio::spawn(accept_loop(l, router, limits, stop.clone()))
+        });
         accept_loop(listener, self.router, limits, stop).await;
+        if let Some(t) = metrics_task {
+            t.await.map_err(std::io::Error::other)?;
+        }
         Ok(())
     }
 }

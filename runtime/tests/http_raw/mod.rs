@@ -70,6 +70,10 @@ impl Running {
 /// Serve the test spec with this pym-config.yaml text, on 127.0.0.1.
 pub async fn start(yaml: &str) -> Running {
     let config = Config::from_yaml("limits.yaml", yaml, &|_| None).unwrap();
+    let metrics_listener = match config.metrics_port {
+        Some(_) => Some(TcpListener::bind("127.0.0.1:0").await.unwrap()),
+        None => None,
+    };
     let svc = Service::builder(&config)
         .spec_str("limits.yaml", SPEC)
         .handler("fast", fast)
@@ -79,11 +83,13 @@ pub async fn start(yaml: &str) -> Running {
         .unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let api = listener.local_addr().unwrap();
-    let metrics = None;
+    let metrics = metrics_listener.as_ref().map(|l| l.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(svc.serve(listener, async move {
-        let _ = rx.await;
-    }));
+    let task = tokio::spawn(
+        svc.serve_with_metrics(listener, metrics_listener, async move {
+            let _ = rx.await;
+        }),
+    );
     Running {
         api,
         metrics,
