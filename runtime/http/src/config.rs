@@ -41,8 +41,9 @@ pub struct HttpConfig {
     pub body_limit: usize,
     /// Timeouts and caps of the server.
     pub limits: HttpLimits,
-    /// Serve `/metrics` on `0.0.0.0:<port>` and not on the API port
-    /// (`None`: on the API port, as the other built-ins).
+    /// Serve `/metrics` on this port alone and not on the API port (the
+    /// runtime binds it on the API's host; `None`: on the API port, as the
+    /// other built-ins).
     pub metrics_port: Option<u16>,
 }
 
