@@ -24,8 +24,22 @@
 //!                                 # default: every queue of the tasks linked into the binary)
 //! redis_url_env: PYM_REDIS_URL    # env var holding the broker URL
 //! validate_responses: false       # check responses against the spec (default: on in debug builds)
-//! body_limit: 2097152             # max request body, bytes
+//! body_limit: 2097152             # max request body, bytes; a larger Content-Length gets 413 at once
+//! header_read_timeout_secs: 10    # headers must arrive within this; idle keep-alive connections
+//!                                 # are closed after it too (env PYM_HEADER_READ_TIMEOUT_SECS)
+//! body_timeout_secs: 30           # an operation's body must arrive within this, else 408
+//!                                 # (env PYM_BODY_TIMEOUT_SECS)
+//! request_timeout_secs: 60        # no answer within this: 503 (env PYM_REQUEST_TIMEOUT_SECS)
+//! max_in_flight: 1024             # requests handled at once; more get 503 + Retry-After at once,
+//!                                 # /healthz and /metrics excepted (env PYM_MAX_IN_FLIGHT)
+//! max_connections: 10000          # open connections; when full, accepting waits for one to close
+//!                                 # (env PYM_MAX_CONNECTIONS)
+//! metrics_port: 9100              # serve /metrics on this port (API host) and not on `port`
+//!                                 # (env PYM_METRICS_PORT; default: unset, /metrics on `port`)
 //! ```
+//!
+//! Timeouts are whole seconds from 1 to 86400; `max_in_flight` and
+//! `max_connections` are from 1 to 10,000,000.
 //!
 //! The file is found at `--config`, else `$PYM_CONFIG`, else
 //! `./pym-config.yaml`, else the defaults the service embeds. Keys starting
@@ -38,6 +52,7 @@
 //! secret set but empty is an error in every mode ([`check_secret`]).
 
 use pym_core::contract;
+use pym_http::config::HttpLimits;
 use pym_http::jsonwebtoken::Algorithm;
 use pym_http::{HttpConfig, JwtConfig};
 pub use secrecy::{ExposeSecret, SecretString as Secret};
@@ -45,6 +60,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::time::Duration;
 
 /// Env overrides that are not part of the operator contract.
 pub mod env {
@@ -58,6 +74,11 @@ pub mod env {
     /// Default variable of the previous HMAC secrets (`kid=secret,...`).
     pub const JWT_PREVIOUS_SECRETS: &str = "PYM_JWT_PREVIOUS_SECRETS";
     pub const WITH_ASYNC: &str = "PYM_WITH_ASYNC";
+    pub const HEADER_READ_TIMEOUT_SECS: &str = "PYM_HEADER_READ_TIMEOUT_SECS";
+    pub const BODY_TIMEOUT_SECS: &str = "PYM_BODY_TIMEOUT_SECS";
+    pub const REQUEST_TIMEOUT_SECS: &str = "PYM_REQUEST_TIMEOUT_SECS";
+    pub const MAX_IN_FLIGHT: &str = "PYM_MAX_IN_FLIGHT";
+    pub const MAX_CONNECTIONS: &str = "PYM_MAX_CONNECTIONS";
 }
 
 /// The `PYM_ENV` value of development mode, where short secrets are allowed.
@@ -158,6 +179,10 @@ pub struct Config {
     pub task_secret: Option<Secret>,
     pub validate_responses: bool,
     pub body_limit: usize,
+    /// Timeouts and caps of the HTTP server.
+    pub http_limits: HttpLimits,
+    /// `/metrics` on its own port (`None`: on `port`).
+    pub metrics_port: Option<u16>,
     /// The file it was read from, if any.
     pub source: Option<PathBuf>,
 }
@@ -184,6 +209,12 @@ struct RawConfig {
     redis_url_env: Option<String>,
     validate_responses: Option<bool>,
     body_limit: Option<usize>,
+    header_read_timeout_secs: Option<u64>,
+    body_timeout_secs: Option<u64>,
+    request_timeout_secs: Option<u64>,
+    max_in_flight: Option<u64>,
+    max_connections: Option<u64>,
+    metrics_port: Option<u16>,
     #[serde(flatten)]
     rest: BTreeMap<String, yaml_serde::Value>,
 }
@@ -253,7 +284,10 @@ impl Config {
             env,
         };
         r.refuse_unknown_keys(&raw)?;
-        let port = r.parsed(contract::ENV_PORT, "set a port number", PORT_ERROR)?;
+        let port = r
+            .parsed(contract::ENV_PORT, "set a port number", PORT_ERROR)?
+            .or(raw.port)
+            .unwrap_or(contract::DEFAULT_PORT);
         let worker_port = r.parsed(contract::ENV_WORKER_PORT, "set a port number", PORT_ERROR)?;
         let with_async = match r.var(env::WITH_ASYNC, "true or false")? {
             Some(v) => {
@@ -285,7 +319,7 @@ impl Config {
                 .or(raw.version.clone())
                 .unwrap_or_else(|| "0.0.0".into()),
             env: env_name,
-            port: port.or(raw.port).unwrap_or(contract::DEFAULT_PORT),
+            port,
             jwt: r.jwt(&raw, dev)?,
             with_async,
             worker_concurrency: r.worker_concurrency(raw.worker_concurrency)?,
@@ -299,6 +333,8 @@ impl Config {
             task_secret: r.checked_secret(contract::ENV_TASK_SECRET, dev)?,
             validate_responses: raw.validate_responses.unwrap_or(cfg!(debug_assertions)),
             body_limit,
+            http_limits: r.http_limits(&raw)?,
+            metrics_port: r.metrics_port(raw.metrics_port, port)?,
             source: path,
         })
     }
@@ -324,6 +360,8 @@ impl From<&Config> for HttpConfig {
             jwt: c.jwt.clone(),
             validate_responses: c.validate_responses,
             body_limit: c.body_limit,
+            limits: c.http_limits,
+            metrics_port: c.metrics_port,
         }
     }
 }
@@ -458,6 +496,101 @@ impl Resolve<'_> {
                 Some(n) => Ok(n),
                 None => Ok(2 * std::thread::available_parallelism().map_or(1, |n| n.get())),
             },
+        }
+    }
+
+    /// A whole number from 1 to `max`: the variable `var`, else the file's
+    /// `key`, else `default`.
+    fn bounded(
+        &self,
+        var: &str,
+        key: &str,
+        raw: Option<u64>,
+        default: u64,
+        max: u64,
+    ) -> Result<u64, ConfigError> {
+        let range = format!("a whole number from 1 to {max}");
+        let bad = format!("not {range}");
+        if let Some(n) = self.parsed::<u64>(var, &format!("set {range}"), &bad)? {
+            return match n {
+                0 => Err(env_err(var, &bad)),
+                n if n > max => Err(env_err(var, &bad)),
+                n => Ok(n),
+            };
+        }
+        match raw {
+            Some(n) if n == 0 || n > max => {
+                Err(self.key_err(key, format!("is {n}; expected {range}")))
+            }
+            Some(n) => Ok(n),
+            None => Ok(default),
+        }
+    }
+
+    fn http_limits(&self, raw: &RawConfig) -> Result<HttpLimits, ConfigError> {
+        let d = HttpLimits::DEFAULT;
+        let max_secs = HttpLimits::MAX_TIMEOUT_SECS;
+        let secs = |var: &str, key: &str, raw: Option<u64>, default: Duration| {
+            self.bounded(var, key, raw, default.as_secs(), max_secs)
+                .map(Duration::from_secs)
+        };
+        let max_count = HttpLimits::MAX_COUNT as u64;
+        let count = |var: &str, key: &str, raw: Option<u64>, default: usize| {
+            self.bounded(var, key, raw, default as u64, max_count)
+                .map(|n| n as usize)
+        };
+        Ok(HttpLimits {
+            header_read_timeout: secs(
+                env::HEADER_READ_TIMEOUT_SECS,
+                "header_read_timeout_secs",
+                raw.header_read_timeout_secs,
+                d.header_read_timeout,
+            )?,
+            body_timeout: secs(
+                env::BODY_TIMEOUT_SECS,
+                "body_timeout_secs",
+                raw.body_timeout_secs,
+                d.body_timeout,
+            )?,
+            request_timeout: secs(
+                env::REQUEST_TIMEOUT_SECS,
+                "request_timeout_secs",
+                raw.request_timeout_secs,
+                d.request_timeout,
+            )?,
+            max_in_flight: count(
+                env::MAX_IN_FLIGHT,
+                "max_in_flight",
+                raw.max_in_flight,
+                d.max_in_flight,
+            )?,
+            max_connections: count(
+                env::MAX_CONNECTIONS,
+                "max_connections",
+                raw.max_connections,
+                d.max_connections,
+            )?,
+        })
+    }
+
+    /// `metrics_port`: a port other than the API's, or none.
+    fn metrics_port(&self, raw: Option<u16>, port: u16) -> Result<Option<u16>, ConfigError> {
+        let var = contract::ENV_METRICS_PORT;
+        let what = format!("a port number (1-65535) other than the API port {port}");
+        let check = |p: u16| p != 0 && p != port;
+        if let Some(p) = self.parsed::<u16>(var, "set a port number", PORT_ERROR)? {
+            return if check(p) {
+                Ok(Some(p))
+            } else {
+                Err(env_err(var, &format!("is {p}; expected {what}")))
+            };
+        }
+        match raw {
+            Some(p) if !check(p) => Err(self.key_err(
+                contract::CONFIG_METRICS_PORT,
+                format!("is {p}; expected {what}"),
+            )),
+            other => Ok(other),
         }
     }
 
@@ -978,6 +1111,92 @@ mod tests {
             .to_string();
         assert!(e.contains("port"), "{e}");
         assert!(e.contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn http_limits_defaults_file_and_env() {
+        let c = Config::from_source(Source::None, &env_of(&[])).unwrap();
+        assert_eq!(c.http_limits, HttpLimits::DEFAULT);
+        assert_eq!(c.metrics_port, None);
+        let y = "header_read_timeout_secs: 2\nbody_timeout_secs: 3\nrequest_timeout_secs: 4\n\
+                 max_in_flight: 5\nmax_connections: 6\nmetrics_port: 9100\n";
+        let c = Config::from_yaml("c", y, &env_of(&[])).unwrap();
+        let l = c.http_limits;
+        assert_eq!(l.header_read_timeout, Duration::from_secs(2));
+        assert_eq!(l.body_timeout, Duration::from_secs(3));
+        assert_eq!(l.request_timeout, Duration::from_secs(4));
+        assert_eq!((l.max_in_flight, l.max_connections), (5, 6));
+        assert_eq!(c.metrics_port, Some(9100));
+        let h = HttpConfig::from(&c);
+        assert_eq!((h.limits, h.metrics_port), (l, Some(9100)));
+        let c = Config::from_yaml(
+            "c",
+            y,
+            &env_of(&[
+                (env::HEADER_READ_TIMEOUT_SECS, "20"),
+                (env::BODY_TIMEOUT_SECS, "30"),
+                (env::REQUEST_TIMEOUT_SECS, "40"),
+                (env::MAX_IN_FLIGHT, "50"),
+                (env::MAX_CONNECTIONS, "60"),
+                (contract::ENV_METRICS_PORT, "9101"),
+            ]),
+        )
+        .unwrap();
+        let l = c.http_limits;
+        assert_eq!(l.header_read_timeout, Duration::from_secs(20));
+        assert_eq!(l.body_timeout, Duration::from_secs(30));
+        assert_eq!(l.request_timeout, Duration::from_secs(40));
+        assert_eq!((l.max_in_flight, l.max_connections), (50, 60));
+        assert_eq!(c.metrics_port, Some(9101));
+    }
+
+    #[test]
+    fn bad_http_limits_name_the_key() {
+        for (yaml, words) in [
+            (
+                "name: a\nbody_timeout_secs: 0\n",
+                &["c.yaml:2", "body_timeout_secs", "from 1 to 86400"][..],
+            ),
+            (
+                "request_timeout_secs: 86401\n",
+                &["c.yaml:1", "request_timeout_secs", "86400"],
+            ),
+            ("max_in_flight: 0\n", &["max_in_flight", "from 1 to"]),
+            ("max_connections: -1\n", &["max_connections"]),
+            (
+                "header_read_timeout_secs: 10s\n",
+                &["header_read_timeout_secs"],
+            ),
+            (
+                "metrics_port: 8080\n",
+                &["metrics_port", "other than the API port 8080"],
+            ),
+            (
+                "port: 9000\nmetrics_port: 9000\n",
+                &["c.yaml:2", "metrics_port"],
+            ),
+            ("metrics_port: 0\n", &["metrics_port"]),
+        ] {
+            let e = Config::from_yaml("c.yaml", yaml, &env_of(&[]))
+                .unwrap_err()
+                .to_string();
+            for w in words {
+                assert!(e.contains(w), "{yaml:?}: {e:?} lacks {w:?}");
+            }
+        }
+        for (var, value) in [
+            (env::HEADER_READ_TIMEOUT_SECS, "0"),
+            (env::BODY_TIMEOUT_SECS, "ten"),
+            (env::MAX_CONNECTIONS, "99999999999"),
+            (env::MAX_IN_FLIGHT, " "),
+            (contract::ENV_METRICS_PORT, "8080"),
+            (contract::ENV_METRICS_PORT, "70000"),
+        ] {
+            let e = Config::from_yaml("c.yaml", "", &env_of(&[(var, value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(var), "{var}={value:?}: {e}");
+        }
     }
 
     #[test]

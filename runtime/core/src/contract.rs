@@ -30,6 +30,11 @@ pub const ENV_CONFIG: &str = "PYM_CONFIG";
 pub const ENV_ENV: &str = "PYM_ENV";
 /// Port of the HTTP API (`serve`, `up`).
 pub const ENV_PORT: &str = "PYM_PORT";
+/// Port of the API's `/metrics` when it is not served on the API port
+/// (config key [`CONFIG_METRICS_PORT`]; unset: `/metrics` on [`ENV_PORT`]).
+pub const ENV_METRICS_PORT: &str = "PYM_METRICS_PORT";
+/// Config key of the API's metrics port, see [`ENV_METRICS_PORT`].
+pub const CONFIG_METRICS_PORT: &str = "metrics_port";
 /// Port of the worker's health and metrics server.
 pub const ENV_WORKER_PORT: &str = "PYM_WORKER_PORT";
 /// Tasks in flight per worker process.

@@ -35,19 +35,33 @@ async fn name_layer(State(name): State<&'static str>, req: Request, next: Next) 
     r
 }
 
+/// The built-ins of the API port; `/metrics` is among them unless
+/// `metrics_port` is set ([`metrics_router`] serves it then).
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     let named = |name: &'static str, mr: axum::routing::MethodRouter<Arc<Shared>>| {
         mr.route_layer(middleware::from_fn_with_state(name, name_layer))
     };
-    Router::new()
+    let router = Router::new()
         .route(PING, named("ping", get(ping)))
         .route(VERSION, named("version", get(version)))
         .route(AUTH_VERSION, named("auth_version", get(auth_version)))
         .route(OPENAPI, named("openapi", get(openapi)))
         .route(contract::PATH_HEALTHZ, named("healthz", get(healthz)))
-        .route(contract::PATH_READYZ, named("readyz", get(readyz)))
-        .route(contract::PATH_METRICS, named("metrics", get(metrics)))
+        .route(contract::PATH_READYZ, named("readyz", get(readyz)));
+    let router = if shared.config.metrics_port.is_none() {
+        router.route(contract::PATH_METRICS, named("metrics", get(metrics)))
+    } else {
+        router
+    };
+    router.with_state(shared)
+}
+
+/// `/metrics` alone, for the metrics port; anything else is a 404.
+pub(crate) fn metrics_router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route(contract::PATH_METRICS, get(metrics))
         .with_state(shared)
+        .fallback(|| async { ApiError::not_found("only /metrics is served on this port") })
 }
 
 async fn ping() -> impl IntoResponse {

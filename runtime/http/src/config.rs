@@ -1,9 +1,11 @@
 //! What the HTTP layer needs of the service's configuration: its identity
-//! (for `/version` and logs), JWT settings, the body limit and whether
-//! responses are checked against the spec.
+//! (for `/version` and logs), JWT settings, the body limit, whether
+//! responses are checked against the spec, the server's timeouts and limits
+//! ([`HttpLimits`]) and the port of `/metrics`.
 
 pub use jsonwebtoken::Algorithm;
 use secrecy::SecretString;
+use std::time::Duration;
 
 /// JWT settings.
 #[derive(Debug, Clone)]
@@ -117,6 +119,56 @@ pub struct HttpConfig {
     pub jwt: JwtConfig,
     /// Check responses against the spec.
     pub validate_responses: bool,
-    /// Largest request body, bytes.
+    /// Largest request body, bytes. A request whose `Content-Length` is
+    /// larger gets 413 before its body is read.
     pub body_limit: usize,
+    /// Timeouts and caps of the server.
+    pub limits: HttpLimits,
+    /// Serve `/metrics` on this port alone and not on the API port (the
+    /// runtime binds it on the API's host; `None`: on the API port, as the
+    /// other built-ins).
+    pub metrics_port: Option<u16>,
+}
+
+/// Timeouts and caps of the HTTP server (pym-config.yaml keys in brackets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// A client must send a request's headers within this time, or its
+    /// connection is closed; a keep-alive connection idle for this long is
+    /// closed too (`header_read_timeout_secs`).
+    pub header_read_timeout: Duration,
+    /// The whole request body must arrive within this time once the
+    /// handler's operation starts reading it, or 408 (`body_timeout_secs`).
+    pub body_timeout: Duration,
+    /// A request not answered within this time gets 503 and its handler is
+    /// dropped (`request_timeout_secs`).
+    pub request_timeout: Duration,
+    /// Requests handled at once; more get 503 at once, with `Retry-After`
+    /// (`/healthz` and `/metrics` are not counted) (`max_in_flight`).
+    pub max_in_flight: usize,
+    /// Open connections; when full, the server stops accepting until one
+    /// closes (`max_connections`).
+    pub max_connections: usize,
+}
+
+impl HttpLimits {
+    /// The defaults: headers 10 s, body 30 s, request 60 s, 1024 requests
+    /// in flight, 10,000 connections.
+    pub const DEFAULT: Self = Self {
+        header_read_timeout: Duration::from_secs(10),
+        body_timeout: Duration::from_secs(30),
+        request_timeout: Duration::from_secs(60),
+        max_in_flight: 1024,
+        max_connections: 10_000,
+    };
+    /// Longest timeout accepted (one day).
+    pub const MAX_TIMEOUT_SECS: u64 = 86_400;
+    /// Largest `max_in_flight` and `max_connections` accepted.
+    pub const MAX_COUNT: usize = 10_000_000;
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
 }

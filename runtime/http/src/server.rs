@@ -24,16 +24,23 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Connections: [`Service::serve`] accepts at most `max_connections` at
+//! once (when full it stops accepting until one closes) and serves each
+//! with hyper's HTTP/1 server and a timer, so headers not received within
+//! `header_read_timeout` close the connection.
+//!
 //! Request path, outermost first: request id (tower-http's layers, see
 //! `request_id.rs`) → trace span + metrics + panic catcher + error
-//! normaliser (every route) → per operation: JWT check (per
+//! normaliser (every route) → `Content-Length` over `body_limit`: 413 at
+//! once → in-flight cap (`max_in_flight`, else 503) → request timeout
+//! (503) → per operation: JWT check (per
 //! the operation's `security`), parameter and body validation, context scope
 //! (so [`pym_core::context()`] and spawned tasks see the caller) → handler →
 //! response validation (debug builds / `validate_responses`).
 
 use crate::auth::{Auth, AuthSetupError, Claims};
 use crate::builtins;
-use crate::config::HttpConfig;
+use crate::config::{HttpConfig, HttpLimits};
 use crate::error::{ApiError, PymError, normalize};
 use crate::metrics::HttpMetrics;
 use crate::readiness::{Check, Readiness};
@@ -49,11 +56,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter};
 use pym_core::Metrics;
 use pym_core::context::{self, Context};
+use pym_core::contract;
 use pym_core::panic_message;
 use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
+use tokio::sync::{Semaphore, watch};
 use tower_http::catch_panic::CatchPanicLayer;
 use tracing::Instrument;
 
@@ -95,6 +104,8 @@ pub(crate) struct Shared {
     pub metrics: Metrics,
     pub http_metrics: HttpMetrics,
     pub readiness: Readiness,
+    /// Permits of requests in flight (`max_in_flight`).
+    pub in_flight: Semaphore,
 }
 
 /// A built service: an axum [`Router`] plus what it was built from.
@@ -140,19 +151,107 @@ impl Service {
         &self.shared.metrics
     }
 
-    /// Serve on `listener` until `shutdown` resolves, then drain.
+    /// Serve on `listener` until `shutdown` resolves, then drain: stop
+    /// accepting, let requests in flight finish, close idle connections.
+    /// With `metrics_port` set, `/metrics` is not served here: see
+    /// [`Service::serve_with_metrics`].
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        if let Ok(addr) = listener.local_addr() {
-            tracing::info!(%addr, service = %self.shared.config.name, "HTTP API listening");
-        }
-        axum::serve(listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
+        self.serve_with_metrics(listener, None, shutdown).await
     }
+
+    /// [`Service::serve`], and `/metrics` alone on `metrics` (the listener
+    /// of `metrics_port`), both stopped by `shutdown`.
+    pub async fn serve_with_metrics(
+        self,
+        listener: tokio::net::TcpListener,
+        metrics: Option<tokio::net::TcpListener>,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let name = &self.shared.config.name;
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, service = %name, "HTTP API listening");
+        }
+        let (stop_tx, stop) = watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
+        let limits = self.shared.config.limits;
+        let metrics_task = metrics.map(|l| {
+            if let Ok(addr) = l.local_addr() {
+                tracing::info!(%addr, service = %name, "serving /metrics");
+            }
+            let router = builtins::metrics_router(self.shared.clone());
+            tokio::spawn(accept_loop(l, router, limits, stop.clone()))
+        });
+        accept_loop(listener, self.router, limits, stop).await;
+        if let Some(t) = metrics_task {
+            t.await.map_err(std::io::Error::other)?;
+        }
+        Ok(())
+    }
+}
+
+/// Accept connections on `listener` (at most `max_connections` open at
+/// once) and serve `router` on each, until `stop` turns true; then wait
+/// until every connection is closed.
+async fn accept_loop(
+    mut listener: tokio::net::TcpListener,
+    router: Router,
+    limits: HttpLimits,
+    mut stop: watch::Receiver<bool>,
+) {
+    use hyper::server::conn::http1;
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .keep_alive(true);
+    // Every connection task holds a receiver; `open.closed()` waits for them.
+    let (open, held) = watch::channel(());
+    loop {
+        let slot = tokio::select! {
+            s = slots.clone().acquire_owned() => s.expect("the semaphore is never closed"),
+            () = stopped(&mut stop) => break,
+        };
+        let (io, _) = tokio::select! {
+            c = axum::serve::Listener::accept(&mut listener) => c,
+            () = stopped(&mut stop) => break,
+        };
+        let conn = http
+            .serve_connection(
+                TokioIo::new(io),
+                hyper_util::service::TowerToHyperService::new(router.clone()),
+            )
+            .with_upgrades();
+        let (mut conn_stop, conn_held) = (stop.clone(), held.clone());
+        tokio::spawn(async move {
+            let mut conn = std::pin::pin!(conn);
+            let result = tokio::select! {
+                r = conn.as_mut() => r,
+                () = stopped(&mut conn_stop) => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.as_mut().await
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "connection closed");
+            }
+            drop((slot, conn_held));
+        });
+    }
+    drop((listener, held));
+    open.closed().await;
+}
+
+/// Resolves once `stop` is true (or its sender is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
 }
 
 impl ServiceBuilder {
@@ -226,6 +325,7 @@ impl ServiceBuilder {
             http_metrics: HttpMetrics::registered(&self.metrics),
             metrics: self.metrics,
             readiness: self.readiness,
+            in_flight: Semaphore::new(self.config.limits.max_in_flight),
         });
         let mut router = operation_routes(&spec, self.handlers, &shared)?
             .merge(builtins::router(shared.clone()))
@@ -445,8 +545,9 @@ async fn request_layer(
         path: Some(path),
         ..Context::default()
     });
+    let s = &shared;
     let response = async move {
-        let r = context::scope(base, next.run(req)).await;
+        let r = context::scope(base, limited(s, req, next)).await;
         normalize(r).await
     }
     .instrument(span.clone())
@@ -470,6 +571,64 @@ async fn request_layer(
         )
     });
     response
+}
+
+/// Error code of a body that did not arrive within `body_timeout`.
+const REQUEST_TIMEOUT_CODE: &str = "REQUEST_TIMEOUT";
+
+/// The request within the limits: `Content-Length` at most `body_limit`
+/// (else 413 before the body is read), a permit of `max_in_flight` (else
+/// 503 at once; `/healthz` and `/metrics` need none) and an answer within
+/// `request_timeout` (else 503).
+async fn limited(shared: &Shared, req: Request, next: Next) -> Response {
+    let config = &shared.config;
+    let length = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if length.is_some_and(|n| n > config.body_limit as u64) {
+        return too_large(config.body_limit).into_response();
+    }
+    let path = req.uri().path();
+    let _permit = if path == contract::PATH_HEALTHZ || path == contract::PATH_METRICS {
+        None
+    } else {
+        match shared.in_flight.try_acquire() {
+            Ok(p) => Some(p),
+            Err(_) => return overloaded(config.limits.max_in_flight),
+        }
+    };
+    let limit = config.limits.request_timeout;
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => ApiError::service_unavailable(format!(
+            "no answer within {} s (request_timeout_secs in pym-config.yaml)",
+            limit.as_secs()
+        ))
+        .into_response(),
+    }
+}
+
+/// 503 with `Retry-After: 1`: `max_in_flight` requests are being handled.
+fn overloaded(max: usize) -> Response {
+    let mut r = ApiError::service_unavailable(format!(
+        "{max} requests in flight already (max_in_flight in pym-config.yaml)"
+    ))
+    .into_response();
+    r.headers_mut().insert(
+        header::RETRY_AFTER,
+        axum::http::HeaderValue::from_static("1"),
+    );
+    r
+}
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+        crate::error::codes::PAYLOAD_TOO_LARGE,
+        format!("the body is larger than {limit} bytes (body_limit in pym-config.yaml)"),
+    )
 }
 
 /// Per operation: auth, validation, context, response validation.
@@ -503,7 +662,8 @@ async fn run_operation(st: &OpState, req: Request, next: Next) -> Result<Respons
     check_params(op, &mut parts).await?;
 
     // 3. Body.
-    let bytes = read_body(body, st.shared.config.body_limit).await?;
+    let config = &st.shared.config;
+    let bytes = read_body(body, config.body_limit, config.limits.body_timeout).await?;
     validate::check_body(op, &parts.headers, &bytes)?;
 
     // 4. Context.
@@ -573,15 +733,37 @@ async fn check_params(op: &Operation, parts: &mut Parts) -> Result<(), ApiError>
     validate::check_params(op, &path_params, &query, &parts.headers)
 }
 
-/// The whole request body, at most `limit` bytes.
-async fn read_body(body: axum::body::Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
-    axum::body::to_bytes(body, limit).await.map_err(|_| {
-        ApiError::new(
-            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-            crate::error::codes::PAYLOAD_TOO_LARGE,
-            format!("the body is larger than {limit} bytes (body_limit in pym-config.yaml)"),
-        )
-    })
+/// The whole request body, at most `limit` bytes, within `timeout`.
+async fn read_body(
+    body: axum::body::Body,
+    limit: usize,
+    timeout: std::time::Duration,
+) -> Result<axum::body::Bytes, ApiError> {
+    match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(e)) if is_length_error(&e) => Err(too_large(limit)),
+        Ok(Err(e)) => Err(ApiError::bad_request(format!("cannot read the body: {e}"))),
+        Err(_) => Err(ApiError::new(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT_CODE,
+            format!(
+                "the body did not arrive within {} s (body_timeout_secs in pym-config.yaml)",
+                timeout.as_secs()
+            ),
+        )),
+    }
+}
+
+/// Whether reading a body failed because it is longer than the limit.
+fn is_length_error(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if s.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// Validate a handler's response against the operation's responses.

@@ -31,9 +31,13 @@ impl App {
                 "cannot listen on {addr}: {e}; choose another port with --port or PYM_PORT"
             ))
         })?;
+        let metrics_listener = metrics_listener(&config, host).await?;
         let api = {
             let s = shutdown.clone();
-            tokio::spawn(async move { svc.serve(listener, s.cancelled_owned()).await })
+            tokio::spawn(async move {
+                svc.serve_with_metrics(listener, metrics_listener, s.cancelled_owned())
+                    .await
+            })
         };
         let worker = if let Some(bc) = worker_broker {
             let cfg = config.clone();
@@ -54,6 +58,31 @@ impl App {
         }
         api_result.map_err(|e| runtime(format!("HTTP server failed: {e}")))
     }
+}
+
+/// The listener of `metrics_port`, if set, on the API's host (`0.0.0.0`
+/// for `serve`).
+async fn metrics_listener(
+    config: &Config,
+    host: std::net::IpAddr,
+) -> Result<Option<tokio::net::TcpListener>, Fail> {
+    let Some(port) = config.metrics_port else {
+        return Ok(None);
+    };
+    if port == config.port {
+        return Err(usage(format!(
+            "metrics_port ({}) is the API port {port}: choose another one, or unset it to serve /metrics on the API port",
+            contract::ENV_METRICS_PORT
+        )));
+    }
+    let addr = SocketAddr::new(host, port);
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        usage(format!(
+            "cannot listen on {addr} for /metrics: {e}; choose another metrics_port ({})",
+            contract::ENV_METRICS_PORT
+        ))
+    })?;
+    Ok(Some(listener))
 }
 
 /// Length of the secret `up` makes when none is set: 43 alphanumeric
