@@ -18,6 +18,8 @@
 //!       operationId: me
 //!       security: [{bearer: []}]
 //!       responses: {'200': {description: the caller's claims}}
+//! components:
+//!   securitySchemes: {bearer: {type: http, scheme: bearer}}
 //! "#)
 //!     .handler("me", me)
 //!     .build()?;
