@@ -30,19 +30,6 @@ fn b64url(data: &[u8]) -> String {
     out
 }
 
-fn claims(extra: Value) -> Value {
-    let now = now_secs();
-    let mut c = json!({"sub": "u-1", "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 600});
-    for (k, v) in extra.as_object().unwrap() {
-        if v.is_null() {
-            c.as_object_mut().unwrap().remove(k);
-        } else {
-            c[k] = v.clone();
-        }
-    }
-    c
-}
-
 fn hs(secret: &str, c: &Value) -> String {
     jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),

@@ -6,7 +6,6 @@ mod http_common;
 
 use http_common::*;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use pym_http::auth::now_secs;
 use pym_runtime::config::Config;
 use pym_runtime::http::{Auth, Service};
 use serde_json::{Value, json};
@@ -79,19 +78,6 @@ fn unchunk(mut body: &str) -> String {
         body = &rest[n + 2..];
     }
     out
-}
-
-fn claims(extra: Value) -> Value {
-    let now = now_secs();
-    let mut c = json!({"sub": "u-1", "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 600});
-    for (k, v) in extra.as_object().unwrap() {
-        if v.is_null() {
-            c.as_object_mut().unwrap().remove(k);
-        } else {
-            c[k] = v.clone();
-        }
-    }
-    c
 }
 
 /// An HS256 token with this secret, `kid` and `typ`.

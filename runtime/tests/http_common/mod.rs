@@ -15,6 +15,21 @@ pub const AUDIENCE: &str = "test-api";
 pub const API30: &str = include_str!("../http_fixtures/api30.yaml");
 pub const API31: &str = include_str!("../http_fixtures/api31.yaml");
 
+/// Claims of a valid token for `u-1` (this issuer and audience, 10 minutes),
+/// with `extra` merged in; a `null` in `extra` removes that claim.
+pub fn claims(extra: serde_json::Value) -> serde_json::Value {
+    let now = pym_http::auth::now_secs();
+    let mut c = serde_json::json!({"sub": "u-1", "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 600});
+    for (k, v) in extra.as_object().unwrap() {
+        if v.is_null() {
+            c.as_object_mut().unwrap().remove(k);
+        } else {
+            c[k] = v.clone();
+        }
+    }
+    c
+}
+
 pub fn config() -> Config {
     let yaml = format!(
         "name: test\nversion: 9.9.9\njwt_issuer: {ISSUER}\njwt_audience: {AUDIENCE}\njwt_secret_env: TEST_SECRET\nvalidate_responses: true\nbody_limit: 4096\n"
