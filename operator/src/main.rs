@@ -171,7 +171,8 @@ fn operator_pods(cli: &Cli, namespace: Option<String>) -> Result<Option<Operator
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Err(e) = logs::init("RUST_LOG", "info", cli.log_format) {
+    let (_logs, bad) = logs::init("RUST_LOG", "info", cli.log_format);
+    if let Some(e) = bad {
         warn!("{e}");
     }
     match run(cli).await {

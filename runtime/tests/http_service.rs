@@ -387,3 +387,80 @@ async fn openapi_31_documents_work() {
             .starts_with("label: is required")
     );
 }
+
+/// The lines logged while `f` runs, as JSON (pym's production format).
+async fn logged<F: std::future::Future<Output = ()>>(f: F) -> Vec<serde_json::Value> {
+    use pym_process::json_lines::{JsonFields, JsonLines};
+    use std::sync::{Arc, Mutex};
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf::default();
+    let out = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || out.clone())
+        .fmt_fields(JsonFields)
+        .event_format(JsonLines)
+        .finish();
+    let _on = tracing::subscriber::set_default(subscriber);
+    f.await;
+    let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn every_request_writes_one_access_line() {
+    let svc = service();
+    let mut ids = Vec::new();
+    let lines = logged(async {
+        for req in [get("/ping"), get("/me"), get("/nowhere")] {
+            let r = call(&svc, req).await;
+            ids.push(r.headers["x-request-id"].to_str().unwrap().to_string());
+        }
+    })
+    .await;
+    let access: Vec<_> = lines
+        .iter()
+        .filter(|l| l["fields"]["message"] == "request done")
+        .collect();
+    let want = [
+        ("/ping", "ping", 200),
+        ("/me", "me", 401),
+        ("/nowhere", "unmatched", 404),
+    ];
+    assert_eq!(access.len(), want.len(), "{lines:#?}");
+    for ((line, (path, op, status)), id) in access.iter().zip(want).zip(&ids) {
+        let f = &line["fields"];
+        assert_eq!(
+            (
+                f["method"].as_str(),
+                f["path"].as_str(),
+                f["operation"].as_str()
+            ),
+            (Some("GET"), Some(path), Some(op)),
+            "{line}"
+        );
+        assert_eq!(f["status"], status, "{line}");
+        assert!(
+            f["latency_ms"].as_f64().is_some_and(|ms| ms >= 0.0),
+            "{line}"
+        );
+        assert_eq!(line["span"]["request_id"], id.as_str(), "{line}");
+        assert_eq!(
+            line["span"]["trace_id"].as_str().map(str::len),
+            Some(32),
+            "{line}"
+        );
+        assert_eq!(line["level"], "INFO");
+    }
+}

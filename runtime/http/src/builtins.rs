@@ -29,9 +29,9 @@ pub const PATHS: &[&str] = &[
     contract::PATH_METRICS,
 ];
 
-async fn name_layer(State(name): State<&'static str>, req: Request, next: Next) -> Response {
+async fn name_layer(State(name): State<OperationName>, req: Request, next: Next) -> Response {
     let mut r = next.run(req).await;
-    r.extensions_mut().insert(OperationName(name.to_string()));
+    r.extensions_mut().insert(name);
     r
 }
 
@@ -39,6 +39,7 @@ async fn name_layer(State(name): State<&'static str>, req: Request, next: Next) 
 /// `metrics_port` is set ([`metrics_router`] serves it then).
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     let named = |name: &'static str, mr: axum::routing::MethodRouter<Arc<Shared>>| {
+        let name = OperationName(Arc::from(name));
         mr.route_layer(middleware::from_fn_with_state(name, name_layer))
     };
     let router = Router::new()

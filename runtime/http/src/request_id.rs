@@ -11,9 +11,10 @@
 //! code left is [`drop_invalid`], run just before it: it removes an invalid
 //! header so that a new id replaces it.
 
-use axum::Router;
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue};
+use tower::ServiceBuilder;
+use tower::layer::util::{Identity, Stack};
 use tower::util::MapRequestLayer;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
@@ -23,15 +24,25 @@ use tower_http::request_id::{
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 const HEADER: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
 
-/// Wrap `router` (every route, the built-ins and the fallback) so that each
-/// request has a valid id and each response echoes it. Apply it last, so
-/// it runs outermost and the layers inside see the id.
-pub(crate) fn layer(router: Router) -> Router {
-    // `Router::layer` wraps what is already there: the last one runs first.
-    router
-        .layer(PropagateRequestIdLayer::new(HEADER))
-        .layer(SetRequestIdLayer::new(HEADER, MakeUuidV7))
+/// The request-id layers, outermost first, as a [`ServiceBuilder`] to add
+/// more layers to: each request gets a valid id, each response echoes it.
+/// Put them outermost, so the layers inside see the id.
+pub(crate) type Layers = ServiceBuilder<
+    Stack<
+        PropagateRequestIdLayer,
+        Stack<
+            SetRequestIdLayer<MakeUuidV7>,
+            Stack<MapRequestLayer<fn(Request) -> Request>, Identity>,
+        >,
+    >,
+>;
+
+/// See [`Layers`].
+pub(crate) fn layers() -> Layers {
+    ServiceBuilder::new()
         .layer(MapRequestLayer::new(drop_invalid as fn(Request) -> Request))
+        .layer(SetRequestIdLayer::new(HEADER, MakeUuidV7))
+        .layer(PropagateRequestIdLayer::new(HEADER))
 }
 
 /// The id [`layer`] gave the request (a new one if it did not run).
@@ -71,7 +82,7 @@ fn drop_invalid(mut req: Request) -> Request {
 
 /// Makes UUIDv7 request ids (tower-http's `MakeRequestUuid` makes v4).
 #[derive(Clone, Copy)]
-struct MakeUuidV7;
+pub(crate) struct MakeUuidV7;
 
 impl MakeRequestId for MakeUuidV7 {
     fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
@@ -84,6 +95,7 @@ impl MakeRequestId for MakeUuidV7 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::Router;
     use axum::body::Body;
     use axum::routing::get;
     use tower::ServiceExt;
@@ -114,7 +126,8 @@ mod tests {
     /// The id the handler saw (its context's view: [`of`]) and the one
     /// the response carries.
     async fn ids(incoming: Option<&[u8]>) -> (String, String) {
-        let router = layer(Router::new().route("/", get(|req: Request| async move { of(&req) })));
+        let router =
+            layers().service(Router::new().route("/", get(|req: Request| async move { of(&req) })));
         let mut req = Request::get("/");
         if let Some(v) = incoming {
             req = req.header(REQUEST_ID_HEADER, HeaderValue::from_bytes(v).unwrap());

@@ -44,7 +44,7 @@ use crate::auth::{Auth, AuthSetupError, Claims};
 use crate::builtins;
 use crate::config::{HttpConfig, HttpLimits};
 use crate::error::{ApiError, PymError, normalize};
-use crate::metrics::HttpMetrics;
+use crate::metrics::{HttpMetrics, Label, RequestLabels, method_label};
 use crate::readiness::{Check, Readiness};
 use crate::request_id;
 use crate::spec::{AuthMode, Operation, Spec, SpecError};
@@ -108,6 +108,8 @@ pub(crate) struct Shared {
     pub readiness: Readiness,
     /// Permits of requests in flight (`max_in_flight`).
     pub in_flight: Semaphore,
+    /// The operation name of a request no route matched.
+    pub unmatched: OperationName,
 }
 
 /// A built service: an axum [`Router`] plus what it was built from.
@@ -328,6 +330,7 @@ impl ServiceBuilder {
             metrics: self.metrics,
             readiness: self.readiness,
             in_flight: Semaphore::new(self.config.limits.max_in_flight),
+            unmatched: OperationName(Arc::from("unmatched")),
         });
         let mut router = operation_routes(&spec, self.handlers, &shared)?
             .merge(builtins::router(shared.clone()))
@@ -335,16 +338,20 @@ impl ServiceBuilder {
         for hook in self.hooks {
             router = hook(router);
         }
-        let router = router
-            .layer(axum::extract::DefaultBodyLimit::max(
-                shared.config.body_limit,
-            ))
-            .layer(catch_panics())
+        // The layers every request passes wrap the router once, as one
+        // service: `Router::layer` would wrap each route, and each request
+        // would clone and box every layer again.
+        let stack = request_id::layers()
             .layer(middleware::from_fn_with_state(
                 shared.clone(),
                 request_layer,
-            ));
-        let router = request_id::layer(router);
+            ))
+            .layer(catch_panics())
+            .layer(axum::extract::DefaultBodyLimit::max(
+                shared.config.body_limit,
+            ))
+            .service(router);
+        let router = Router::new().fallback_service(stack);
         Ok(Service { router, shared })
     }
 }
@@ -431,6 +438,7 @@ fn operation_routes(
         })?;
         let state = Arc::new(OpState {
             op: op.clone(),
+            name: OperationName(Arc::from(op.id.as_str())),
             shared: shared.clone(),
         });
         // The handler panics inside the operation's context and span, so
@@ -450,12 +458,14 @@ fn operation_routes(
 
 struct OpState {
     op: Operation,
+    name: OperationName,
     shared: Arc<Shared>,
 }
 
-/// Name of the operation that handled a request (for metrics and logs).
+/// Name of the operation that handled a request (for metrics and logs),
+/// shared by every response of that operation.
 #[derive(Clone, Debug)]
-pub struct OperationName(pub String);
+pub struct OperationName(pub Arc<str>);
 
 /// Request id and trace context of the current request.
 #[derive(Clone, Debug)]
@@ -465,11 +475,14 @@ pub struct RequestInfo {
     pub traceparent: String,
 }
 
-fn random_hex(bytes: usize) -> String {
+/// Append `n` (at most 16) random bytes, as lowercase hex, to `out`.
+fn push_random_hex(out: &mut String, n: usize) {
     use rand::RngCore;
-    let mut b = vec![0u8; bytes];
-    rand::rng().fill_bytes(&mut b);
-    hex::encode(b)
+    let mut bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut bytes[..n]);
+    let mut text = [0u8; 32];
+    hex::encode_to_slice(&bytes[..n], &mut text[..2 * n]).expect("sized to fit");
+    out.push_str(std::str::from_utf8(&text[..2 * n]).expect("hex is ASCII"));
 }
 
 /// Parse a W3C `traceparent` and continue it with a new span id; start a
@@ -491,10 +504,23 @@ pub fn continue_trace(incoming: Option<&str>) -> String {
             && parts[2] != "0".repeat(16)
             && hex_ok(parts[3], 2)
         {
-            return format!("00-{}-{}-{}", parts[1], random_hex(8), parts[3]);
+            let mut tp = String::with_capacity(55);
+            tp.push_str("00-");
+            tp.push_str(parts[1]);
+            tp.push('-');
+            push_random_hex(&mut tp, 8);
+            tp.push('-');
+            tp.push_str(parts[3]);
+            return tp;
         }
     }
-    format!("00-{}-{}-01", random_hex(16), random_hex(8))
+    let mut tp = String::with_capacity(55);
+    tp.push_str("00-");
+    push_random_hex(&mut tp, 16);
+    tp.push('-');
+    push_random_hex(&mut tp, 8);
+    tp.push_str("-01");
+    tp
 }
 
 /// The trace id part of a traceparent.
@@ -524,15 +550,13 @@ async fn request_layer(
             .get(TRACEPARENT_HEADER)
             .and_then(|v| v.to_str().ok()),
     );
-    let method = req.method().to_string();
+    let method = req.method().clone();
     let path = req.uri().path().to_string();
+    // What every line of the request carries; the access line adds the rest.
     let span = tracing::info_span!(
         "request",
-        request_id = %request_id,
-        trace_id = %trace_id(&traceparent),
-        method = %method,
-        path = %path,
-        operation = tracing::field::Empty,
+        request_id = request_id.as_str(),
+        trace_id = trace_id(&traceparent),
     );
     req.extensions_mut().insert(RequestInfo {
         request_id: request_id.clone(),
@@ -543,8 +567,8 @@ async fn request_layer(
     let base = Arc::new(Context {
         request_id: Some(request_id),
         traceparent: Some(traceparent),
-        method: Some(method.clone()),
-        path: Some(path),
+        method: Some(method.to_string()),
+        path: Some(path.clone()),
         ..Context::default()
     });
     let s = &shared;
@@ -554,20 +578,24 @@ async fn request_layer(
     }
     .instrument(span.clone())
     .await;
-    let operation = response
-        .extensions()
-        .get::<OperationName>()
-        .map_or("unmatched", |o| o.0.as_str())
-        .to_string();
-    let status = response.status().as_u16();
+    let labels = RequestLabels {
+        operation: Label(
+            response
+                .extensions()
+                .get::<OperationName>()
+                .map_or_else(|| shared.unmatched.0.clone(), |o| o.0.clone()),
+        ),
+        method: method_label(&method),
+        status: response.status().as_u16(),
+    };
     let elapsed = started.elapsed().as_secs_f64();
-    shared
-        .http_metrics
-        .observe(&operation, &method, status, elapsed);
+    shared.http_metrics.observe(&labels, elapsed);
     span.in_scope(|| {
         tracing::info!(
-            operation = %operation,
-            status,
+            method = labels.method,
+            path,
+            operation = &*labels.operation.0,
+            status = labels.status,
             latency_ms = elapsed * 1000.0,
             "request done"
         )
@@ -635,7 +663,7 @@ fn too_large(limit: usize) -> ApiError {
 
 /// Per operation: auth, validation, context, response validation.
 async fn operation_layer(State(st): State<Arc<OpState>>, req: Request, next: Next) -> Response {
-    let op_name = OperationName(st.op.id.clone());
+    let op_name = st.name.clone();
     let mut response = match run_operation(&st, req, next).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
@@ -646,7 +674,6 @@ async fn operation_layer(State(st): State<Arc<OpState>>, req: Request, next: Nex
 
 async fn run_operation(st: &OpState, req: Request, next: Next) -> Result<Response, ApiError> {
     let op = &st.op;
-    tracing::Span::current().record("operation", op.id.as_str());
     let (mut parts, body) = req.into_parts();
     let info = parts
         .extensions

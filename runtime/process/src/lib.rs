@@ -8,8 +8,12 @@
 //! |---|---|
 //! | [`signals`] | SIGTERM or Ctrl-C → a cancelled [`CancellationToken`](tokio_util::sync::CancellationToken) |
 //! | [`logs`] | the log setup: a filter from an environment variable, text or JSON lines on stderr |
+//! | [`json_lines`] | the JSON line format: span fields rendered once, copied into each line |
+//! | [`log_writer`] | lines batched in memory, written to stderr by a thread of their own |
 //! | [`probes`] | the `/healthz`, `/readyz`, `/metrics` server (hyper), stopped by a token |
 
+pub mod json_lines;
+pub mod log_writer;
 pub mod logs;
 pub mod probes;
 pub mod signals;

@@ -7,9 +7,13 @@
 //! [`pym_core::contract::ENV_LOG_FORMAT`]; the operator reads `RUST_LOG` and
 //! its `--log-format` flag.
 
+use crate::json_lines::{JsonFields, JsonLines};
+use crate::log_writer::LogWriter;
 use std::fmt;
 use std::io::IsTerminal;
+use std::io::Stderr;
 use std::str::FromStr;
+use std::sync::OnceLock;
 use tracing_subscriber::EnvFilter;
 
 /// How events are written.
@@ -93,27 +97,61 @@ pub fn filter(var: &str, value: Option<&str>, default: &str) -> (EnvFilter, Opti
     }
 }
 
+/// Keeps the log writer running (see [`log_writer`](crate::log_writer)):
+/// events are formatted by the thread that logs them and written to stderr
+/// in batches by a thread of its own. Dropping the guard writes what is
+/// buffered; hold it until the process ends (the binaries keep it in
+/// `main`).
+#[must_use = "dropping the guard stops the log writer: hold it for the life of the process"]
+pub struct LogGuard {
+    writer: Option<&'static LogWriter<Stderr>>,
+}
+
+impl Drop for LogGuard {
+    fn drop(&mut self) {
+        if let Some(w) = self.writer {
+            w.stop();
+        }
+    }
+}
+
+/// The process's writer, for the panic hook to write out at once.
+static WRITER: OnceLock<LogWriter<Stderr>> = OnceLock::new();
+
 /// Install the process's logger: the filter in `filter_var` (unset:
-/// `default_filter`), `format`, stderr; and log panics (see [`log_panics`]).
-/// With an invalid filter the default is used and the error returned, for
-/// the caller to report (logging works by then). A second call leaves the
-/// first logger in place.
-pub fn init(filter_var: &str, default_filter: &str, format: Format) -> Result<(), BadFilter> {
+/// `default_filter`), `format`, stderr through the batching writer (see
+/// [`LogGuard`]); and log panics (see [`log_panics`]). With an invalid
+/// filter the default is used and the error returned beside the guard,
+/// for the caller to report (logging works by then). A second call leaves
+/// the first logger in place.
+pub fn init(
+    filter_var: &str,
+    default_filter: &str,
+    format: Format,
+) -> (LogGuard, Option<BadFilter>) {
     let value = std::env::var(filter_var).ok();
     let (filter, bad) = filter(filter_var, value.as_deref(), default_filter);
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let writer: &'static LogWriter<Stderr> =
+        WRITER.get_or_init(|| LogWriter::new(std::io::stderr()));
     let _ = match format {
-        Format::Json => builder
-            .json()
-            .with_current_span(true)
-            .with_span_list(false)
+        Format::Json => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(writer)
+            .fmt_fields(JsonFields)
+            .event_format(JsonLines)
             .try_init(),
-        Format::Text => builder.try_init(),
+        Format::Text => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(writer)
+            .try_init(),
     };
     log_panics();
-    bad.map_or(Ok(()), Err)
+    (
+        LogGuard {
+            writer: Some(writer),
+        },
+        bad,
+    )
 }
 
 /// Log panics as one error event (in the current span, so a request's or
@@ -126,6 +164,9 @@ pub fn log_panics() {
             .map(|l| format!("{}:{}", l.file(), l.line()))
             .unwrap_or_default();
         tracing::error!(panic = %msg, %location, "panic");
+        if let Some(w) = WRITER.get() {
+            w.flush_now();
+        }
     }));
 }
 

@@ -89,7 +89,7 @@ impl App {
                 return ExitCode::from(2);
             }
         };
-        let json_logs = init_logging();
+        let (_logs, json_logs) = init_logging();
         let rt = match tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
@@ -135,11 +135,12 @@ impl App {
 
 /// Logs to stderr: `PYM_LOG` filter (default `info`), `PYM_LOG_FORMAT`
 /// `json` or `pretty` (default: pretty on a terminal, JSON otherwise).
-/// Returns whether logs are JSON.
-fn init_logging() -> bool {
+/// Returns the writer's guard (hold it) and whether logs are JSON.
+fn init_logging() -> (logs::LogGuard, bool) {
     let format = logs::Format::from_env(contract::ENV_LOG_FORMAT);
-    if let Err(e) = logs::init(contract::ENV_LOG, "info", format) {
+    let (guard, bad) = logs::init(contract::ENV_LOG, "info", format);
+    if let Some(e) = bad {
         tracing::warn!("{e}");
     }
-    format == logs::Format::Json
+    (guard, format == logs::Format::Json)
 }

@@ -1,0 +1,290 @@
+//! JSON log lines, written straight into the line buffer: one object per
+//! event, `{"timestamp", "level", "fields": {...}, "target", "span": {...}}`
+//! (the layout of tracing-subscriber's JSON format, innermost span only).
+//!
+//! tracing-subscriber's own JSON format parses every span's stored fields
+//! back into a `serde_json::Value` for each event, and json-subscriber
+//! builds a map per event; on a service's access line that was the largest
+//! cost of a request. Here span fields are stored once, as a JSON fragment
+//! (`"k":v,...`) by [`JsonFields`], and copied as they are into each line.
+
+use std::fmt::{self, Write};
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::field::RecordFields;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
+use tracing_subscriber::registry::LookupSpan;
+
+/// The event format (see the module doc).
+pub struct JsonLines;
+
+/// Span fields as a JSON fragment: `"k":v` pairs separated by commas.
+#[derive(Default)]
+pub struct JsonFields;
+
+impl<S, N> FormatEvent<S, N> for JsonLines
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut w: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let meta = event.metadata();
+        w.write_str("{\"timestamp\":\"")?;
+        SystemTime.format_time(&mut w)?;
+        write!(w, "\",\"level\":\"{}\",\"fields\":{{", meta.level())?;
+        let mut fields = Pairs::new(&mut w);
+        event.record(&mut fields);
+        fields.result?;
+        w.write_str("},\"target\":")?;
+        string(&mut w, meta.target())?;
+        if let Some(span) = ctx.lookup_current() {
+            w.write_str(",\"span\":{\"name\":")?;
+            string(&mut w, span.name())?;
+            if let Some(f) = span.extensions().get::<FormattedFields<N>>()
+                && !f.is_empty()
+            {
+                w.write_char(',')?;
+                w.write_str(f)?;
+            }
+            w.write_char('}')?;
+        }
+        w.write_str("}\n")
+    }
+}
+
+impl<'w> FormatFields<'w> for JsonFields {
+    fn format_fields<R: RecordFields>(&self, mut w: Writer<'w>, fields: R) -> fmt::Result {
+        let mut pairs = Pairs::new(&mut w);
+        fields.record(&mut pairs);
+        pairs.result
+    }
+
+    fn add_fields(
+        &self,
+        current: &mut FormattedFields<Self>,
+        fields: &tracing::span::Record<'_>,
+    ) -> fmt::Result {
+        let first = current.fields.is_empty();
+        let mut pairs = Pairs::new(&mut current.fields);
+        pairs.first = first;
+        fields.record(&mut pairs);
+        pairs.result
+    }
+}
+
+/// Writes visited fields as `"name":value` pairs.
+struct Pairs<'a> {
+    w: &'a mut dyn Write,
+    first: bool,
+    result: fmt::Result,
+}
+
+impl<'a> Pairs<'a> {
+    fn new(w: &'a mut dyn Write) -> Self {
+        Pairs {
+            w,
+            first: true,
+            result: Ok(()),
+        }
+    }
+
+    /// Write `"name":` and then the value with `value`.
+    fn pair(&mut self, field: &Field, value: impl FnOnce(&mut dyn Write) -> fmt::Result) {
+        if self.result.is_err() {
+            return;
+        }
+        let comma = !std::mem::replace(&mut self.first, false);
+        self.result = (|| {
+            if comma {
+                self.w.write_char(',')?;
+            }
+            string(self.w, field.name())?;
+            self.w.write_char(':')?;
+            value(self.w)
+        })();
+    }
+}
+
+impl Visit for Pairs<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.pair(field, |w| string(w, value));
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.pair(field, |w| {
+            w.write_char('"')?;
+            write!(Escaped(w), "{value:?}")?;
+            w.write_char('"')
+        });
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.pair(field, |w| write!(w, "{value}"));
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.pair(field, |w| write!(w, "{value}"));
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.pair(field, |w| write!(w, "{value}"));
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        // Rust prints finite floats without an exponent: valid JSON.
+        self.pair(field, |w| {
+            if value.is_finite() {
+                write!(w, "{value}")
+            } else {
+                w.write_str("null")
+            }
+        });
+    }
+
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.pair(field, |w| {
+            w.write_char('"')?;
+            write!(Escaped(w), "{value}")?;
+            w.write_char('"')
+        });
+    }
+}
+
+/// `s` as a JSON string.
+fn string(w: &mut dyn Write, s: &str) -> fmt::Result {
+    w.write_char('"')?;
+    Escaped(w).write_str(s)?;
+    w.write_char('"')
+}
+
+/// Escapes what is written through it for the inside of a JSON string.
+struct Escaped<'a>(&'a mut dyn Write);
+
+impl Write for Escaped<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let mut rest = s;
+        while let Some(i) = rest.find(|c: char| c < ' ' || c == '"' || c == '\\') {
+            self.0.write_str(&rest[..i])?;
+            let c = rest[i..].chars().next().expect("found at i");
+            match c {
+                '"' => self.0.write_str("\\\"")?,
+                '\\' => self.0.write_str("\\\\")?,
+                '\n' => self.0.write_str("\\n")?,
+                '\r' => self.0.write_str("\\r")?,
+                '\t' => self.0.write_str("\\t")?,
+                c => write!(self.0, "\\u{:04x}", u32::from(c))?,
+            }
+            rest = &rest[i + 1..];
+        }
+        self.0.write_str(rest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+    use std::io;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The lines `f` logs, parsed.
+    fn lines(f: impl FnOnce()) -> Vec<Value> {
+        let buf = Buf::default();
+        let out = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || out.clone())
+            .fmt_fields(JsonFields)
+            .event_format(JsonLines)
+            .finish();
+        tracing::subscriber::with_default(subscriber, f);
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect()
+    }
+
+    #[test]
+    fn an_event_in_a_span() {
+        let got = lines(|| {
+            let span = tracing::info_span!("request", request_id = "r-1", n = 3_u64);
+            span.in_scope(|| {
+                tracing::info!(
+                    method = "GET",
+                    status = 200_u16,
+                    latency_ms = 0.25,
+                    ok = true,
+                    delta = -4_i64,
+                    what = ?Some("x"),
+                    "request done"
+                );
+            });
+        });
+        let line = &got[0];
+        assert_eq!(
+            line["fields"],
+            json!({"message": "request done", "method": "GET", "status": 200,
+                   "latency_ms": 0.25, "ok": true, "delta": -4, "what": "Some(\"x\")"})
+        );
+        assert_eq!(
+            line["span"],
+            json!({"name": "request", "request_id": "r-1", "n": 3})
+        );
+        assert_eq!(line["level"], "INFO");
+        assert_eq!(line["target"], module_path!());
+        assert!(line["timestamp"].as_str().unwrap().ends_with('Z'));
+    }
+
+    #[test]
+    fn outside_a_span_and_with_recorded_fields() {
+        let got = lines(|| {
+            tracing::warn!(x = f64::NAN, "no span");
+            let span = tracing::info_span!("task", id = tracing::field::Empty);
+            span.record("id", "t-9");
+            span.in_scope(|| tracing::info!("in"));
+            let empty = tracing::info_span!("bare");
+            empty.in_scope(|| tracing::info!("in bare"));
+        });
+        assert!(got[0].get("span").is_none());
+        assert_eq!(got[0]["fields"]["x"], Value::Null);
+        assert_eq!(got[1]["span"], json!({"name": "task", "id": "t-9"}));
+        assert_eq!(got[2]["span"], json!({"name": "bare"}));
+    }
+
+    #[test]
+    fn strings_are_escaped() {
+        let cases = [
+            "plain",
+            "quote \" backslash \\",
+            "lines\nand\r\ttabs",
+            "control \u{1} \u{1f}",
+            "unicode é 🚀",
+            "",
+        ];
+        for s in cases {
+            let got = lines(|| tracing::info!(s, debug = ?s, "{s}"));
+            assert_eq!(got[0]["fields"]["s"], s, "{s:?}");
+            assert_eq!(got[0]["fields"]["message"], s, "{s:?}");
+            assert_eq!(got[0]["fields"]["debug"], format!("{s:?}"), "{s:?}");
+        }
+    }
+}
