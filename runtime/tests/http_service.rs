@@ -390,32 +390,10 @@ async fn openapi_31_documents_work() {
 
 /// The lines logged while `f` runs, as JSON (pym's production format).
 async fn logged<F: std::future::Future<Output = ()>>(f: F) -> Vec<serde_json::Value> {
-    use pym_process::json_lines::{JsonFields, JsonLines};
-    use std::sync::{Arc, Mutex};
-    #[derive(Clone, Default)]
-    struct Buf(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Buf {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buf = Buf::default();
-    let out = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || out.clone())
-        .fmt_fields(JsonFields)
-        .event_format(JsonLines)
-        .finish();
+    let (subscriber, captured) = pym_process::json_lines::capture();
     let _on = tracing::subscriber::set_default(subscriber);
     f.await;
-    let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
-    text.lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    captured.lines()
 }
 
 #[tokio::test(flavor = "current_thread")]

@@ -187,40 +187,68 @@ impl Write for Escaped<'_> {
     }
 }
 
+/// What a [`capture`] subscriber wrote.
+#[cfg(any(test, feature = "testing"))]
+#[derive(Clone, Default)]
+pub struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+#[cfg(any(test, feature = "testing"))]
+impl std::io::Write for Captured {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend_from_slice(b);
+        Ok(b.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(any(test, feature = "testing"))]
+impl Captured {
+    /// The lines written so far, parsed (a line that is not JSON panics).
+    pub fn lines(&self) -> Vec<serde_json::Value> {
+        let bytes = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        String::from_utf8(bytes)
+            .expect("log lines are UTF-8")
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect()
+    }
+}
+
+/// For tests (feature `testing`): a subscriber writing pym's JSON lines,
+/// every level, into memory, and the handle to read them.
+#[cfg(any(test, feature = "testing"))]
+pub fn capture() -> (impl Subscriber + Send + Sync, Captured) {
+    let captured = Captured::default();
+    let out = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || out.clone())
+        .fmt_fields(JsonFields)
+        .event_format(JsonLines)
+        .finish();
+    (subscriber, captured)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::{Value, json};
-    use std::io;
-    use std::sync::{Arc, Mutex};
-
-    #[derive(Clone, Default)]
-    struct Buf(Arc<Mutex<Vec<u8>>>);
-
-    impl io::Write for Buf {
-        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
 
     /// The lines `f` logs, parsed.
     fn lines(f: impl FnOnce()) -> Vec<Value> {
-        let buf = Buf::default();
-        let out = buf.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || out.clone())
-            .fmt_fields(JsonFields)
-            .event_format(JsonLines)
-            .finish();
+        let (subscriber, captured) = capture();
         tracing::subscriber::with_default(subscriber, f);
-        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
-        text.lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-            .collect()
+        captured.lines()
     }
 
     #[test]
