@@ -1,12 +1,12 @@
 //! Built-in endpoints: `/ping`, `/version`, `/auth/version`,
 //! `/openapi.yaml`, `/healthz`, `/readyz`, `/metrics`.
 
+use crate::config::HttpConfig;
 use crate::error::ApiError;
 use crate::server::{OperationName, Shared};
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, header};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use pym_core::contract;
@@ -29,28 +29,39 @@ pub const PATHS: &[&str] = &[
     contract::PATH_METRICS,
 ];
 
-async fn name_layer(State(name): State<OperationName>, req: Request, next: Next) -> Response {
-    let mut r = next.run(req).await;
-    r.extensions_mut().insert(name);
-    r
+/// The built-ins of the API port, by path; `/metrics` is among them
+/// unless `metrics_port` is set ([`metrics_router`] serves it then).
+const ROUTES: [(&str, &str); 7] = [
+    (PING, "ping"),
+    (VERSION, "version"),
+    (AUTH_VERSION, "auth_version"),
+    (OPENAPI, "openapi"),
+    (contract::PATH_HEALTHZ, "healthz"),
+    (contract::PATH_READYZ, "readyz"),
+    (contract::PATH_METRICS, "metrics"),
+];
+
+/// The built-ins this port serves, with the operation name their requests
+/// are counted and logged under (the request layer names them by path).
+pub(crate) fn names(config: &HttpConfig) -> Vec<(&'static str, OperationName)> {
+    ROUTES
+        .iter()
+        .filter(|(path, _)| *path != contract::PATH_METRICS || config.metrics_port.is_none())
+        .map(|(path, name)| (*path, OperationName(Arc::from(*name))))
+        .collect()
 }
 
-/// The built-ins of the API port; `/metrics` is among them unless
-/// `metrics_port` is set ([`metrics_router`] serves it then).
+/// The built-ins of the API port (see [`names`]).
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
-    let named = |name: &'static str, mr: axum::routing::MethodRouter<Arc<Shared>>| {
-        let name = OperationName(Arc::from(name));
-        mr.route_layer(middleware::from_fn_with_state(name, name_layer))
-    };
     let router = Router::new()
-        .route(PING, named("ping", get(ping)))
-        .route(VERSION, named("version", get(version)))
-        .route(AUTH_VERSION, named("auth_version", get(auth_version)))
-        .route(OPENAPI, named("openapi", get(openapi)))
-        .route(contract::PATH_HEALTHZ, named("healthz", get(healthz)))
-        .route(contract::PATH_READYZ, named("readyz", get(readyz)));
+        .route(PING, get(ping))
+        .route(VERSION, get(version))
+        .route(AUTH_VERSION, get(auth_version))
+        .route(OPENAPI, get(openapi))
+        .route(contract::PATH_HEALTHZ, get(healthz))
+        .route(contract::PATH_READYZ, get(readyz));
     let router = if shared.config.metrics_port.is_none() {
-        router.route(contract::PATH_METRICS, named("metrics", get(metrics)))
+        router.route(contract::PATH_METRICS, get(metrics))
     } else {
         router
     };

@@ -61,10 +61,13 @@ use pym_core::context::{self, Context};
 use pym_core::contract;
 use pym_core::panic_message;
 use std::collections::{BTreeMap, HashSet};
+use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Instant;
 use tokio::sync::{Semaphore, watch};
+use tower::ServiceExt;
 use tower_http::catch_panic::CatchPanicLayer;
 use tracing::Instrument;
 
@@ -110,6 +113,18 @@ pub(crate) struct Shared {
     pub in_flight: Semaphore,
     /// The operation name of a request no route matched.
     pub unmatched: OperationName,
+    /// The built-ins' paths and names.
+    pub builtins: Vec<(&'static str, OperationName)>,
+}
+
+impl Shared {
+    /// The name of the built-in at `path`, else `unmatched`.
+    fn builtin_name(&self, path: &str) -> &OperationName {
+        self.builtins
+            .iter()
+            .find(|(p, _)| *p == path)
+            .map_or(&self.unmatched, |(_, name)| name)
+    }
 }
 
 /// A built service: an axum [`Router`] plus what it was built from.
@@ -331,6 +346,7 @@ impl ServiceBuilder {
             readiness: self.readiness,
             in_flight: Semaphore::new(self.config.limits.max_in_flight),
             unmatched: OperationName(Arc::from("unmatched")),
+            builtins: builtins::names(&self.config),
         });
         let mut router = operation_routes(&spec, self.handlers, &shared)?
             .merge(builtins::router(shared.clone()))
@@ -342,10 +358,7 @@ impl ServiceBuilder {
         // service: `Router::layer` would wrap each route, and each request
         // would clone and box every layer again.
         let stack = request_id::layers()
-            .layer(middleware::from_fn_with_state(
-                shared.clone(),
-                request_layer,
-            ))
+            .layer(RequestLayer(shared.clone()))
             .layer(catch_panics())
             .layer(axum::extract::DefaultBodyLimit::max(
                 shared.config.body_limit,
@@ -536,13 +549,59 @@ fn catch_panics() -> CatchPanicLayer<fn(Box<dyn std::any::Any + Send + 'static>)
     })
 }
 
-/// Every route, inside the request-id layers: trace, span, metrics,
-/// panics, one error format.
-async fn request_layer(
-    State(shared): State<Arc<Shared>>,
-    mut req: Request,
-    next: Next,
-) -> Response {
+/// The layer of [`request`]: every request, inside the request-id layers.
+/// A tower layer of its own, not axum's `from_fn`, which boxes the inner
+/// service again for each request.
+#[derive(Clone)]
+struct RequestLayer(Arc<Shared>);
+
+impl<S> tower::Layer<S> for RequestLayer {
+    type Service = RequestService<S>;
+
+    fn layer(&self, inner: S) -> RequestService<S> {
+        RequestService {
+            shared: self.0.clone(),
+            inner,
+        }
+    }
+}
+
+#[derive(Clone)]
+struct RequestService<S> {
+    shared: Arc<Shared>,
+    inner: S,
+}
+
+impl<S> tower::Service<Request> for RequestService<S>
+where
+    S: tower::Service<Request, Error = Infallible> + Clone + Send + 'static,
+    S::Response: IntoResponse,
+    S::Future: Send,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = futures::future::BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        // The ready one goes; a clone waits for the next request.
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let shared = self.shared.clone();
+        Box::pin(async move { Ok(request(shared, req, inner).await) })
+    }
+}
+
+/// Every request: trace, span, context, limits, metrics, the access line,
+/// one error format.
+async fn request<S>(shared: Arc<Shared>, mut req: Request, inner: S) -> Response
+where
+    S: tower::Service<Request, Error = Infallible>,
+    S::Response: IntoResponse,
+{
     let started = Instant::now();
     let request_id = request_id::of(&req);
     let traceparent = continue_trace(
@@ -573,7 +632,7 @@ async fn request_layer(
     });
     let s = &shared;
     let response = async move {
-        let r = context::scope(base, limited(s, req, next)).await;
+        let r = context::scope(base, limited(s, req, inner)).await;
         normalize(r).await
     }
     .instrument(span.clone())
@@ -583,7 +642,9 @@ async fn request_layer(
             response
                 .extensions()
                 .get::<OperationName>()
-                .map_or_else(|| shared.unmatched.0.clone(), |o| o.0.clone()),
+                .unwrap_or_else(|| shared.builtin_name(&path))
+                .0
+                .clone(),
         ),
         method: method_label(&method),
         status: response.status().as_u16(),
@@ -610,7 +671,11 @@ const REQUEST_TIMEOUT_CODE: &str = "REQUEST_TIMEOUT";
 /// (else 413 before the body is read), a permit of `max_in_flight` (else
 /// 503 at once; `/healthz` and `/metrics` need none) and an answer within
 /// `request_timeout` (else 503).
-async fn limited(shared: &Shared, req: Request, next: Next) -> Response {
+async fn limited<S>(shared: &Shared, req: Request, inner: S) -> Response
+where
+    S: tower::Service<Request, Error = Infallible>,
+    S::Response: IntoResponse,
+{
     let config = &shared.config;
     let length = req
         .headers()
@@ -630,8 +695,9 @@ async fn limited(shared: &Shared, req: Request, next: Next) -> Response {
         }
     };
     let limit = config.limits.request_timeout;
-    match tokio::time::timeout(limit, next.run(req)).await {
-        Ok(r) => r,
+    match tokio::time::timeout(limit, inner.oneshot(req)).await {
+        Ok(Ok(r)) => r.into_response(),
+        Ok(Err(never)) => match never {},
         Err(_) => ApiError::service_unavailable(format!(
             "no answer within {} s (request_timeout_secs in pym-config.yaml)",
             limit.as_secs()
