@@ -834,6 +834,10 @@ async fn read_body(
     limit: usize,
     timeout: std::time::Duration,
 ) -> Result<axum::body::Bytes, ApiError> {
+    if axum::body::HttpBody::is_end_stream(&body) {
+        // No body (a GET, say): nothing to wait for, no timer to arm.
+        return Ok(axum::body::Bytes::new());
+    }
     match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
         Ok(Ok(bytes)) => Ok(bytes),
         Ok(Err(e)) if is_length_error(&e) => Err(too_large(limit)),
