@@ -401,7 +401,7 @@ async fn every_request_writes_one_access_line() {
     let svc = service();
     let mut ids = Vec::new();
     let lines = logged(async {
-        for req in [get("/ping"), get("/me"), get("/nowhere")] {
+        for req in [get("/ping"), get("/me"), get("/boom"), get("/nowhere")] {
             let r = call(&svc, req).await;
             ids.push(r.headers["x-request-id"].to_str().unwrap().to_string());
         }
@@ -414,6 +414,7 @@ async fn every_request_writes_one_access_line() {
     let want = [
         ("/ping", "ping", 200),
         ("/me", "me", 401),
+        ("/boom", "boom", 500),
         ("/nowhere", "unmatched", 404),
     ];
     assert_eq!(access.len(), want.len(), "{lines:#?}");

@@ -6,6 +6,7 @@
 //! It knows no task queue: the runtime passes what handlers need as
 //! extensions and what `/readyz` checks as [`ServiceBuilder::readiness`].
 
+mod around;
 pub mod auth;
 mod builtins;
 pub mod config;

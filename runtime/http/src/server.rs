@@ -40,6 +40,7 @@
 //! (so [`pym_core::context()`] and spawned tasks see the caller) → handler →
 //! response validation (debug builds / `validate_responses`).
 
+use crate::around::{self, Around, AroundLayer};
 use crate::auth::{Auth, AuthSetupError, Claims};
 use crate::builtins;
 use crate::config::{HttpConfig, HttpLimits};
@@ -50,12 +51,12 @@ use crate::request_id;
 use crate::spec::{AuthMode, Operation, Spec, SpecError};
 use crate::validate;
 use axum::Router;
-use axum::extract::{FromRequestParts, RawPathParams, Request, State};
+use axum::extract::{FromRequestParts, RawPathParams, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter};
+use futures::FutureExt;
 use pym_core::Metrics;
 use pym_core::context::{self, Context};
 use pym_core::contract;
@@ -63,11 +64,10 @@ use pym_core::panic_message;
 use std::collections::{BTreeMap, HashSet};
 use std::convert::Infallible;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::Instant;
 use tokio::sync::{Semaphore, watch};
-use tower::ServiceExt;
 use tower_http::catch_panic::CatchPanicLayer;
 use tracing::Instrument;
 
@@ -358,7 +358,7 @@ impl ServiceBuilder {
         // service: `Router::layer` would wrap each route, and each request
         // would clone and box every layer again.
         let stack = request_id::layers()
-            .layer(RequestLayer(shared.clone()))
+            .layer(AroundLayer(shared.clone()))
             .layer(catch_panics())
             .layer(axum::extract::DefaultBodyLimit::max(
                 shared.config.body_limit,
@@ -454,11 +454,7 @@ fn operation_routes(
             name: OperationName(Arc::from(op.id.as_str())),
             shared: shared.clone(),
         });
-        // The handler panics inside the operation's context and span, so
-        // the operation still names the response for metrics and logs.
-        let mr = make(filter)
-            .layer(catch_panics())
-            .route_layer(middleware::from_fn_with_state(state, operation_layer));
+        let mr = make(filter).route_layer(AroundLayer(state));
         let entry = by_path.remove(&op.path).unwrap_or_default();
         by_path.insert(op.path.clone(), entry.merge(mr));
     }
@@ -541,57 +537,41 @@ pub fn trace_id(traceparent: &str) -> &str {
     traceparent.split('-').nth(1).unwrap_or("")
 }
 
-/// A panic in a handler (or a built-in) becomes the standard error JSON.
+/// A panic in a built-in (or anywhere outside an operation's handler)
+/// becomes the standard error JSON.
 fn catch_panics() -> CatchPanicLayer<fn(Box<dyn std::any::Any + Send + 'static>) -> Response> {
     CatchPanicLayer::custom(|payload: Box<dyn std::any::Any + Send + 'static>| {
-        let msg = panic_message(payload.as_ref());
-        ApiError::server_error(format!("handler panicked: {msg}")).into_response()
+        panic_response(payload.as_ref())
     })
 }
 
-/// The layer of [`request`]: every request, inside the request-id layers.
-/// A tower layer of its own, not axum's `from_fn`, which boxes the inner
-/// service again for each request.
-#[derive(Clone)]
-struct RequestLayer(Arc<Shared>);
+/// The standard error JSON of a panic.
+fn panic_response(payload: &(dyn std::any::Any + Send)) -> Response {
+    let msg = panic_message(payload);
+    ApiError::server_error(format!("handler panicked: {msg}")).into_response()
+}
 
-impl<S> tower::Layer<S> for RequestLayer {
-    type Service = RequestService<S>;
-
-    fn layer(&self, inner: S) -> RequestService<S> {
-        RequestService {
-            shared: self.0.clone(),
-            inner,
-        }
+/// [`request`] around every request, inside the request-id layers.
+impl Around for Arc<Shared> {
+    fn around<S>(self, req: Request, inner: S) -> impl Future<Output = Response> + Send
+    where
+        S: tower::Service<Request, Error = Infallible> + Send + 'static,
+        S::Response: IntoResponse,
+        S::Future: Send,
+    {
+        request(self, req, inner)
     }
 }
 
-#[derive(Clone)]
-struct RequestService<S> {
-    shared: Arc<Shared>,
-    inner: S,
-}
-
-impl<S> tower::Service<Request> for RequestService<S>
-where
-    S: tower::Service<Request, Error = Infallible> + Clone + Send + 'static,
-    S::Response: IntoResponse,
-    S::Future: Send,
-{
-    type Response = Response;
-    type Error = Infallible;
-    type Future = futures::future::BoxFuture<'static, Result<Response, Infallible>>;
-
-    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request) -> Self::Future {
-        // The ready one goes; a clone waits for the next request.
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
-        let shared = self.shared.clone();
-        Box::pin(async move { Ok(request(shared, req, inner).await) })
+/// [`operation`] around each operation's handler.
+impl Around for Arc<OpState> {
+    fn around<S>(self, req: Request, inner: S) -> impl Future<Output = Response> + Send
+    where
+        S: tower::Service<Request, Error = Infallible> + Send + 'static,
+        S::Response: IntoResponse,
+        S::Future: Send,
+    {
+        operation(self, req, inner)
     }
 }
 
@@ -599,8 +579,9 @@ where
 /// one error format.
 async fn request<S>(shared: Arc<Shared>, mut req: Request, inner: S) -> Response
 where
-    S: tower::Service<Request, Error = Infallible>,
+    S: tower::Service<Request, Error = Infallible> + Send + 'static,
     S::Response: IntoResponse,
+    S::Future: Send,
 {
     let started = Instant::now();
     let request_id = request_id::of(&req);
@@ -673,8 +654,9 @@ const REQUEST_TIMEOUT_CODE: &str = "REQUEST_TIMEOUT";
 /// `request_timeout` (else 503).
 async fn limited<S>(shared: &Shared, req: Request, inner: S) -> Response
 where
-    S: tower::Service<Request, Error = Infallible>,
+    S: tower::Service<Request, Error = Infallible> + Send + 'static,
     S::Response: IntoResponse,
+    S::Future: Send,
 {
     let config = &shared.config;
     let length = req
@@ -695,9 +677,8 @@ where
         }
     };
     let limit = config.limits.request_timeout;
-    match tokio::time::timeout(limit, inner.oneshot(req)).await {
-        Ok(Ok(r)) => r.into_response(),
-        Ok(Err(never)) => match never {},
+    match tokio::time::timeout(limit, around::call(inner, req)).await {
+        Ok(r) => r,
         Err(_) => ApiError::service_unavailable(format!(
             "no answer within {} s (request_timeout_secs in pym-config.yaml)",
             limit.as_secs()
@@ -728,9 +709,14 @@ fn too_large(limit: usize) -> ApiError {
 }
 
 /// Per operation: auth, validation, context, response validation.
-async fn operation_layer(State(st): State<Arc<OpState>>, req: Request, next: Next) -> Response {
+async fn operation<S>(st: Arc<OpState>, req: Request, inner: S) -> Response
+where
+    S: tower::Service<Request, Error = Infallible> + Send + 'static,
+    S::Response: IntoResponse,
+    S::Future: Send,
+{
     let op_name = st.name.clone();
-    let mut response = match run_operation(&st, req, next).await {
+    let mut response = match run_operation(&st, req, inner).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
@@ -738,7 +724,12 @@ async fn operation_layer(State(st): State<Arc<OpState>>, req: Request, next: Nex
     response
 }
 
-async fn run_operation(st: &OpState, req: Request, next: Next) -> Result<Response, ApiError> {
+async fn run_operation<S>(st: &OpState, req: Request, inner: S) -> Result<Response, ApiError>
+where
+    S: tower::Service<Request, Error = Infallible> + Send + 'static,
+    S::Response: IntoResponse,
+    S::Future: Send,
+{
     let op = &st.op;
     let (mut parts, body) = req.into_parts();
     let info = parts
@@ -775,7 +766,12 @@ async fn run_operation(st: &OpState, req: Request, next: Next) -> Result<Respons
         parts.extensions.insert(c);
     }
     let req = Request::from_parts(parts, axum::body::Body::from(bytes));
-    let response = context::scope(ctx, next.run(req)).await;
+    // A panic in the handler is caught here, inside the operation's context
+    // and span, so the operation still names the response.
+    let handled = AssertUnwindSafe(around::call(inner, req)).catch_unwind();
+    let response = context::scope(ctx, handled)
+        .await
+        .unwrap_or_else(|payload| panic_response(payload.as_ref()));
 
     // 5. Response validation (debug builds, tests, or validate_responses).
     if !st.shared.config.validate_responses || response.extensions().get::<PymError>().is_some() {
