@@ -9,13 +9,23 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::task::{Context, Poll};
 
+/// The service an [`Around`] calls: the rest of the stack.
+pub(crate) trait Inner:
+    tower::Service<Request, Error = Infallible, Response: IntoResponse, Future: Send> + Send + 'static
+{
+}
+
+impl<S> Inner for S
+where
+    S: tower::Service<Request, Error = Infallible> + Send + 'static,
+    S::Response: IntoResponse,
+    S::Future: Send,
+{
+}
+
 /// Async code around a request, given the inner service to call.
 pub(crate) trait Around: Clone + Send + Sync + 'static {
-    fn around<S>(self, req: Request, inner: S) -> impl Future<Output = Response> + Send
-    where
-        S: tower::Service<Request, Error = Infallible> + Send + 'static,
-        S::Response: IntoResponse,
-        S::Future: Send;
+    fn around<S: Inner>(self, req: Request, inner: S) -> impl Future<Output = Response> + Send;
 }
 
 /// The layer of an [`Around`].
@@ -39,13 +49,7 @@ pub(crate) struct AroundService<A, S> {
     inner: S,
 }
 
-impl<A, S> tower::Service<Request> for AroundService<A, S>
-where
-    A: Around,
-    S: tower::Service<Request, Error = Infallible> + Clone + Send + 'static,
-    S::Response: IntoResponse,
-    S::Future: Send,
-{
+impl<A: Around, S: Inner + Clone> tower::Service<Request> for AroundService<A, S> {
     type Response = Response;
     type Error = Infallible;
     type Future = futures::future::BoxFuture<'static, Result<Response, Infallible>>;
@@ -64,11 +68,7 @@ where
 }
 
 /// Call `inner` with `req`, as a response.
-pub(crate) async fn call<S>(inner: S, req: Request) -> Response
-where
-    S: tower::Service<Request, Error = Infallible>,
-    S::Response: IntoResponse,
-{
+pub(crate) async fn call<S: Inner>(inner: S, req: Request) -> Response {
     use tower::ServiceExt;
     match inner.oneshot(req).await {
         Ok(r) => r.into_response(),
@@ -89,12 +89,7 @@ mod tests {
     struct Tag(&'static str);
 
     impl Around for Tag {
-        async fn around<S>(self, mut req: Request, inner: S) -> Response
-        where
-            S: tower::Service<Request, Error = Infallible> + Send + 'static,
-            S::Response: IntoResponse,
-            S::Future: Send,
-        {
+        async fn around<S: Inner>(self, mut req: Request, inner: S) -> Response {
             req.headers_mut().insert("x-in", self.0.parse().unwrap());
             let mut r = call(inner, req).await;
             r.headers_mut().insert("x-out", self.0.parse().unwrap());

@@ -40,7 +40,7 @@
 //! (so [`pym_core::context()`] and spawned tasks see the caller) → handler →
 //! response validation (debug builds / `validate_responses`).
 
-use crate::around::{self, Around, AroundLayer};
+use crate::around::{self, Around, AroundLayer, Inner};
 use crate::auth::{Auth, AuthSetupError, Claims};
 use crate::builtins;
 use crate::config::{HttpConfig, HttpLimits};
@@ -62,7 +62,6 @@ use pym_core::context::{self, Context};
 use pym_core::contract;
 use pym_core::panic_message;
 use std::collections::{BTreeMap, HashSet};
-use std::convert::Infallible;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -553,36 +552,21 @@ fn panic_response(payload: &(dyn std::any::Any + Send)) -> Response {
 
 /// [`request`] around every request, inside the request-id layers.
 impl Around for Arc<Shared> {
-    fn around<S>(self, req: Request, inner: S) -> impl Future<Output = Response> + Send
-    where
-        S: tower::Service<Request, Error = Infallible> + Send + 'static,
-        S::Response: IntoResponse,
-        S::Future: Send,
-    {
+    fn around<S: Inner>(self, req: Request, inner: S) -> impl Future<Output = Response> + Send {
         request(self, req, inner)
     }
 }
 
 /// [`operation`] around each operation's handler.
 impl Around for Arc<OpState> {
-    fn around<S>(self, req: Request, inner: S) -> impl Future<Output = Response> + Send
-    where
-        S: tower::Service<Request, Error = Infallible> + Send + 'static,
-        S::Response: IntoResponse,
-        S::Future: Send,
-    {
+    fn around<S: Inner>(self, req: Request, inner: S) -> impl Future<Output = Response> + Send {
         operation(self, req, inner)
     }
 }
 
 /// Every request: trace, span, context, limits, metrics, the access line,
 /// one error format.
-async fn request<S>(shared: Arc<Shared>, mut req: Request, inner: S) -> Response
-where
-    S: tower::Service<Request, Error = Infallible> + Send + 'static,
-    S::Response: IntoResponse,
-    S::Future: Send,
-{
+async fn request<S: Inner>(shared: Arc<Shared>, mut req: Request, inner: S) -> Response {
     let started = Instant::now();
     let request_id = request_id::of(&req);
     let traceparent = continue_trace(
@@ -652,12 +636,7 @@ const REQUEST_TIMEOUT_CODE: &str = "REQUEST_TIMEOUT";
 /// (else 413 before the body is read), a permit of `max_in_flight` (else
 /// 503 at once; `/healthz` and `/metrics` need none) and an answer within
 /// `request_timeout` (else 503).
-async fn limited<S>(shared: &Shared, req: Request, inner: S) -> Response
-where
-    S: tower::Service<Request, Error = Infallible> + Send + 'static,
-    S::Response: IntoResponse,
-    S::Future: Send,
-{
+async fn limited<S: Inner>(shared: &Shared, req: Request, inner: S) -> Response {
     let config = &shared.config;
     let length = req
         .headers()
@@ -709,12 +688,7 @@ fn too_large(limit: usize) -> ApiError {
 }
 
 /// Per operation: auth, validation, context, response validation.
-async fn operation<S>(st: Arc<OpState>, req: Request, inner: S) -> Response
-where
-    S: tower::Service<Request, Error = Infallible> + Send + 'static,
-    S::Response: IntoResponse,
-    S::Future: Send,
-{
+async fn operation<S: Inner>(st: Arc<OpState>, req: Request, inner: S) -> Response {
     let op_name = st.name.clone();
     let mut response = match run_operation(&st, req, inner).await {
         Ok(r) => r,
@@ -724,12 +698,11 @@ where
     response
 }
 
-async fn run_operation<S>(st: &OpState, req: Request, inner: S) -> Result<Response, ApiError>
-where
-    S: tower::Service<Request, Error = Infallible> + Send + 'static,
-    S::Response: IntoResponse,
-    S::Future: Send,
-{
+async fn run_operation<S: Inner>(
+    st: &OpState,
+    req: Request,
+    inner: S,
+) -> Result<Response, ApiError> {
     let op = &st.op;
     let (mut parts, body) = req.into_parts();
     let info = parts
