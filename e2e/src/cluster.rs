@@ -155,6 +155,26 @@ impl Cluster {
         kubectl_tool(&self.kubeconfig_path)
     }
 
+    /// The messages of the Events in `ns` with this `reason`, one a line
+    /// (an events.k8s.io `note` or a core `message`).
+    pub async fn event_messages(&self, ns: &str, reason: &str) -> Result<String> {
+        self.kubectl()
+            .args([
+                "get",
+                "events",
+                "-n",
+                ns,
+                "--field-selector",
+                &format!("reason={reason}"),
+            ])
+            .args([
+                "-o",
+                "jsonpath={range .items[*]}{.note}{.message}{\"\\n\"}{end}",
+            ])
+            .run()
+            .await
+    }
+
     /// `helm` with `KUBECONFIG` set and its config/cache/data dirs under the run dir.
     pub fn helm(&self) -> Tool {
         let home = run_dir().join("helm");

@@ -304,25 +304,6 @@ impl Drop for Kubelet {
     }
 }
 
-async fn events(cluster: &Cluster, ns: &str, reason: &str) -> Result<String> {
-    cluster
-        .kubectl()
-        .args([
-            "get",
-            "events",
-            "-n",
-            ns,
-            "--field-selector",
-            &format!("reason={reason}"),
-        ])
-        .args([
-            "-o",
-            "jsonpath={range .items[*]}{.note}{.message}{\"\\n\"}{end}",
-        ])
-        .run()
-        .await
-}
-
 /// hello in a namespace of its own, autoscaled by the operator, its managed
 /// Redis played by a loopback redis-server, the workers at `min` replicas.
 /// Fields drop in order: the operator before Redis before the namespace.
@@ -459,13 +440,13 @@ async fn queue_spike_scales_workers_fast_and_back_to_min_after_the_window() -> R
     let reason = status["lastScaleReason"].as_str().unwrap_or_default();
     assert!(reason.contains("→ 1 workers"), "{reason}");
     assert!(status["lastScaleTime"].is_string());
-    let up = events(cluster, n, "ScaledUp").await?;
+    let up = cluster.event_messages(n, "ScaledUp").await?;
     assert!(
         up.contains("ready") && up.contains("→ 5 workers"),
         "ScaledUp event: {up}"
     );
     eprintln!("ScaledUp event: {}", up.lines().next().unwrap_or_default());
-    let down = events(cluster, n, "ScaledDown").await?;
+    let down = cluster.event_messages(n, "ScaledDown").await?;
     assert!(!down.trim().is_empty(), "ScaledDown event");
     kubectl_get_pym(cluster, n, &["WORKERS", "DESIRED", "QUEUE", "SCALED"]).await?;
     drop(kubelet);
@@ -607,7 +588,7 @@ async fn unreachable_redis_keeps_replicas_and_sets_the_condition() -> Result<()>
     // Window is 1 s: without statistics nothing scales down.
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(replicas(deps, "hello-worker").await, Some(5));
-    let ev = events(cluster, n, "RedisUnreachable").await?;
+    let ev = cluster.event_messages(n, "RedisUnreachable").await?;
     assert!(!ev.trim().is_empty(), "a Warning event");
     // Other conditions of the reconciler are intact (list-map ownership).
     let o = pym.get("hello").await?;

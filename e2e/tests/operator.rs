@@ -538,19 +538,7 @@ async fn a_foreign_object_with_a_child_name_is_left_alone() -> Result<()> {
     let o = wait_condition(&pym, "payments", "Degraded", "True", "NameConflict").await?;
     let (_, _, msg) = condition(&o, "Degraded").unwrap();
     assert!(msg.contains(&format!("Service {n}/payments")), "{msg}");
-    let events = cluster
-        .kubectl()
-        .args([
-            "get",
-            "events",
-            "-n",
-            n,
-            "--field-selector",
-            "reason=NameConflict",
-        ])
-        .args(["-o", "jsonpath={.items[*].message}"])
-        .run()
-        .await?;
+    let events = cluster.event_messages(n, "NameConflict").await?;
     assert!(
         events.contains("Service"),
         "an Event names the object: {events:?}"
@@ -609,20 +597,7 @@ async fn missing_secret_is_degraded_then_recovers() -> Result<()> {
         msg.contains("spec.jwtSecretRef") && msg.contains("ext-jwt"),
         "{msg}"
     );
-    let events = cluster
-        .kubectl()
-        .args([
-            "get",
-            "events",
-            "-n",
-            n,
-            "--field-selector",
-            "reason=SecretNotFound",
-            "-o",
-            "name",
-        ])
-        .run()
-        .await?;
+    let events = cluster.event_messages(n, "SecretNotFound").await?;
     assert!(!events.trim().is_empty(), "a Warning event is published");
 
     let secrets: Api<Secret> = Api::namespaced(client.clone(), n);

@@ -69,9 +69,9 @@ fn wait_up(port: u16) {
     panic!("service did not come up on {port}");
 }
 
-/// Start `hello <cmd>` in the background on `port`, in `dir`, with no PYM_*
-/// settings but `env`; wait until it answers /healthz. Killed when dropped.
-fn start(cmd: &str, port: u16, dir: &std::path::Path, env: &[(&str, &str)]) -> Kill {
+/// `hello <cmd>` on `port`, in `dir`, with no PYM_* settings from the
+/// test's environment.
+fn bare(cmd: &str, port: u16, dir: &std::path::Path) -> Command {
     let mut c = Command::new(BIN);
     c.arg(cmd)
         .env_remove("PYM_REDIS_URL")
@@ -80,9 +80,15 @@ fn start(cmd: &str, port: u16, dir: &std::path::Path, env: &[(&str, &str)]) -> K
         .env_remove("PYM_ENV")
         .env_remove("PYM_CONFIG")
         .env("PYM_PORT", port.to_string())
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .current_dir(dir);
+    c
+}
+
+/// Start `hello <cmd>` in the background on `port`, in `dir`, with no PYM_*
+/// settings but `env`; wait until it answers /healthz. Killed when dropped.
+fn start(cmd: &str, port: u16, dir: &std::path::Path, env: &[(&str, &str)]) -> Kill {
+    let mut c = bare(cmd, port, dir);
+    c.stdout(Stdio::null()).stderr(Stdio::null());
     for (k, v) in env {
         c.env(k, v);
     }
@@ -236,17 +242,9 @@ fn up_runs_on_a_fresh_machine_in_eager_mode() {
 /// never hold the secret.
 fn start_up_printing(port: u16, dir: &std::path::Path, report: &std::path::Path) -> (Kill, String) {
     use std::io::BufRead;
-    let mut c = Command::new(BIN);
-    c.arg("up")
-        .env_remove("PYM_REDIS_URL")
-        .env_remove("PYM_JWT_SECRET")
-        .env_remove("PYM_TASK_SECRET")
-        .env_remove("PYM_ENV")
-        .env_remove("PYM_CONFIG")
-        .env("PYM_PORT", port.to_string())
-        .env("PYM_LOG_FORMAT", "json")
+    let mut c = bare("up", port, dir);
+    c.env("PYM_LOG_FORMAT", "json")
         .env("HELLO_TASK_REPORT", report)
-        .current_dir(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     let mut child = c.spawn().unwrap();
