@@ -104,14 +104,12 @@ pub fn filter(var: &str, value: Option<&str>, default: &str) -> (EnvFilter, Opti
 /// `main`).
 #[must_use = "dropping the guard stops the log writer: hold it for the life of the process"]
 pub struct LogGuard {
-    writer: Option<&'static LogWriter<Stderr>>,
+    writer: &'static LogWriter<Stderr>,
 }
 
 impl Drop for LogGuard {
     fn drop(&mut self) {
-        if let Some(w) = self.writer {
-            w.stop();
-        }
+        self.writer.stop();
     }
 }
 
@@ -146,12 +144,7 @@ pub fn init(
             .try_init(),
     };
     log_panics();
-    (
-        LogGuard {
-            writer: Some(writer),
-        },
-        bad,
-    )
+    (LogGuard { writer }, bad)
 }
 
 /// Log panics as one error event (in the current span, so a request's or
