@@ -705,14 +705,6 @@ async fn run_operation<S: Inner>(
 ) -> Result<Response, ApiError> {
     let op = &st.op;
     let (mut parts, body) = req.into_parts();
-    let info = parts
-        .extensions
-        .get::<RequestInfo>()
-        .cloned()
-        .unwrap_or_else(|| RequestInfo {
-            request_id: request_id::new_id(),
-            traceparent: continue_trace(None),
-        });
 
     // 1. Authentication, per the operation's security.
     let (claims, token) = authenticate(st, &parts.headers)?;
@@ -725,15 +717,13 @@ async fn run_operation<S: Inner>(
     let bytes = read_body(body, config.body_limit, config.limits.body_timeout).await?;
     validate::check_body(op, &parts.headers, &bytes)?;
 
-    // 4. Context.
+    // 4. Context: the request's (id, trace, method, path; see `request`)
+    // and the caller.
     let ctx = Arc::new(Context {
         user_id: claims.as_ref().map(|c: &Claims| c.user_id().to_string()),
         claims: claims.as_ref().map(|c| c.0.clone()),
         token,
-        request_id: Some(info.request_id),
-        traceparent: Some(info.traceparent),
-        method: Some(parts.method.to_string()),
-        path: Some(parts.uri.path().to_string()),
+        ..Context::clone(&context::context())
     });
     if let Some(c) = claims {
         parts.extensions.insert(c);
