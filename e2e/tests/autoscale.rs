@@ -468,7 +468,7 @@ async fn zero_idle_workers_wake_on_a_task_and_in_flight_blocks_scale_to_zero() -
 
     let broker = task_broker(cluster, n, url).await?;
     let t0 = Instant::now();
-    broker.enqueue(&signup(0)).await?;
+    broker.enqueue(signup(0)).await?;
     wait_replicas(deps, 1, Duration::from_secs(30)).await?;
     eprintln!(
         "MEASURED one task → 1 worker from zero: {:.0} ms",

@@ -9,9 +9,10 @@ use crate::redis_url::redact as redact_url;
 use pym_core::Metrics;
 use pym_core::contract;
 use pym_core::keys;
+use pym_core::keys::QueueKeys;
 use redis::AsyncConnectionConfig;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -125,7 +126,8 @@ struct Inner {
     signer: Signer,
     metrics: Arc<TaskMetrics>,
     url: String,
-    registered_queues: Mutex<HashSet<String>>,
+    /// The queues this process registered, with their keys.
+    registered_queues: Mutex<HashMap<String, Arc<QueueKeys>>>,
 }
 
 impl fmt::Debug for Broker {
@@ -184,7 +186,7 @@ impl Broker {
                 signer: Signer::new(&config.secret),
                 metrics: config.metrics.clone(),
                 url: config.url.clone(),
-                registered_queues: Mutex::new(HashSet::new()),
+                registered_queues: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -228,21 +230,22 @@ impl Broker {
     }
 
     /// Add `queue` to the queue registry once per process.
-    pub(crate) async fn register_queue(&self, queue: &str) -> Result<()> {
-        if self.inner.registered_queues.lock().unwrap().contains(queue) {
-            return Ok(());
+    pub(crate) async fn register_queue(&self, queue: &str) -> Result<Arc<QueueKeys>> {
+        if let Some(k) = self.inner.registered_queues.lock().unwrap().get(queue) {
+            return Ok(k.clone());
         }
         let _: () = redis::cmd("SADD")
             .arg(keys::QUEUES)
             .arg(queue)
             .query_async(&mut self.conn())
             .await?;
+        let keys = Arc::new(QueueKeys::new(queue));
         self.inner
             .registered_queues
             .lock()
             .unwrap()
-            .insert(queue.to_owned());
-        Ok(())
+            .insert(queue.to_owned(), keys.clone());
+        Ok(keys)
     }
 
     /// Every queue ever used on this Redis, sorted.

@@ -3,7 +3,7 @@
 
 use crate::envelope::{Envelope, now_ms};
 use crate::{Broker, Result};
-use pym_core::keys::{self, QueueKeys};
+use pym_core::keys;
 use redis::Script;
 use std::sync::LazyLock;
 
@@ -24,23 +24,23 @@ return 1
 
 impl Broker {
     /// Sign and enqueue one envelope (delayed if its `eta` is in the future).
-    pub async fn enqueue(&self, env: &Envelope) -> Result<()> {
-        self.register_queue(&env.queue).await?;
-        let message = self.signer().seal(env);
-        let qk = QueueKeys::new(&env.queue);
-        match env.eta {
+    pub async fn enqueue(&self, env: Envelope) -> Result<()> {
+        let qk = self.register_queue(&env.queue).await?;
+        let (eta, priority) = (env.eta, env.priority);
+        let message = self.signer().seal_owned(env);
+        match eta {
             Some(eta) if eta > now_ms() => {
                 let _: i64 = SCHEDULE
                     .key(&qk.delayed)
                     .key(&qk.signal)
                     .arg(eta)
-                    .arg(keys::delayed_member(env.priority, &message))
+                    .arg(keys::delayed_member(priority, &message))
                     .invoke_async(&mut self.conn())
                     .await?;
             }
             _ => {
                 let _: String = redis::cmd("XADD")
-                    .arg(qk.ready(env.priority))
+                    .arg(qk.ready(priority))
                     .arg("*")
                     .arg(keys::FIELD_MESSAGE)
                     .arg(message)
@@ -51,15 +51,14 @@ impl Broker {
         Ok(())
     }
 
-    /// Enqueue many immediate envelopes of one queue in one pipeline.
+    /// Enqueue many immediate envelopes in one pipeline.
     pub async fn enqueue_batch(&self, envs: &[Envelope]) -> Result<()> {
-        let Some(first) = envs.first() else {
+        if envs.is_empty() {
             return Ok(());
-        };
-        self.register_queue(&first.queue).await?;
+        }
         let mut pipe = redis::pipe();
         for env in envs {
-            let qk = QueueKeys::new(&env.queue);
+            let qk = self.register_queue(&env.queue).await?;
             pipe.cmd("XADD")
                 .arg(qk.ready(env.priority))
                 .arg("*")

@@ -193,16 +193,16 @@ impl Signer {
 
     /// Serialise and sign an envelope, encrypting the token it carries.
     pub fn seal(&self, env: &Envelope) -> String {
-        let body = match &env.ctx.token {
-            Some(token) => {
-                let mut sealed = env.clone();
-                sealed.ctx.token = Some(self.seal_token(token));
-                serde_json::to_string(&sealed)
-            }
-            None => serde_json::to_string(env),
+        self.seal_owned(env.clone())
+    }
+
+    /// [`Signer::seal`], encrypting the token in place (no copy of the
+    /// envelope: what a spawn uses).
+    pub fn seal_owned(&self, mut env: Envelope) -> String {
+        if let Some(token) = &mut env.ctx.token {
+            *token = self.seal_token(token);
         }
-        .expect("envelope serialises");
-        self.seal_json(&body)
+        self.seal_json(&serde_json::to_string(&env).expect("envelope serialises"))
     }
 
     /// Sign an already-serialised envelope.

@@ -95,7 +95,7 @@ impl Queue {
         let queue = T::OPTIONS.queue;
         validate_queue_name(queue).map_err(SpawnError::InvalidQueue)?;
         let raw = RawValue::from_string(serde_json::to_string(&args)?)?;
-        let ctx: Context = (*context::context()).clone();
+        let ctx: Context = context::with_current(|c| c.cloned().unwrap_or_default());
         let mut env = Envelope::new(T::NAME, queue, T::OPTIONS.priority, raw, ctx);
         env.eta = match when {
             When::Now => None,
@@ -108,9 +108,10 @@ impl Queue {
         };
         match &self.mode {
             Mode::Redis(b) => {
-                b.enqueue(&env).await?;
+                let id = env.id;
+                b.enqueue(env).await?;
                 self.metrics.enqueued(T::NAME, queue);
-                Ok(env.id)
+                Ok(id)
             }
             Mode::Eager => {
                 // Round-trip the arguments as a worker would, so eager tests

@@ -206,7 +206,6 @@ async fn execute(env: &Envelope, timeout: Duration, fut: TaskFuture) -> Result<(
         task = %env.task,
         id = %env.id,
         attempt = env.attempt,
-        request_id = ctx.request_id.as_deref().unwrap_or(""),
         user_id = ctx.user_id.as_deref().unwrap_or(""),
     );
     let result = tokio::time::timeout(
