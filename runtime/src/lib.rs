@@ -27,8 +27,8 @@ pub use pym_macros::asynctask;
 /// The HTTP layer: the service builder, handlers' errors, axum.
 pub mod http {
     pub use pym_http::{
-        ApiError, Auth, Claims, ErrorBody, HttpConfig, JwtConfig, OperationName, RequestInfo,
-        Service, ServiceBuilder, ServiceError, Spec, axum, codes,
+        ApiError, Auth, Claims, ErrorBody, HttpConfig, JwtConfig, OperationName, Service,
+        ServiceBuilder, ServiceError, Spec, axum, codes,
     };
 }
 

@@ -48,6 +48,11 @@ impl Context {
         *self == Self::default()
     }
 
+    /// The trace id of the carried `traceparent` (its second part).
+    pub fn trace_id(&self) -> Option<&str> {
+        self.traceparent.as_deref()?.split('-').nth(1)
+    }
+
     /// Expiry (`exp`, seconds since the epoch) of the carried token's claims.
     pub fn token_expiry(&self) -> Option<u64> {
         self.claims.as_ref()?.get("exp")?.as_u64()
@@ -79,6 +84,16 @@ pub fn context() -> Arc<Context> {
         .unwrap_or_else(|_| Arc::new(Context::system()))
 }
 
+/// `f` of the context of the running request or task, `None` outside of
+/// both; unlike [`context()`] it allocates nothing (log lines read it).
+pub fn with_current<R>(f: impl FnOnce(Option<&Context>) -> R) -> R {
+    let mut f = Some(f);
+    match CURRENT.try_with(|c| (f.take().expect("called once"))(Some(c))) {
+        Ok(r) => r,
+        Err(_) => (f.take().expect("not called: no context"))(None),
+    }
+}
+
 /// Run `fut` with `ctx` as its current context.
 pub async fn scope<F: Future>(ctx: Arc<Context>, fut: F) -> F::Output {
     CURRENT.scope(ctx, fut).await
@@ -99,6 +114,31 @@ mod tests {
         let seen = scope(ctx.clone(), async { context() }).await;
         assert_eq!(seen.user_id.as_deref(), Some("u1"));
         assert!(context().is_system());
+        let user = |c: Option<&Context>| c.and_then(|c| c.user_id.clone());
+        assert_eq!(
+            scope(ctx, async { with_current(user) }).await.as_deref(),
+            Some("u1")
+        );
+        assert_eq!(with_current(user), None);
+    }
+
+    #[test]
+    fn trace_id_of_the_traceparent() {
+        let cases = [
+            (
+                Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+                Some("4bf92f3577b34da6a3ce929d0e0e4736"),
+            ),
+            (Some("garbage"), None),
+            (None, None),
+        ];
+        for (tp, want) in cases {
+            let ctx = Context {
+                traceparent: tp.map(String::from),
+                ..Default::default()
+            };
+            assert_eq!(ctx.trace_id(), want, "{tp:?}");
+        }
     }
 
     #[test]

@@ -376,14 +376,38 @@ impl Auth {
 
     /// Verify a raw token (no `Bearer ` prefix).
     pub fn verify(&self, token: &str) -> Result<Claims, ApiError> {
-        // Check the header first so `alg: none` and foreign algorithms get a
-        // precise message.
+        if self.previous.is_empty() {
+            // One key: decode once and check the header decode returns; the
+            // header is parsed on its own only to explain a failure.
+            return match self.decode(token, &self.decoding) {
+                Ok(data) => {
+                    self.check_header(&data.header)?;
+                    claims(data.claims)
+                }
+                Err(e) => {
+                    self.header_key(token)?;
+                    Err(e)
+                }
+            };
+        }
+        let key = self.header_key(token)?;
+        claims(self.decode(token, key)?.claims)
+    }
+
+    /// Check the token's header alone, so `alg: none`, foreign algorithms,
+    /// a wrong `typ` or an unknown `kid` get a precise message; the key
+    /// its `kid` names.
+    fn header_key(&self, token: &str) -> Result<&DecodingKey, ApiError> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| {
             ApiError::token_invalid(format!(
                 "the token is not a well-formed JWT ({})",
                 kind_text(e.kind())
             ))
         })?;
+        self.check_header(&header)
+    }
+
+    fn check_header(&self, header: &jsonwebtoken::Header) -> Result<&DecodingKey, ApiError> {
         if header.alg != self.algorithm {
             return Err(ApiError::token_invalid(format!(
                 "the token is signed with {:?}; this service accepts only {:?}",
@@ -391,19 +415,21 @@ impl Auth {
             )));
         }
         check_typ(header.typ.as_deref()).map_err(ApiError::token_invalid)?;
-        let key = self.key_for(header.kid.as_deref())?;
-        let data = jsonwebtoken::decode::<Map<String, Value>>(token, key, &self.validation)
-            .map_err(|e| match e.kind() {
+        self.key_for(header.kid.as_deref())
+    }
+
+    /// Verify the signature and the registered claims with `key`.
+    fn decode(
+        &self,
+        token: &str,
+        key: &DecodingKey,
+    ) -> Result<jsonwebtoken::TokenData<Map<String, Value>>, ApiError> {
+        jsonwebtoken::decode::<Map<String, Value>>(token, key, &self.validation).map_err(
+            |e| match e.kind() {
                 ErrorKind::ExpiredSignature => ApiError::token_expired(),
                 k => ApiError::token_invalid(kind_text(k)),
-            })?;
-        let claims = Value::Object(data.claims);
-        match claims.get("sub") {
-            Some(Value::String(s)) if !s.is_empty() => Ok(Claims(claims)),
-            _ => Err(ApiError::token_invalid(
-                "the token's 'sub' (user id) must be a non-empty string",
-            )),
-        }
+            },
+        )
     }
 
     /// The key that verifies a token with this `kid`.
@@ -554,6 +580,16 @@ fn encoding_pem(alg: Algorithm, pem: &SecretString) -> Result<EncodingKey, Strin
         PemFamily::Ed => EncodingKey::from_ed_pem(b),
     }
     .map_err(|e| e.to_string())
+}
+
+/// The claims of a verified token: `sub` must be a non-empty string.
+fn claims(claims: Map<String, Value>) -> Result<Claims, ApiError> {
+    match claims.get("sub") {
+        Some(Value::String(s)) if !s.is_empty() => Ok(Claims(Value::Object(claims))),
+        _ => Err(ApiError::token_invalid(
+            "the token's 'sub' (user id) must be a non-empty string",
+        )),
+    }
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ mod validate;
 pub use auth::{Auth, Claims};
 pub use config::{HttpConfig, JwtConfig};
 pub use error::{ApiError, ErrorBody, codes};
-pub use server::{OperationName, RequestInfo, Service, ServiceBuilder, ServiceError};
+pub use server::{OperationName, Service, ServiceBuilder, ServiceError};
 pub use spec::Spec;
 
 /// The axum version pym is built on, for handlers' extractors and responses.

@@ -32,7 +32,7 @@
 //! `header_read_timeout` close the connection.
 //!
 //! Request path, outermost first: request id (tower-http's layers, see
-//! `request_id.rs`) → trace span + metrics + panic catcher + error
+//! `request_id.rs`) → trace + context + metrics + panic catcher + error
 //! normaliser (every route) → `Content-Length` over `body_limit`: 413 at
 //! once → in-flight cap (`max_in_flight`, else 503) → request timeout
 //! (503) → per operation: JWT check (per
@@ -475,14 +475,6 @@ struct OpState {
 #[derive(Clone, Debug)]
 pub struct OperationName(pub Arc<str>);
 
-/// Request id and trace context of the current request.
-#[derive(Clone, Debug)]
-pub struct RequestInfo {
-    pub request_id: String,
-    /// Our traceparent (incoming trace id, or a new one; our span id).
-    pub traceparent: String,
-}
-
 /// Append `n` (at most 16) random bytes, as lowercase hex, to `out`.
 fn push_random_hex(out: &mut String, n: usize) {
     use rand::RngCore;
@@ -531,11 +523,6 @@ pub fn continue_trace(incoming: Option<&str>) -> String {
     tp
 }
 
-/// The trace id part of a traceparent.
-pub fn trace_id(traceparent: &str) -> &str {
-    traceparent.split('-').nth(1).unwrap_or("")
-}
-
 /// A panic in a built-in (or anywhere outside an operation's handler)
 /// becomes the standard error JSON.
 fn catch_panics() -> CatchPanicLayer<fn(Box<dyn std::any::Any + Send + 'static>) -> Response> {
@@ -564,11 +551,16 @@ impl Around for Arc<OpState> {
     }
 }
 
-/// Every request: trace, span, context, limits, metrics, the access line,
-/// one error format.
-async fn request<S: Inner>(shared: Arc<Shared>, mut req: Request, inner: S) -> Response {
+/// Every request: trace, context, limits, metrics, the access line, one
+/// error format.
+///
+/// Every log line of the request carries its request id and trace id: they
+/// are in its context, which the log format reads
+/// (`pym_process::caller_fields`). A tracing span `request` with the same
+/// two fields is opened only when enabled at debug level (e.g.
+/// `PYM_LOG=info,pym_http=debug`), for subscribers that work on spans.
+async fn request<S: Inner>(shared: Arc<Shared>, req: Request, inner: S) -> Response {
     let started = Instant::now();
-    let request_id = request_id::of(&req);
     let traceparent = continue_trace(
         req.headers()
             .get(TRACEPARENT_HEADER)
@@ -576,57 +568,59 @@ async fn request<S: Inner>(shared: Arc<Shared>, mut req: Request, inner: S) -> R
     );
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    // What every line of the request carries; the access line adds the rest.
-    let span = tracing::info_span!(
-        "request",
-        request_id = request_id.as_str(),
-        trace_id = trace_id(&traceparent),
-    );
-    req.extensions_mut().insert(RequestInfo {
-        request_id: request_id.clone(),
-        traceparent: traceparent.clone(),
-    });
     // Built-ins and unmatched routes run in a context with the request id;
-    // operations replace it with the full one (user, claims).
+    // operations extend it with the caller (user, claims, token).
     let base = Arc::new(Context {
-        request_id: Some(request_id),
+        request_id: Some(request_id::of(&req)),
         traceparent: Some(traceparent),
         method: Some(method.to_string()),
         path: Some(path.clone()),
         ..Context::default()
     });
+    let span = tracing::debug_span!(
+        "request",
+        request_id = base.request_id.as_deref(),
+        trace_id = base.trace_id(),
+    );
     let s = &shared;
-    let response = async move {
-        let r = context::scope(base, limited(s, req, inner)).await;
-        normalize(r).await
-    }
-    .instrument(span.clone())
-    .await;
+    let handled = async move {
+        let response = normalize(limited(s, req, inner).await).await;
+        done(s, &method, &path, started, &response);
+        response
+    };
+    context::scope(base, handled.instrument(span)).await
+}
+
+/// Count the request in the metrics and write its access line.
+fn done(
+    shared: &Shared,
+    method: &axum::http::Method,
+    path: &str,
+    started: Instant,
+    response: &Response,
+) {
     let labels = RequestLabels {
         operation: Label(
             response
                 .extensions()
                 .get::<OperationName>()
-                .unwrap_or_else(|| shared.builtin_name(&path))
+                .unwrap_or_else(|| shared.builtin_name(path))
                 .0
                 .clone(),
         ),
-        method: method_label(&method),
+        method: method_label(method),
         status: response.status().as_u16(),
     };
     let elapsed = started.elapsed().as_secs_f64();
     shared.http_metrics.observe(&labels, elapsed);
-    span.in_scope(|| {
-        tracing::info!(
-            method = labels.method,
-            path,
-            operation = &*labels.operation.0,
-            status = labels.status,
-            latency_ms = elapsed * 1000.0,
-            "request done"
-        )
-    });
-    response
+    tracing::info!(
+        method = labels.method,
+        path,
+        operation = &*labels.operation.0,
+        status = labels.status,
+        latency_ms = elapsed * 1000.0,
+        "request done"
+    );
 }
 
 /// Error code of a body that did not arrive within `body_timeout`.
@@ -718,16 +712,13 @@ async fn run_operation<S: Inner>(
     validate::check_body(op, &parts.headers, &bytes)?;
 
     // 4. Context: the request's (id, trace, method, path; see `request`)
-    // and the caller.
+    // and the caller (the `Claims` extractor reads them there).
     let ctx = Arc::new(Context {
         user_id: claims.as_ref().map(|c: &Claims| c.user_id().to_string()),
-        claims: claims.as_ref().map(|c| c.0.clone()),
+        claims: claims.map(|c| c.0),
         token,
-        ..Context::clone(&context::context())
+        ..context::with_current(|base| base.cloned().unwrap_or_default())
     });
-    if let Some(c) = claims {
-        parts.extensions.insert(c);
-    }
     let req = Request::from_parts(parts, axum::body::Body::from(bytes));
     // A panic in the handler is caught here, inside the operation's context
     // and span, so the operation still names the response.
@@ -836,14 +827,14 @@ async fn check_response(op: &Operation, response: Response) -> Result<Response, 
     Ok(Response::from_parts(rparts, axum::body::Body::from(rbytes)))
 }
 
+/// The verified claims of the caller, from the operation's context: a
+/// handler of an operation without a verified token gets a 401.
 impl<S: Send + Sync> FromRequestParts<S> for Claims {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<Claims>()
-            .cloned()
+    async fn from_request_parts(_: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        context::with_current(|c| c.and_then(|c| c.claims.clone()))
+            .map(Claims)
             .ok_or_else(ApiError::authorization_header_missing)
     }
 }
@@ -855,6 +846,7 @@ mod tests {
     #[test]
     fn traceparent_continues_or_starts() {
         let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let trace_id = |tp: &str| tp.split('-').nth(1).unwrap_or("").to_string();
         let c = continue_trace(Some(tp));
         assert_eq!(trace_id(&c), "4bf92f3577b34da6a3ce929d0e0e4736");
         assert_ne!(c, tp);

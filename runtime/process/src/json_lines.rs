@@ -1,6 +1,8 @@
 //! JSON log lines, written straight into the line buffer: one object per
-//! event, `{"timestamp", "level", "fields": {...}, "target", "span": {...}}`
-//! (the layout of tracing-subscriber's JSON format, innermost span only).
+//! event, `{"timestamp", "level", "fields": {...}, "target", "request_id",
+//! "trace_id", "span": {...}}` (the layout of tracing-subscriber's JSON
+//! format, innermost span only, and the caller's ids from
+//! [`caller_fields`](crate::caller_fields)).
 //!
 //! tracing-subscriber's own JSON format parses every span's stored fields
 //! back into a `serde_json::Value` for each event, and json-subscriber
@@ -8,12 +10,14 @@
 //! cost of a request. Here span fields are stored once, as a JSON fragment
 //! (`"k":v,...`) by [`JsonFields`], and copied as they are into each line.
 
+use crate::caller_fields;
+use std::cell::RefCell;
 use std::fmt::{self, Write};
+use std::time::{SystemTime, UNIX_EPOCH};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
 
@@ -37,13 +41,14 @@ where
     ) -> fmt::Result {
         let meta = event.metadata();
         w.write_str("{\"timestamp\":\"")?;
-        SystemTime.format_time(&mut w)?;
+        timestamp(&mut w, SystemTime::now())?;
         write!(w, "\",\"level\":\"{}\",\"fields\":{{", meta.level())?;
         let mut fields = Pairs::new(&mut w);
         event.record(&mut fields);
         fields.result?;
         w.write_str("},\"target\":")?;
         string(&mut w, meta.target())?;
+        caller_fields::write_json(&mut w)?;
         if let Some(span) = ctx.lookup_current() {
             w.write_str(",\"span\":{\"name\":")?;
             string(&mut w, span.name())?;
@@ -126,11 +131,11 @@ impl Visit for Pairs<'_> {
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.pair(field, |w| write!(w, "{value}"));
+        self.pair(field, |w| w.write_str(itoa::Buffer::new().format(value)));
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.pair(field, |w| write!(w, "{value}"));
+        self.pair(field, |w| w.write_str(itoa::Buffer::new().format(value)));
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
@@ -138,10 +143,11 @@ impl Visit for Pairs<'_> {
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        // Rust prints finite floats without an exponent: valid JSON.
+        // ryu's shortest form (`0.25`, `1e-7`) is valid JSON; JSON has no
+        // NaN or infinity.
         self.pair(field, |w| {
             if value.is_finite() {
-                write!(w, "{value}")
+                w.write_str(ryu::Buffer::new().format_finite(value))
             } else {
                 w.write_str("null")
             }
@@ -157,8 +163,33 @@ impl Visit for Pairs<'_> {
     }
 }
 
+/// `now` in RFC 3339, UTC, to the microsecond (`2026-12-05T01:02:03.000004Z`).
+/// The date and time of day are formatted once a second per thread; lines
+/// within that second reuse them.
+fn timestamp(w: &mut dyn Write, now: SystemTime) -> fmt::Result {
+    thread_local! {
+        /// The second last formatted, and its `YYYY-MM-DDTHH:MM:SS`.
+        static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    }
+    let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    SECOND.with_borrow_mut(|(second, text)| {
+        if *second != secs {
+            let ts = i64::try_from(secs)
+                .ok()
+                .and_then(|s| jiff::Timestamp::from_second(s).ok())
+                .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+            text.clear();
+            write!(text, "{}", ts.strftime("%Y-%m-%dT%H:%M:%S"))?;
+            *second = secs;
+        }
+        w.write_str(text)
+    })?;
+    write!(w, ".{:06}Z", since.subsec_micros())
+}
+
 /// `s` as a JSON string.
-fn string(w: &mut dyn Write, s: &str) -> fmt::Result {
+pub(crate) fn string(w: &mut dyn Write, s: &str) -> fmt::Result {
     w.write_char('"')?;
     Escaped(w).write_str(s)?;
     w.write_char('"')
@@ -169,6 +200,10 @@ struct Escaped<'a>(&'a mut dyn Write);
 
 impl Write for Escaped<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
+        let plain = |b: u8| b >= b' ' && b != b'"' && b != b'\\';
+        if s.bytes().all(plain) {
+            return self.0.write_str(s);
+        }
         let mut rest = s;
         while let Some(i) = rest.find(|c: char| c < ' ' || c == '"' || c == '\\') {
             self.0.write_str(&rest[..i])?;
@@ -285,7 +320,7 @@ mod tests {
     #[test]
     fn outside_a_span_and_with_recorded_fields() {
         let got = lines(|| {
-            tracing::warn!(x = f64::NAN, "no span");
+            tracing::warn!(x = f64::NAN, tiny = 1e-7, big = 1e300, "no span");
             let span = tracing::info_span!("task", id = tracing::field::Empty);
             span.record("id", "t-9");
             span.in_scope(|| tracing::info!("in"));
@@ -294,8 +329,31 @@ mod tests {
         });
         assert!(got[0].get("span").is_none());
         assert_eq!(got[0]["fields"]["x"], Value::Null);
+        assert_eq!(got[0]["fields"]["tiny"], 1e-7);
+        assert_eq!(got[0]["fields"]["big"], 1e300);
         assert_eq!(got[1]["span"], json!({"name": "task", "id": "t-9"}));
         assert_eq!(got[2]["span"], json!({"name": "bare"}));
+    }
+
+    #[test]
+    fn timestamps() {
+        use std::time::Duration;
+        let at = |secs, micros| {
+            let mut s = String::new();
+            let t = UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_micros(micros);
+            timestamp(&mut s, t).unwrap();
+            s
+        };
+        let cases = [
+            (0, 0, "1970-01-01T00:00:00.000000Z"),
+            (1_796_432_523, 4, "2026-12-05T01:02:03.000004Z"),
+            (1_796_432_523, 999_999, "2026-12-05T01:02:03.999999Z"),
+            (1_796_432_524, 10, "2026-12-05T01:02:04.000010Z"),
+            (951_782_400, 0, "2000-02-29T00:00:00.000000Z"),
+        ];
+        for (secs, micros, want) in cases {
+            assert_eq!(at(secs, micros), want, "{secs} {micros}");
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! [`pym_core::contract::ENV_LOG_FORMAT`]; the operator reads `RUST_LOG` and
 //! its `--log-format` flag.
 
+use crate::caller_fields::WithCaller;
 use crate::json_lines::{JsonFields, JsonLines};
 use crate::log_writer::LogWriter;
 use std::fmt;
@@ -141,14 +142,17 @@ pub fn init(
         Format::Text => tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_writer(writer)
+            .event_format(WithCaller(
+                tracing_subscriber::fmt::format().with_ansi(std::io::stderr().is_terminal()),
+            ))
             .try_init(),
     };
     log_panics();
     (LogGuard { writer }, bad)
 }
 
-/// Log panics as one error event (in the current span, so a request's or
-/// task's id comes with it) instead of raw text on stderr.
+/// Log panics as one error event (with the caller's ids, as every line of
+/// a request or task) instead of raw text on stderr.
 pub fn log_panics() {
     std::panic::set_hook(Box::new(|info| {
         let msg = pym_core::panic_message(info.payload());
