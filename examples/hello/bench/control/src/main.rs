@@ -10,6 +10,11 @@
 //!
 //! Usage: `bench-control <port>`, with `PYM_JWT_SECRET`, `PYM_REDIS_URL`,
 //! `JWT_ISSUER` and `JWT_AUDIENCE` in the environment.
+//!
+//! Calibration: with `BENCH_SPIN_NS=N`, `/ping` first spins N ns of CPU, to
+//! show what a given cost per request does to req/s on the machine (the
+//! kernel's share per request grows as a server slows: wrk's threads sleep
+//! more and each response must wake one).
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -49,6 +54,12 @@ async fn main() {
     validation.set_issuer(&[env("JWT_ISSUER")]);
     validation.set_audience(&[env("JWT_AUDIENCE")]);
     validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
+    let spin = std::time::Duration::from_nanos(
+        std::env::var("BENCH_SPIN_NS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+    );
     let client = redis::Client::open(env("PYM_REDIS_URL")).expect("PYM_REDIS_URL");
     let shared = Arc::new(Shared {
         key: DecodingKey::from_secret(env("PYM_JWT_SECRET").as_bytes()),
@@ -59,7 +70,7 @@ async fn main() {
             .expect("redis reachable"),
     });
     let app = Router::new()
-        .route("/ping", get(|| async { Json(json!({})) }))
+        .route("/ping", get(move || async move { ping(spin) }))
         .route("/me", get(me))
         .route("/signup", post(signup))
         .with_state(shared);
@@ -67,6 +78,15 @@ async fn main() {
         .await
         .expect("port free");
     axum::serve(listener, app).await.expect("serve");
+}
+
+/// `{}`, after spinning `spin` (see the calibration note above).
+fn ping(spin: std::time::Duration) -> Json<Value> {
+    let start = std::time::Instant::now();
+    while start.elapsed() < spin {
+        std::hint::spin_loop();
+    }
+    Json(json!({}))
 }
 
 async fn me(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Result<Json<Value>, StatusCode> {
