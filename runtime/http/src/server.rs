@@ -62,6 +62,7 @@ use pym_core::context::{self, Context};
 use pym_core::contract;
 use pym_core::panic_message;
 use std::collections::{BTreeMap, HashSet};
+use std::convert::Infallible;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -88,6 +89,16 @@ pub enum ServiceError {
 
 type BoxedHandler = Box<dyn FnOnce(MethodFilter) -> MethodRouter + Send>;
 type RouterHook = Box<dyn FnOnce(Router) -> Router + Send>;
+/// Serves the service's own tower stack on a listener until the stop
+/// signal (see [`Service::serve_with_metrics`]).
+type Serve = Box<
+    dyn FnOnce(
+            tokio::net::TcpListener,
+            HttpLimits,
+            watch::Receiver<bool>,
+        ) -> futures::future::BoxFuture<'static, ()>
+        + Send,
+>;
 
 /// Builds a [`Service`].
 pub struct ServiceBuilder {
@@ -129,6 +140,7 @@ impl Shared {
 /// A built service: an axum [`Router`] plus what it was built from.
 pub struct Service {
     router: Router,
+    serve: Serve,
     shared: Arc<Shared>,
 }
 
@@ -206,7 +218,7 @@ impl Service {
             let router = builtins::metrics_router(self.shared.clone());
             tokio::spawn(accept_loop(l, router, limits, stop.clone()))
         });
-        accept_loop(listener, self.router, limits, stop).await;
+        (self.serve)(listener, limits, stop).await;
         if let Some(t) = metrics_task {
             t.await.map_err(std::io::Error::other)?;
         }
@@ -215,14 +227,20 @@ impl Service {
 }
 
 /// Accept connections on `listener` (at most `max_connections` open at
-/// once) and serve `router` on each, until `stop` turns true; then wait
+/// once) and serve `service` on each, until `stop` turns true; then wait
 /// until every connection is closed.
-async fn accept_loop(
+async fn accept_loop<S>(
     mut listener: tokio::net::TcpListener,
-    router: Router,
+    service: S,
     limits: HttpLimits,
     mut stop: watch::Receiver<bool>,
-) {
+) where
+    S: tower::Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    use tower::ServiceExt;
+    let service = service
+        .map_request(|r: hyper::Request<hyper::body::Incoming>| r.map(axum::body::Body::new));
     use hyper::server::conn::http1;
     use hyper_util::rt::{TokioIo, TokioTimer};
     let slots = Arc::new(Semaphore::new(limits.max_connections));
@@ -244,7 +262,7 @@ async fn accept_loop(
         let conn = http
             .serve_connection(
                 TokioIo::new(io),
-                hyper_util::service::TowerToHyperService::new(router.clone()),
+                hyper_util::service::TowerToHyperService::new(service.clone()),
             )
             .with_upgrades();
         let (mut conn_stop, conn_held) = (stop.clone(), held.clone());
@@ -363,8 +381,17 @@ impl ServiceBuilder {
                 shared.config.body_limit,
             ))
             .service(router);
-        let router = Router::new().fallback_service(stack);
-        Ok(Service { router, shared })
+        // Served as it is (`Router::fallback_service` would box it and each
+        // request's future once more); tests get it as a `Router`.
+        let router = Router::new().fallback_service(stack.clone());
+        let serve: Serve = Box::new(move |listener, limits, stop| {
+            Box::pin(accept_loop(listener, stack, limits, stop))
+        });
+        Ok(Service {
+            router,
+            serve,
+            shared,
+        })
     }
 }
 
