@@ -7,7 +7,9 @@ Usage: perf script -F ip,sym | steps.py <server CPU µs per request>
 
 A sample belongs to the innermost step any of its frames names (a malloc
 inside the access line counts for the access line); samples no step names
-are "other". Used by profile.sh.
+are "other". Steps are matched by function names, so the control's own UUID
+or Redis timeout lands in "request id" or "limits". Used by bench.sh with
+PROFILE=1.
 """
 import collections
 import re

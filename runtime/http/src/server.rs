@@ -87,7 +87,8 @@ pub enum ServiceError {
     Auth(#[from] AuthSetupError),
 }
 
-type BoxedHandler = Box<dyn FnOnce(MethodFilter) -> MethodRouter + Send>;
+/// A bound handler: given its method and its operation's layer, its route.
+type BoxedHandler = Box<dyn FnOnce(MethodFilter, AroundLayer<Arc<OpState>>) -> MethodRouter + Send>;
 type RouterHook = Box<dyn FnOnce(Router) -> Router + Send>;
 /// Serves the service's own tower stack on a listener until the stop
 /// signal (see [`Service::serve_with_metrics`]).
@@ -311,7 +312,9 @@ impl ServiceBuilder {
     {
         self.handlers.push((
             operation_id.to_string(),
-            Box::new(move |filter| axum::routing::on(filter, handler)),
+            // The operation's layer wraps the handler itself, inside its
+            // route: `MethodRouter::route_layer` would box the route again.
+            Box::new(move |filter, layer| axum::routing::on(filter, handler.layer(layer))),
         ));
         self
     }
@@ -480,7 +483,7 @@ fn operation_routes(
             name: OperationName(Arc::from(op.id.as_str())),
             shared: shared.clone(),
         });
-        let mr = make(filter).route_layer(AroundLayer(state));
+        let mr = make(filter, AroundLayer(state));
         let entry = by_path.remove(&op.path).unwrap_or_default();
         by_path.insert(op.path.clone(), entry.merge(mr));
     }
