@@ -751,10 +751,132 @@ async fn child_worker_process() {
     let Ok(url) = std::env::var("PYM_TEST_CHILD_REDIS") else {
         return; // only meaningful when started by `worker_killed_mid_task_loses_nothing`
     };
-    let mut c = cfg(&["long"], "child");
-    c.visibility_timeout = Duration::from_secs(1);
+    let name = std::env::var("PYM_TEST_CHILD_NAME").unwrap_or_else(|_| "child".into());
+    let mut c = cfg(&["long"], &name);
+    c.visibility_timeout = Duration::from_secs(
+        std::env::var("PYM_TEST_CHILD_VT_SECS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1),
+    );
     let w = start_worker(&url, c).await;
     let _ = w.handle.await;
+}
+
+/// A child worker process (see `child_worker_process`) on `url`.
+fn child_worker(url: &str, name: &str, visibility_secs: u64) -> std::process::Child {
+    std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_worker_process",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("PYM_TEST_CHILD_REDIS", url)
+        .env("PYM_TEST_CHILD_NAME", name)
+        .env("PYM_TEST_CHILD_VT_SECS", visibility_secs.to_string())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// The consumers of `stream`'s group.
+async fn consumers(url: &str, stream: &str) -> Vec<String> {
+    let client = redis::Client::open(url).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let rows: Vec<HashMap<String, redis::Value>> = redis::cmd("XINFO")
+        .arg("CONSUMERS")
+        .arg(stream)
+        .arg(keys::GROUP)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    rows.iter()
+        .filter_map(|r| match r.get("name") {
+            Some(redis::Value::BulkString(b)) => Some(String::from_utf8_lossy(b).into_owned()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_killed_worker_s_tasks_are_taken_over_long_before_their_lease_ends() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let q = queue(&url).await;
+    for i in 0..4 {
+        long_task::spawn(&q, (url.clone(), format!("taken{i}"), 3000))
+            .await
+            .unwrap();
+    }
+    // Leases of 5 minutes: only the takeover can bring these tasks back
+    // within the test's 20 s.
+    let mut child = child_worker(&url, "doomed", 300);
+    let rescuer = {
+        let mut c = cfg(&["long"], "rescuer");
+        c.visibility_timeout = Duration::from_secs(300);
+        c
+    };
+    for i in 0..4 {
+        eventually_counter(&url, &format!("runs:taken{i}"), 1).await;
+    }
+    // The registry says what the worker holds (as of its last beat).
+    let b = broker(&url).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let live = pym_broker::workers::live(&b, Default::default())
+            .await
+            .unwrap();
+        if live.iter().any(|w| w.name == "doomed" && w.in_flight == 4) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "registry: {live:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A live worker with room, then the kill (SIGKILL: no hand-back, the
+    // registry entry stays).
+    let w = start_worker(&url, rescuer).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    child.kill().unwrap();
+    let killed = Instant::now();
+    child.wait().unwrap();
+    assert_eq!(qstats(&url, "long").await.in_flight, 4);
+    for i in 0..4 {
+        eventually_counter(&url, &format!("runs:taken{i}"), 2).await;
+    }
+    eprintln!(
+        "the 4 tasks of the killed worker started again {:.1} s after the kill",
+        killed.elapsed().as_secs_f64()
+    );
+    for i in 0..4 {
+        eventually_counter(&url, &format!("done:taken{i}"), 1).await;
+        assert_eq!(
+            counter(&url, &format!("runs:taken{i}")).await,
+            2,
+            "run again once"
+        );
+    }
+    assert!(
+        killed.elapsed() < Duration::from_secs(60),
+        "well before the 300 s lease"
+    );
+    let stream = keys::QueueKeys::new("long")
+        .ready(Priority::Normal)
+        .to_owned();
+    assert_eq!(
+        consumers(&url, &stream).await,
+        ["rescuer"],
+        "the dead consumer left the group"
+    );
+    eventually_stats_zero(&url, "long").await;
+    w.stop().await.unwrap();
+    let left = pym_broker::workers::live(&b, Default::default())
+        .await
+        .unwrap();
+    assert!(
+        left.iter().all(|w| w.name != "rescuer"),
+        "a clean stop leaves the registry: {left:?}"
+    );
 }
 
 #[tokio::test]
@@ -765,17 +887,7 @@ async fn worker_killed_mid_task_loses_nothing() {
     long_task::spawn(&q, (url.clone(), "kill9".into(), 1500))
         .await
         .unwrap();
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_worker_process",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("PYM_TEST_CHILD_REDIS", &url)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = child_worker(&url, "child", 1);
     eventually_counter(&url, "runs:kill9", 1).await;
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();

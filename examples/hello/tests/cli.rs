@@ -361,6 +361,24 @@ fn up_with_redis_runs_api_and_worker_in_one_process() {
         "no token: system user"
     );
     assert_eq!(seen["pid"].as_u64().unwrap() as u32, pid);
+    // Its worker beats in the registry `stats --workers` reads.
+    let env = [("PYM_REDIS_URL", url.as_str()), ("PYM_JWT_SECRET", SECRET)];
+    let o = hello(&["stats", "--workers", "--json"], &env);
+    assert!(o.status.success(), "{}", text(&o));
+    let live: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(live.len(), 1, "{live:?}");
+    assert_eq!(
+        live[0]["queues"],
+        serde_json::json!(["default"]),
+        "{live:?}"
+    );
+    assert!(live[0]["last_beat"].as_u64().unwrap() > 0, "{live:?}");
+    let o = hello(&["stats", "--workers"], &env);
+    assert!(
+        text(&o).contains("in_flight") && text(&o).contains("default"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]

@@ -5,7 +5,8 @@
 //! with the `worker` feature, the [`worker`].
 //!
 //! `enqueue` → `delay` (promotion) → `fetch` → `ack` | `retry` | `dead`,
-//! with `reclaim` returning tasks of dead workers and `stats` reading depth.
+//! with `workers` (the registry of live workers) and `reclaim` returning
+//! tasks of dead workers, and `stats` reading depth.
 
 mod broker;
 pub mod envelope;
@@ -22,6 +23,7 @@ pub mod reclaim;
 pub mod redis_url;
 pub mod retry;
 pub mod stats;
+pub mod workers;
 
 #[cfg(feature = "worker")]
 pub mod worker;

@@ -2,6 +2,8 @@
 //! visibility timeout; the worker's heartbeat keeps renewing the lease of the
 //! tasks it still runs. Tasks whose lease ran out (their worker died or hung)
 //! are claimed by another worker and run again, with their delivery count.
+//! A worker the registry ([`crate::workers`]) finds dead has its tasks
+//! taken over at once ([`takeover`]), without waiting for their leases.
 
 use crate::fetch::Delivery;
 use crate::{Broker, Result};
@@ -56,6 +58,31 @@ for _, e in ipairs(claimed) do
     for i = 1, #f, 2 do if f[i] == ARGV[5] then msg = f[i + 1] end end
   end
   table.insert(out, {id, msg, n})
+end
+return out
+"#,
+    )
+});
+
+/// Move up to ARGV[4] entries pending for consumer ARGV[2] to ARGV[3];
+/// return {id, message or '', delivery count} for each. Once ARGV[2] has
+/// nothing pending left, remove it from the group.
+static TAKEOVER: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local pending = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', ARGV[4], ARGV[2])
+local out = {}
+for _, p in ipairs(pending) do
+  local id = p[1]
+  local e = redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[3], 0, id)[1]
+  local msg = ''
+  if type(e) == 'table' and type(e[2]) == 'table' then
+    for i = 1, #e[2], 2 do if e[2][i] == ARGV[5] then msg = e[2][i + 1] end end
+  end
+  table.insert(out, {id, msg, p[4] + 1})
+end
+if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2]) == 0 then
+  redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
 end
 return out
 "#,
@@ -127,15 +154,44 @@ pub async fn reclaim(
         .arg(keys::FIELD_MESSAGE)
         .invoke_async(&mut broker.conn())
         .await?;
-    Ok(rows
-        .into_iter()
+    Ok(deliveries(stream, rows))
+}
+
+/// Take over up to `count` tasks that the dead consumer `dead` holds on
+/// `stream`, for `me` (no lease to wait out: its worker stopped beating).
+/// `dead` leaves the group once it holds nothing there.
+pub async fn takeover(
+    broker: &Broker,
+    stream: &str,
+    dead: &str,
+    me: &str,
+    count: usize,
+) -> Result<Vec<Delivery>> {
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<(String, String, u64)> = TAKEOVER
+        .key(stream)
+        .arg(keys::GROUP)
+        .arg(dead)
+        .arg(me)
+        .arg(count)
+        .arg(keys::FIELD_MESSAGE)
+        .invoke_async(&mut broker.conn())
+        .await?;
+    Ok(deliveries(stream, rows))
+}
+
+/// Deliveries of `stream` from script rows `(id, message or '', count)`.
+fn deliveries(stream: &str, rows: Vec<(String, String, u64)>) -> Vec<Delivery> {
+    rows.into_iter()
         .map(|(id, message, deliveries)| Delivery {
             stream: stream.to_owned(),
             id,
             message: (!message.is_empty()).then_some(message),
             deliveries,
         })
-        .collect())
+        .collect()
 }
 
 /// Delete consumers of `stream` (other than `me`) idle longer than `idle`

@@ -7,6 +7,8 @@
 //! | key | type | holds |
 //! |---|---|---|
 //! | `pym:queues` | set | names of every queue ever used |
+//! | `pym:workers` | sorted set, score = last beat (ms, Redis's clock) | every worker that beat, by consumer name (`pym_broker::workers`) |
+//! | `pym:worker:<name>` | string (JSON), with a TTL of a few beats | what that worker is: pod, queues, concurrency, tasks in flight, start, version |
 //! | `pym:{q}:ready:high` / `:normal` / `:low` | stream, group `pym` | tasks ready to run; a delivered entry stays in the group's pending list (PEL) until acked, then it is deleted |
 //! | `pym:{q}:delayed` | sorted set, score = due time (ms) | delayed tasks and retries; member = priority digit + message |
 //! | `pym:{q}:signal` | list (≤ 1 element) | wakes a promoter when a new earliest delayed task arrives |
@@ -25,6 +27,13 @@ pub const GROUP: &str = "pym";
 pub const FIELD_MESSAGE: &str = "m";
 /// Set of known queue names.
 pub const QUEUES: &str = "pym:queues";
+/// Sorted set of workers by last beat.
+pub const WORKERS: &str = "pym:workers";
+
+/// Key of what worker `name` said of itself at its last beat.
+pub fn worker(name: &str) -> String {
+    format!("pym:worker:{name}")
+}
 
 /// All keys of one queue.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 use super::serve::connect;
 use super::{App, DeadCmd, DeadSelection, Fail, StatsArgs, TokenArgs, runtime, usage};
 use crate::config::Config;
-use pym_broker::{Queue, dead, stats};
+use pym_broker::{Broker, Queue, dead, stats, workers as registry};
 use pym_core::Metrics;
 use pym_http::Auth;
 
@@ -116,6 +116,9 @@ pub(super) async fn dead(config: &Config, cmd: DeadCmd) -> Result<(), Fail> {
 
 pub(super) async fn stats(config: &Config, a: StatsArgs) -> Result<(), Fail> {
     let broker = connect(config).await?;
+    if a.workers {
+        return workers(&broker, a.json).await;
+    }
     let mut conn = broker.conn();
     let all = match &a.queue {
         Some(q) => vec![stats::queue_stats(&mut conn, q).await.map_err(runtime)?],
@@ -134,6 +137,36 @@ pub(super) async fn stats(config: &Config, a: StatsArgs) -> Result<(), Fail> {
                 s.queue, s.ready, s.in_flight, s.delayed_due, s.delayed_later, s.dead
             );
         }
+    }
+    Ok(())
+}
+
+/// `stats --workers`: the live workers, as they last described themselves.
+async fn workers(broker: &Broker, json: bool) -> Result<(), Fail> {
+    let live = registry::live(broker, registry::WorkerLiveness::default())
+        .await
+        .map_err(runtime)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&live).unwrap_or_default()
+        );
+        return Ok(());
+    }
+    println!(
+        "{:<32} {:<24} {:>11} {:>9} {:<10} queues",
+        "worker", "pod", "concurrency", "in_flight", "version"
+    );
+    for w in &live {
+        println!(
+            "{:<32} {:<24} {:>11} {:>9} {:<10} {}",
+            w.name,
+            w.pod.as_deref().unwrap_or("-"),
+            w.concurrency,
+            w.in_flight,
+            w.version,
+            w.queues.join(",")
+        );
     }
     Ok(())
 }

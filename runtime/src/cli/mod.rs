@@ -150,6 +150,10 @@ struct StatsArgs {
     /// Print JSON.
     #[arg(long)]
     json: bool,
+    /// List the live workers (the registry they beat in every second)
+    /// instead of the queues.
+    #[arg(long)]
+    workers: bool,
 }
 
 /// An error that ends the command: message + exit status.

@@ -1,10 +1,13 @@
 //! The worker: fetches tasks in batches (`fetch_loop`), runs up to
 //! `concurrency` at once (`dispatch`, `execute`), renews their leases
-//! (`heartbeat`), reclaims tasks of dead workers (`reclaim_loop`), promotes
+//! (`heartbeat`), beats in the worker registry (`beat_loop`), takes over
+//! the tasks of workers that stopped beating (`takeover_loop`) and
+//! reclaims tasks whose lease expired (`reclaim_loop`), promotes
 //! delayed tasks ([`crate::delay`]), settles outcomes in batched atomic
 //! pipelines (`settle_loop` → [`crate::ack::settle`]), and stops as
 //! sidekiq's manager does (`shutdown`): quiet, wait, hand back.
 
+mod beat_loop;
 mod dispatch;
 mod execute;
 mod fetch_loop;
@@ -13,11 +16,13 @@ mod reclaim_loop;
 mod server;
 mod settle_loop;
 mod shutdown;
+mod takeover_loop;
 
 use crate::ack::Settle;
 use crate::fetch::Delivery;
 use crate::retry::Backoff;
 use crate::task::{Registry, validate_queue_name};
+use crate::workers::WorkerLiveness;
 use crate::{Broker, BrokerConfig, BrokerError};
 use execute::Executor;
 use pym_core::Priority;
@@ -78,6 +83,9 @@ pub struct WorkerConfig {
     /// The registry served at `/metrics` (pass the one the broker's
     /// [`crate::BrokerConfig::metrics`] were registered in).
     pub metrics: pym_core::Metrics,
+    /// How often this worker beats in the worker registry, and after how
+    /// long without a beat a worker's tasks are taken over.
+    pub liveness: WorkerLiveness,
 }
 
 impl Default for WorkerConfig {
@@ -97,6 +105,7 @@ impl Default for WorkerConfig {
             ))),
             block: Duration::from_secs(1),
             metrics: pym_core::Metrics::default(),
+            liveness: WorkerLiveness::default(),
         }
     }
 }
@@ -248,6 +257,13 @@ impl Worker {
             return Err(WorkerError::Config(
                 "visibility timeout must be at least 1s".into(),
             ));
+        }
+        let l = config.liveness;
+        if l.beat_every.is_zero() || l.dead_after < l.beat_every * 2 {
+            return Err(WorkerError::Config(format!(
+                "liveness: beat_every ({:?}) must be positive and dead_after ({:?}) at least two beats",
+                l.beat_every, l.dead_after
+            )));
         }
         let mut queues = if config.queues.is_empty() {
             registry.queues().into_iter().map(String::from).collect()

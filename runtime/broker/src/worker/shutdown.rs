@@ -3,10 +3,12 @@
 //! until the deadline, then hands back what is left (hard shutdown), and
 //! flushes the outcomes still queued.
 
+use super::beat_loop::beat_loop;
 use super::fetch_loop::fetch_loop;
 use super::heartbeat::heartbeat_loop;
 use super::reclaim_loop::reclaim_loop;
 use super::settle_loop::settle_loop;
+use super::takeover_loop::takeover_loop;
 use super::{FETCHERS, SettleOp, Shared};
 use crate::ack::Settle;
 use crate::delay;
@@ -27,6 +29,7 @@ pub(super) struct Running {
     settler: JoinHandle<()>,
     flush: CancellationToken,
     heartbeat: JoinHandle<()>,
+    beat: JoinHandle<()>,
     server: Option<JoinHandle<()>>,
 }
 
@@ -41,12 +44,14 @@ impl Running {
         let settler = tokio::spawn(settle_loop(shared.clone(), settle_rx, flush.clone()));
         let every = shared.config.visibility_timeout / 3;
         let heartbeat = tokio::spawn(heartbeat_loop(shared.clone(), every));
+        let beat = tokio::spawn(beat_loop(shared.clone()));
         // Two fetch loops, each on its own connection, so one reads the
         // next batch while the other hands its batch out.
         let mut loops: Vec<_> = (0..FETCHERS.min(shared.config.concurrency))
             .map(|_| tokio::spawn(fetch_loop(shared.clone())))
             .collect();
         loops.push(tokio::spawn(reclaim_loop(shared.clone())));
+        loops.push(tokio::spawn(takeover_loop(shared.clone())));
         for q in &shared.queues {
             let promoter =
                 delay::run_promoter(shared.broker.clone(), q.clone(), shared.quiet.clone());
@@ -58,6 +63,7 @@ impl Running {
             settler,
             flush,
             heartbeat,
+            beat,
             server,
         }
     }
@@ -117,6 +123,13 @@ impl Running {
             settler.abort();
         }
         self.heartbeat.abort();
+        // Stopped cleanly, everything handed back: leave the registry, so
+        // no one looks for tasks to take over.
+        self.beat.abort();
+        let forget = crate::workers::forget(&self.shared.broker, &self.shared.config.name);
+        if let Ok(Err(e)) = tokio::time::timeout(FLUSH_TIMEOUT, forget).await {
+            tracing::debug!(error = %e, "leaving the worker registry failed");
+        }
         if let Some(s) = self.server {
             let _ = s.await;
         }
