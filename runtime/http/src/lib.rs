@@ -16,6 +16,7 @@ pub mod readiness;
 mod request_id;
 mod server;
 pub mod spec;
+pub mod typed;
 mod validate;
 
 pub use auth::{Auth, Claims};

@@ -49,6 +49,7 @@ use crate::metrics::{HttpMetrics, Label, RequestLabels, method_label};
 use crate::readiness::{Check, Readiness};
 use crate::request_id;
 use crate::spec::{AuthMode, Operation, Spec, SpecError};
+use crate::typed::Input;
 use crate::validate;
 use axum::Router;
 use axum::extract::{FromRequestParts, RawPathParams, Request};
@@ -88,7 +89,15 @@ pub enum ServiceError {
 }
 
 /// A bound handler: given its method and its operation's layer, its route.
-type BoxedHandler = Box<dyn FnOnce(MethodFilter, AroundLayer<Arc<OpState>>) -> MethodRouter + Send>;
+pub(crate) type BoxedHandler =
+    Box<dyn FnOnce(MethodFilter, AroundLayer<Arc<OpState>>) -> MethodRouter + Send>;
+
+/// A handler and whether it is typed (it reads the validated values,
+/// [`crate::typed::Input`], instead of the request).
+pub(crate) struct Bound {
+    pub(crate) make: BoxedHandler,
+    pub(crate) typed: bool,
+}
 type RouterHook = Box<dyn FnOnce(Router) -> Router + Send>;
 /// Serves the service's own tower stack on a listener until the stop
 /// signal (see [`Service::serve_with_metrics`]).
@@ -105,7 +114,10 @@ type Serve = Box<
 pub struct ServiceBuilder {
     config: Arc<HttpConfig>,
     spec: Option<Result<Spec, SpecError>>,
-    handlers: Vec<(String, BoxedHandler)>,
+    handlers: Vec<(String, Bound)>,
+    /// The values given to [`ServiceBuilder::extension`], for
+    /// [`ServiceBuilder::get_extension`].
+    values: axum::http::Extensions,
     metrics: Metrics,
     readiness: Readiness,
     auth: Option<Auth>,
@@ -152,6 +164,7 @@ impl Service {
             config: Arc::new(config.into()),
             spec: None,
             handlers: Vec::new(),
+            values: axum::http::Extensions::new(),
             metrics: Metrics::default(),
             readiness: Readiness::default(),
             auth: None,
@@ -305,17 +318,26 @@ impl ServiceBuilder {
     }
 
     /// Bind an axum handler to the operation with this `operationId`.
-    pub fn handler<H, T>(mut self, operation_id: &str, handler: H) -> Self
+    pub fn handler<H, T>(self, operation_id: &str, handler: H) -> Self
     where
         H: axum::handler::Handler<T, ()>,
         T: 'static,
     {
-        self.handlers.push((
-            operation_id.to_string(),
-            // The operation's layer wraps the handler itself, inside its
-            // route: `MethodRouter::route_layer` would box the route again.
-            Box::new(move |filter, layer| axum::routing::on(filter, handler.layer(layer))),
-        ));
+        self.bind(
+            operation_id,
+            Bound {
+                // The operation's layer wraps the handler itself, inside its
+                // route: `MethodRouter::route_layer` would box the route again.
+                make: Box::new(move |filter, layer| {
+                    axum::routing::on(filter, handler.layer(layer))
+                }),
+                typed: false,
+            },
+        )
+    }
+
+    pub(crate) fn bind(mut self, operation_id: &str, bound: Bound) -> Self {
+        self.handlers.push((operation_id.to_string(), bound));
         self
     }
 
@@ -341,9 +363,17 @@ impl ServiceBuilder {
 
     /// Make `value` available to handlers as `axum::Extension<T>`.
     pub fn extension<T: Clone + Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.values.insert(value.clone());
         self.hooks
             .push(Box::new(move |r| r.layer(axum::Extension(value))));
         self
+    }
+
+    /// The value of type `T` given to [`ServiceBuilder::extension`] (the
+    /// runtime gives the task `Queue`), e.g. for the value a generated
+    /// `bind` is given.
+    pub fn get_extension<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
+        self.values.get::<T>().cloned()
     }
 
     /// Check the bindings and build the router.
@@ -400,7 +430,7 @@ impl ServiceBuilder {
 
 /// Binding check: every operation has a handler, every handler an
 /// operation, none twice, and no operation on a built-in path.
-fn check_bindings(spec: &Spec, handlers: &[(String, BoxedHandler)]) -> Result<(), ServiceError> {
+fn check_bindings(spec: &Spec, handlers: &[(String, Bound)]) -> Result<(), ServiceError> {
     let ops: HashSet<&str> = spec.operations.iter().map(|o| o.id.as_str()).collect();
     let mut seen = HashSet::new();
     let mut problems = Vec::new();
@@ -468,13 +498,13 @@ fn auth_from_config(config: &HttpConfig, spec: &Spec) -> Result<Option<Auth>, Se
 /// [`operation_layer`]. `handlers` have passed [`check_bindings`].
 fn operation_routes(
     spec: &Spec,
-    handlers: Vec<(String, BoxedHandler)>,
+    handlers: Vec<(String, Bound)>,
     shared: &Arc<Shared>,
 ) -> Result<Router, ServiceError> {
-    let mut handlers: BTreeMap<String, BoxedHandler> = handlers.into_iter().collect();
+    let mut handlers: BTreeMap<String, Bound> = handlers.into_iter().collect();
     let mut by_path: BTreeMap<String, MethodRouter> = BTreeMap::new();
     for op in &spec.operations {
-        let make = handlers.remove(&op.id).expect("checked above");
+        let bound = handlers.remove(&op.id).expect("checked above");
         let filter = MethodFilter::try_from(op.method.clone()).map_err(|_| {
             ServiceError::Binding(format!("{}: unsupported method {}", op.id, op.method))
         })?;
@@ -482,8 +512,9 @@ fn operation_routes(
             op: op.clone(),
             name: OperationName(Arc::from(op.id.as_str())),
             shared: shared.clone(),
+            typed: bound.typed,
         });
-        let mr = make(filter, AroundLayer(state));
+        let mr = (bound.make)(filter, AroundLayer(state));
         let entry = by_path.remove(&op.path).unwrap_or_default();
         by_path.insert(op.path.clone(), entry.merge(mr));
     }
@@ -494,10 +525,12 @@ fn operation_routes(
     Ok(router)
 }
 
-struct OpState {
+pub(crate) struct OpState {
     op: Operation,
     name: OperationName,
     shared: Arc<Shared>,
+    /// The handler reads the validated values ([`crate::typed::Input`]).
+    typed: bool,
 }
 
 /// Name of the operation that handled a request (for metrics and logs),
@@ -734,12 +767,15 @@ async fn run_operation<S: Inner>(
     let (claims, token) = authenticate(st, &parts.headers)?;
 
     // 2. Parameters.
-    check_params(op, &mut parts).await?;
+    let params = check_params(op, &mut parts).await?;
 
-    // 3. Body.
+    // 3. Body, parsed once: a typed handler gets the values validated here.
     let config = &st.shared.config;
     let bytes = read_body(body, config.body_limit, config.limits.body_timeout).await?;
-    validate::check_body(op, &parts.headers, &bytes)?;
+    let value = validate::check_body(op, &parts.headers, &bytes)?;
+    if st.typed {
+        parts.extensions.insert(Input::new(params, value));
+    }
 
     // 4. Context: the request's (id, trace, method, path; see `request`)
     // and the caller (the `Claims` extractor reads them there).
@@ -789,8 +825,12 @@ fn authenticate(
     Ok((Some(c), Some(t)))
 }
 
-/// Validate the path and query parameters and the headers against the spec.
-async fn check_params(op: &Operation, parts: &mut Parts) -> Result<(), ApiError> {
+/// Validate the path and query parameters and the headers against the
+/// spec; the values sent, converted to their schema's types.
+async fn check_params(
+    op: &Operation,
+    parts: &mut Parts,
+) -> Result<Vec<(String, serde_json::Value)>, ApiError> {
     let path_params: Vec<(String, String)> =
         match RawPathParams::from_request_parts(parts, &()).await {
             Ok(p) => p

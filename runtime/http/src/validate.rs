@@ -278,7 +278,9 @@ fn coerce(p: &Param, kind: Scalar, raw: &str) -> Result<Value, ApiError> {
     })
 }
 
-fn check(p: &Param, values: &[&str]) -> Result<(), ApiError> {
+/// The parameter's value, converted to its schema's type and validated;
+/// `None` when it is absent (and optional).
+fn check(p: &Param, values: &[&str]) -> Result<Option<Value>, ApiError> {
     if values.is_empty() {
         if p.required {
             let place = match p.location {
@@ -292,7 +294,7 @@ fn check(p: &Param, values: &[&str]) -> Result<(), ApiError> {
                 format!("the {place} parameter is required"),
             ));
         }
-        return Ok(());
+        return Ok(None);
     }
     let value = match p.array {
         Some(item) => {
@@ -319,16 +321,18 @@ fn check(p: &Param, values: &[&str]) -> Result<(), ApiError> {
         };
         return Err(ApiError::invalid_parameter(&field, msg));
     }
-    Ok(())
+    Ok(Some(value))
 }
 
-/// Validate path, query and header parameters.
+/// Validate path, query and header parameters; the values of those sent,
+/// by name, converted to their schema's types (what typed handlers read).
 pub fn check_params(
     op: &Operation,
     path_params: &[(String, String)],
     query: &[(String, String)],
     headers: &HeaderMap,
-) -> Result<(), ApiError> {
+) -> Result<Vec<(String, Value)>, ApiError> {
+    let mut out = Vec::new();
     for p in &op.params {
         let values: Vec<&str> = match p.location {
             ParamIn::Path => path_params
@@ -348,9 +352,11 @@ pub fn check_params(
                 .collect(),
             ParamIn::Cookie => continue,
         };
-        check(p, &values)?;
+        if let Some(v) = check(p, &values)? {
+            out.push((p.name.clone(), v));
+        }
     }
-    Ok(())
+    Ok(out)
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
@@ -369,10 +375,15 @@ fn is_json(headers: &HeaderMap) -> bool {
         .unwrap_or(false)
 }
 
-/// Validate the request body.
-pub fn check_body(op: &Operation, headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
+/// Validate the request body; the JSON value, parsed once, when the spec
+/// gives it a JSON schema and one was sent (what typed handlers read).
+pub fn check_body(
+    op: &Operation,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Option<Value>, ApiError> {
     let Some(spec) = &op.body else {
-        return Ok(());
+        return Ok(None);
     };
     if body.iter().all(u8::is_ascii_whitespace) {
         if spec.required {
@@ -381,10 +392,10 @@ pub fn check_body(op: &Operation, headers: &HeaderMap, body: &[u8]) -> Result<()
                 "a JSON body is required",
             ));
         }
-        return Ok(());
+        return Ok(None);
     }
     let Some(validator) = &spec.json else {
-        return Ok(());
+        return Ok(None);
     };
     if !is_json(headers) {
         return Err(ApiError::new(
@@ -398,7 +409,7 @@ pub fn check_body(op: &Operation, headers: &HeaderMap, body: &[u8]) -> Result<()
     if let Some((field, msg)) = first_error(validator, &value, "body") {
         return Err(ApiError::invalid_parameter(&field, msg));
     }
-    Ok(())
+    Ok(Some(value))
 }
 
 /// Validate a handler's JSON response; `Err` describes the mismatch.
