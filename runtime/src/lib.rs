@@ -9,6 +9,7 @@
 //! | item | for |
 //! |---|---|
 //! | [`App`] | the service binary: `serve`, `worker`, `up`, `check`, `token`, `dead`, `stats` |
+//! | [`api!`] | types, a typed handler trait and `bind` from the OpenAPI spec |
 //! | [`asynctask`], [`Queue`], [`When`], [`TaskError`] | tasks: declare, spawn, fail |
 //! | [`context()`], [`Context`] | who called, in handlers and in tasks |
 //! | [`http`] | handlers' errors ([`http::ApiError`]), the service builder, axum |
@@ -22,14 +23,25 @@ pub mod config;
 pub use cli::App;
 pub use pym_broker::{Priority, Queue, SpawnError, TaskError, TaskId, TaskOptions, When};
 pub use pym_core::{Context, context, contract};
-pub use pym_macros::asynctask;
+pub use pym_macros::{api, asynctask};
 
 /// The HTTP layer: the service builder, handlers' errors, axum.
 pub mod http {
     pub use pym_http::{
         ApiError, Auth, Claims, ErrorBody, HttpConfig, JwtConfig, OperationName, Service,
-        ServiceBuilder, ServiceError, Spec, axum, codes,
+        ServiceBuilder, ServiceError, Spec, axum, codes, typed,
     };
+}
+
+/// The crates the code [`api!`] generates uses, so a service needs none
+/// of them as its own dependencies.
+#[doc(hidden)]
+pub mod __private {
+    pub use chrono;
+    pub use regress;
+    pub use serde;
+    pub use serde_json;
+    pub use uuid;
 }
 
 /// Re-exported for the code `#[asynctask]` generates.

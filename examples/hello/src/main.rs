@@ -1,34 +1,35 @@
 //! hello: the pym example service.
 //!
-//! - `POST /signup` validates `{"email", "name"?}` against `openapi.yaml`,
-//!   returns the new signup and spawns `send_welcome_email_async`.
+//! Its API is generated from `openapi.yaml` by `pym_runtime::api!`: the
+//! models (`SignupRequest`, `Signup`, `Me`), one `Response` enum per
+//! operation and the trait `HelloApi`, which `Hello` implements.
+//!
+//! - `POST /signup` gets a `SignupRequest` validated against the spec,
+//!   returns the new `Signup` and spawns `send_welcome_email_async`.
 //! - `GET /me` (bearer token) returns the caller's verified claims.
 //!
 //! The task runs in the worker with the caller's context: it logs (and, if
 //! `HELLO_TASK_REPORT` names a file, appends as a JSON line) the user id,
 //! claims, request id and traceparent it sees.
 
-use axum::http::StatusCode;
-use axum::{Extension, Json};
-use pym_runtime::http::{ApiError, Claims};
+use pym_runtime::http::ApiError;
 use pym_runtime::{Queue, TaskError};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::io::Write;
 use std::process::ExitCode;
 
+pym_runtime::api!("openapi.yaml");
+
 /// Env var naming a file where the welcome task appends what it saw.
 pub const ENV_TASK_REPORT: &str = "HELLO_TASK_REPORT";
 
-#[derive(Debug, Deserialize)]
-struct SignupRequest {
-    email: String,
-    name: Option<String>,
-}
-
-/// A signup: the model returned by `POST /signup` and the task's argument.
+/// The welcome task's argument. Not an API model: its JSON is the task's
+/// message format, which tasks already queued (by an older build) must
+/// still decode, so it changes only with the task, not with the spec.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Signup {
+pub struct Welcome {
+    /// The signup's id.
     pub id: String,
     pub email: String,
     pub name: Option<String>,
@@ -36,42 +37,52 @@ pub struct Signup {
     pub referred_by: Option<String>,
 }
 
-async fn signup(
-    Extension(queue): Extension<Queue>,
-    Json(req): Json<SignupRequest>,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    let ctx = pym_runtime::context();
-    let signup = Signup {
-        id: uuid::Uuid::now_v7().to_string(),
-        email: req.email,
-        name: req.name,
-        referred_by: ctx.user_id.clone(),
-    };
-    let task_id = send_welcome_email_async::spawn(&queue, signup.clone())
-        .await
-        .map_err(|e| {
-            ApiError::service_unavailable(format!("cannot queue the welcome email: {e}"))
-        })?;
-    tracing::info!(signup_id = %signup.id, %task_id, "signed up");
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({
-            "id": signup.id,
-            "email": signup.email,
-            "name": signup.name,
-            "referred_by": signup.referred_by,
-            "welcome_task_id": task_id.to_string(),
-        })),
-    ))
+/// The service: what its handlers share.
+struct Hello {
+    queue: Queue,
 }
 
-async fn me(claims: Claims) -> Json<serde_json::Value> {
-    Json(json!({"user_id": claims.user_id(), "claims": claims.0}))
+impl HelloApi for Hello {
+    async fn signup(&self, body: SignupRequest) -> Result<signup::Response, ApiError> {
+        let ctx = pym_runtime::context();
+        let id = uuid::Uuid::now_v7();
+        let email = String::from(body.email);
+        let name = body.name.map(String::from);
+        let welcome = Welcome {
+            id: id.to_string(),
+            email: email.clone(),
+            name: name.clone(),
+            referred_by: ctx.user_id.clone(),
+        };
+        let task_id = send_welcome_email_async::spawn(&self.queue, welcome)
+            .await
+            .map_err(|e| {
+                ApiError::service_unavailable(format!("cannot queue the welcome email: {e}"))
+            })?;
+        tracing::info!(signup_id = %id, %task_id, "signed up");
+        Ok(signup::Response::Created(Signup {
+            id,
+            email,
+            name,
+            referred_by: ctx.user_id.clone(),
+            welcome_task_id: task_id,
+        }))
+    }
+
+    async fn me(&self) -> Result<me::Response, ApiError> {
+        let ctx = pym_runtime::context();
+        let (Some(user_id), Some(serde_json::Value::Object(claims))) =
+            (ctx.user_id.clone(), ctx.claims.clone())
+        else {
+            return Err(ApiError::authorization_header_missing());
+        };
+        Ok(me::Response::Ok(Me { user_id, claims }))
+    }
 }
 
 /// Sends the welcome email (here: logs it), in the caller's context.
 #[pym_runtime::asynctask(queue = "default", max_retries = 5, timeout_secs = 30)]
-async fn send_welcome_email_async(signup: Signup) -> Result<(), TaskError> {
+async fn send_welcome_email_async(signup: Welcome) -> Result<(), TaskError> {
     let ctx = pym_runtime::context();
     tracing::info!(
         email = %signup.email,
@@ -112,9 +123,10 @@ fn main() -> ExitCode {
         .version(env!("CARGO_PKG_VERSION"))
         .default_config(include_str!("../pym-config.yaml"))
         .service(|svc| {
-            svc.spec_str("openapi.yaml", include_str!("../openapi.yaml"))
-                .handler("signup", signup)
-                .handler("me", me)
+            let queue = svc
+                .get_extension::<Queue>()
+                .expect("App::service's builder holds the task queue");
+            bind(svc, Hello { queue })
         })
         .run()
 }

@@ -22,8 +22,7 @@ use serde_json::Value;
 /// naming the place in the document and what was expected).
 pub fn generate(input: &Input<'_>, text: &str) -> Result<TokenStream, Vec<String>> {
     let (doc, dialect) = pym_schema::read_doc(text).map_err(|e| vec![e])?;
-    let runtime = input.runtime.to_string().replace(' ', "");
-    let types = types::Types::of_components(&doc, dialect, &runtime).map_err(|e| vec![e])?;
+    let types = types::Types::of_components(&doc, dialect).map_err(|e| vec![e])?;
     let ops = operations::operations(&doc, dialect)?;
     let info = |k: &str| doc.pointer(&format!("/info/{k}")).and_then(Value::as_str);
     let input = Input {
@@ -32,4 +31,16 @@ pub fn generate(input: &Input<'_>, text: &str) -> Result<TokenStream, Vec<String
         ..*input
     };
     generate::items(&input, types, &ops)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dump_hello() {
+        let text = std::fs::read_to_string("../../examples/hello/openapi.yaml").unwrap();
+        let rt = quote::quote!(::pym_runtime);
+        let input = crate::Input { title: "", version: "", spec_name: "openapi.yaml", spec_path: "/x/openapi.yaml", runtime: &rt };
+        let out = crate::generate(&input, &text).unwrap();
+        std::fs::write("/tmp/hello_gen.rs", out.to_string()).unwrap();
+    }
 }

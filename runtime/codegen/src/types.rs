@@ -25,12 +25,9 @@ pub struct Types {
 
 impl Types {
     /// The type space with every `components/schemas` entry added.
-    pub fn of_components(doc: &Value, dialect: Dialect, runtime: &str) -> Result<Self, String> {
+    pub fn of_components(doc: &Value, dialect: Dialect) -> Result<Self, String> {
         let mut settings = TypeSpaceSettings::default();
         settings.with_type_mod(TYPES_MOD);
-        // serde's derives then name serde through the runtime, so a
-        // service needs no serde dependency of its own.
-        settings.with_attr(format!("#[serde(crate = \"{runtime}::__private::serde\")]"));
         let mut space = TypeSpace::new(&settings);
         let mut defs = Vec::new();
         for (name, schema) in doc
@@ -105,7 +102,7 @@ mod tests {
         } else {
             Dialect::V31
         };
-        let t = Types::of_components(&doc, d, "::rt").unwrap();
+        let t = Types::of_components(&doc, d).unwrap();
         t.into_tokens(&quote::quote!(::rt)).to_string()
     }
 
@@ -192,7 +189,7 @@ mod tests {
     #[test]
     fn a_bad_schema_is_named() {
         let doc = json!({"components": {"schemas": {"A": {"type": 12}}}});
-        let e = Types::of_components(&doc, Dialect::V31, "::rt").err().unwrap();
+        let e = Types::of_components(&doc, Dialect::V31).err().unwrap();
         assert!(e.starts_with("components.schemas.A: not a JSON Schema"), "{e}");
     }
 }

@@ -1,0 +1,50 @@
+//! `api!("openapi.yaml")`: read the spec (relative to the crate's
+//! `Cargo.toml`) and expand to what `pym_codegen` generates from it, or to
+//! one `compile_error!` per problem found in it, at the path's literal.
+
+use proc_macro2::TokenStream;
+use quote::quote;
+use syn::LitStr;
+
+/// The generated items, or the errors.
+pub fn expand(input: TokenStream, runtime: &TokenStream) -> TokenStream {
+    let lit: LitStr = match syn::parse2(input) {
+        Ok(l) => l,
+        Err(e) => {
+            let message = format!(
+                "api! takes the path of an OpenAPI file, relative to Cargo.toml: api!(\"openapi.yaml\"): {e}"
+            );
+            return syn::Error::new(e.span(), message).to_compile_error();
+        }
+    };
+    let name = lit.value();
+    let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into());
+    let path = std::path::Path::new(&dir).join(&name);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) => {
+            let message = format!(
+                "api!: cannot read {}: {e} (the path is relative to the crate's Cargo.toml)",
+                path.display()
+            );
+            return syn::Error::new(lit.span(), message).to_compile_error();
+        }
+    };
+    let spec_path = path.to_string_lossy();
+    let input = pym_codegen::Input {
+        title: "",
+        version: "",
+        spec_name: &name,
+        spec_path: &spec_path,
+        runtime,
+    };
+    match pym_codegen::generate(&input, &text) {
+        Ok(items) => items,
+        Err(problems) => {
+            let errors = problems.iter().map(|p| {
+                syn::Error::new(lit.span(), format!("api!: {name}: {p}")).to_compile_error()
+            });
+            quote!(#(#errors)*)
+        }
+    }
+}
