@@ -33,6 +33,9 @@ pub mod http {
     };
 }
 
+/// The types generated code uses for `format: uuid` and `format: date-time`.
+pub use {chrono, uuid};
+
 /// The crates the code [`api!`] generates uses, so a service needs none
 /// of them as its own dependencies.
 #[doc(hidden)]

@@ -54,7 +54,7 @@ pub fn items(
     let methods = parts.iter().map(|p| &p.method);
     let modules = parts.iter().map(|p| &p.module);
     let bindings = parts.iter().map(|p| &p.binding);
-    let type_items = types.into_tokens(rt);
+    let type_items = types.into_tokens();
     let (spec_name, spec_path) = (input.spec_name, input.spec_path);
     let trait_doc = format!(
         " The operations of `{}` {} (`{spec_name}`), one method per `operationId`. \

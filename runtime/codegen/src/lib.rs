@@ -22,7 +22,7 @@ use serde_json::Value;
 /// naming the place in the document and what was expected).
 pub fn generate(input: &Input<'_>, text: &str) -> Result<TokenStream, Vec<String>> {
     let (doc, dialect) = pym_schema::read_doc(text).map_err(|e| vec![e])?;
-    let types = types::Types::of_components(&doc, dialect).map_err(|e| vec![e])?;
+    let types = types::Types::of_components(&doc, dialect, input.runtime).map_err(|e| vec![e])?;
     let ops = operations::operations(&doc, dialect)?;
     let info = |k: &str| doc.pointer(&format!("/info/{k}")).and_then(Value::as_str);
     let input = Input {
@@ -35,12 +35,115 @@ pub fn generate(input: &Input<'_>, text: &str) -> Result<TokenStream, Vec<String
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use quote::quote;
+
+    const SPEC: &str = r#"
+openapi: 3.0.3
+info: {title: pet store, version: '2'}
+components:
+  schemas:
+    Pet:
+      type: object
+      required: [id, name]
+      properties:
+        id: {type: integer, format: int64, readOnly: true}
+        name: {type: string}
+paths:
+  /pets/{pet_id}:
+    parameters:
+      - {name: pet_id, in: path, required: true, schema: {type: string, format: uuid}}
+    put:
+      operationId: replacePet
+      summary: Replace a pet.
+      parameters:
+        - {name: type, in: query, schema: {type: string, enum: [cat, dog]}}
+        - {name: X-Dry-Run, in: header, required: true, schema: {type: boolean}}
+      requestBody:
+        content:
+          application/json:
+            schema: {$ref: '#/components/schemas/Pet'}
+      responses:
+        '200':
+          description: replaced
+          content:
+            application/json:
+              schema: {$ref: '#/components/schemas/Pet'}
+        '4XX': {description: refused}
+        default:
+          description: other
+          content:
+            application/json:
+              schema: {type: object, properties: {why: {type: string}}}
+"#;
+
+    fn generated(spec: &str) -> Result<String, Vec<String>> {
+        let rt = quote!(::rt);
+        let input = Input {
+            title: "",
+            version: "",
+            spec_name: "spec.yaml",
+            spec_path: "/abs/spec.yaml",
+            runtime: &rt,
+        };
+        generate(&input, spec).map(|t| t.to_string())
+    }
+
+    /// What the generated code must hold, piece by piece.
     #[test]
-    fn dump_hello() {
-        let text = std::fs::read_to_string("../../examples/hello/openapi.yaml").unwrap();
-        let rt = quote::quote!(::pym_runtime);
-        let input = crate::Input { title: "", version: "", spec_name: "openapi.yaml", spec_path: "/x/openapi.yaml", runtime: &rt };
-        let out = crate::generate(&input, &text).unwrap();
-        std::fs::write("/tmp/hello_gen.rs", out.to_string()).unwrap();
+    fn a_document_becomes_a_trait_responses_and_bind() {
+        let code = generated(SPEC).unwrap();
+        let cases = [
+            ("trait named after the title", "pub trait PetStoreApi"),
+            (
+                "method: path, query, header parameters then the body; optional ones as Option",
+                "fn replace_pet (& self , pet_id : :: rt :: __private :: uuid :: Uuid , r#type : :: core :: option :: Option < types :: ReplacePetType > , x_dry_run : bool , body : :: core :: option :: Option < types :: Pet >) -> impl :: core :: future :: Future < Output = :: core :: result :: Result < replace_pet :: Response , :: rt :: http :: ApiError > , > + :: core :: marker :: Send ;",
+            ),
+            ("doc from method, path and summary", "# [doc = \" `PUT /pets/{pet_id}`: Replace a pet.\"]"),
+            ("response module", "pub mod replace_pet"),
+            ("a status with a body", "Ok (types :: Pet) ,"),
+            ("a range without one", "Status4xx (:: rt :: http :: axum :: http :: StatusCode) ,"),
+            ("default with an inline type", "Default (:: rt :: http :: axum :: http :: StatusCode , types :: ReplacePetDefault) ,"),
+            ("ranges checked", ":: rt :: http :: typed :: within (status , 400u16 , 499u16)"),
+            ("bind sets the spec", "builder . spec_str (\"spec.yaml\" , :: core :: include_str ! (\"/abs/spec.yaml\"))"),
+            ("bind reads parameters by their spec names", "let x_dry_run = input . param :: < bool > (\"X-Dry-Run\") ?"),
+            ("readOnly relaxed in the model", "pub id : :: std :: option :: Option < i64 >"),
+        ];
+        for (case, want) in cases {
+            assert!(code.contains(want), "{case}: {want}\nnot in\n{code}");
+        }
+    }
+
+    #[test]
+    fn problems_are_all_reported() {
+        let spec = r#"
+openapi: 3.1.0
+info: {title: t, version: '1'}
+paths:
+  /a:
+    get:
+      responses: {'200': {description: ok}}
+  /b:
+    get:
+      operationId: b
+      responses: {'299x': {description: odd}}
+"#;
+        let cases = [
+            ("swagger: '2.0'\n", vec!["Swagger 2.0 is not supported: convert the document to OpenAPI 3.x"]),
+            (
+                &spec.replace("      responses: {'200': {description: ok}}\n  /b", "      operationId: a\n      responses: {'200': {description: ok}}\n  /b"),
+                vec!["paths./b.get: response key '299x': expected a status code (100-599), a range such as 2XX, or default"],
+            ),
+            (
+                spec,
+                vec![
+                    "paths./a.get: no 'operationId'; every operation needs one to be bound to a handler",
+                    "paths./b.get: response key '299x': expected a status code (100-599), a range such as 2XX, or default",
+                ],
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(generated(text).unwrap_err(), want);
+        }
     }
 }

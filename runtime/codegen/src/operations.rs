@@ -147,6 +147,10 @@ fn operation(
         .into_iter()
         .flatten()
     {
+        if let Err(e) = crate::status::variant(status) {
+            problems.push(format!("{place}: {e}"));
+            continue;
+        }
         match resolve(doc, r, &format!("{place}.responses.{status}")) {
             Ok(r) => responses.push(ResponseModel {
                 status: status.clone(),
@@ -348,6 +352,10 @@ mod tests {
                 json!({"/a": {"get": {"operationId": "a", "responses": {},
                        "parameters": [{"$ref": "#/components/parameters/Nope"}]}}}),
                 "paths./a.get: $ref '#/components/parameters/Nope' does not resolve in this document",
+            ),
+            (
+                json!({"/a": {"get": {"operationId": "a", "responses": {"20x": {"description": "?"}}}}}),
+                "paths./a.get: response key '20x': expected a status code (100-599), a range such as 2XX, or default",
             ),
             (
                 json!({"/a": {"get": {"operationId": "a", "responses": {},

@@ -21,11 +21,18 @@ pub const TYPES_MOD: &str = "types";
 /// The types of one document.
 pub struct Types {
     space: TypeSpace,
+    /// The path of the runtime crate, through which generated code names
+    /// the crates it uses.
+    runtime: TokenStream,
 }
 
 impl Types {
     /// The type space with every `components/schemas` entry added.
-    pub fn of_components(doc: &Value, dialect: Dialect) -> Result<Self, String> {
+    pub fn of_components(
+        doc: &Value,
+        dialect: Dialect,
+        runtime: &TokenStream,
+    ) -> Result<Self, String> {
         let mut settings = TypeSpaceSettings::default();
         settings.with_type_mod(TYPES_MOD);
         let mut space = TypeSpace::new(&settings);
@@ -44,7 +51,10 @@ impl Types {
         space
             .add_ref_types(defs)
             .map_err(|e| format!("components.schemas: {e}"))?;
-        Ok(Types { space })
+        Ok(Types {
+            space,
+            runtime: runtime.clone(),
+        })
     }
 
     /// The Rust type of `schema` (already in 2020-12), adding a type named
@@ -66,13 +76,13 @@ impl Types {
             .space
             .get_type(&id)
             .map_err(|e| format!("{place}: {e}"))?;
-        Ok(ty.ident())
+        Ok(crate_paths::through_runtime(ty.ident(), &self.runtime))
     }
 
     /// Every type, as items of the types module, with the crates they use
     /// named through the runtime.
-    pub fn into_tokens(self, runtime: &TokenStream) -> TokenStream {
-        crate_paths::through_runtime(self.space.to_stream(), runtime)
+    pub fn into_tokens(self) -> TokenStream {
+        crate_paths::through_runtime(self.space.to_stream(), &self.runtime)
     }
 }
 
@@ -102,8 +112,8 @@ mod tests {
         } else {
             Dialect::V31
         };
-        let t = Types::of_components(&doc, d).unwrap();
-        t.into_tokens(&quote::quote!(::rt)).to_string()
+        let t = Types::of_components(&doc, d, &quote::quote!(::rt)).unwrap();
+        t.into_tokens().to_string()
     }
 
     /// `(case, components, dialect, text the generated code must contain)`.
@@ -189,7 +199,7 @@ mod tests {
     #[test]
     fn a_bad_schema_is_named() {
         let doc = json!({"components": {"schemas": {"A": {"type": 12}}}});
-        let e = Types::of_components(&doc, Dialect::V31).err().unwrap();
+        let e = Types::of_components(&doc, Dialect::V31, &quote::quote!(::rt)).err().unwrap();
         assert!(e.starts_with("components.schemas.A: not a JSON Schema"), "{e}");
     }
 }

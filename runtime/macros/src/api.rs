@@ -1,5 +1,6 @@
-//! `api!("openapi.yaml")`: read the spec (relative to the crate's
-//! `Cargo.toml`) and expand to what `pym_codegen` generates from it, or to
+//! `api!("../openapi.yaml")`: read the spec (relative to the calling
+//! file, as `include_str!` does; to the crate's `Cargo.toml` where the
+//! compiler cannot tell that file, as some IDE servers) and expand to what `pym_codegen` generates from it, or to
 //! one `compile_error!` per problem found in it, at the path's literal.
 
 use proc_macro2::TokenStream;
@@ -7,24 +8,32 @@ use quote::quote;
 use syn::LitStr;
 
 /// The generated items, or the errors.
-pub fn expand(input: TokenStream, runtime: &TokenStream) -> TokenStream {
+pub fn expand(
+    input: TokenStream,
+    base: Option<std::path::PathBuf>,
+    runtime: &TokenStream,
+) -> TokenStream {
     let lit: LitStr = match syn::parse2(input) {
         Ok(l) => l,
         Err(e) => {
             let message = format!(
-                "api! takes the path of an OpenAPI file, relative to Cargo.toml: api!(\"openapi.yaml\"): {e}"
+                "api! takes the path of an OpenAPI file, relative to this file: api!(\"../openapi.yaml\"): {e}"
             );
             return syn::Error::new(e.span(), message).to_compile_error();
         }
     };
     let name = lit.value();
-    let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into());
-    let path = std::path::Path::new(&dir).join(&name);
+    let dir = base.unwrap_or_else(|| {
+        std::env::var_os("CARGO_MANIFEST_DIR")
+            .unwrap_or_else(|| ".".into())
+            .into()
+    });
+    let path = dir.join(&name);
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) => {
             let message = format!(
-                "api!: cannot read {}: {e} (the path is relative to the crate's Cargo.toml)",
+                "api!: cannot read {}: {e} (the path is relative to the file that calls api!)",
                 path.display()
             );
             return syn::Error::new(lit.span(), message).to_compile_error();

@@ -35,11 +35,12 @@ pub fn asynctask(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand(attr.into(), item.into()).into()
 }
 
-/// Types and a typed service trait from an OpenAPI 3.0/3.1 file (path
-/// relative to the crate's `Cargo.toml`), at the call site:
+/// Types and a typed service trait from an OpenAPI 3.0/3.1 file (a path
+/// relative to the file that calls it, as with `include_str!`), at the
+/// call site:
 ///
 /// ```ignore
-/// pym_runtime::api!("openapi.yaml");   // info.title: hello
+/// pym_runtime::api!("../openapi.yaml");   // info.title: hello
 ///
 /// struct Hello;
 /// impl HelloApi for Hello {
@@ -63,7 +64,11 @@ pub fn asynctask(attr: TokenStream, item: TokenStream) -> TokenStream {
 ///   binds every method.
 #[proc_macro]
 pub fn api(input: TokenStream) -> TokenStream {
-    api::expand(input.into(), &runtime_path()).into()
+    // Like `include_str!`: relative to the file that calls the macro.
+    let base = proc_macro::Span::call_site()
+        .local_file()
+        .and_then(|f| f.parent().map(std::path::Path::to_path_buf));
+    api::expand(input.into(), base, &runtime_path()).into()
 }
 
 /// The task, or every error found in the arguments and the signature, after

@@ -1,0 +1,4 @@
+// Something else than a path.
+pym_runtime::api!(pets);
+
+fn main() {}
