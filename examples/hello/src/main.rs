@@ -19,7 +19,7 @@ use serde_json::json;
 use std::io::Write;
 use std::process::ExitCode;
 
-pym_runtime::api!("openapi.yaml");
+pym_runtime::api!("../openapi.yaml");
 
 /// Env var naming a file where the welcome task appends what it saw.
 pub const ENV_TASK_REPORT: &str = "HELLO_TASK_REPORT";

@@ -63,7 +63,8 @@ pub fn through_runtime(tokens: TokenStream, runtime: &TokenStream) -> TokenStrea
 
 /// The inside of `#[derive(..)]` at `trees[i..]`, if it derives serde's traits.
 fn serde_derive(trees: &[TokenTree], i: usize) -> Option<TokenStream> {
-    let (Some(TokenTree::Punct(hash)), Some(TokenTree::Group(g))) = (trees.get(i), trees.get(i + 1))
+    let (Some(TokenTree::Punct(hash)), Some(TokenTree::Group(g))) =
+        (trees.get(i), trees.get(i + 1))
     else {
         return None;
     };
@@ -80,11 +81,11 @@ fn serde_derive(trees: &[TokenTree], i: usize) -> Option<TokenStream> {
 /// came before is not an identifier (but a keyword) nor a group, so it is not the
 /// middle of `a::serde`).
 fn starts_path(trees: &[TokenTree], i: usize, before: &[TokenTree]) -> bool {
-    let colon = |t: Option<&TokenTree>| matches!(t, Some(TokenTree::Punct(p)) if p.as_char() == ':');
+    let colon =
+        |t: Option<&TokenTree>| matches!(t, Some(TokenTree::Punct(p)) if p.as_char() == ':');
     let is_crate =
         matches!(trees.get(i + 2), Some(TokenTree::Ident(id)) if CRATES.iter().any(|c| id == c));
-    let joint =
-        matches!(trees.get(i), Some(TokenTree::Punct(p)) if p.as_char() == ':' && p.spacing() == Spacing::Joint);
+    let joint = matches!(trees.get(i), Some(TokenTree::Punct(p)) if p.as_char() == ':' && p.spacing() == Spacing::Joint);
     let leading = match before.last() {
         None => true,
         // After a keyword (`as ::serde::X`, `impl ::serde::X for`) a path
@@ -107,22 +108,42 @@ mod tests {
         let rt = quote!(::rt);
         let cases = [
             (
-                quote!(#[derive(::serde::Serialize)] struct A(::uuid::Uuid);),
+                quote!(
+                    #[derive(::serde::Serialize)]
+                    struct A(::uuid::Uuid);
+                ),
                 "# [derive (:: rt :: __private :: serde :: Serialize)] # [serde (crate = \"::rt::__private::serde\")] struct A (:: rt :: __private :: uuid :: Uuid) ;",
             ),
-            (quote!(#[derive(Clone)] struct B;), "# [derive (Clone)] struct B ;"),
+            (
+                quote!(
+                    #[derive(Clone)]
+                    struct B;
+                ),
+                "# [derive (Clone)] struct B ;",
+            ),
             (
                 quote!(let m: ::serde_json::Map<String, ::serde_json::Value>;),
                 "let m : :: rt :: __private :: serde_json :: Map < String , :: rt :: __private :: serde_json :: Value > ;",
             ),
             (quote!(a::serde::X), "a :: serde :: X"),
-            (quote!(<T as ::serde::Serialize>::f), "< T as :: rt :: __private :: serde :: Serialize > :: f"),
             (
-                quote!(impl<'de> ::serde::Deserialize<'de> for A {}),
+                quote!(<T as ::serde::Serialize>::f),
+                "< T as :: rt :: __private :: serde :: Serialize > :: f",
+            ),
+            (
+                quote!(
+                    impl<'de> ::serde::Deserialize<'de> for A {}
+                ),
                 "impl < 'de > :: rt :: __private :: serde :: Deserialize < 'de > for A { }",
             ),
-            (quote!(fn f() -> ::uuid::Uuid), "fn f () -> :: rt :: __private :: uuid :: Uuid"),
-            (quote!(impl ::serde::Serialize for A {}), "impl :: rt :: __private :: serde :: Serialize for A { }"),
+            (
+                quote!(fn f() -> ::uuid::Uuid),
+                "fn f () -> :: rt :: __private :: uuid :: Uuid",
+            ),
+            (
+                quote!(impl ::serde::Serialize for A {}),
+                "impl :: rt :: __private :: serde :: Serialize for A { }",
+            ),
             (quote!(::std::string::String), ":: std :: string :: String"),
             (quote!(::serdex::A), ":: serdex :: A"),
         ];

@@ -227,12 +227,20 @@ fn param(
         Location::Query => "query",
         Location::Header => "header",
     };
-    let mut ty = types.type_of(&p.schema, &hint, &format!("{place}: {where_} parameter '{}'", p.name))?;
+    let mut ty = types.type_of(
+        &p.schema,
+        &hint,
+        &format!("{place}: {where_} parameter '{}'", p.name),
+    )?;
     if !p.required {
         ty = quote!(::core::option::Option<#ty>);
     }
     let arg = fresh(names, &p.name);
-    let name = &p.name;
+    // Header names are case-insensitive: validation keeps them lower case.
+    let name = match p.location {
+        Location::Header => p.name.to_ascii_lowercase(),
+        _ => p.name.clone(),
+    };
     let read = quote!(let #arg = input.param::<#ty>(#name)?;);
     let _ = rt;
     Ok(((arg, ty), read))
@@ -246,7 +254,11 @@ fn body(
     b: &BodyModel,
     names: &mut HashSet<String>,
 ) -> Result<Arg, String> {
-    let mut ty = types.type_of(&b.schema, &format!("{camel}Body"), &format!("{place}: body"))?;
+    let mut ty = types.type_of(
+        &b.schema,
+        &format!("{camel}Body"),
+        &format!("{place}: body"),
+    )?;
     if !b.required {
         ty = quote!(::core::option::Option<#ty>);
     }
@@ -325,6 +337,7 @@ fn response_variant(
     let (name, key) = variant(&r.status).map_err(|e| format!("{place}: {e}"))?;
     let v = format_ident!("{name}");
     let doc = format!(" `{}`: {}", r.status, r.description);
+    let desc = &r.description;
     let ty = match &r.schema {
         Some(s) => Some(types.type_of(
             s,
@@ -343,7 +356,7 @@ fn response_variant(
         ),
         (StatusKey::Code(c), None) => (
             quote!(#[doc = #doc] #v,),
-            quote!(Self::#v => #typed::empty(#c),),
+            quote!(Self::#v => #typed::empty(#c, #desc),),
         ),
         (StatusKey::Range { min, max }, Some(ty)) => (
             quote!(#[doc = #doc] #v(#status_ty, #ty),),
@@ -355,7 +368,7 @@ fn response_variant(
         (StatusKey::Range { min, max }, None) => (
             quote!(#[doc = #doc] #v(#status_ty),),
             quote!(Self::#v(status) => match #typed::within(status, #min, #max) {
-                Ok(status) => #typed::empty(status.as_u16()),
+                Ok(status) => #typed::empty(status.as_u16(), #desc),
                 Err(e) => #into::into_response(e),
             },),
         ),

@@ -99,15 +99,36 @@ paths:
                 "method: path, query, header parameters then the body; optional ones as Option",
                 "fn replace_pet (& self , pet_id : :: rt :: __private :: uuid :: Uuid , r#type : :: core :: option :: Option < types :: ReplacePetType > , x_dry_run : bool , body : :: core :: option :: Option < types :: Pet >) -> impl :: core :: future :: Future < Output = :: core :: result :: Result < replace_pet :: Response , :: rt :: http :: ApiError > , > + :: core :: marker :: Send ;",
             ),
-            ("doc from method, path and summary", "# [doc = \" `PUT /pets/{pet_id}`: Replace a pet.\"]"),
+            (
+                "doc from method, path and summary",
+                "# [doc = \" `PUT /pets/{pet_id}`: Replace a pet.\"]",
+            ),
             ("response module", "pub mod replace_pet"),
             ("a status with a body", "Ok (types :: Pet) ,"),
-            ("a range without one", "Status4xx (:: rt :: http :: axum :: http :: StatusCode) ,"),
-            ("default with an inline type", "Default (:: rt :: http :: axum :: http :: StatusCode , types :: ReplacePetDefault) ,"),
-            ("ranges checked", ":: rt :: http :: typed :: within (status , 400u16 , 499u16)"),
-            ("bind sets the spec", "builder . spec_str (\"spec.yaml\" , :: core :: include_str ! (\"/abs/spec.yaml\"))"),
-            ("bind reads parameters by their spec names", "let x_dry_run = input . param :: < bool > (\"X-Dry-Run\") ?"),
-            ("readOnly relaxed in the model", "pub id : :: std :: option :: Option < i64 >"),
+            (
+                "a range without one",
+                "Status4xx (:: rt :: http :: axum :: http :: StatusCode) ,",
+            ),
+            (
+                "default with an inline type",
+                "Default (:: rt :: http :: axum :: http :: StatusCode , types :: ReplacePetDefault) ,",
+            ),
+            (
+                "ranges checked",
+                ":: rt :: http :: typed :: within (status , 400u16 , 499u16)",
+            ),
+            (
+                "bind sets the spec",
+                "builder . spec_str (\"spec.yaml\" , :: core :: include_str ! (\"/abs/spec.yaml\"))",
+            ),
+            (
+                "bind reads parameters by their names (headers in lower case, as validation keeps them)",
+                "let x_dry_run = input . param :: < bool > (\"x-dry-run\") ?",
+            ),
+            (
+                "readOnly relaxed in the model",
+                "pub id : :: std :: option :: Option < i64 >",
+            ),
         ];
         for (case, want) in cases {
             assert!(code.contains(want), "{case}: {want}\nnot in\n{code}");
@@ -129,10 +150,18 @@ paths:
       responses: {'299x': {description: odd}}
 "#;
         let cases = [
-            ("swagger: '2.0'\n", vec!["Swagger 2.0 is not supported: convert the document to OpenAPI 3.x"]),
             (
-                &spec.replace("      responses: {'200': {description: ok}}\n  /b", "      operationId: a\n      responses: {'200': {description: ok}}\n  /b"),
-                vec!["paths./b.get: response key '299x': expected a status code (100-599), a range such as 2XX, or default"],
+                "swagger: '2.0'\n",
+                vec!["Swagger 2.0 is not supported: convert the document to OpenAPI 3.x"],
+            ),
+            (
+                &spec.replace(
+                    "      responses: {'200': {description: ok}}\n  /b",
+                    "      operationId: a\n      responses: {'200': {description: ok}}\n  /b",
+                ),
+                vec![
+                    "paths./b.get: response key '299x': expected a status code (100-599), a range such as 2XX, or default",
+                ],
             ),
             (
                 spec,

@@ -312,7 +312,13 @@ mod tests {
         let responses: Vec<(&str, &str, bool)> = op
             .responses
             .iter()
-            .map(|r| (r.status.as_str(), r.description.as_str(), r.schema.is_some()))
+            .map(|r| {
+                (
+                    r.status.as_str(),
+                    r.description.as_str(),
+                    r.schema.is_some(),
+                )
+            })
             .collect();
         assert_eq!(
             responses,
@@ -329,10 +335,16 @@ mod tests {
             "responses": {"204": {"description": "done"}}
         }}});
         let d = doc(paths.clone());
-        let body = operations(&d, Dialect::V30).unwrap()[0].body.clone().unwrap();
+        let body = operations(&d, Dialect::V30).unwrap()[0]
+            .body
+            .clone()
+            .unwrap();
         assert!(body.required);
         assert_eq!(body.schema, json!({"type": ["string", "null"]}));
-        let body = operations(&d, Dialect::V31).unwrap()[0].body.clone().unwrap();
+        let body = operations(&d, Dialect::V31).unwrap()[0]
+            .body
+            .clone()
+            .unwrap();
         assert_eq!(body.schema, json!({"type": "string", "nullable": true}));
     }
 

@@ -15,7 +15,9 @@ pub enum StatusKey {
 /// The variant name and kind of `key`, or why it is not a status key.
 pub fn variant(key: &str) -> Result<(String, StatusKey), String> {
     let bad = || {
-        format!("response key '{key}': expected a status code (100-599), a range such as 2XX, or default")
+        format!(
+            "response key '{key}': expected a status code (100-599), a range such as 2XX, or default"
+        )
     };
     if key == "default" {
         return Ok(("Default".into(), StatusKey::Range { min: 100, max: 599 }));
@@ -104,9 +106,18 @@ mod tests {
             ("201", Ok(("Created", StatusKey::Code(201)))),
             ("422", Ok(("UnprocessableEntity", StatusKey::Code(422)))),
             ("299", Ok(("Status299", StatusKey::Code(299)))),
-            ("2XX", Ok(("Status2xx", StatusKey::Range { min: 200, max: 299 }))),
-            ("4xx", Ok(("Status4xx", StatusKey::Range { min: 400, max: 499 }))),
-            ("default", Ok(("Default", StatusKey::Range { min: 100, max: 599 }))),
+            (
+                "2XX",
+                Ok(("Status2xx", StatusKey::Range { min: 200, max: 299 })),
+            ),
+            (
+                "4xx",
+                Ok(("Status4xx", StatusKey::Range { min: 400, max: 499 })),
+            ),
+            (
+                "default",
+                Ok(("Default", StatusKey::Range { min: 100, max: 599 })),
+            ),
             ("600", Err(())),
             ("6XX", Err(())),
             ("20", Err(())),
@@ -118,7 +129,9 @@ mod tests {
                 (Ok((name, kind)), Ok((n, k))) => {
                     assert_eq!((n.as_str(), k), (*name, kind), "{key}");
                 }
-                (Err(()), Err(e)) => assert!(e.starts_with(&format!("response key '{key}'")), "{e}"),
+                (Err(()), Err(e)) => {
+                    assert!(e.starts_with(&format!("response key '{key}'")), "{e}")
+                }
                 _ => panic!("{key}: {got:?}"),
             }
         }

@@ -133,7 +133,12 @@ mod tests {
         let cases = [
             ("docs", user.clone(), "3.0.3", "# [doc = \"A person.\"]"),
             ("struct", user.clone(), "3.0.3", "pub struct User"),
-            ("required", user.clone(), "3.0.3", "pub email : :: std :: string :: String"),
+            (
+                "required",
+                user.clone(),
+                "3.0.3",
+                "pub email : :: std :: string :: String",
+            ),
             (
                 "readOnly relaxed",
                 user.clone(),
@@ -199,7 +204,12 @@ mod tests {
     #[test]
     fn a_bad_schema_is_named() {
         let doc = json!({"components": {"schemas": {"A": {"type": 12}}}});
-        let e = Types::of_components(&doc, Dialect::V31, &quote::quote!(::rt)).err().unwrap();
-        assert!(e.starts_with("components.schemas.A: not a JSON Schema"), "{e}");
+        let e = Types::of_components(&doc, Dialect::V31, &quote::quote!(::rt))
+            .err()
+            .unwrap();
+        assert!(
+            e.starts_with("components.schemas.A: not a JSON Schema"),
+            "{e}"
+        );
     }
 }

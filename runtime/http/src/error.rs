@@ -247,13 +247,20 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Marker put in the extensions of a response whose body the spec
+/// declares (a typed handler's `Response` variant with a schema), so the
+/// normalising layer sends it as the spec says.
+#[derive(Debug, Clone, Copy)]
+pub struct Declared;
+
 /// Map a bare error response (axum's 404/405, an extractor rejection, a body
-/// too large, ...) to the pym error format. Responses built from [`ApiError`]
-/// pass through unchanged.
+/// too large, ...) to the pym error format. Responses built from [`ApiError`],
+/// and error responses whose body the spec declares, pass through unchanged.
 pub async fn normalize(response: Response) -> Response {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error())
         || response.extensions().get::<PymError>().is_some()
+        || response.extensions().get::<Declared>().is_some()
     {
         return response;
     }

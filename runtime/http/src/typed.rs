@@ -5,7 +5,7 @@
 //! with the operation's generated `Response` enum ([`json`], [`empty`],
 //! [`within`]) or an [`ApiError`].
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Declared};
 use crate::server::{Bound, ServiceBuilder};
 use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -77,7 +77,8 @@ fn short_type_name<T>() -> String {
     out
 }
 
-/// `body` as JSON with status `status`.
+/// `body` as JSON with status `status`, sent as it is even for an error
+/// status (the spec declares that body).
 pub fn json<T: Serialize>(status: u16, body: &T) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     match serde_json::to_vec(body) {
@@ -87,18 +88,46 @@ pub fn json<T: Serialize>(status: u16, body: &T) -> Response {
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             );
+            r.extensions_mut().insert(Declared);
             r
         }
-        Err(e) => ApiError::server_error(format!("cannot serialize the response: {e}"))
-            .into_response(),
+        Err(e) => {
+            ApiError::server_error(format!("cannot serialize the response: {e}")).into_response()
+        }
     }
 }
 
-/// An empty response with status `status`.
-pub fn empty(status: u16) -> Response {
-    StatusCode::from_u16(status)
-        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
-        .into_response()
+/// A response the spec declares without a body: empty below 400; from 400
+/// on, pym's standard error JSON, with the spec's `description` of that
+/// response as its `error_description` and the status's reason as its
+/// code (`NOT_FOUND`), so every error keeps one shape.
+pub fn empty(status: u16, description: &str) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if status.as_u16() < 400 {
+        return status.into_response();
+    }
+    let description = if description.is_empty() {
+        status.canonical_reason().unwrap_or("error")
+    } else {
+        description
+    };
+    ApiError::new(status, error_code(status), description).into_response()
+}
+
+/// `NOT_FOUND` for 404: the reason phrase in upper snake case, else
+/// `HTTP_<code>`.
+fn error_code(status: StatusCode) -> String {
+    match status.canonical_reason() {
+        Some(r) => r
+            .chars()
+            .filter_map(|c| match c {
+                ' ' | '-' => Some('_'),
+                c if c.is_ascii_alphanumeric() => Some(c.to_ascii_uppercase()),
+                _ => None,
+            })
+            .collect(),
+        None => format!("HTTP_{}", status.as_u16()),
+    }
 }
 
 /// `status`, if within `min..=max` (a `2XX` or `default` response of the
@@ -160,7 +189,10 @@ mod tests {
     #[test]
     fn params_and_body_are_read_by_type() {
         let mut input = Input::new(
-            vec![("limit".into(), json!(5)), ("tags".into(), json!(["a", "b"]))],
+            vec![
+                ("limit".into(), json!(5)),
+                ("tags".into(), json!(["a", "b"])),
+            ],
             Some(json!({"email": "a@b.c"})),
         );
         assert_eq!(input.param::<i64>("limit").unwrap(), 5);
@@ -200,6 +232,26 @@ mod tests {
         let r = json(201, &json!({"a": 1}));
         assert_eq!(r.status(), StatusCode::CREATED);
         assert_eq!(r.headers()[header::CONTENT_TYPE], "application/json");
-        assert_eq!(empty(204).status(), StatusCode::NO_CONTENT);
+        assert!(r.extensions().get::<Declared>().is_some());
+        assert_eq!(empty(204, "done").status(), StatusCode::NO_CONTENT);
+        assert!(
+            empty(404, "no such note")
+                .extensions()
+                .get::<Declared>()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn error_codes_from_statuses() {
+        let cases = [
+            (404, "NOT_FOUND"),
+            (422, "UNPROCESSABLE_ENTITY"),
+            (418, "IM_A_TEAPOT"),
+            (599, "HTTP_599"),
+        ];
+        for (code, want) in cases {
+            assert_eq!(error_code(StatusCode::from_u16(code).unwrap()), want);
+        }
     }
 }

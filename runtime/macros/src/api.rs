@@ -28,7 +28,8 @@ pub fn expand(
             .unwrap_or_else(|| ".".into())
             .into()
     });
-    let path = dir.join(&name);
+    // Absolute, so the generated `include_str!` finds it from any file.
+    let path = std::fs::canonicalize(dir.join(&name)).unwrap_or_else(|_| dir.join(&name));
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) => {
