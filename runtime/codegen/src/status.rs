@@ -99,9 +99,12 @@ fn name_of(code: u16) -> Option<&'static str> {
 mod tests {
     use super::*;
 
+    /// A status key and its variant, or `Err(())` when it is refused.
+    type Case = (&'static str, Result<(&'static str, StatusKey), ()>);
+
     #[test]
     fn variants() {
-        let cases: &[(&str, Result<(&str, StatusKey), ()>)] = &[
+        let cases: &[Case] = &[
             ("200", Ok(("Ok", StatusKey::Code(200)))),
             ("201", Ok(("Created", StatusKey::Code(201)))),
             ("422", Ok(("UnprocessableEntity", StatusKey::Code(422)))),
