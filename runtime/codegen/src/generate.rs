@@ -39,7 +39,7 @@ pub fn items(
     ops: &[OperationModel],
 ) -> Result<TokenStream, Vec<String>> {
     let rt = input.runtime;
-    let mut problems = Vec::new();
+    let mut problems = name_clashes(ops);
     let mut parts = Vec::new();
     for op in ops {
         match operation(rt, &mut types, op) {
@@ -81,7 +81,7 @@ pub fn items(
         /// Set the spec on `builder` and bind each operation to its method
         /// of `api`. Parameters and the body reach the method validated
         /// against the spec and parsed once.
-        #[allow(clippy::all)]
+        #[allow(clippy::all, clippy::pedantic)]
         pub fn bind(
             builder: #rt::http::ServiceBuilder,
             api: impl #trait_name,
@@ -93,6 +93,30 @@ pub fn items(
             builder
         }
     })
+}
+
+/// Operations whose generated names would be the same item: two
+/// `operationId`s with one snake case (`getPet`, `get_pet`), or one named
+/// like the `types` module.
+fn name_clashes(ops: &[OperationModel]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut seen: std::collections::HashMap<String, &str> = std::collections::HashMap::new();
+    for op in ops {
+        let snake = ident_text(&op.id).to_snake_case();
+        if snake == crate::types::TYPES_MOD {
+            problems.push(format!(
+                "operationId '{}' would be the module `{snake}`, which holds the schema types; rename the operation",
+                op.id
+            ));
+        }
+        if let Some(other) = seen.insert(snake.clone(), &op.id) {
+            problems.push(format!(
+                "operationIds '{other}' and '{}' both become `{snake}`; rename one",
+                op.id
+            ));
+        }
+    }
+    problems
 }
 
 /// A string usable as the start of an identifier (`hello world` → `hello_world`).

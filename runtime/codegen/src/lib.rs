@@ -174,5 +174,20 @@ paths:
         for (text, want) in cases {
             assert_eq!(generated(text).unwrap_err(), want);
         }
+        let clash = r#"
+openapi: 3.1.0
+info: {title: t, version: '1'}
+paths:
+  /a: {get: {operationId: getPet, responses: {'200': {description: ok}}}}
+  /b: {get: {operationId: get_pet, responses: {'200': {description: ok}}}}
+  /c: {get: {operationId: Types, responses: {'200': {description: ok}}}}
+"#;
+        assert_eq!(
+            generated(clash).unwrap_err(),
+            [
+                "operationIds 'getPet' and 'get_pet' both become `get_pet`; rename one",
+                "operationId 'Types' would be the module `types`, which holds the schema types; rename the operation",
+            ]
+        );
     }
 }
