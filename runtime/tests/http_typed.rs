@@ -7,7 +7,7 @@ mod http_common;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_common::*;
-use pym_runtime::http::{ApiError, Service};
+use pym_runtime::http::{ApiError, Claims, Service};
 use std::num::NonZeroU64;
 use std::sync::{Arc, Mutex};
 
@@ -82,6 +82,19 @@ impl NotesApi for Notes {
                 note_of(text),
             )),
         }
+    }
+
+    async fn whoami(&self, claims: Claims) -> Result<whoami::Response, ApiError> {
+        self.seen.push(format!("whoami {}", claims.user_id()));
+        Ok(whoami::Response::Ok(Caller {
+            user: Some(claims.user_id().to_string()),
+        }))
+    }
+
+    async fn maybe(&self, claims: Option<Claims>) -> Result<maybe::Response, ApiError> {
+        let user = claims.map(|c| c.user_id().to_string());
+        self.seen.push(format!("maybe {user:?}"));
+        Ok(maybe::Response::Ok(Caller { user }))
     }
 }
 
@@ -231,4 +244,24 @@ fn typed_and_untyped_handlers_share_the_binding_check() {
     .expect("bound twice")
     .to_string();
     assert!(err.contains("handlers bound twice: get_note"), "{err}");
+}
+
+#[tokio::test]
+async fn the_caller_arrives_as_claims() {
+    let (svc, seen) = service();
+    let token = auth().mint("u-1", serde_json::json!({})).unwrap();
+    let r = call(&svc, get_auth("/whoami", &token)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json(), serde_json::json!({"user": "u-1"}));
+    call(&svc, get("/whoami"))
+        .await
+        .error(401, "AUTHORIZATION_HEADER_MISSING");
+    let r = call(&svc, get_auth("/maybe", &token)).await;
+    assert_eq!(r.json(), serde_json::json!({"user": "u-1"}));
+    let r = call(&svc, get("/maybe")).await;
+    assert_eq!(r.json(), serde_json::json!({}));
+    assert_eq!(
+        seen.all(),
+        ["whoami u-1", "maybe Some(\"u-1\")", "maybe None"]
+    );
 }

@@ -12,7 +12,7 @@
 //! `HELLO_TASK_REPORT` names a file, appends as a JSON line) the user id,
 //! claims, request id and traceparent it sees.
 
-use pym_runtime::http::ApiError;
+use pym_runtime::http::{ApiError, Claims};
 use pym_runtime::{Queue, TaskError};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -43,8 +43,13 @@ struct Hello {
 }
 
 impl HelloApi for Hello {
-    async fn signup(&self, body: SignupRequest) -> Result<signup::Response, ApiError> {
-        let ctx = pym_runtime::context();
+    /// `security: [{}, {bearer: []}]`: the caller's claims when a token was sent.
+    async fn signup(
+        &self,
+        caller: Option<Claims>,
+        body: SignupRequest,
+    ) -> Result<signup::Response, ApiError> {
+        let referred_by = caller.as_ref().map(|c| c.user_id().to_string());
         let id = uuid::Uuid::now_v7();
         let email = String::from(body.email);
         let name = body.name.map(String::from);
@@ -52,7 +57,7 @@ impl HelloApi for Hello {
             id: id.to_string(),
             email: email.clone(),
             name: name.clone(),
-            referred_by: ctx.user_id.clone(),
+            referred_by: referred_by.clone(),
         };
         let task_id = send_welcome_email_async::spawn(&self.queue, welcome)
             .await
@@ -64,17 +69,16 @@ impl HelloApi for Hello {
             id,
             email,
             name,
-            referred_by: ctx.user_id.clone(),
+            referred_by,
             welcome_task_id: task_id,
         }))
     }
 
-    async fn me(&self) -> Result<me::Response, ApiError> {
-        let ctx = pym_runtime::context();
-        let (Some(user_id), Some(serde_json::Value::Object(claims))) =
-            (ctx.user_id.clone(), ctx.claims.clone())
-        else {
-            return Err(ApiError::authorization_header_missing());
+    /// `security: [{bearer: []}]`: the token was verified before this runs.
+    async fn me(&self, claims: Claims) -> Result<me::Response, ApiError> {
+        let user_id = claims.user_id().to_string();
+        let serde_json::Value::Object(claims) = claims.0 else {
+            return Err(ApiError::server_error("verified claims are not an object"));
         };
         Ok(me::Response::Ok(Me { user_id, claims }))
     }

@@ -8,6 +8,7 @@ use crate::status::{StatusKey, variant};
 use crate::types::Types;
 use heck::{ToSnakeCase, ToUpperCamelCase};
 use proc_macro2::{Ident, Span, TokenStream};
+use pym_schema::AuthMode;
 use quote::{format_ident, quote};
 use std::collections::HashSet;
 
@@ -151,6 +152,10 @@ fn operation(rt: &TokenStream, types: &mut Types, op: &OperationModel) -> Result
     let mut args = Vec::new();
     let mut reads = Vec::new();
     let mut names: HashSet<String> = HashSet::new();
+    if let Some((arg, read)) = caller(rt, op.auth, &mut names) {
+        args.push(arg);
+        reads.push(read);
+    }
     for p in &op.params {
         match param(rt, types, &camel, &place, p, &mut names) {
             Ok((arg, read)) => {
@@ -191,8 +196,11 @@ fn operation(rt: &TokenStream, types: &mut Types, op: &OperationModel) -> Result
         > + ::core::marker::Send;
     };
     let id = &op.id;
+    // Parameters and the body are taken out of the input; the caller is read.
     let input = if reads.is_empty() {
         quote!(_input)
+    } else if op.params.is_empty() && op.body.is_none() {
+        quote!(input)
     } else {
         quote!(mut input)
     };
@@ -236,6 +244,24 @@ fn fresh(names: &mut HashSet<String>, wanted: &str) -> Ident {
 }
 
 type Arg = ((Ident, TokenStream), TokenStream);
+
+/// The caller's verified claims, first: `Claims` when the operation's
+/// `security` requires a token, `Option<Claims>` when a token is optional,
+/// nothing without `security`.
+fn caller(rt: &TokenStream, auth: AuthMode, names: &mut HashSet<String>) -> Option<Arg> {
+    let claims = quote!(#rt::http::Claims);
+    let (ty, read) = match auth {
+        AuthMode::None => return None,
+        AuthMode::Required => (claims, quote!(input.caller()?)),
+        AuthMode::Optional => (
+            quote!(::core::option::Option<#claims>),
+            quote!(input.caller_if_any()),
+        ),
+    };
+    let arg = fresh(names, "claims");
+    let read = quote!(let #arg = #read;);
+    Some(((arg, ty), read))
+}
 
 fn param(
     rt: &TokenStream,

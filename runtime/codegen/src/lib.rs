@@ -41,7 +41,9 @@ mod tests {
     const SPEC: &str = r#"
 openapi: 3.0.3
 info: {title: pet store, version: '2'}
+security: [{bearer: []}]
 components:
+  securitySchemes: {bearer: {type: http, scheme: bearer}}
   schemas:
     Pet:
       type: object
@@ -97,7 +99,7 @@ paths:
             ("trait named after the title", "pub trait PetStoreApi"),
             (
                 "method: path, query, header parameters then the body; optional ones as Option",
-                "fn replace_pet (& self , pet_id : :: rt :: __private :: uuid :: Uuid , r#type : :: core :: option :: Option < types :: ReplacePetType > , x_dry_run : bool , body : :: core :: option :: Option < types :: Pet >) -> impl :: core :: future :: Future < Output = :: core :: result :: Result < replace_pet :: Response , :: rt :: http :: ApiError > , > + :: core :: marker :: Send ;",
+                "fn replace_pet (& self , claims : :: rt :: http :: Claims , pet_id : :: rt :: __private :: uuid :: Uuid , r#type : :: core :: option :: Option < types :: ReplacePetType > , x_dry_run : bool , body : :: core :: option :: Option < types :: Pet >) -> impl :: core :: future :: Future < Output = :: core :: result :: Result < replace_pet :: Response , :: rt :: http :: ApiError > , > + :: core :: marker :: Send ;",
             ),
             (
                 "doc from method, path and summary",

@@ -3,7 +3,7 @@
 //! responses, `$ref`s to `#/components/{parameters,requestBodies,responses}`
 //! followed. Pure: a JSON document in, models or problems out.
 
-use pym_schema::Dialect;
+use pym_schema::{AuthMode, Dialect};
 use serde_json::Value;
 
 /// The HTTP methods an OpenAPI path item can hold, in the order the
@@ -57,6 +57,8 @@ pub struct OperationModel {
     pub path: String,
     pub summary: Option<String>,
     pub description: Option<String>,
+    /// What its `security` (or the document's) asks of the caller.
+    pub auth: AuthMode,
     pub params: Vec<ParamModel>,
     pub body: Option<BodyModel>,
     pub responses: Vec<ResponseModel>,
@@ -111,6 +113,10 @@ fn operation(
             )]);
         }
     };
+    let auth = pym_schema::operation_auth(doc, op).unwrap_or_else(|e| {
+        problems.push(format!("{place}: {e}"));
+        AuthMode::Required
+    });
     let mut params: Vec<ParamModel> = Vec::new();
     // Operation-level parameters override path-level ones of the same name
     // and location.
@@ -169,6 +175,7 @@ fn operation(
         path: path.to_string(),
         summary: text(op, "summary"),
         description: text(op, "description"),
+        auth,
         params,
         body,
         responses,
@@ -364,6 +371,10 @@ mod tests {
                 json!({"/a": {"get": {"operationId": "a", "responses": {},
                        "parameters": [{"$ref": "#/components/parameters/Nope"}]}}}),
                 "paths./a.get: $ref '#/components/parameters/Nope' does not resolve in this document",
+            ),
+            (
+                json!({"/a": {"get": {"operationId": "a", "responses": {}, "security": [{"nope": []}]}}}),
+                "paths./a.get: 'security[0]' names the scheme 'nope', which is not defined in components.securitySchemes (defined: none)",
             ),
             (
                 json!({"/a": {"get": {"operationId": "a", "responses": {"20x": {"description": "?"}}}}}),

@@ -5,6 +5,7 @@
 //! with the operation's generated `Response` enum ([`json`], [`empty`],
 //! [`within`]) or an [`ApiError`].
 
+use crate::auth::Claims;
 use crate::error::{ApiError, Declared};
 use crate::server::{Bound, ServiceBuilder};
 use axum::extract::Request;
@@ -38,6 +39,19 @@ impl Input {
             .map(|(_, v)| v.take())
             .unwrap_or(Value::Null);
         read(value, name)
+    }
+
+    /// The caller's verified claims: for an operation whose `security`
+    /// requires a token (verified before the handler runs).
+    pub fn caller(&self) -> Result<Claims, ApiError> {
+        self.caller_if_any()
+            .ok_or_else(ApiError::authorization_header_missing)
+    }
+
+    /// The caller's verified claims, if a token was sent (an operation
+    /// whose `security` makes it optional).
+    pub fn caller_if_any(&self) -> Option<Claims> {
+        pym_core::context::with_current(|c| c.and_then(|c| c.claims.clone())).map(Claims)
     }
 
     /// The body as a `T`; an absent one reads as JSON `null`.

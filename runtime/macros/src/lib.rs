@@ -44,7 +44,8 @@ pub fn asynctask(attr: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// struct Hello;
 /// impl HelloApi for Hello {
-///     async fn signup(&self, body: SignupRequest) -> Result<signup::Response, ApiError> {
+///     async fn signup(&self, caller: Option<Claims>, body: SignupRequest)
+///         -> Result<signup::Response, ApiError> {
 ///         Ok(signup::Response::Created(Signup { /* ... */ }))
 ///     }
 ///     // one method per operationId: a missing one is a compile error
@@ -57,9 +58,11 @@ pub fn asynctask(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// - per operation, a module named after its `operationId` with
 ///   `Response`: one variant per declared status (`Created(Signup)`,
 ///   `NotFound`, `Status2xx(StatusCode, T)`, `Default(StatusCode, T)`).
-/// - `<Title>Api`: one method per `operationId`, its path, query and
-///   header parameters then its JSON body as arguments (an optional one
-///   as an `Option`), returning `Result<op::Response, ApiError>`.
+/// - `<Title>Api`: one method per `operationId`: the caller's `Claims`
+///   when its `security` requires a token (`Option<Claims>` when a token
+///   is optional), its path, query and header parameters, then its JSON
+///   body (an optional one as an `Option`), returning
+///   `Result<op::Response, ApiError>`.
 /// - `bind(builder, api)`: sets the spec (the same file, embedded) and
 ///   binds every method.
 #[proc_macro]

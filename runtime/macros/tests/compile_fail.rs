@@ -3,7 +3,7 @@
 //! compiling (`tests/pass/*.rs`). `tests/fail/api_*.rs`: what `api!`
 //! refuses: a spec it cannot read or use, and implementations of the
 //! generated trait of the wrong shape (a missing or unknown operation, a
-//! parameter of another type, a missing argument, another operation's
+//! parameter of another type, a missing argument or missing claims, another operation's
 //! responses, a future that is not `Send`); `tests/pass/api_pets.rs` a
 //! whole implementation, in a crate with no serde, uuid or chrono of its
 //! own.

@@ -11,7 +11,12 @@
 //!   `exclusiveMinimum`/`exclusiveMaximum` numeric ones.
 //! - [`apply_view`]: `readOnly` properties not required in requests,
 //!   `writeOnly` ones not in responses.
+//! - [`security`]: what an operation's `security` asks of the caller
+//!   ([`AuthMode`]).
 
+pub mod security;
+
+pub use security::{AuthMode, auth_mode, operation_auth};
 use serde_json::{Map, Value};
 
 /// The schema dialect of a document: OpenAPI 3.0's, or 3.1's (JSON Schema 2020-12).
