@@ -28,12 +28,13 @@ pub use pym_macros::{api, asynctask};
 /// The HTTP layer: the service builder, handlers' errors, axum.
 pub mod http {
     pub use pym_http::{
-        ApiError, Auth, Claims, ErrorBody, HttpConfig, JwtConfig, OperationName, Service,
-        ServiceBuilder, ServiceError, Spec, axum, codes, typed,
+        ApiError, Auth, Claims, Email, ErrorBody, HttpConfig, JwtConfig, NotAnEmail, OperationName,
+        Service, ServiceBuilder, ServiceError, Spec, axum, codes, typed,
     };
 }
 
-/// The types generated code uses for `format: uuid` and `format: date-time`.
+/// The types generated code uses for `format: email`, `uuid` and `date-time`.
+pub use pym_http::Email;
 pub use {chrono, uuid};
 
 /// The crates the code [`api!`] generates uses, so a service needs none

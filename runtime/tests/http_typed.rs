@@ -65,8 +65,13 @@ impl NotesApi for Notes {
             ));
         };
         let text = String::from(note.text);
-        self.seen
-            .push(format!("add_note {text:?} pin={}", note.pin.is_some()));
+        // `format: email`: an `Email`, checked by validation's own rule.
+        let author: Option<pym_runtime::Email> = note.author;
+        self.seen.push(format!(
+            "add_note {text:?} pin={} author={:?}",
+            note.pin.is_some(),
+            author.as_deref()
+        ));
         match text.as_str() {
             "conflict" => Err(ApiError::new(
                 StatusCode::CONFLICT,
@@ -201,7 +206,10 @@ async fn bodies_and_status_ranges() {
     let (svc, seen) = service();
     let r = call(
         &svc,
-        post_json("/notes", r#"{"text": "a note", "pin": "1234"}"#),
+        post_json(
+            "/notes",
+            r#"{"text": "a note", "pin": "1234", "author": "ann@example.com"}"#,
+        ),
     )
     .await;
     assert_eq!(r.status, 202, "{}", r.text);
@@ -222,10 +230,10 @@ async fn bodies_and_status_ranges() {
     assert_eq!(
         seen.all(),
         [
-            "add_note \"a note\" pin=true",
+            "add_note \"a note\" pin=true author=Some(\"ann@example.com\")",
             "add_note None",
-            "add_note \"conflict\" pin=false",
-            "add_note \"wrong status\" pin=false",
+            "add_note \"conflict\" pin=false author=None",
+            "add_note \"wrong status\" pin=false author=None",
         ]
     );
 }

@@ -51,11 +51,11 @@ impl HelloApi for Hello {
     ) -> Result<signup::Response, ApiError> {
         let referred_by = caller.as_ref().map(|c| c.user_id().to_string());
         let id = uuid::Uuid::now_v7();
-        let email = String::from(body.email);
+        let email = body.email; // an `Email`: `format: email` in the spec
         let name = body.name.map(String::from);
         let welcome = Welcome {
             id: id.to_string(),
-            email: email.clone(),
+            email: email.to_string(),
             name: name.clone(),
             referred_by: referred_by.clone(),
         };

@@ -157,7 +157,7 @@ fn operation(rt: &TokenStream, types: &mut Types, op: &OperationModel) -> Result
         reads.push(read);
     }
     for p in &op.params {
-        match param(rt, types, &camel, &place, p, &mut names) {
+        match param(types, &camel, &place, p, &mut names) {
             Ok((arg, read)) => {
                 args.push(arg);
                 reads.push(read);
@@ -166,7 +166,7 @@ fn operation(rt: &TokenStream, types: &mut Types, op: &OperationModel) -> Result
         }
     }
     if let Some(b) = &op.body {
-        match body(rt, types, &camel, &place, b, &mut names) {
+        match body(types, &camel, &place, b, &mut names) {
             Ok((arg, read)) => {
                 args.push(arg);
                 reads.push(read);
@@ -264,7 +264,6 @@ fn caller(rt: &TokenStream, auth: AuthMode, names: &mut HashSet<String>) -> Opti
 }
 
 fn param(
-    rt: &TokenStream,
     types: &mut Types,
     camel: &str,
     place: &str,
@@ -292,12 +291,10 @@ fn param(
         _ => p.name.clone(),
     };
     let read = quote!(let #arg = input.param::<#ty>(#name)?;);
-    let _ = rt;
     Ok(((arg, ty), read))
 }
 
 fn body(
-    rt: &TokenStream,
     types: &mut Types,
     camel: &str,
     place: &str,
@@ -314,7 +311,6 @@ fn body(
     }
     let arg = fresh(names, "body");
     let read = quote!(let #arg = input.body::<#ty>()?;);
-    let _ = rt;
     Ok(((arg, ty), read))
 }
 

@@ -8,15 +8,20 @@
 //! both views): one type serves requests and responses, so a property the
 //! server sets (`readOnly`) or never returns (`writeOnly`) is an `Option`.
 //! Run-time validation still requires it on the side where the spec does.
+//! A `{type: string, format: email}` becomes the runtime's `Email` (typify's
+//! `x-rust-type` extension), checked by the rule validation uses.
 
 use crate::crate_paths;
 use proc_macro2::TokenStream;
 use pym_schema::{Dialect, View, apply_view};
 use serde_json::Value;
-use typify::{TypeSpace, TypeSpaceSettings};
+use typify::{CrateVers, TypeSpace, TypeSpaceSettings};
 
 /// The module the schema types are generated in, at the macro's call site.
 pub const TYPES_MOD: &str = "types";
+
+/// The runtime crate, as `x-rust-type` names it.
+const RUNTIME_CRATE: &str = "pym-runtime";
 
 /// The types of one document.
 pub struct Types {
@@ -35,6 +40,11 @@ impl Types {
     ) -> Result<Self, String> {
         let mut settings = TypeSpaceSettings::default();
         settings.with_type_mod(TYPES_MOD);
+        // `x-rust-type` naming the runtime's types (see `mark_emails`),
+        // under the name the service knows the runtime by.
+        let runtime_name = runtime.to_string().replace(' ', "");
+        let rename = runtime_name.trim_start_matches("::").to_string();
+        settings.with_crate(RUNTIME_CRATE, CrateVers::Any, Some(&rename));
         let mut space = TypeSpace::new(&settings);
         let mut defs = Vec::new();
         for (name, schema) in doc
@@ -93,11 +103,48 @@ fn prepared(schema: &Value, dialect: Dialect, from_30: bool) -> Value {
         (Dialect::V30, true) => pym_schema::convert_30(schema, false),
         _ => schema.clone(),
     };
-    apply_view(
+    let mut schema = apply_view(
         &apply_view(&schema, View::Request, false),
         View::Response,
         false,
-    )
+    );
+    mark_emails(&mut schema);
+    schema
+}
+
+/// Give every `{type: string, format: email}` inside `schema` the runtime's
+/// `Email` as its Rust type. A nullable one stays a string (typify would
+/// drop the null).
+fn mark_emails(schema: &mut Value) {
+    let Value::Object(m) = schema else {
+        return;
+    };
+    if m.get("type").and_then(Value::as_str) == Some("string")
+        && m.get("format").and_then(Value::as_str) == Some("email")
+    {
+        m.insert(
+            "x-rust-type".into(),
+            serde_json::json!({"crate": RUNTIME_CRATE, "version": "*", "path": "pym_runtime::Email"}),
+        );
+    }
+    for (k, v) in m.iter_mut() {
+        match k.as_str() {
+            "properties" | "patternProperties" | "$defs" | "definitions" => {
+                for s in v.as_object_mut().into_iter().flat_map(|o| o.values_mut()) {
+                    mark_emails(s);
+                }
+            }
+            "items" | "additionalProperties" | "not" | "contains" | "propertyNames" => {
+                mark_emails(v);
+            }
+            "allOf" | "anyOf" | "oneOf" | "prefixItems" => {
+                for s in v.as_array_mut().into_iter().flatten() {
+                    mark_emails(s);
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 #[cfg(test)]
@@ -187,6 +234,17 @@ mod tests {
                 }),
                 "3.1.0",
                 "pub struct Named { pub id : i64 , pub name : :: std :: string :: String",
+            ),
+            (
+                "email",
+                json!({"A": {"type": "object", "required": ["to"], "properties": {
+                    "to": {"type": "string", "format": "email", "maxLength": 254},
+                    "cc": {"type": "array", "items": {"type": "string", "format": "email"}},
+                    "bcc": {"type": ["string", "null"], "format": "email"}}}}),
+                "3.1.0",
+                "pub bcc : :: std :: option :: Option < :: std :: string :: String > , \
+                 # [serde (default , skip_serializing_if = \"::std::vec::Vec::is_empty\")] \
+                 pub cc : :: std :: vec :: Vec < :: rt :: Email > , pub to : :: rt :: Email ,",
             ),
             (
                 "date-time",

@@ -10,6 +10,7 @@ mod around;
 pub mod auth;
 mod builtins;
 pub mod config;
+mod email;
 pub mod error;
 mod metrics;
 pub mod readiness;
@@ -21,6 +22,7 @@ mod validate;
 
 pub use auth::{Auth, Claims};
 pub use config::{HttpConfig, JwtConfig};
+pub use email::{Email, NotAnEmail};
 pub use error::{ApiError, ErrorBody, codes};
 pub use server::{OperationName, Service, ServiceBuilder, ServiceError};
 pub use spec::Spec;
