@@ -192,6 +192,10 @@ async fn what_the_spec_refuses_never_reaches_the_handler() {
             post_json("/notes", r#"{"text": "a", "x": 1}"#),
             "body: unexpected properties x",
         ),
+        (
+            post_json("/notes", r#"{"text": "a", "author": "ann"}"#),
+            "author: \"ann\" is not a \"email\"",
+        ),
     ];
     for (req, want) in cases {
         let r = call(&svc, req).await;
