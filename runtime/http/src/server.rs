@@ -98,6 +98,22 @@ pub(crate) struct Bound {
     pub(crate) make: BoxedHandler,
     pub(crate) typed: bool,
 }
+
+impl Bound {
+    /// An axum handler bound to its operation: the operation's layer wraps
+    /// the handler itself, inside its route (`MethodRouter::route_layer`
+    /// would box the route again).
+    pub(crate) fn new<H, T>(handler: H, typed: bool) -> Self
+    where
+        H: axum::handler::Handler<T, ()>,
+        T: 'static,
+    {
+        Bound {
+            make: Box::new(move |filter, layer| axum::routing::on(filter, handler.layer(layer))),
+            typed,
+        }
+    }
+}
 type RouterHook = Box<dyn FnOnce(Router) -> Router + Send>;
 /// Serves the service's own tower stack on a listener until the stop
 /// signal (see [`Service::serve_with_metrics`]).
@@ -323,17 +339,7 @@ impl ServiceBuilder {
         H: axum::handler::Handler<T, ()>,
         T: 'static,
     {
-        self.bind(
-            operation_id,
-            Bound {
-                // The operation's layer wraps the handler itself, inside its
-                // route: `MethodRouter::route_layer` would box the route again.
-                make: Box::new(move |filter, layer| {
-                    axum::routing::on(filter, handler.layer(layer))
-                }),
-                typed: false,
-            },
-        )
+        self.bind(operation_id, Bound::new(handler, false))
     }
 
     pub(crate) fn bind(mut self, operation_id: &str, bound: Bound) -> Self {

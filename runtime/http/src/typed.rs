@@ -182,16 +182,7 @@ impl ServiceBuilder {
                 }
             }
         };
-        self.bind(
-            operation_id,
-            Bound {
-                make: Box::new(move |filter, layer| {
-                    use axum::handler::Handler;
-                    axum::routing::on(filter, handler.layer(layer))
-                }),
-                typed: true,
-            },
-        )
+        self.bind(operation_id, Bound::new(handler, true))
     }
 }
 
