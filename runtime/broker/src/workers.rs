@@ -109,21 +109,27 @@ pub async fn last_beats(broker: &Broker) -> Result<(u64, Vec<(String, u64)>)> {
 
 /// The live workers, as they last described themselves, by name.
 pub async fn live(broker: &Broker, liveness: WorkerLiveness) -> Result<Vec<WorkerInfo>> {
-    let (now, beats) = last_beats(broker).await?;
-    let mut out = Vec::new();
-    for (name, last) in beats {
-        if is_dead(now, last, liveness.dead_after) {
-            continue;
-        }
-        let json: Option<String> = redis::cmd("GET")
-            .arg(keys::worker(&name))
-            .query_async(&mut broker.conn())
-            .await?;
-        if let Some(mut info) = json.and_then(|j| serde_json::from_str::<WorkerInfo>(&j).ok()) {
-            info.last_beat = last;
-            out.push(info);
-        }
+    let (now, mut beats) = last_beats(broker).await?;
+    beats.retain(|(_, last)| !is_dead(now, *last, liveness.dead_after));
+    if beats.is_empty() {
+        return Ok(Vec::new());
     }
+    // One round trip for every live worker's description: a pipeline of
+    // GETs, not an MGET, as the keys hash to different Cluster slots.
+    let mut get = redis::pipe();
+    for (name, _) in &beats {
+        get.cmd("GET").arg(keys::worker(name));
+    }
+    let infos: Vec<Option<String>> = get.query_async(&mut broker.conn()).await?;
+    let mut out: Vec<WorkerInfo> = beats
+        .iter()
+        .zip(infos)
+        .filter_map(|((_, last), json)| {
+            let mut info = serde_json::from_str::<WorkerInfo>(&json?).ok()?;
+            info.last_beat = *last;
+            Some(info)
+        })
+        .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
 }
