@@ -9,7 +9,8 @@
 //! | item | for |
 //! |---|---|
 //! | [`App`] | the service binary: `serve`, `worker`, `up`, `check`, `token`, `dead`, `stats` |
-//! | [`api!`] | types, a typed handler trait and `bind` from the OpenAPI spec |
+//! | [`api!`] | types, a typed handler trait, `bind` and a typed client from an OpenAPI spec |
+//! | [`client`] | settings of generated clients (timeouts, retries, credentials) |
 //! | [`asynctask`], [`Queue`], [`When`], [`TaskError`] | tasks: declare, spawn, fail |
 //! | [`context()`], [`Context`] | who called, in handlers and in tasks |
 //! | [`http`] | handlers' errors ([`http::ApiError`]), the service builder, axum |
@@ -30,6 +31,15 @@ pub mod http {
     pub use pym_http::{
         ApiError, Auth, Claims, Email, ErrorBody, HttpConfig, JwtConfig, NotAnEmail, OperationName,
         Service, ServiceBuilder, ServiceError, Spec, axum, codes, typed,
+    };
+}
+
+/// Calling other APIs: what the client `api!` generates uses, and its
+/// settings ([`client::ClientConfig`], [`client::Credentials`]).
+pub mod client {
+    pub use pym_client::{
+        Answer, Client, ClientConfig, ClientSetupError, Credentials, Method, Request, StatusCode,
+        params,
     };
 }
 

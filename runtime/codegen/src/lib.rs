@@ -8,6 +8,7 @@
 //! `ServiceBuilder`. A library, so the macro crate stays a thin shell and
 //! the generation is tested with plain `#[test]`s.
 
+mod client;
 mod crate_paths;
 mod generate;
 pub mod operations;
@@ -87,6 +88,7 @@ paths:
             spec_name: "spec.yaml",
             spec_path: "/abs/spec.yaml",
             runtime: &rt,
+            server: true,
         };
         generate(&input, spec).map(|t| t.to_string())
     }
@@ -126,6 +128,19 @@ paths:
             (
                 "bind reads parameters by their names (headers in lower case, as validation keeps them)",
                 "let x_dry_run = input . param :: < bool > (\"x-dry-run\") ?",
+            ),
+            ("client named after the title", "pub struct PetStoreClient"),
+            (
+                "client method: the handler's arguments without the caller, the body by reference; one 2XX, so its body",
+                "pub async fn replace_pet (& self , pet_id : :: rt :: __private :: uuid :: Uuid , r#type : :: core :: option :: Option < types :: ReplacePetType > , x_dry_run : bool , body : :: core :: option :: Option < & types :: Pet >) -> :: core :: result :: Result < types :: Pet , :: rt :: http :: ApiError >",
+            ),
+            (
+                "answers read back: pym errors first, then codes, then ranges",
+                "if let :: core :: option :: Option :: Some (e) = answer . pym_error ()",
+            ),
+            (
+                "header parameters sent under their spec name",
+                "headers . push ((\"X-Dry-Run\" , values . join (\",\")))",
             ),
             (
                 "readOnly relaxed in the model",

@@ -109,6 +109,28 @@ pub const CONFIG_JWT_SECRET_ENV: &str = "jwt_secret_env";
 /// Config key naming the env var of the broker URL (default [`ENV_REDIS_URL`]).
 pub const CONFIG_REDIS_URL_ENV: &str = "redis_url_env";
 
+/// Environment variable holding the base URL of the API `title` (the
+/// `info.title` of its spec) for the client `api!` generates from it:
+/// `greeter` → `PYM_API_GREETER_URL`, `pet store` → `PYM_API_PET_STORE_URL`.
+pub fn env_api_url(title: &str) -> String {
+    use heck::ToShoutySnakeCase;
+    format!("PYM_API_{}_URL", title.to_shouty_snake_case())
+}
+
+#[cfg(test)]
+#[test]
+fn env_api_url_of_titles() {
+    let cases = [
+        ("greeter", "PYM_API_GREETER_URL"),
+        ("pet store", "PYM_API_PET_STORE_URL"),
+        ("PetStore", "PYM_API_PET_STORE_URL"),
+        ("hello-world 2", "PYM_API_HELLO_WORLD_2_URL"),
+    ];
+    for (title, want) in cases {
+        assert_eq!(env_api_url(title), want, "{title}");
+    }
+}
+
 /// Full path of the mounted config file, as the operator sets [`ENV_CONFIG`].
 pub fn config_mount_path() -> String {
     format!("{CONFIG_MOUNT_DIR}/{CONFIG_FILE_NAME}")

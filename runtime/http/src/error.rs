@@ -43,6 +43,10 @@ pub mod codes {
     pub const UNSUPPORTED_MEDIA_TYPE: &str = "UNSUPPORTED_MEDIA_TYPE";
     pub const SERVER_ERROR: &str = "SERVER_ERROR";
     pub const SERVICE_UNAVAILABLE: &str = "SERVICE_UNAVAILABLE";
+    /// A called API answered something that is not what its spec declares.
+    pub const BAD_GATEWAY: &str = "BAD_GATEWAY";
+    /// A called API did not answer in time.
+    pub const GATEWAY_TIMEOUT: &str = "GATEWAY_TIMEOUT";
 }
 
 /// The JSON body of every error response.
@@ -69,12 +73,17 @@ pub struct PymError {
 /// generic sentence for the status. Server errors (5xx) are logged with their
 /// `error_id` when turned into a response; the description of a 5xx is not
 /// sent to the client (only "internal error"), so nothing internal leaks.
+///
+/// `error_id` is set on an error a called API answered (see pym-client):
+/// sent on, it keeps that id, so one id names the error in both services'
+/// logs. Otherwise a fresh id is made when the error becomes a response.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ApiError {
     pub status: StatusCode,
     pub code: String,
     pub description: String,
     pub user_message: Option<String>,
+    pub error_id: Option<String>,
 }
 
 impl fmt::Debug for ApiError {
@@ -109,7 +118,35 @@ impl ApiError {
             code: code.into(),
             description: description.into(),
             user_message: None,
+            error_id: None,
         }
+    }
+
+    /// The error `body` (pym's standard JSON) describes, as a called API
+    /// answered it: same status (`status` when the body's is not one),
+    /// code, description, user message and `error_id`.
+    pub fn from_body(status: StatusCode, body: ErrorBody) -> Self {
+        Self {
+            status: StatusCode::from_u16(body.status).unwrap_or(status),
+            code: body.error,
+            description: body.error_description,
+            user_message: Some(body.user_message),
+            error_id: Some(body.error_id),
+        }
+    }
+
+    /// 502 `BAD_GATEWAY`: a called API answered what its spec does not allow.
+    pub fn bad_gateway(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_GATEWAY, codes::BAD_GATEWAY, description)
+    }
+
+    /// 504 `GATEWAY_TIMEOUT`: a called API did not answer in time.
+    pub fn gateway_timeout(description: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            codes::GATEWAY_TIMEOUT,
+            description,
+        )
     }
 
     /// Set the message meant for end users.
@@ -175,9 +212,12 @@ impl ApiError {
         )
     }
 
-    /// The body this error is sent as, with a fresh `error_id`.
+    /// The body this error is sent as, with its `error_id` or a fresh one.
     pub fn body(&self) -> ErrorBody {
-        let error_id = uuid::Uuid::now_v7().to_string();
+        let error_id = match &self.error_id {
+            Some(id) => id.clone(),
+            None => uuid::Uuid::now_v7().to_string(),
+        };
         let server = self.status.is_server_error();
         ErrorBody {
             status: self.status.as_u16(),
@@ -270,33 +310,44 @@ pub async fn normalize(response: Response) -> Response {
         Ok(b) => clip(String::from_utf8_lossy(&b).trim(), 3 * ECHO_MAX),
         Err(_) => String::new(),
     };
-    let err = match status.as_u16() {
-        400 | 422 => ApiError::invalid_parameter("body", or(text, "the request is not valid")),
-        401 => ApiError::token_invalid(or(text, "not authorised")),
-        403 => ApiError::forbidden(or(text, "forbidden")),
-        404 => ApiError::not_found(or(text, "no such endpoint")),
-        405 => ApiError::method_not_allowed(or(text, "method not allowed on this path")),
-        409 => ApiError::new(status, codes::CONFLICT, or(text, "conflict")),
-        429 => ApiError::new(
-            status,
-            codes::TOO_MANY_REQUESTS,
-            or(text, "too many requests; retry later"),
-        ),
-        413 => ApiError::new(
-            status,
-            codes::PAYLOAD_TOO_LARGE,
-            or(text, "the request body is too large"),
-        ),
-        415 => ApiError::new(
-            status,
-            codes::UNSUPPORTED_MEDIA_TYPE,
-            or(text, "send the body as application/json"),
-        ),
-        503 => ApiError::service_unavailable(or(text, "unavailable")),
-        s if s >= 500 => ApiError::server_error(or(text, "server error")),
-        _ => ApiError::new(status, codes::BAD_REQUEST, or(text, "request failed")),
-    };
-    err.into_response()
+    ApiError::of_status(status, text).into_response()
+}
+
+impl ApiError {
+    /// The error of a bare `status` (one without pym's error JSON), with
+    /// `text` as its description (a default for the status when empty):
+    /// the code of the status (`404` → `NOT_FOUND`, other 5xx →
+    /// `SERVER_ERROR`, other 4xx → `BAD_REQUEST`).
+    pub fn of_status(status: StatusCode, text: String) -> Self {
+        match status.as_u16() {
+            400 | 422 => ApiError::invalid_parameter("body", or(text, "the request is not valid")),
+            401 => ApiError::token_invalid(or(text, "not authorised")),
+            403 => ApiError::forbidden(or(text, "forbidden")),
+            404 => ApiError::not_found(or(text, "no such endpoint")),
+            405 => ApiError::method_not_allowed(or(text, "method not allowed on this path")),
+            409 => ApiError::new(status, codes::CONFLICT, or(text, "conflict")),
+            429 => ApiError::new(
+                status,
+                codes::TOO_MANY_REQUESTS,
+                or(text, "too many requests; retry later"),
+            ),
+            413 => ApiError::new(
+                status,
+                codes::PAYLOAD_TOO_LARGE,
+                or(text, "the request body is too large"),
+            ),
+            415 => ApiError::new(
+                status,
+                codes::UNSUPPORTED_MEDIA_TYPE,
+                or(text, "send the body as application/json"),
+            ),
+            502 => ApiError::bad_gateway(or(text, "bad gateway")),
+            503 => ApiError::service_unavailable(or(text, "unavailable")),
+            504 => ApiError::gateway_timeout(or(text, "gateway timeout")),
+            s if s >= 500 => ApiError::server_error(or(text, "server error")),
+            _ => ApiError::new(status, codes::BAD_REQUEST, or(text, "request failed")),
+        }
+    }
 }
 
 fn or(text: String, default: &str) -> String {

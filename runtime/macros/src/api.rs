@@ -5,7 +5,35 @@
 
 use proc_macro2::TokenStream;
 use quote::quote;
-use syn::LitStr;
+use syn::parse::{Parse, ParseStream};
+use syn::{Ident, LitStr, Token};
+
+/// `"path"` or `"path", client`.
+struct Args {
+    path: LitStr,
+    client_only: bool,
+}
+
+impl Parse for Args {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let path: LitStr = input.parse()?;
+        let mut client_only = false;
+        if input.parse::<Option<Token![,]>>()?.is_some() && !input.is_empty() {
+            let what: Ident = input.parse()?;
+            if what != "client" {
+                return Err(syn::Error::new(
+                    what.span(),
+                    format!(
+                        "unknown option `{what}`: the only option is `client` (the client of an API this service calls, without the service trait)"
+                    ),
+                ));
+            }
+            client_only = true;
+            let _ = input.parse::<Option<Token![,]>>()?;
+        }
+        Ok(Self { path, client_only })
+    }
+}
 
 /// The generated items, or the errors.
 pub fn expand(
@@ -13,11 +41,14 @@ pub fn expand(
     base: Option<std::path::PathBuf>,
     runtime: &TokenStream,
 ) -> TokenStream {
-    let lit: LitStr = match syn::parse2(input) {
-        Ok(l) => l,
+    let Args {
+        path: lit,
+        client_only,
+    } = match syn::parse2(input) {
+        Ok(a) => a,
         Err(e) => {
             let message = format!(
-                "api! takes the path of an OpenAPI file, relative to this file: api!(\"../openapi.yaml\"): {e}"
+                "api! takes the path of an OpenAPI file, relative to this file, and `client` for the client only: api!(\"../openapi.yaml\") or api!(\"../apis/greeter.yaml\", client): {e}"
             );
             return syn::Error::new(e.span(), message).to_compile_error();
         }
@@ -47,6 +78,7 @@ pub fn expand(
         spec_name: &name,
         spec_path: &spec_path,
         runtime,
+        server: !client_only,
     };
     match pym_codegen::generate(&input, &text) {
         Ok(items) => items,

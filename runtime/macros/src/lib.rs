@@ -65,6 +65,14 @@ pub fn asynctask(attr: TokenStream, item: TokenStream) -> TokenStream {
 ///   `Result<op::Response, ApiError>`.
 /// - `bind(builder, api)`: sets the spec (the same file, embedded) and
 ///   binds every method.
+/// - `<Title>Client`: one async method per operation, with the
+///   handler's arguments (the body by reference), returning the body of
+///   the operation's one 2XX response, or its `Response` when it declares
+///   several. Calls carry the caller's token, request id and trace.
+///
+/// `api!("../apis/greeter.yaml", client)` generates only the types, the
+/// `Response`s and the client, for an API this service calls; put it in
+/// its own module (`mod greeter { pym_runtime::api!(...); }`).
 #[proc_macro]
 pub fn api(input: TokenStream) -> TokenStream {
     // Like `include_str!`: relative to the file that calls the macro.

@@ -1,0 +1,4 @@
+// An option api! does not know.
+pym_runtime::api!("../specs/pets.yaml", server);
+
+fn main() {}
