@@ -8,18 +8,28 @@
 //!   returns the new `Signup` and spawns `send_welcome_email_async`.
 //! - `GET /me` (bearer token) returns the caller's verified claims.
 //!
-//! The task runs in the worker with the caller's context: it logs (and, if
-//! `HELLO_TASK_REPORT` names a file, appends as a JSON line) the user id,
-//! claims, request id and traceparent it sees.
+//! The task runs in the worker with the caller's context: it asks the
+//! greeter service for a greeting (when `PYM_API_GREETER_URL` is set)
+//! through the client generated from greeter's spec, which forwards that
+//! context; then it logs (and, if `HELLO_TASK_REPORT` names a file,
+//! appends as a JSON line) the user id, claims, request id and
+//! traceparent it sees, and the greeting.
 
+use pym_runtime::client::ClientConfig;
 use pym_runtime::http::{ApiError, Claims};
 use pym_runtime::{Queue, TaskError};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::io::Write;
 use std::process::ExitCode;
+use std::sync::OnceLock;
 
 pym_runtime::api!("../openapi.yaml");
+
+/// The client of the greeter service, from its spec (no service trait).
+mod greeter {
+    pym_runtime::api!("../../greeter/openapi.yaml", client);
+}
 
 /// Env var naming a file where the welcome task appends what it saw.
 pub const ENV_TASK_REPORT: &str = "HELLO_TASK_REPORT";
@@ -84,9 +94,55 @@ impl HelloApi for Hello {
     }
 }
 
+/// The greeter client, when `PYM_API_GREETER_URL` is set; a wrong URL
+/// fails every welcome task with the reason (they are dead-lettered).
+fn greeter() -> Result<Option<&'static greeter::GreeterClient>, TaskError> {
+    static CLIENT: OnceLock<Result<Option<greeter::GreeterClient>, String>> = OnceLock::new();
+    let client = CLIENT.get_or_init(|| {
+        let env = pym_runtime::contract::env_api_url(greeter::GreeterClient::SERVICE);
+        if std::env::var_os(&env).is_none_or(|v| v.is_empty()) {
+            return Ok(None);
+        }
+        greeter::GreeterClient::from_env(ClientConfig::default())
+            .map(Some)
+            .map_err(|e| e.to_string())
+    });
+    client
+        .as_ref()
+        .map(Option::as_ref)
+        .map_err(TaskError::fatal)
+}
+
+/// Asks greeter for the greeting (the caller's token, request id and trace
+/// go along). Failures greeter or the network may recover from are
+/// retried; a refusal (4xx) is final.
+async fn greeting(signup: &Welcome) -> Result<Option<greeter::Greeting>, TaskError> {
+    let Some(client) = greeter()? else {
+        return Ok(None);
+    };
+    let email = signup
+        .email
+        .parse()
+        .map_err(|e| TaskError::fatal(format!("email: {e}")))?;
+    let name = match &signup.name {
+        Some(n) => Some(
+            n.parse()
+                .map_err(|e| TaskError::fatal(format!("name: {e}")))?,
+        ),
+        None => None,
+    };
+    let request = greeter::GreetingRequest { email, name };
+    match client.greet(&request).await {
+        Ok(g) => Ok(Some(g)),
+        Err(e) if e.status.is_client_error() && e.status != 429 => Err(TaskError::fatal(e)),
+        Err(e) => Err(TaskError::retry(e)),
+    }
+}
+
 /// Sends the welcome email (here: logs it), in the caller's context.
 #[pym_runtime::asynctask(queue = "default", max_retries = 5, timeout_secs = 30)]
 async fn send_welcome_email_async(signup: Welcome) -> Result<(), TaskError> {
+    let greeting = greeting(&signup).await?;
     let ctx = pym_runtime::context();
     tracing::info!(
         email = %signup.email,
@@ -107,6 +163,7 @@ async fn send_welcome_email_async(signup: Welcome) -> Result<(), TaskError> {
             "method": ctx.method,
             "path": ctx.path,
             "has_token": ctx.token.is_some(),
+            "greeting": greeting,
             "pid": std::process::id(),
         });
         let mut f = std::fs::OpenOptions::new()

@@ -2,7 +2,8 @@
 //! `hello worker` processes: the task sees the caller's user id, claims,
 //! request id, traceparent, method and path; its log lines carry the request
 //! id; tokens never reach the logs; forged and tampered envelopes are refused
-//! and dead-lettered (seen through `hello dead list`).
+//! and dead-lettered (seen through `hello dead list`); a task calling the
+//! greeter service carries its caller's user, request id and trace there.
 //!
 //! Needs `redis-server` on PATH (Debian package `redis-server`).
 
@@ -315,4 +316,165 @@ fn context_round_trip_through_redis_and_a_worker_process() {
         );
         assert!(!log.contains(SECRET), "{name} log leaks the secret");
     }
+}
+
+/// Entry point of the greeter child process (see [`spawn_greeter`]): the
+/// greeter binary, run by this test binary so no other build is needed.
+#[test]
+fn greeter_child_process() {
+    if std::env::var_os("HELLO_TEST_GREETER").is_none() {
+        return; // only meaningful when started by `spawn_greeter`
+    }
+    let _ = greeter::app().run_from(["greeter", "serve"]);
+    std::process::exit(0);
+}
+
+/// greeter (as a child process) on `port`, appending what it saw to `report`.
+fn spawn_greeter(port: u16, report: &Path, log: &Path) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "greeter_child_process",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("HELLO_TEST_GREETER", "1")
+        .env("PYM_PORT", port.to_string())
+        .env("PYM_JWT_SECRET", SECRET)
+        .env("PYM_LOG_FORMAT", "json")
+        .env("GREETER_REPORT", report)
+        .env_remove("PYM_CONFIG")
+        // Not hello's directory: its ./pym-config.yaml would replace greeter's own.
+        .current_dir(report.parent().unwrap())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+/// hello's welcome task calls greeter through the client generated from
+/// greeter's spec: greeter sees the user id of hello's caller, the same
+/// request id and the same trace. With greeter gone, the task retries,
+/// then is dead-lettered with the client's error.
+#[test]
+fn a_task_calls_another_service_as_its_caller() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir: PathBuf = dir.path().to_path_buf();
+    let redis_server = RedisServer::start();
+    let greeter_port = free_port();
+    let greeter_report = dir.join("greeter.jsonl");
+    let mut greeter = spawn_greeter(greeter_port, &greeter_report, &dir.join("greeter.log"));
+    let mut procs = Procs(Vec::new());
+    let (api_port, worker_port) = (free_port(), free_port());
+    let report = dir.join("report.jsonl");
+    let env = vec![
+        ("PYM_REDIS_URL", redis_server.url()),
+        ("PYM_JWT_SECRET", SECRET.to_string()),
+        ("PYM_PORT", api_port.to_string()),
+        ("PYM_WORKER_PORT", worker_port.to_string()),
+        ("HELLO_TASK_REPORT", report.display().to_string()),
+        (
+            "PYM_API_GREETER_URL",
+            format!("http://127.0.0.1:{greeter_port}"),
+        ),
+    ];
+    procs
+        .0
+        .push(spawn_hello(&["worker"], &env, &dir.join("worker.log")));
+    procs
+        .0
+        .push(spawn_hello(&["serve"], &env, &dir.join("api.log")));
+    for (what, port) in [
+        ("greeter", greeter_port),
+        ("API", api_port),
+        ("worker", worker_port),
+    ] {
+        wait_for(what, Duration::from_secs(20), || {
+            http(port, "GET", "/readyz", &[], "").is_ok_and(|r| r.status == 200)
+        });
+    }
+    let out = Command::new(BIN)
+        .args(["token", "user-7"])
+        .env("PYM_JWT_SECRET", SECRET)
+        .output()
+        .unwrap();
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let signup = |request_id: &str| {
+        let r = http(
+            api_port,
+            "POST",
+            "/signup",
+            &[
+                ("content-type", "application/json"),
+                ("authorization", &format!("Bearer {token}")),
+                ("x-request-id", request_id),
+                (
+                    "traceparent",
+                    "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+                ),
+            ],
+            r#"{"email":"ann@example.com","name":"Ann"}"#,
+        )
+        .unwrap();
+        assert_eq!(r.status, 201, "{}", r.body);
+    };
+
+    signup("rq-cross-1");
+    let mut lines = Vec::new();
+    wait_for("greeter's report", Duration::from_secs(20), || {
+        lines = report_lines(&greeter_report);
+        !lines.is_empty()
+    });
+    assert_eq!(
+        lines[0],
+        json!({
+            "text": "Welcome, Ann!",
+            "user_id": "user-7",
+            "request_id": "rq-cross-1",
+            "trace_id": "0af7651916cd43dd8448eb211c80319c",
+        }),
+        "greeter saw hello's caller, request and trace"
+    );
+    wait_for("hello's task report", Duration::from_secs(20), || {
+        lines = report_lines(&report);
+        !lines.is_empty()
+    });
+    assert_eq!(lines[0]["greeting"]["user_id"], "user-7", "{}", lines[0]);
+
+    // greeter gone: the task retries (5 times, about 30 s), then is
+    // dead-lettered with the client's error.
+    let _ = greeter.kill();
+    let _ = greeter.wait();
+    signup("rq-cross-2");
+    let dead_list = || {
+        let out = Command::new(BIN)
+            .args(["dead", "list", "--queue", "default", "--json"])
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .collect::<Vec<_>>()
+    };
+    let mut dead = Vec::new();
+    wait_for("the dead letter", Duration::from_secs(90), || {
+        dead = dead_list();
+        !dead.is_empty()
+    });
+    let d = &dead[0];
+    assert_eq!(d["task"], "send_welcome_email_async", "{d}");
+    assert_eq!(d["attempts"], 6, "the first run and 5 retries: {d}");
+    let error = d["error"].as_str().unwrap();
+    assert!(
+        error.starts_with(
+            "failed 6 times; last error: SERVICE_UNAVAILABLE: greeter: POST /greetings: cannot connect"
+        ) && error.ends_with("(4 attempts)"),
+        "{error}"
+    );
+    assert_eq!(
+        report_lines(&report).len(),
+        1,
+        "the second task never ran to the end"
+    );
 }

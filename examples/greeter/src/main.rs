@@ -1,0 +1,5 @@
+//! The greeter binary: see the library.
+
+fn main() -> std::process::ExitCode {
+    greeter::app().run()
+}
