@@ -23,7 +23,7 @@ pub mod config;
 
 pub use cli::App;
 pub use pym_broker::{Priority, Queue, SpawnError, TaskError, TaskId, TaskOptions, When};
-pub use pym_core::{Context, context, contract};
+pub use pym_core::{Context, ErrorReport, ErrorReporter, ErrorSource, context, contract};
 pub use pym_macros::{api, asynctask};
 
 /// The HTTP layer: the service builder, handlers' errors, axum.

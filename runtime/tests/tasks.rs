@@ -1244,3 +1244,56 @@ async fn worker_serves_health_readiness_and_metrics() {
     }
     w.stop().await.unwrap();
 }
+
+/// The error reporter hears of each dead letter once, with its task, reason
+/// and the caller of the spawn (user id, request id; never the token).
+#[tokio::test]
+async fn each_dead_letter_is_reported_once_with_its_caller() {
+    use pym_runtime::{ErrorReport, ErrorReporter, ErrorSource};
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let q = queue(&url).await;
+    let ctx = Arc::new(Context {
+        user_id: Some("user-9".into()),
+        request_id: Some("req-dead-1".into()),
+        token: Some("tok-secret-9".into()),
+        ..Default::default()
+    });
+    context::scope(ctx, fatal_task::spawn(&q, "reported".into()))
+        .await
+        .unwrap();
+    let reports: Arc<Mutex<Vec<ErrorReport>>> = Arc::default();
+    let r = reports.clone();
+    let config = WorkerConfig {
+        error_reporter: Some(ErrorReporter::new(move |e| {
+            r.lock().unwrap().push(e.clone());
+        })),
+        ..cfg(&["t"], "w-report")
+    };
+    let w = start_worker(&url, config).await;
+    eventually("the dead letter", || !reports.lock().unwrap().is_empty()).await;
+    w.stop().await.unwrap();
+    let reports = reports.lock().unwrap().clone();
+    let dead = dead_letters(&url, "t").await;
+    assert_eq!((reports.len(), dead.len()), (1, 1), "{reports:?}");
+    let report = &reports[0];
+    assert_eq!(
+        report.source,
+        ErrorSource::DeadLetter {
+            task: Some("fatal_task".into()),
+            queue: "t".into(),
+            reason: "fatal".into(),
+            attempts: 1,
+        }
+    );
+    assert_eq!(report.error_id, dead[0].id, "the dead letter's id");
+    assert_eq!(report.message, "user does not exist");
+    assert_eq!(report.user_id.as_deref(), Some("user-9"));
+    assert_eq!(report.request_id.as_deref(), Some("req-dead-1"));
+    assert!(!format!("{report:?}").contains("tok-secret-9"));
+    assert_eq!(
+        dead[0].user_id.as_deref(),
+        Some("user-9"),
+        "kept in the dead letter too"
+    );
+}

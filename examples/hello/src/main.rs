@@ -33,6 +33,8 @@ mod greeter {
 
 /// Env var naming a file where the welcome task appends what it saw.
 pub const ENV_TASK_REPORT: &str = "HELLO_TASK_REPORT";
+/// Env var naming a file where every error report is appended.
+pub const ENV_ERROR_REPORT: &str = "HELLO_ERROR_REPORT";
 
 /// The welcome task's argument. Not an API model: its JSON is the task's
 /// message format, which tasks already queued (by an older build) must
@@ -178,11 +180,47 @@ async fn send_welcome_email_async(signup: Welcome) -> Result<(), TaskError> {
     Ok(())
 }
 
+/// The error reporter (pymacaron's `error_reporter`): every 5xx, handler
+/// panic and dead-lettered task. A real service would send it to its
+/// crash tracker (spawning the I/O); hello logs it, and appends it to
+/// `$HELLO_ERROR_REPORT` when set.
+fn report_error(report: &pym_runtime::ErrorReport) {
+    tracing::warn!(
+        error_id = %report.error_id,
+        code = %report.code,
+        user_id = ?report.user_id,
+        "error reported: {:?}: {}",
+        report.source,
+        report.message
+    );
+    if let Ok(path) = std::env::var(ENV_ERROR_REPORT)
+        && !path.is_empty()
+    {
+        let line = json!({
+            "source": format!("{:?}", report.source),
+            "error_id": report.error_id,
+            "code": report.code,
+            "message": report.message,
+            "user_id": report.user_id,
+            "request_id": report.request_id,
+        });
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(format!("{line}\n").as_bytes()));
+        if let Err(e) = written {
+            tracing::warn!("cannot append the error report to {path}: {e}");
+        }
+    }
+}
+
 fn main() -> ExitCode {
     pym_runtime::App::new("hello")
         .about("hello: the pym example service (signup + welcome email task, /me)")
         .version(env!("CARGO_PKG_VERSION"))
         .default_config(include_str!("../pym-config.yaml"))
+        .error_reporter(report_error)
         .service(|svc| {
             let queue = svc
                 .get_extension::<Queue>()

@@ -367,12 +367,14 @@ fn a_task_calls_another_service_as_its_caller() {
     let mut procs = Procs(Vec::new());
     let (api_port, worker_port) = (free_port(), free_port());
     let report = dir.join("report.jsonl");
+    let errors = dir.join("errors.jsonl");
     let env = vec![
         ("PYM_REDIS_URL", redis_server.url()),
         ("PYM_JWT_SECRET", SECRET.to_string()),
         ("PYM_PORT", api_port.to_string()),
         ("PYM_WORKER_PORT", worker_port.to_string()),
         ("HELLO_TASK_REPORT", report.display().to_string()),
+        ("HELLO_ERROR_REPORT", errors.display().to_string()),
         (
             "PYM_API_GREETER_URL",
             format!("http://127.0.0.1:{greeter_port}"),
@@ -477,4 +479,11 @@ fn a_task_calls_another_service_as_its_caller() {
         1,
         "the second task never ran to the end"
     );
+    // The service's error reporter heard of it once, with hello's caller.
+    let reported = report_lines(&errors);
+    assert_eq!(reported.len(), 1, "{reported:?}");
+    assert_eq!(reported[0]["error_id"], d["id"]);
+    assert_eq!(reported[0]["code"], "retries_exhausted");
+    assert_eq!(reported[0]["user_id"], "user-7");
+    assert_eq!(reported[0]["request_id"], "rq-cross-2");
 }

@@ -102,6 +102,12 @@ pub struct DeadLetter {
     pub failed_at: u64,
     /// The original message, exactly as received.
     pub message: String,
+    /// The caller's user id, from a verified message (never the token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// The request id of the request that spawned the task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 impl DeadLetter {
@@ -137,6 +143,25 @@ impl DeadLetter {
             created_at: env.as_ref().map(|e| e.created_at),
             failed_at: now_ms(),
             message: message.to_owned(),
+            user_id: env.as_ref().and_then(|e| e.ctx.user_id.clone()),
+            request_id: env.as_ref().and_then(|e| e.ctx.request_id.clone()),
+        }
+    }
+
+    /// What the service's error reporter is told of this dead letter.
+    pub fn report(&self) -> pym_core::ErrorReport {
+        pym_core::ErrorReport {
+            source: pym_core::ErrorSource::DeadLetter {
+                task: self.task.clone(),
+                queue: self.queue.clone(),
+                reason: self.reason.label().to_string(),
+                attempts: self.attempts,
+            },
+            error_id: self.id.clone(),
+            code: self.reason.label().to_string(),
+            message: self.error.clone(),
+            user_id: self.user_id.clone(),
+            request_id: self.request_id.clone(),
         }
     }
 

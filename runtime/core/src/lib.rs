@@ -7,6 +7,7 @@
 
 pub mod context;
 pub mod contract;
+pub mod error_report;
 pub mod keys;
 pub mod metrics;
 mod panic;
@@ -14,6 +15,7 @@ mod priority;
 pub mod queue_name;
 
 pub use context::{Context, context};
+pub use error_report::{ErrorReport, ErrorReporter, ErrorSource};
 pub use metrics::Metrics;
 pub use panic::panic_message;
 pub use priority::Priority;

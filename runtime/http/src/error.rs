@@ -65,6 +65,8 @@ pub struct ErrorBody {
 pub struct PymError {
     pub code: String,
     pub error_id: String,
+    /// The description for developers (of a 5xx: not sent, but reported).
+    pub description: String,
 }
 
 /// An API error: an HTTP status, a code, and a description for developers.
@@ -282,6 +284,7 @@ impl IntoResponse for ApiError {
         response.extensions_mut().insert(PymError {
             code: self.code,
             error_id: body.error_id,
+            description: self.description,
         });
         response
     }

@@ -58,10 +58,10 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter};
 use futures::FutureExt;
-use pym_core::Metrics;
 use pym_core::context::{self, Context};
 use pym_core::contract;
 use pym_core::panic_message;
+use pym_core::{ErrorReport, ErrorReporter, ErrorSource, Metrics};
 use std::collections::{BTreeMap, HashSet};
 use std::convert::Infallible;
 use std::future::Future;
@@ -138,6 +138,7 @@ pub struct ServiceBuilder {
     readiness: Readiness,
     auth: Option<Auth>,
     hooks: Vec<RouterHook>,
+    reporter: Option<ErrorReporter>,
 }
 
 /// What the middleware and built-ins share.
@@ -154,6 +155,8 @@ pub(crate) struct Shared {
     pub unmatched: OperationName,
     /// The built-ins' paths and names.
     pub builtins: Vec<(&'static str, OperationName)>,
+    /// Told of every 5xx and panic.
+    pub reporter: Option<ErrorReporter>,
 }
 
 impl Shared {
@@ -185,6 +188,7 @@ impl Service {
             readiness: Readiness::default(),
             auth: None,
             hooks: Vec::new(),
+            reporter: None,
         }
     }
 
@@ -361,6 +365,13 @@ impl ServiceBuilder {
         self
     }
 
+    /// Call `reporter` once for every 5xx answer and every handler panic
+    /// (see [`ErrorReporter`]).
+    pub fn error_reporter(mut self, reporter: ErrorReporter) -> Self {
+        self.reporter = Some(reporter);
+        self
+    }
+
     /// Use this verifier instead of the one built from the config.
     pub fn auth(mut self, auth: Auth) -> Self {
         self.auth = Some(auth);
@@ -403,6 +414,7 @@ impl ServiceBuilder {
             in_flight: Semaphore::new(self.config.limits.max_in_flight),
             unmatched: OperationName(Arc::from("unmatched")),
             builtins: builtins::names(&self.config),
+            reporter: self.reporter,
         });
         let mut router = operation_routes(&spec, self.handlers, &shared)?
             .merge(builtins::router(shared.clone()))
@@ -603,7 +615,9 @@ fn catch_panics() -> CatchPanicLayer<fn(Box<dyn std::any::Any + Send + 'static>)
 /// The standard error JSON of a panic.
 fn panic_response(payload: &(dyn std::any::Any + Send)) -> Response {
     let msg = panic_message(payload);
-    ApiError::server_error(format!("handler panicked: {msg}")).into_response()
+    let mut response = ApiError::server_error(format!("handler panicked: {msg}")).into_response();
+    response.extensions_mut().insert(Panicked);
+    response
 }
 
 /// [`request`] around every request, inside the request-id layers.
@@ -682,6 +696,11 @@ fn done(
     };
     let elapsed = started.elapsed().as_secs_f64();
     shared.http_metrics.observe(&labels, elapsed);
+    if labels.status >= 500
+        && let Some(reporter) = &shared.reporter
+    {
+        reporter.report(&error_report(&labels.operation.0, response));
+    }
     tracing::info!(
         method = labels.method,
         path,
@@ -691,6 +710,43 @@ fn done(
         "request done"
     );
 }
+
+/// The report of a 5xx `response` of `operation`: its error (every 5xx is
+/// pym's error JSON by now, see `normalize`), whether a panic made it,
+/// and the caller it answered.
+fn error_report(operation: &str, response: &Response) -> ErrorReport {
+    let ext = response.extensions();
+    let (code, error_id, message) = match ext.get::<PymError>() {
+        Some(e) => (e.code.clone(), e.error_id.clone(), e.description.clone()),
+        None => Default::default(),
+    };
+    let operation = operation.to_string();
+    let source = if ext.get::<Panicked>().is_some() {
+        ErrorSource::Panic { operation }
+    } else {
+        ErrorSource::Http {
+            operation,
+            status: response.status().as_u16(),
+        }
+    };
+    ErrorReport {
+        source,
+        error_id,
+        code,
+        message,
+        user_id: ext.get::<ErrorCaller>().and_then(|c| c.0.clone()),
+        request_id: context::with_current(|c| c.and_then(|c| c.request_id.clone())),
+    }
+}
+
+/// Marks the response of a panic, for the error report.
+#[derive(Clone, Copy)]
+struct Panicked;
+
+/// The user a 5xx answered, for the error report (the report is made
+/// outside the operation's context).
+#[derive(Clone)]
+struct ErrorCaller(Option<String>);
 
 /// Error code of a body that did not arrive within `body_timeout`.
 const REQUEST_TIMEOUT_CODE: &str = "REQUEST_TIMEOUT";
@@ -795,9 +851,14 @@ async fn run_operation<S: Inner>(
     // A panic in the handler is caught here, inside the operation's context
     // and span, so the operation still names the response.
     let handled = AssertUnwindSafe(around::call(inner, req)).catch_unwind();
-    let response = context::scope(ctx, handled)
+    let caller = Arc::clone(&ctx);
+    let mut response = context::scope(ctx, handled)
         .await
         .unwrap_or_else(|payload| panic_response(payload.as_ref()));
+    if response.status().is_server_error() {
+        let user = ErrorCaller(caller.user_id.clone());
+        response.extensions_mut().insert(user);
+    }
 
     // 5. Response validation (debug builds, tests, or validate_responses).
     if !st.shared.config.validate_responses || response.extensions().get::<PymError>().is_some() {

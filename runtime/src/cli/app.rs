@@ -6,7 +6,7 @@ use crate::config::Config;
 use clap::{CommandFactory, FromArgMatches};
 use futures::FutureExt;
 use pym_broker::Queue;
-use pym_core::{Metrics, contract};
+use pym_core::{ErrorReport, ErrorReporter, Metrics, contract};
 use pym_http::{Service, ServiceBuilder};
 use pym_process::logs;
 use std::process::ExitCode;
@@ -20,6 +20,7 @@ pub struct App {
     version: &'static str,
     pub(super) default_config: Option<&'static str>,
     service: ServiceFn,
+    pub(super) reporter: Option<ErrorReporter>,
 }
 
 impl App {
@@ -30,6 +31,7 @@ impl App {
             version: "0.0.0",
             default_config: None,
             service: Box::new(|b| b),
+            reporter: None,
         }
     }
 
@@ -56,6 +58,15 @@ impl App {
         f: impl Fn(ServiceBuilder) -> ServiceBuilder + Send + Sync + 'static,
     ) -> Self {
         self.service = Box::new(f);
+        self
+    }
+
+    /// Crash reporting: `f` is called once for every 5xx answer and
+    /// handler panic of the API and every task the worker dead-letters,
+    /// with the error id, where it happened, the user id and request id.
+    /// It runs inline: spawn any I/O (see [`ErrorReporter`]).
+    pub fn error_reporter(mut self, f: impl Fn(&ErrorReport) + Send + Sync + 'static) -> Self {
+        self.reporter = Some(ErrorReporter::new(f));
         self
     }
 
@@ -120,6 +131,9 @@ impl App {
         metrics: Metrics,
     ) -> Result<Service, Fail> {
         let mut builder = Service::builder(config).metrics(metrics);
+        if let Some(reporter) = &self.reporter {
+            builder = builder.error_reporter(reporter.clone());
+        }
         if let Some(broker) = queue.broker() {
             let broker = broker.clone();
             builder = builder.readiness("the broker", move || {

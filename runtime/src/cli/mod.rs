@@ -196,7 +196,7 @@ impl App {
                 if let Some(p) = a.port {
                     config.worker_port = p;
                 }
-                serve::worker(&config, metrics).await
+                serve::worker(&config, metrics, self.reporter.clone()).await
             }
             Cmd::Check => admin::check(self, &config, metrics),
             Cmd::Token(a) => admin::token(&config, &a),

@@ -4,7 +4,7 @@ use super::{Fail, runtime, usage};
 use crate::config::{Config, ExposeSecret, Secret};
 use pym_broker::worker::{Worker, WorkerConfig, WorkerError, default_name};
 use pym_broker::{Broker, BrokerConfig, BrokerError, Queue, redact_url};
-use pym_core::{Metrics, contract};
+use pym_core::{ErrorReporter, Metrics, contract};
 use std::net::SocketAddr;
 use tokio_util::sync::CancellationToken;
 
@@ -42,9 +42,10 @@ impl App {
         let worker = if let Some(bc) = worker_broker {
             let cfg = config.clone();
             let s = shutdown.clone();
-            Some(tokio::spawn(
-                async move { run_worker(&cfg, &bc, None, s).await },
-            ))
+            let reporter = self.reporter.clone();
+            Some(tokio::spawn(async move {
+                run_worker(&cfg, &bc, None, reporter, s).await
+            }))
         } else {
             None
         };
@@ -143,10 +144,14 @@ async fn queue(
 }
 
 /// `worker`: run a worker with its health and metrics server until SIGTERM.
-pub(super) async fn worker(config: &Config, metrics: Metrics) -> Result<(), Fail> {
+pub(super) async fn worker(
+    config: &Config,
+    metrics: Metrics,
+    reporter: Option<ErrorReporter>,
+) -> Result<(), Fail> {
     let shutdown = pym_process::shutdown_on_signal();
     let bc = broker_config(config)?.with_metrics(&metrics);
-    run_worker(config, &bc, Some(metrics), shutdown).await
+    run_worker(config, &bc, Some(metrics), reporter, shutdown).await
 }
 
 /// The broker settings of `config` (task metrics registered nowhere; the
@@ -183,6 +188,7 @@ async fn run_worker(
     config: &Config,
     bc: &BrokerConfig,
     serve_metrics: Option<Metrics>,
+    error_reporter: Option<ErrorReporter>,
     shutdown: CancellationToken,
 ) -> Result<(), Fail> {
     let listen = serve_metrics.is_some();
@@ -193,6 +199,7 @@ async fn run_worker(
         listen: (listen && config.worker_port != 0)
             .then(|| SocketAddr::from(([0, 0, 0, 0], config.worker_port))),
         metrics: serve_metrics.unwrap_or_default(),
+        error_reporter,
         ..WorkerConfig::default()
     };
     let worker = Worker::connect(bc, wc).await.map_err(|e| match e {

@@ -29,6 +29,8 @@ pub(crate) struct Executor {
     /// resolved once at start.
     pub handles: HashMap<&'static str, TaskHandles>,
     pub metrics: Arc<TaskMetrics>,
+    /// Told of every dead letter.
+    pub reporter: Option<pym_core::ErrorReporter>,
 }
 
 impl Executor {
@@ -58,7 +60,14 @@ impl Executor {
             max_deliveries,
             handles,
             metrics,
+            reporter: None,
         }
+    }
+
+    /// Tell `reporter` of every dead letter.
+    pub fn with_reporter(mut self, reporter: Option<pym_core::ErrorReporter>) -> Self {
+        self.reporter = reporter;
+        self
     }
 
     fn rules(&self) -> Rules<'_> {
@@ -133,6 +142,9 @@ impl Executor {
             error = %dead.error, "task dead-lettered"
         );
         self.metrics.dead_lettered(&dead.queue, dead.reason.label());
+        if let Some(reporter) = &self.reporter {
+            reporter.report(&dead.report());
+        }
         Settle::Dead(dead)
     }
 

@@ -86,6 +86,8 @@ pub struct WorkerConfig {
     /// How often this worker beats in the worker registry, and after how
     /// long without a beat a worker's tasks are taken over.
     pub liveness: WorkerLiveness,
+    /// Told of every dead-lettered task.
+    pub error_reporter: Option<pym_core::ErrorReporter>,
 }
 
 impl Default for WorkerConfig {
@@ -106,6 +108,7 @@ impl Default for WorkerConfig {
             block: Duration::from_secs(1),
             metrics: pym_core::Metrics::default(),
             liveness: WorkerLiveness::default(),
+            error_reporter: None,
         }
     }
 }
@@ -337,7 +340,8 @@ impl Worker {
                 config.max_deliveries,
                 &queues,
                 metrics.clone(),
-            ),
+            )
+            .with_reporter(config.error_reporter.clone()),
             broker,
             streams: Streams::new(&queues),
             held: Mutex::new(FastMap::default()),
