@@ -29,8 +29,15 @@ impl GreeterApi for Greeter {
             Some(name) => name.to_string(),
             None => body.email.to_string(),
         };
+        // `x-greeting` of pym-config.yaml, typed.
+        let format: Option<String> = pym_runtime::config::custom("greeting")
+            .map_err(|e| ApiError::server_error(e.to_string()))?;
+        let text = format
+            .as_deref()
+            .unwrap_or("Hello, {who}!")
+            .replace("{who}", &who);
         let greeting = Greeting {
-            text: format!("Welcome, {who}!"),
+            text,
             user_id: caller.map(|c| c.user_id().to_string()),
             request_id: ctx.request_id.clone(),
             trace_id: ctx.trace_id().map(String::from),

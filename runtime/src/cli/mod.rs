@@ -169,6 +169,8 @@ fn runtime(msg: impl std::fmt::Display) -> Fail {
 impl App {
     async fn dispatch(&self, cli: Cli) -> Result<(), Fail> {
         let mut config = Config::load(cli.config.as_deref(), self.default_config).map_err(usage)?;
+        // As loaded, for `pym_runtime::config::custom` in handlers and tasks.
+        crate::config::install(config.clone());
         // The process's one metrics registry, passed to what records metrics.
         let metrics = Metrics::default();
         match cli.command {

@@ -121,14 +121,39 @@ pub fn check_secret(var: &str, value: &str, dev: bool) -> Result<(), ConfigError
     Ok(())
 }
 
+mod custom;
+pub use custom::{Custom, current, custom, custom_all, custom_name, install};
+
+/// Keys of pymacaron's config that pym replaces, and what to write instead.
+const PYMACARON_KEYS: &[(&str, &str)] = &[
+    (
+        "jwt_secret",
+        "pym never reads a secret from the config file: put it in the environment variable \
+         that jwt_secret_env names (default PYM_JWT_SECRET), and remove this key",
+    ),
+    (
+        "env_jwt_secret",
+        "pymacaron's env_jwt_secret is jwt_secret_env in pym: write `jwt_secret_env: <VARIABLE>`",
+    ),
+    (
+        "env_secrets",
+        "pym does not pass environment variables by list: export them locally; on Kubernetes \
+         set them in the PymService's spec.env or spec.envFrom (the operator sets PYM_JWT_SECRET \
+         and PYM_REDIS_URL itself)",
+    ),
+    (
+        "worker_count",
+        "use worker_concurrency (tasks at once per worker process); on Kubernetes the \
+         PymService's spec.workers sets the number of worker pods",
+    ),
+];
+
 /// Keys of pymacaron's config that concern deployment, accepted and ignored.
 const IGNORED_KEYS: &[&str] = &[
     "live_host",
-    "env_secrets",
     "deploy_target",
     "docker_repo",
     "docker_bucket",
-    "worker_count",
     "default_user_id",
     "ignore_error_codes",
 ];
@@ -185,6 +210,8 @@ pub struct Config {
     pub metrics_port: Option<u16>,
     /// The file it was read from, if any.
     pub source: Option<PathBuf>,
+    /// The service's own keys (`x-...`), see [`custom`].
+    pub custom: Custom,
 }
 
 #[derive(Deserialize, Default)]
@@ -336,6 +363,7 @@ impl Config {
             http_limits: r.http_limits(&raw)?,
             metrics_port: r.metrics_port(raw.metrics_port, port)?,
             source: path,
+            custom: Custom::of(&file, &raw.rest, |k| line_of(&text, k)),
         })
     }
 
@@ -415,9 +443,16 @@ impl Resolve<'_> {
     }
 
     fn refuse_unknown_keys(&self, raw: &RawConfig) -> Result<(), ConfigError> {
-        match raw.rest.keys().find(|k| {
-            !(k.starts_with("x-") || k.starts_with("x_") || IGNORED_KEYS.contains(&k.as_str()))
-        }) {
+        for k in raw.rest.keys() {
+            if let Some((_, instead)) = PYMACARON_KEYS.iter().find(|(p, _)| p == k) {
+                return Err(self.key_err(k, (*instead).to_string()));
+            }
+        }
+        match raw
+            .rest
+            .keys()
+            .find(|k| custom_name(k).is_none() && !IGNORED_KEYS.contains(&k.as_str()))
+        {
             Some(k) => Err(self.key_err(
                 k,
                 "unknown key; see the pym-config.yaml reference (pym_runtime::config); \
@@ -1102,6 +1137,94 @@ mod tests {
         assert!(e.contains("prot"), "{e}");
         // x- keys and pymacaron deployment keys are fine
         Config::from_yaml("c", "x-team: a\nlive_host: h\n", &env_of(&[])).unwrap();
+    }
+
+    #[test]
+    fn pymacaron_keys_say_what_to_write_instead() {
+        let cases = [
+            (
+                "jwt_secret: s3cret\n",
+                "jwt_secret",
+                "put it in the environment variable that jwt_secret_env names",
+            ),
+            (
+                "env_jwt_secret: JWT\n",
+                "env_jwt_secret",
+                "write `jwt_secret_env: <VARIABLE>`",
+            ),
+            (
+                "env_secrets: [A, B]\n",
+                "env_secrets",
+                "spec.env or spec.envFrom",
+            ),
+            (
+                "worker_count: 4\n",
+                "worker_count",
+                "use worker_concurrency",
+            ),
+        ];
+        for (yaml, key, hint) in cases {
+            let e = Config::from_yaml("cfg.yaml", &format!("name: a\n{yaml}"), &env_of(&[]))
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with(&format!("cfg.yaml:2: key '{key}': ")), "{e}");
+            assert!(e.contains(hint), "{key}: {e}");
+            assert!(!e.contains("s3cret"), "the value is not echoed: {e}");
+        }
+    }
+
+    #[test]
+    fn custom_keys_read_typed() {
+        #[derive(serde::Deserialize, Debug, PartialEq)]
+        struct Limits {
+            per_day: u32,
+        }
+        #[derive(serde::Deserialize, Debug, PartialEq)]
+        struct Mine {
+            welcome_text: String,
+            limits: Limits,
+        }
+        let yaml = "name: a\nx-welcome_text: Hi\nx_limits: {per_day: 10}\nx-count: many\n";
+        let c = Config::from_yaml("cfg.yaml", yaml, &env_of(&[])).unwrap();
+        let custom = &c.custom;
+        assert_eq!(
+            custom.names().collect::<Vec<_>>(),
+            ["count", "limits", "welcome_text"]
+        );
+        assert_eq!(
+            custom.get::<String>("welcome_text").unwrap().as_deref(),
+            Some("Hi")
+        );
+        assert_eq!(
+            custom.get::<Limits>("limits").unwrap(),
+            Some(Limits { per_day: 10 })
+        );
+        assert_eq!(custom.get::<String>("absent").unwrap(), None);
+        let e = custom.get::<u32>("count").unwrap_err().to_string();
+        assert!(
+            e.starts_with("cfg.yaml:4: key 'x-count': expected u32: "),
+            "{e}"
+        );
+        #[derive(serde::Deserialize, Debug, PartialEq)]
+        struct Two {
+            welcome_text: String,
+            limits: Limits,
+            count: String,
+        }
+        let two: Two = custom.all().unwrap();
+        assert_eq!(two.limits.per_day, 10);
+        let mine: Mine = custom.all().unwrap();
+        assert_eq!(mine.welcome_text, "Hi");
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Wrong {
+            count: u32,
+        }
+        let e = custom.all::<Wrong>().unwrap_err().to_string();
+        assert!(
+            e.starts_with("cfg.yaml: custom keys (x-...): expected "),
+            "{e}"
+        );
     }
 
     #[test]
