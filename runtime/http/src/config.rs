@@ -33,6 +33,10 @@ pub struct JwtConfig {
     /// Previous HMAC secrets, `(kid, secret)`: they verify tokens whose
     /// `kid` names them and never sign.
     pub previous_secrets: Vec<(String, SecretString)>,
+    /// The cookie that carries the token when a request has no
+    /// `Authorization` header (`jwt_cookie`; pymacaron's was `token`).
+    /// `None`: tokens are read from the header only.
+    pub cookie: Option<String>,
 }
 
 impl JwtConfig {
@@ -50,6 +54,20 @@ impl JwtConfig {
             ));
         }
         Ok(leeway)
+    }
+
+    /// The cookie name rule (RFC 6265's token): 1 to 64 characters among
+    /// ASCII letters, digits and `!#$%&'*+-.^_`|~`.
+    pub fn check_cookie(name: &str) -> Result<(), String> {
+        let ok = (1..=64).contains(&name.len())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c));
+        if ok {
+            Ok(())
+        } else {
+            Err("a cookie name is 1 to 64 letters, digits or !#$%&'*+-.^_`|~ (e.g. token)".into())
+        }
     }
 
     /// The key id rule: 1 to 64 characters among ASCII letters, digits,

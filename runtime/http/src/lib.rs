@@ -8,6 +8,7 @@
 
 mod around;
 pub mod auth;
+mod auth_cookie;
 mod builtins;
 pub mod config;
 mod email;

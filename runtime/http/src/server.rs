@@ -42,6 +42,7 @@
 
 use crate::around::{self, Around, AroundLayer, Inner};
 use crate::auth::{Auth, AuthSetupError, Claims};
+use crate::auth_cookie;
 use crate::builtins;
 use crate::config::{HttpConfig, HttpLimits};
 use crate::error::{ApiError, PymError, normalize};
@@ -179,11 +180,19 @@ pub struct Service {
 impl Service {
     /// Start building a service from its config.
     pub fn builder(config: impl Into<HttpConfig>) -> ServiceBuilder {
+        let config: HttpConfig = config.into();
+        let mut values = axum::http::Extensions::new();
+        // The token minter, for handlers that issue tokens (a login): read
+        // it with `get_extension::<Auth>()`. A key that does not load is
+        // reported by `build`.
+        if let Ok(Some(auth)) = Auth::from_config(&config.jwt) {
+            values.insert(auth);
+        }
         ServiceBuilder {
-            config: Arc::new(config.into()),
+            config: Arc::new(config),
             spec: None,
             handlers: Vec::new(),
-            values: axum::http::Extensions::new(),
+            values,
             metrics: Metrics::default(),
             readiness: Readiness::default(),
             auth: None,
@@ -374,6 +383,7 @@ impl ServiceBuilder {
 
     /// Use this verifier instead of the one built from the config.
     pub fn auth(mut self, auth: Auth) -> Self {
+        self.values.insert(auth.clone());
         self.auth = Some(auth);
         self
     }
@@ -880,7 +890,13 @@ fn authenticate(
     let header = headers
         .get(header::AUTHORIZATION)
         .map(|v| v.to_str().unwrap_or("\u{0}"));
-    if op.auth != AuthMode::Required && header.is_none() {
+    // The cookie is read only when the header is absent, and only if the
+    // config names one.
+    let cookie = match (header, &st.shared.config.jwt.cookie) {
+        (None, Some(name)) => auth_cookie::token(headers, name),
+        _ => None,
+    };
+    if op.auth != AuthMode::Required && header.is_none() && cookie.is_none() {
         return Ok((None, None));
     }
     let auth = st
@@ -888,6 +904,9 @@ fn authenticate(
         .auth
         .as_ref()
         .ok_or_else(|| ApiError::server_error("no JWT key configured"))?;
+    if let Some(token) = cookie {
+        return Ok((Some(auth.verify(&token)?), Some(token)));
+    }
     let (c, t) = auth.verify_header(header)?;
     Ok((Some(c), Some(t)))
 }

@@ -17,6 +17,8 @@
 //! jwt_kid: 2026-12                # key id of the current key (env PYM_JWT_KID): minted tokens carry it
 //! jwt_previous_secrets_env: PYM_JWT_PREVIOUS_SECRETS  # env var holding `kid=secret,...`:
 //!                                 # rotated-out HMAC secrets that still verify tokens of their kid
+//! jwt_cookie: token               # also accept the token in this cookie when there is no
+//!                                 # Authorization header (off by default; see README § Security)
 //! with_async: true                # the service runs tasks
 //! worker_concurrency: 8           # tasks in flight per worker (env PYM_WORKER_CONCURRENCY)
 //! worker_port: 9090               # worker health/metrics port (env PYM_WORKER_PORT)
@@ -229,6 +231,7 @@ struct RawConfig {
     jwt_leeway: Option<u64>,
     jwt_kid: Option<String>,
     jwt_previous_secrets_env: Option<String>,
+    jwt_cookie: Option<String>,
     with_async: Option<bool>,
     worker_concurrency: Option<usize>,
     worker_port: Option<u16>,
@@ -709,6 +712,14 @@ impl Resolve<'_> {
             kid,
             previous_secrets_env,
             previous_secrets,
+            cookie: match raw.jwt_cookie.as_deref() {
+                Some(name) => Some(
+                    JwtConfig::check_cookie(name)
+                        .map(|()| name.to_string())
+                        .map_err(|m| self.key_err("jwt_cookie", m))?,
+                ),
+                None => None,
+            },
         })
     }
 
