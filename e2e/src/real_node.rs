@@ -83,6 +83,36 @@ pub async fn containers_of_namespace(namespace: &str) -> Result<Vec<String>> {
     Ok(out.lines().map(str::to_string).collect())
 }
 
+/// SIGKILL the running containers of pod `pod` of `namespace`, as the OOM
+/// killer would: no signal to catch, no hand-back; the kubelet restarts
+/// them in place (same pod). Returns how many were killed.
+pub async fn kill_pod_containers(namespace: &str, pod: &str) -> Result<usize> {
+    let filter = format!(
+        "labels.\"io.kubernetes.pod.namespace\"=={namespace},labels.\"io.kubernetes.pod.name\"=={pod},labels.\"io.cri-containerd.kind\"==container"
+    );
+    let ids = ctr()
+        .args(["containers", "ls", "-q"])
+        .arg(filter)
+        .run()
+        .await?;
+    // `ctr tasks ls`: TASK PID STATUS, one running or stopped task per line.
+    let tasks = ctr().args(["tasks", "ls"]).run().await?;
+    let running: Vec<&str> = tasks
+        .lines()
+        .filter(|l| l.split_whitespace().nth(2) == Some("RUNNING"))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let mut killed = 0;
+    for id in ids.lines().filter(|id| running.contains(id)) {
+        ctr()
+            .args(["tasks", "kill", "--signal", "SIGKILL", id])
+            .run()
+            .await?;
+        killed += 1;
+    }
+    Ok(killed)
+}
+
 /// Waits until no container of `namespace` is left on the node.
 pub async fn no_containers(namespace: &str) -> Result<()> {
     wait::until(

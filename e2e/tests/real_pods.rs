@@ -14,6 +14,10 @@
 //!    Redis through its Service) scales workers 0→N; real worker pods run every
 //!    task with the caller's user and request id; they drain on scale-down
 //!    (exit 0) and go back to 0; no task lost, no dead letter.
+//!    Then a worker container is SIGKILLed in place (as the OOM killer
+//!    does) while it holds tasks: the kubelet restarts it as a new
+//!    consumer, another worker takes its tasks over (not after their 30 s
+//!    lease), every task finishes, none is dead-lettered.
 //! 5. The three defects real pods exposed: an RS256 service with `withAsync`
 //!    starts; queue `orders:v2` is refused at apply; a config that renames an
 //!    injected variable is `Degraded/InvalidSpec`.
@@ -185,6 +189,9 @@ async fn user_path_on_real_pods() -> Result<()> {
         exits.values().all(|&code| code == 0),
         "workers must drain and exit 0 on scale-down: {exits:?}"
     );
+
+    // 4b. A worker killed in place while it holds tasks.
+    worker_killed_in_place(&cluster, ns, &base, &auth).await?;
 
     // 5. The three defects, each as a case.
     rs256_service_with_async_starts(&cluster, ns).await?;
@@ -648,6 +655,159 @@ fn field_after(line: &str, before: &str, after: &str) -> Option<usize> {
     let end = line.find(after)?;
     let start = line[..end].rfind(before)? + before.len();
     line[start..end].parse().ok()
+}
+
+// ---------------------------------------------------------------------------
+// 4b. A worker killed in place
+// ---------------------------------------------------------------------------
+
+/// Signups whose tasks a killed worker holds.
+const KILL_BURST: usize = 12;
+
+/// Workers at 2 whose tasks take 4 s; `KILL_BURST` signups; SIGKILL of the
+/// containers of a worker that holds some (from the host, through the
+/// node's containerd). The kubelet restarts the container in the same pod;
+/// its tasks restart on a live worker (the takeover of a worker that
+/// stopped beating), every task finishes once at least, none is dead.
+async fn worker_killed_in_place(cluster: &Cluster, ns: &str, base: &str, auth: &str) -> Result<()> {
+    let patch = r#"{"spec":{"workers":{"minReplicas":2,"env":[{"name":"HELLO_TASK_DELAY_MS","value":"4000"}]}}}"#;
+    cluster
+        .kubectl()
+        .args([
+            "patch", "pym", "hello", "-n", ns, "--type", "merge", "-p", patch,
+        ])
+        .run()
+        .await?;
+    let client = cluster.client();
+    wait::until(
+        "two slow workers Ready",
+        Duration::from_secs(180),
+        || async {
+            let pods = worker_pods(&client, ns).await?;
+            let slow_ready = pods
+                .iter()
+                .filter(|p| is_ready(p) && has_env(p, "HELLO_TASK_DELAY_MS"));
+            let ok = pods.len() == 2 && slow_ready.count() == 2;
+            Ok::<_, pym_e2e::Error>(ok.then_some(()))
+        },
+    )
+    .await?;
+    for i in 0..KILL_BURST {
+        let body = format!(r#"{{"email":"kill{i}@example.com"}}"#);
+        let rid = format!("kill-{i}");
+        let (code, out) = http(
+            "POST",
+            &format!("{base}/signup"),
+            &[("authorization", auth), ("x-request-id", &rid)],
+            Some(&body),
+        )
+        .await?;
+        assert_eq!(code, 201, "POST /signup {rid}: {out}");
+    }
+    let victim = wait::until(
+        "a worker holding tasks",
+        Duration::from_secs(60),
+        || async {
+            for pod in worker_pods(&client, ns).await? {
+                let logs = pod_logs(cluster, ns, &pod.name_any(), false).await?;
+                if !unfinished(&logs).is_empty() {
+                    return Ok::<_, pym_e2e::Error>(Some(pod.name_any()));
+                }
+            }
+            Ok(None)
+        },
+    )
+    .await?;
+    let killed = Instant::now();
+    let n = real_node::kill_pod_containers(ns, &victim).await?;
+    assert!(n >= 1, "no running container of {victim} to kill");
+    // What it held when it died: its last container's log.
+    let held = wait::until(
+        "the killed container's log",
+        Duration::from_secs(60),
+        || async { Ok::<_, pym_e2e::Error>(pod_logs(cluster, ns, &victim, true).await.ok()) },
+    )
+    .await?;
+    let held = unfinished(&held);
+    assert!(!held.is_empty(), "{victim} held no task when killed");
+    wait::until(
+        "the held tasks started again",
+        Duration::from_secs(120),
+        || async {
+            let logs = worker_logs(cluster, ns).await?;
+            let started: BTreeSet<usize> = lines_of(&logs, "sending welcome email").collect();
+            Ok::<_, pym_e2e::Error>(held.is_subset(&started).then_some(()))
+        },
+    )
+    .await?;
+    eprintln!(
+        "[figure] worker SIGKILLed holding {} task(s): all started again {:.1} s after the kill (lease: 30 s)",
+        held.len(),
+        killed.elapsed().as_secs_f64()
+    );
+    wait::until("every task finished", Duration::from_secs(120), || async {
+        let logs = worker_logs(cluster, ns).await?;
+        let previous = pod_logs(cluster, ns, &victim, true).await?;
+        let sent: BTreeSet<usize> = lines_of(&logs, "welcome email sent")
+            .chain(lines_of(&previous, "welcome email sent"))
+            .collect();
+        let all = (0..KILL_BURST).all(|i| sent.contains(&i));
+        Ok::<_, pym_e2e::Error>(all.then_some(()))
+    })
+    .await?;
+    let logs = worker_logs(cluster, ns).await?;
+    assert!(
+        logs.contains("took over the tasks of a dead worker"),
+        "the tasks came back by the takeover, not the lease"
+    );
+    let dead = hello_cli(cluster, ns, &["dead", "list"]).await?;
+    assert!(
+        !dead.contains("kill"),
+        "dead letters after the kill: {dead}"
+    );
+    Ok(())
+}
+
+/// One pod's worker log (`previous`: its last terminated container's).
+async fn pod_logs(cluster: &Cluster, ns: &str, pod: &str, previous: bool) -> Result<String> {
+    let mut cmd = cluster.kubectl();
+    cmd = cmd.args(["logs", "-n", ns, pod, "--tail=-1"]);
+    if previous {
+        cmd = cmd.arg("--previous");
+    }
+    cmd.run().await
+}
+
+/// The signup numbers (`kill<N>@example.com`) of the lines holding `what`.
+fn lines_of<'a>(logs: &'a str, what: &'a str) -> impl Iterator<Item = usize> + 'a {
+    logs.lines()
+        .filter(move |l| l.contains(what))
+        .filter_map(|l| field_after(l, "kill", "@example.com"))
+}
+
+/// Signups whose task started in `logs` and did not finish there.
+fn unfinished(logs: &str) -> BTreeSet<usize> {
+    let sent: BTreeSet<usize> = lines_of(logs, "welcome email sent").collect();
+    lines_of(logs, "sending welcome email")
+        .filter(|i| !sent.contains(i))
+        .collect()
+}
+
+fn is_ready(pod: &Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_none()
+        && pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+fn has_env(pod: &Pod, name: &str) -> bool {
+    pod.spec.as_ref().is_some_and(|s| {
+        s.containers
+            .iter()
+            .any(|c| c.env.iter().flatten().any(|e| e.name == name))
+    })
 }
 
 // ---------------------------------------------------------------------------

@@ -33,6 +33,8 @@ mod greeter {
 
 /// Env var naming a file where the welcome task appends what it saw.
 pub const ENV_TASK_REPORT: &str = "HELLO_TASK_REPORT";
+/// Env var: how long (ms) the welcome task takes to "send" (default 0).
+pub const ENV_TASK_DELAY_MS: &str = "HELLO_TASK_DELAY_MS";
 /// Env var naming a file where every error report is appended.
 pub const ENV_ERROR_REPORT: &str = "HELLO_ERROR_REPORT";
 
@@ -152,6 +154,16 @@ async fn send_welcome_email_async(signup: Welcome) -> Result<(), TaskError> {
         request_id = ?ctx.request_id,
         "sending welcome email"
     );
+    // The time "sending" takes: none unless HELLO_TASK_DELAY_MS says (the
+    // e2e makes tasks last, to kill a worker while it holds some).
+    if let Some(ms) = std::env::var(ENV_TASK_DELAY_MS)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|&ms| ms > 0)
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        tracing::info!(email = %signup.email, "welcome email sent");
+    }
     if let Ok(path) = std::env::var(ENV_TASK_REPORT)
         && !path.is_empty()
     {

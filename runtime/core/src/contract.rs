@@ -41,7 +41,9 @@ pub const ENV_WORKER_PORT: &str = "PYM_WORKER_PORT";
 pub const ENV_WORKER_CONCURRENCY: &str = "PYM_WORKER_CONCURRENCY";
 /// Comma-separated queues a worker consumes.
 pub const ENV_WORKER_QUEUES: &str = "PYM_WORKER_QUEUES";
-/// Stable consumer name of a worker (the operator sets the pod name).
+/// Base of a worker's consumer name (the operator sets the pod name); each
+/// worker process adds `#<incarnation>`, so a container restarted in
+/// place is a new consumer and its predecessor's tasks are taken over.
 pub const ENV_WORKER_NAME: &str = "PYM_WORKER_NAME";
 /// Log format: `json` or `pretty`.
 pub const ENV_LOG_FORMAT: &str = "PYM_LOG_FORMAT";

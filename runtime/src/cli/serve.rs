@@ -2,7 +2,7 @@
 
 use super::{Fail, runtime, usage};
 use crate::config::{Config, ExposeSecret, Secret};
-use pym_broker::worker::{Worker, WorkerConfig, WorkerError, default_name};
+use pym_broker::worker::{Worker, WorkerConfig, WorkerError, default_name, incarnation_name};
 use pym_broker::{Broker, BrokerConfig, BrokerError, Queue, redact_url};
 use pym_core::{ErrorReporter, Metrics, contract};
 use std::net::SocketAddr;
@@ -195,7 +195,10 @@ async fn run_worker(
     let wc = WorkerConfig {
         queues: config.queues.clone(),
         concurrency: config.worker_concurrency,
-        name: config.worker_name.clone().unwrap_or_else(default_name),
+        name: incarnation_name(
+            &config.worker_name.clone().unwrap_or_else(default_name),
+            rand::random(),
+        ),
         listen: (listen && config.worker_port != 0)
             .then(|| SocketAddr::from(([0, 0, 0, 0], config.worker_port))),
         metrics: serve_metrics.unwrap_or_default(),

@@ -114,6 +114,16 @@ impl Default for WorkerConfig {
 }
 
 /// `$PYM_WORKER_NAME`, else `<hostname>-<pid>`.
+/// The consumer name of one worker process: `base` (the pod name, as the
+/// operator sets [`contract::ENV_WORKER_NAME`]) and this process's
+/// `incarnation`. A container restarted in place keeps its pod name but
+/// not its consumer name, so the tasks the killed process held belong to a
+/// worker that stopped beating, and are taken over within seconds (a
+/// shared name would hide them until their visibility timeout).
+pub fn incarnation_name(base: &str, incarnation: u32) -> String {
+    format!("{base}#{:06x}", incarnation & 0xff_ffff)
+}
+
 pub fn default_name() -> String {
     if let Ok(n) = std::env::var(contract::ENV_WORKER_NAME)
         && !n.is_empty()
@@ -358,5 +368,27 @@ impl Worker {
             queues,
         });
         (shared, settle_rx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::incarnation_name;
+
+    #[test]
+    fn each_process_is_a_consumer_of_its_own() {
+        let cases = [
+            (
+                "hello-worker-7d9f-x2",
+                0x00_3f2a1c,
+                "hello-worker-7d9f-x2#3f2a1c",
+            ),
+            ("w", 0xff_000001, "w#000001"),
+            ("w", 0, "w#000000"),
+        ];
+        for (base, inc, want) in cases {
+            assert_eq!(incarnation_name(base, inc), want);
+        }
+        assert_ne!(incarnation_name("pod", 1), incarnation_name("pod", 2));
     }
 }
