@@ -64,6 +64,7 @@ ENV CARGO_TERM_COLOR=never \
 # and caches out of the context.
 COPY Cargo.toml Cargo.lock ./
 COPY runtime runtime
+COPY cli cli
 COPY operator operator
 COPY examples examples
 COPY e2e e2e

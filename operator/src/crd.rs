@@ -643,6 +643,17 @@ mod tests {
             .clone()
     }
 
+    /// The CRD's name limit is the contract's (`pym new` checks it too).
+    #[test]
+    fn crd_name_limit_is_the_contracts() {
+        let crd = serde_json::to_string(&PymService::crd()).unwrap();
+        let rule = format!(
+            "size(self.metadata.name) <= {}",
+            contract::SERVICE_NAME_MAX_LEN
+        );
+        assert!(crd.contains(&rule), "the CRD has no rule {rule:?}");
+    }
+
     /// The CRD refuses exactly the queue names the runtime refuses: the
     /// apiserver (RE2, like the `regex` crate) checks the CRD's pattern, the
     /// worker checks `contract::validate_queue_name`.

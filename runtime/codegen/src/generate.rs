@@ -56,7 +56,7 @@ pub fn items(
     if !problems.is_empty() {
         return Err(problems);
     }
-    let camel_title = ident_text(input.title).to_upper_camel_case();
+    let camel_title = title_camel(input.title);
     let modules = parts.iter().map(|p| &p.module);
     let decoders = parts.iter().map(|p| &p.client.decode);
     let client_methods: Vec<TokenStream> = parts.iter().map(|p| p.client.method.clone()).collect();
@@ -147,6 +147,12 @@ fn name_clashes(ops: &[OperationModel]) -> Vec<String> {
 }
 
 /// A string usable as the start of an identifier (`hello world` → `hello_world`).
+/// The UpperCamelCase stem of the names generated for the API `title`
+/// (`info.title`): `<stem>Api`, `<stem>Client` (`pet store` → `PetStore`).
+pub fn title_camel(title: &str) -> String {
+    ident_text(title).to_upper_camel_case()
+}
+
 fn ident_text(s: &str) -> String {
     let t: String = s
         .chars()

@@ -15,7 +15,7 @@ pub mod operations;
 pub mod status;
 mod types;
 
-pub use generate::Input;
+pub use generate::{Input, title_camel};
 use proc_macro2::TokenStream;
 use serde_json::Value;
 
@@ -183,7 +183,7 @@ paths:
             (
                 spec,
                 vec![
-                    "paths./a.get: no 'operationId'; every operation needs one to be bound to a handler",
+                    "paths./a.get: no operationId (pym binds handlers by operationId)",
                     "paths./b.get: response key '299x': expected a status code (100-599), a range such as 2XX, or default",
                 ],
             ),

@@ -109,7 +109,7 @@ fn operation(
         Some(id) if !id.trim().is_empty() => id.to_string(),
         _ => {
             return Err(vec![format!(
-                "{place}: no 'operationId'; every operation needs one to be bound to a handler"
+                "{place}: no operationId (pym binds handlers by operationId)"
             )]);
         }
     };
@@ -360,7 +360,7 @@ mod tests {
         let cases = [
             (
                 json!({"/a": {"get": {"responses": {}}}}),
-                "paths./a.get: no 'operationId'; every operation needs one to be bound to a handler",
+                "paths./a.get: no operationId (pym binds handlers by operationId)",
             ),
             (
                 json!({"/a": {"get": {"operationId": "a", "responses": {}}},

@@ -83,6 +83,11 @@ pub mod metrics {
     pub const HTTP_REQUEST_DURATION_SECONDS: &str = "pym_http_request_duration_seconds";
 }
 
+/// Longest PymService name (`metadata.name`): its child objects append
+/// suffixes such as `-redis-data` and must stay valid Kubernetes names.
+/// The CRD enforces it; `pym new` refuses longer service names.
+pub const SERVICE_NAME_MAX_LEN: usize = 40;
+
 /// Config key (`pym-config.yaml`) that turns the task queue on; the operator
 /// sets it from `spec.withAsync`.
 pub const CONFIG_WITH_ASYNC: &str = "with_async";

@@ -1,0 +1,138 @@
+//! The `pym` binary as a developer runs it: exit codes, messages, files.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+const PYM: &str = env!("CARGO_BIN_EXE_pym");
+const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+
+fn pym(args: &[&str]) -> Output {
+    Command::new(PYM).args(args).output().expect("run pym")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn new_writes_a_service_and_refuses_to_overwrite_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("shop");
+    let dir_s = dir.to_str().unwrap();
+    let runtime = format!("{ROOT}/runtime");
+    let out = pym(&["new", "shop", "--path", dir_s, "--pym-path", &runtime]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("cargo test"), "{}", stdout(&out));
+    for f in [
+        "Cargo.toml",
+        "openapi.yaml",
+        "pym-config.yaml",
+        "src/lib.rs",
+        "src/main.rs",
+        "tests/api.rs",
+        "Dockerfile",
+        "pymservice.yaml",
+        "README.md",
+        ".gitignore",
+        ".dockerignore",
+    ] {
+        assert!(dir.join(f).is_file(), "{f} missing");
+    }
+    let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+    let abs = std::fs::canonicalize(&runtime).unwrap();
+    assert!(
+        manifest.contains(&format!("path = {:?}", abs.display().to_string())),
+        "{manifest}"
+    );
+
+    let again = pym(&["new", "shop", "--path", dir_s]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        stderr(&again).contains("exists and is not empty"),
+        "{}",
+        stderr(&again)
+    );
+}
+
+#[test]
+fn new_refuses_a_name_that_cannot_name_a_crate_and_a_pymservice() {
+    let tmp = tempfile::tempdir().unwrap();
+    for name in ["My_Service", "-x", &"a".repeat(41)] {
+        let path = tmp.path().join("x");
+        let out = pym(&["new", "--path", path.to_str().unwrap(), "--", name]);
+        assert_eq!(out.status.code(), Some(1), "{name}");
+        assert!(
+            stderr(&out).contains("a service name is"),
+            "{name}: {}",
+            stderr(&out)
+        );
+        assert!(!path.exists(), "{name}: nothing is written");
+    }
+}
+
+#[test]
+fn new_takes_the_registry_version_when_asked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("svc");
+    let out = pym(&[
+        "new",
+        "svc",
+        "--path",
+        dir.to_str().unwrap(),
+        "--pym-version",
+        "0.1.0",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+    assert!(manifest.contains("pym-runtime = \"0.1.0\""), "{manifest}");
+}
+
+#[test]
+fn check_passes_pyms_own_specs_and_names_each_problem() {
+    let good = [
+        "examples/hello/openapi.yaml",
+        "examples/greeter/openapi.yaml",
+    ]
+    .map(|f| format!("{ROOT}/{f}"));
+    let out = pym(&["openapi", "check", &good[0], &good[1]]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(stdout(&out).matches(": ok").count(), 2);
+
+    let broken = format!("{ROOT}/runtime/macros/tests/specs/broken.yaml");
+    let out = pym(&["openapi", "check", &broken]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    // Each problem once, with its place, though both of pym's readers see it.
+    assert_eq!(
+        text.matches("paths./a.get: no operationId").count(),
+        1,
+        "{text}"
+    );
+    assert!(text.contains("paths./b.get: response key '2X'"), "{text}");
+    assert!(
+        stderr(&out).contains("2 problems found"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn check_and_convert_say_what_is_wrong_with_their_input() {
+    let out = pym(&["openapi", "check", "/nonexistent.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("cannot read /nonexistent.yaml"));
+
+    let v3 = format!("{ROOT}/examples/hello/openapi.yaml");
+    let out = pym(&["openapi", "convert", &v3]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("not a Swagger 2.0 document (openapi: 3.1.0)"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(Path::new(&v3).is_file());
+}
