@@ -15,6 +15,7 @@
 //!   ([`AuthMode`]).
 
 pub mod security;
+pub mod swagger2;
 
 pub use security::{AuthMode, auth_mode, operation_auth};
 use serde_json::{Map, Value};

@@ -10,11 +10,12 @@ use pym_http::Auth;
 /// `check`: load the config and the spec, bind the handlers, report.
 pub(super) fn check(app: &App, config: &Config, metrics: Metrics) -> Result<(), Fail> {
     let svc = app.build(config, Queue::eager(), metrics)?;
+    let n = svc.spec().operations.len();
     println!(
-        "ok: {} {} — {} operations bound, config {}",
+        "ok: {} {} — {n} operation{} bound, config {}",
         config.name,
         config.version,
-        svc.spec().operations.len(),
+        if n == 1 { "" } else { "s" },
         config
             .source
             .as_ref()
