@@ -136,3 +136,91 @@ fn check_and_convert_say_what_is_wrong_with_their_input() {
     );
     assert!(Path::new(&v3).is_file());
 }
+
+/// pymacaron's spec (Swagger 2.0, handlers bound by x-bind-server) becomes
+/// an OpenAPI 3 document that pym's check accepts as it is.
+#[test]
+fn convert_turns_a_pymacaron_spec_into_one_pym_reads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = format!("{ROOT}/runtime/tests/http_fixtures/swagger2.yaml");
+    let out_yaml = tmp.path().join("openapi.yaml");
+    let out = pym(&[
+        "openapi",
+        "convert",
+        &spec,
+        "-o",
+        out_yaml.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = std::fs::read_to_string(&out_yaml).unwrap();
+    assert!(
+        text.starts_with("openapi: 3.0"),
+        "top-level keys in reading order:\n{text}"
+    );
+    for id in ["operationId: create_item", "operationId: get_item"] {
+        assert!(text.contains(id), "{id} missing:\n{text}");
+    }
+    let check = pym(&["openapi", "check", out_yaml.to_str().unwrap()]);
+    assert!(
+        check.status.success(),
+        "{}{}",
+        stdout(&check),
+        stderr(&check)
+    );
+
+    let out_json = tmp.path().join("openapi.json");
+    let out = pym(&[
+        "openapi",
+        "convert",
+        &spec,
+        "-o",
+        out_json.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out_json).unwrap()).expect("JSON");
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.0"));
+}
+
+/// What cannot be converted exactly is said, with its place; `--strict`
+/// makes it an error, and loading the 2.0 file as it is refuses it.
+#[test]
+fn convert_reports_what_it_cannot_carry_over() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = tmp.path().join("tsv.yaml");
+    std::fs::write(
+        &spec,
+        r#"swagger: "2.0"
+info: {title: t, version: "1"}
+paths:
+  /items:
+    get:
+      x-bind-server: app.api.list_items
+      parameters:
+        - {name: ids, in: query, type: array, items: {type: string}, collectionFormat: tsv}
+      responses:
+        "200": {description: ok}
+"#,
+    )
+    .unwrap();
+    let spec_s = spec.to_str().unwrap();
+    let out = pym(&["openapi", "convert", spec_s]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("operationId: list_items"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(stderr(&out).contains("tsv"), "{}", stderr(&out));
+
+    let strict = pym(&["openapi", "convert", "--strict", spec_s]);
+    assert_eq!(strict.status.code(), Some(1));
+
+    let check = pym(&["openapi", "check", spec_s]);
+    assert_eq!(check.status.code(), Some(1));
+    assert!(
+        stdout(&check).contains("pym openapi convert"),
+        "{}",
+        stdout(&check)
+    );
+}

@@ -5,7 +5,9 @@
 //! read a document the same way:
 //!
 //! - [`read_doc`]: a document (YAML or JSON) and its [`Dialect`], 3.0.x or
-//!   3.1.x; Swagger 2.0 and other versions are refused with a message.
+//!   3.1.x; a Swagger 2.0 document is upgraded to 3.0 ([`swagger2`]) and
+//!   refused only when the upgrade would change its meaning; other
+//!   versions are refused with a message.
 //! - [`convert_30`]: a 3.0 schema as JSON Schema 2020-12 (3.1's dialect):
 //!   `nullable: true` becomes a `"null"` type, boolean
 //!   `exclusiveMinimum`/`exclusiveMaximum` numeric ones.
@@ -35,7 +37,7 @@ pub fn read_doc(text: &str) -> Result<(Value, Dialect), String> {
         yaml_serde::from_str(text).map_err(|e| format!("not valid YAML: {e}"))?
     };
     if doc.get("swagger").is_some() {
-        return Err("Swagger 2.0 is not supported: convert the document to OpenAPI 3.x".into());
+        return upgrade_on_load(&doc).map(|d| (d, Dialect::V30));
     }
     let version = doc.get("openapi").and_then(Value::as_str).unwrap_or("");
     let dialect = if version.starts_with("3.0") {
@@ -48,6 +50,25 @@ pub fn read_doc(text: &str) -> Result<(Value, Dialect), String> {
         ));
     };
     Ok((doc, dialect))
+}
+
+/// A Swagger 2.0 document as OpenAPI 3.0, or why it cannot be loaded as it
+/// is: loading never changes a document's meaning silently, so anything
+/// [`swagger2::upgrade`] notes refuses it.
+fn upgrade_on_load(doc: &Value) -> Result<Value, String> {
+    let (document, notes) = match swagger2::upgrade(doc) {
+        Ok(up) => (up.document, up.notes),
+        Err(notes) => (Value::Null, notes),
+    };
+    if notes.is_empty() {
+        return Ok(document);
+    }
+    let lines: Vec<String> = notes.iter().map(|n| format!("  - {n}")).collect();
+    Err(format!(
+        "Swagger 2.0 document that does not convert exactly to OpenAPI 3:\n{}\n\
+         run `pym openapi convert <file>` to write an OpenAPI 3 file and fix what it reports",
+        lines.join("\n")
+    ))
 }
 
 /// Which side of the exchange a schema checks: `readOnly` properties are
@@ -190,6 +211,28 @@ pub fn convert_30(v: &Value, map: bool) -> Value {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn swagger2_loads_upgraded_unless_the_upgrade_loses_something() {
+        let exact = "swagger: '2.0'\ninfo: {title: t, version: '1'}\npaths:\n  /a:\n    get:\n      x-bind-server: m.api.get_a\n      responses: {'200': {description: ok}}\n";
+        let (doc, dialect) = read_doc(exact).expect("loads");
+        assert_eq!(dialect, Dialect::V30);
+        assert_eq!(doc["paths"]["/a"]["get"]["operationId"], "get_a");
+
+        let tsv = exact.replace(
+            "      responses",
+            "      parameters: [{name: ids, in: query, type: array, items: {type: string}, collectionFormat: tsv}]\n      responses",
+        );
+        let e = read_doc(&tsv).expect_err("tsv has no 3.0 style");
+        assert!(
+            e.contains("paths./a.get.parameters[0]: collectionFormat tsv"),
+            "{e}"
+        );
+        assert!(e.contains("pym openapi convert"), "{e}");
+
+        let e = read_doc("swagger: '1.2'\n").expect_err("not 2.0");
+        assert!(e.contains("expected \"2.0\", found \"1.2\""), "{e}");
+    }
 
     #[test]
     fn converts_nullable_and_exclusive() {
