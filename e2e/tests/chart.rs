@@ -249,6 +249,25 @@ async fn reconcile_hello_end_to_end(
             &Patch::Merge(json!({"spec": {"replicas": replicas}})),
         )
         .await?;
+    // Before a scale-down (poll.rs mark_deletion_costs): the worker pods
+    // listed by the Deployment's selector, and a pod's deletion cost set.
+    let pods: Api<Pod> = Api::namespaced(sa.clone(), ns);
+    let selector = "app.kubernetes.io/instance=hello,app.kubernetes.io/component=worker";
+    let pod = wait::until(
+        "a hello-worker pod, listed as the chart's ServiceAccount",
+        wait::TIMEOUT,
+        || async {
+            let listed = pods
+                .list_metadata(&ListParams::default().labels(selector))
+                .await?;
+            Ok::<_, kube::Error>(listed.items.first().map(|p| p.name_any()))
+        },
+    )
+    .await?;
+    let cost =
+        json!({"metadata": {"annotations": {"controller.kubernetes.io/pod-deletion-cost": "0"}}});
+    pods.patch_metadata(&pod, &PatchParams::default(), &Patch::Merge(&cost))
+        .await?;
 
     // A PymService whose JWT Secret is missing: Degraded + a Warning Event
     // (events.k8s.io create) from pym-operator.
@@ -454,8 +473,12 @@ async fn assert_refused(sa: &Client, ns: &str) -> Result<()> {
         "create pods"
     );
     assert!(
-        is_forbidden(&pods.list(&ListParams::default()).await),
-        "list pods"
+        is_forbidden(&pods.delete("not-allowed", &DeleteParams::default()).await),
+        "delete pods"
+    );
+    assert!(
+        is_forbidden(&pods.get("not-allowed").await),
+        "get pods (list + patch only, for the deletion cost)"
     );
     let pym = pym_api(sa, ns);
     assert!(

@@ -7,6 +7,8 @@
 //!   autoscaler is the only writer of the count once the Deployment exists:
 //!   it keeps it inside `[minReplicas, maxReplicas]` even when the queue
 //!   statistics cannot be read;
+//! * before a scale-down, each worker pod's `controller.kubernetes.io/pod-deletion-cost`
+//!   annotation: the tasks it holds (worker registry), so idle pods go first;
 //! * the autoscaler's part of the PymService status
 //!   ([`crate::crd::AutoscalerStatus`]: `workers.desired`,
 //!   `queueDepth`, `lastScaleTime`, `lastScaleReason` and the `Autoscaling`
@@ -22,6 +24,7 @@
 //! | [`scale`] | pure: queue stats + history → desired worker replicas |
 //! | [`status`] | pure: one poll → the next status and its Events |
 //! | [`endpoint`] | pure: `--stats-redis-endpoint` overrides |
+//! | [`deletion_cost`] | pure: before a scale-down, each worker pod's `pod-deletion-cost` = the tasks it holds |
 //! | `redis.rs` | reading queue statistics (URL from the Secret, connections) |
 //! | `poll.rs` | the I/O shell of one service's polling task |
 //! | this file | watches and one polling task per autoscaled service |
@@ -33,6 +36,7 @@
 //! `--stats-redis-endpoint` ([`EndpointOverride`]), keeping the password
 //! from the Secret.
 
+pub mod deletion_cost;
 pub mod endpoint;
 mod poll;
 mod redis;

@@ -1,9 +1,11 @@
 //! The I/O shell of one autoscaled service: every `pollIntervalSeconds`,
-//! read the queue statistics, ask [`scale::recommend`], patch the worker
+//! read the queue statistics, ask [`scale::recommend`], before a scale-down
+//! mark the idle worker pods ([`deletion_cost`]), patch the worker
 //! Deployment's `/scale`, and write what [`next_status`] returns (status by
 //! server-side apply, then the Events, so a reader of an Event finds the
 //! status up to date).
 
+use super::deletion_cost::{self, WorkerPod};
 use super::scale::{self, Decision, Policy, Sample, ScaleState, Workers};
 use super::status::{CONDITION, Notice, Poll, next_status, should_write};
 use super::{FIELD_MANAGER, Shared};
@@ -12,8 +14,9 @@ use crate::desired::names;
 use crate::error::{Error, Result};
 use crate::metrics::ServiceLabels;
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
@@ -110,6 +113,11 @@ async fn poll(
     record_metrics(shared, svc, current, stats.as_ref().ok(), &decision);
     let mut scaled = false;
     if decision.changes(current) {
+        if decision.replicas < current
+            && let Some((url, _)) = &st.url
+        {
+            mark_deletion_costs(shared, svc, &dep, url).await;
+        }
         scaled = scale_to(shared, svc, &wname, current, &decision).await;
         if scaled {
             st.patched = Some((decision.replicas, Instant::now()));
@@ -195,6 +203,62 @@ fn log_readability(
             info!(pymservice = %name, namespace = %ns, "queue statistics readable again");
         }
         _ => {}
+    }
+}
+
+/// Before a scale-down: each worker pod's deletion cost set to the tasks it
+/// holds (see [`deletion_cost`]), so the ReplicaSet deletes idle pods
+/// first. Best effort: on any failure the scale-down goes ahead as before.
+async fn mark_deletion_costs(shared: &Shared, svc: &PymService, dep: &Deployment, url: &str) {
+    let ns = svc.namespace().unwrap_or_default();
+    let selector = dep
+        .spec
+        .as_ref()
+        .and_then(|s| s.selector.match_labels.as_ref())
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        });
+    let Some(selector) = selector else { return };
+    let pods: Api<Pod> = Api::namespaced(shared.client.clone(), &ns);
+    let listed = match pods
+        .list_metadata(&ListParams::default().labels(&selector))
+        .await
+    {
+        Ok(l) => l,
+        Err(e) => {
+            warn!(pymservice = %svc.name_any(), namespace = %ns, error = %e, "cannot list worker pods to mark the idle ones");
+            return;
+        }
+    };
+    let live = match shared.stats.live_workers(url).await {
+        Ok(l) => l,
+        Err(e) => {
+            warn!(pymservice = %svc.name_any(), namespace = %ns, error = %e, "cannot read the worker registry to mark the idle pods");
+            return;
+        }
+    };
+    let worker_pods: Vec<WorkerPod> = listed
+        .items
+        .iter()
+        .map(|p| WorkerPod {
+            name: p.name_any(),
+            cost: p.annotations().get(deletion_cost::ANNOTATION).cloned(),
+        })
+        .collect();
+    let pp = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    for (pod, cost) in deletion_cost::changes(&worker_pods, &live) {
+        let patch = serde_json::json!({
+            "metadata": { "annotations": { deletion_cost::ANNOTATION: cost.to_string() } }
+        });
+        if let Err(e) = pods.patch_metadata(&pod, &pp, &Patch::Merge(&patch)).await {
+            warn!(pymservice = %svc.name_any(), namespace = %ns, pod, error = %e, "cannot set the pod deletion cost");
+        }
     }
 }
 

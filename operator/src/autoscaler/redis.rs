@@ -17,6 +17,7 @@ use kube::{Client, ResourceExt};
 use pym_broker::redact_url;
 use pym_broker::redis_url::with_endpoint;
 use pym_broker::stats::queue_stats;
+use pym_broker::workers::{WorkerInfo, WorkerLiveness, live_on};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -91,6 +92,21 @@ impl StatsReader {
             all.push(s);
         }
         Ok(Sample::of(&all))
+    }
+
+    /// The live workers of the registry in the Redis at `url` (the URL
+    /// [`StatsReader::read`] cached for the service).
+    pub(super) async fn live_workers(&self, url: &str) -> Result<Vec<WorkerInfo>> {
+        let _permit = self.permits.acquire().await;
+        let mut conn = self.conn(url).await?;
+        let fail = |message: String| Error::QueueStats {
+            endpoint: redact_url(url),
+            message,
+        };
+        tokio::time::timeout(REDIS_TIMEOUT, live_on(&mut conn, WorkerLiveness::default()))
+            .await
+            .map_err(|_| fail("worker registry read timed out".into()))?
+            .map_err(|e| fail(e.to_string()))
     }
 
     async fn conn(&self, url: &str) -> Result<ConnectionManager> {

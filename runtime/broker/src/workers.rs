@@ -9,6 +9,7 @@
 use crate::{Broker, Result};
 use pym_core::keys;
 use redis::Script;
+use redis::aio::ConnectionLike;
 use serde::{Deserialize, Serialize};
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -100,16 +101,26 @@ pub async fn beat(broker: &Broker, info: &WorkerInfo, ttl: Duration) -> Result<u
 
 /// Every registered worker's last beat, and Redis's time (ms).
 pub async fn last_beats(broker: &Broker) -> Result<(u64, Vec<(String, u64)>)> {
-    let (now, flat): (u64, Vec<(String, f64)>) = ALL
-        .key(keys::WORKERS)
-        .invoke_async(&mut broker.conn())
-        .await?;
+    last_beats_on(&mut broker.conn()).await
+}
+
+/// [`last_beats`] on a connection of one's own (the operator's).
+pub async fn last_beats_on(conn: &mut impl ConnectionLike) -> Result<(u64, Vec<(String, u64)>)> {
+    let (now, flat): (u64, Vec<(String, f64)>) = ALL.key(keys::WORKERS).invoke_async(conn).await?;
     Ok((now, flat.into_iter().map(|(n, s)| (n, s as u64)).collect()))
 }
 
 /// The live workers, as they last described themselves, by name.
 pub async fn live(broker: &Broker, liveness: WorkerLiveness) -> Result<Vec<WorkerInfo>> {
-    let (now, mut beats) = last_beats(broker).await?;
+    live_on(&mut broker.conn(), liveness).await
+}
+
+/// [`live`] on a connection of one's own (the operator's).
+pub async fn live_on(
+    conn: &mut impl ConnectionLike,
+    liveness: WorkerLiveness,
+) -> Result<Vec<WorkerInfo>> {
+    let (now, mut beats) = last_beats_on(conn).await?;
     beats.retain(|(_, last)| !is_dead(now, *last, liveness.dead_after));
     if beats.is_empty() {
         return Ok(Vec::new());
@@ -120,7 +131,7 @@ pub async fn live(broker: &Broker, liveness: WorkerLiveness) -> Result<Vec<Worke
     for (name, _) in &beats {
         get.cmd("GET").arg(keys::worker(name));
     }
-    let infos: Vec<Option<String>> = get.query_async(&mut broker.conn()).await?;
+    let infos: Vec<Option<String>> = get.query_async(conn).await?;
     let mut out: Vec<WorkerInfo> = beats
         .iter()
         .zip(infos)
