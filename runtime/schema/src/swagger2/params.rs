@@ -5,8 +5,8 @@
 use super::{Ctx, schema};
 use serde_json::{Map, Value, json};
 
-/// Keys of a 2.0 parameter (or items object) that belong to its schema.
-const SCHEMA_KEYS: &[&str] = &[
+/// Keys of a 2.0 parameter, items or header object that belong to its schema.
+pub(super) const SCHEMA_KEYS: &[&str] = &[
     "type",
     "format",
     "items",

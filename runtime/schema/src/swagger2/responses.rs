@@ -1,23 +1,9 @@
 //! Responses: `schema` and `examples` go under `content`, one entry per
 //! media type the operation produces; headers get a `schema`.
 
-use super::params::extensions;
+use super::params::{SCHEMA_KEYS, extensions};
 use super::{Ctx, schema};
 use serde_json::{Map, Value, json};
-
-/// Keys of a 2.0 header object that belong to its schema.
-const HEADER_SCHEMA_KEYS: &[&str] = &[
-    "type",
-    "format",
-    "items",
-    "enum",
-    "default",
-    "maximum",
-    "minimum",
-    "maxLength",
-    "minLength",
-    "pattern",
-];
 
 /// A 2.0 response (or `$ref` to one) as 3.0.
 pub(super) fn response(cx: &mut Ctx<'_>, r: &Value, produces: &[String], at: &str) -> Value {
@@ -68,7 +54,7 @@ fn header(h: &Value) -> Value {
     let mut s = Map::new();
     let mut out = Map::new();
     for (k, v) in h.as_object().into_iter().flatten() {
-        if HEADER_SCHEMA_KEYS.contains(&k.as_str()) {
+        if SCHEMA_KEYS.contains(&k.as_str()) {
             s.insert(k.clone(), v.clone());
         } else if k == "description" || k.starts_with("x-") {
             out.insert(k.clone(), v.clone());
