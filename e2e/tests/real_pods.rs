@@ -193,6 +193,9 @@ async fn user_path_on_real_pods() -> Result<()> {
     // 4b. A worker killed in place while it holds tasks.
     worker_killed_in_place(&cluster, ns, &base, &auth).await?;
 
+    // 4c. A scale-down takes the idle worker, not the busy one.
+    scale_down_keeps_the_busy_worker(&cluster, ns, &base, &auth).await?;
+
     // 5. The three defects, each as a case.
     rs256_service_with_async_starts(&cluster, ns).await?;
     queue_with_colon_is_refused(&cluster, ns).await?;
@@ -765,6 +768,119 @@ async fn worker_killed_in_place(cluster: &Cluster, ns: &str, base: &str, auth: &
         !dead.contains("kill"),
         "dead letters after the kill: {dead}"
     );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// 4c. Which worker a scale-down takes
+// ---------------------------------------------------------------------------
+
+/// The signup (as `kill<N>@example.com`, read by [`unfinished`]) whose task
+/// the busy worker holds while the workers are scaled down.
+const HELD_SIGNUP: usize = 100;
+
+/// Two slow workers (4 s tasks, from 4b), one holding a task, the other
+/// idle; `maxReplicas: 1`. Before scaling down, the autoscaler sets each
+/// pod's deletion cost to the tasks it holds, so the ReplicaSet deletes the
+/// idle pod and the busy one keeps its task.
+async fn scale_down_keeps_the_busy_worker(
+    cluster: &Cluster,
+    ns: &str,
+    base: &str,
+    auth: &str,
+) -> Result<()> {
+    let client = cluster.client();
+    wait::until(
+        "two workers Ready, nothing held",
+        Duration::from_secs(180),
+        || async {
+            let pods = worker_pods(&client, ns).await?;
+            let ready = pods.iter().filter(|p| is_ready(p)).count();
+            Ok::<_, pym_e2e::Error>((pods.len() == 2 && ready == 2).then_some(()))
+        },
+    )
+    .await?;
+    let body = format!(r#"{{"email":"kill{HELD_SIGNUP}@example.com"}}"#);
+    let (code, out) = http(
+        "POST",
+        &format!("{base}/signup"),
+        &[("authorization", auth)],
+        Some(&body),
+    )
+    .await?;
+    assert_eq!(code, 201, "POST /signup: {out}");
+    let busy = wait::until(
+        "a worker holding the task",
+        Duration::from_secs(60),
+        || async {
+            for pod in worker_pods(&client, ns).await? {
+                let logs = pod_logs(cluster, ns, &pod.name_any(), false).await?;
+                if unfinished(&logs).contains(&HELD_SIGNUP) {
+                    return Ok::<_, pym_e2e::Error>(Some(pod.name_any()));
+                }
+            }
+            Ok(None)
+        },
+    )
+    .await?;
+    // The registry's in-flight count is written at each beat (every second).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let patch = r#"{"spec":{"workers":{"minReplicas":1,"maxReplicas":1}}}"#;
+    cluster
+        .kubectl()
+        .args([
+            "patch", "pym", "hello", "-n", ns, "--type", "merge", "-p", patch,
+        ])
+        .run()
+        .await?;
+    let survivor = wait::until("one worker left", Duration::from_secs(60), || async {
+        let pods = worker_pods(&client, ns).await?;
+        let left: Vec<&Pod> = pods
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .collect();
+        Ok::<_, pym_e2e::Error>((left.len() == 1).then(|| left[0].clone()))
+    })
+    .await?;
+    let cost = survivor
+        .annotations()
+        .get("controller.kubernetes.io/pod-deletion-cost")
+        .cloned();
+    eprintln!(
+        "[figure] scale-down 2 -> 1 kept {} (deletion cost {cost:?}), the busy one: {busy}",
+        survivor.name_any()
+    );
+    assert_eq!(
+        survivor.name_any(),
+        busy,
+        "the scale-down took the busy worker"
+    );
+    assert_eq!(
+        cost.as_deref(),
+        Some("1"),
+        "the busy pod's deletion cost is the task it held"
+    );
+    wait::until(
+        "the held task finished",
+        Duration::from_secs(60),
+        || async {
+            let logs = pod_logs(cluster, ns, &busy, false).await?;
+            Ok::<_, pym_e2e::Error>(
+                lines_of(&logs, "welcome email sent")
+                    .any(|i| i == HELD_SIGNUP)
+                    .then_some(()),
+            )
+        },
+    )
+    .await?;
+    let restore = r#"{"spec":{"workers":{"maxReplicas":3}}}"#;
+    cluster
+        .kubectl()
+        .args([
+            "patch", "pym", "hello", "-n", ns, "--type", "merge", "-p", restore,
+        ])
+        .run()
+        .await?;
     Ok(())
 }
 
