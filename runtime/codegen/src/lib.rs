@@ -168,8 +168,10 @@ paths:
 "#;
         let cases = [
             (
-                "swagger: '2.0'\n",
-                vec!["Swagger 2.0 is not supported: convert the document to OpenAPI 3.x"],
+                "swagger: '1.2'\n",
+                vec![
+                    "'swagger: \"1.2\"': expected \"2.0\" (upgraded to OpenAPI 3.0 on load) or an OpenAPI 3.0.x or 3.1.x document",
+                ],
             ),
             (
                 &spec.replace(

@@ -731,12 +731,12 @@ paths:
     }
 
     #[test]
-    fn rejects_swagger2() {
-        let e = Spec::parse(
-            "s.yaml",
-            "swagger: '2.0'\ninfo: {title: a, version: '1'}\npaths: {}\n",
-        )
-        .unwrap_err();
-        assert!(e.to_string().contains("Swagger 2.0"), "{e}");
+    fn loads_swagger2_upgraded_and_refuses_what_does_not_convert() {
+        let doc = "swagger: '2.0'\ninfo: {title: a, version: '1'}\npaths:\n  /a:\n    get:\n      x-bind-server: m.api.get_a\n      responses: {'200': {description: ok}}\n";
+        let spec = Spec::parse("s.yaml", doc).unwrap();
+        assert_eq!(spec.dialect, Dialect::V30);
+        assert!(spec.operation("get_a").is_some());
+        let e = Spec::parse("s.yaml", "swagger: '1.2'\npaths: {}\n").unwrap_err();
+        assert!(e.to_string().contains("expected \"2.0\""), "{e}");
     }
 }

@@ -36,7 +36,13 @@ pub fn read_doc(text: &str) -> Result<(Value, Dialect), String> {
     } else {
         yaml_serde::from_str(text).map_err(|e| format!("not valid YAML: {e}"))?
     };
-    if doc.get("swagger").is_some() {
+    if let Some(v) = doc.get("swagger") {
+        if !swagger2::is_swagger2(&doc) {
+            return Err(format!(
+                "'swagger: {v}': expected \"2.0\" (upgraded to OpenAPI 3.0 on load) or an \
+                 OpenAPI 3.0.x or 3.1.x document"
+            ));
+        }
         return upgrade_on_load(&doc).map(|d| (d, Dialect::V30));
     }
     let version = doc.get("openapi").and_then(Value::as_str).unwrap_or("");
@@ -231,7 +237,7 @@ mod tests {
         assert!(e.contains("pym openapi convert"), "{e}");
 
         let e = read_doc("swagger: '1.2'\n").expect_err("not 2.0");
-        assert!(e.contains("expected \"2.0\", found \"1.2\""), "{e}");
+        assert!(e.starts_with("'swagger: \"1.2\"': expected \"2.0\""), "{e}");
     }
 
     #[test]
