@@ -22,6 +22,7 @@ pub mod fetch;
 pub mod reclaim;
 pub mod redis_url;
 pub mod retry;
+pub mod sentinel_url;
 pub mod stats;
 pub mod workers;
 
