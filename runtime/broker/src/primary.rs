@@ -12,19 +12,26 @@
 //!   send the command once more;
 //! - an error after which the command may have run (the connection cut
 //!   mid-exchange, a timeout) is returned at once, and the next command
-//!   asks the sentinels first.
+//!   asks the sentinels first;
+//! - a `+switch-master` message of a sentinel (listened to on one sentinel
+//!   at a time) moves it at once to the master it names: the old master
+//!   may go on accepting writes for seconds after the promotion (until the
+//!   sentinels demote it), and those are lost when it resyncs.
 //!
 //! [`after_error`] is that decision, a pure function.
 
 use crate::sentinel_url::SentinelUrl;
+use futures::StreamExt;
 use redis::aio::{ConnectionLike, ConnectionManager, MultiplexedConnection};
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
 use redis::{
-    AsyncConnectionConfig, Cmd, ConnectionAddr, ErrorKind, Pipeline, RedisError, RedisFuture,
-    RedisResult, ServerErrorKind, TlsCertificates, TlsMode, Value,
+    AsyncConnectionConfig, Cmd, ConnectionAddr, ConnectionInfo, ErrorKind, IntoConnectionInfo,
+    Pipeline, RedisConnectionInfo, RedisError, RedisFuture, RedisResult, ServerErrorKind,
+    TlsCertificates, TlsMode, Value,
 };
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// What to do after a command failed with an error.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -182,6 +189,9 @@ impl Master {
 #[derive(Default)]
 struct State {
     master: Option<Master>,
+    /// How the last master was reached (credentials, db, TLS), for the
+    /// master a `+switch-master` names.
+    template: Option<ConnectionInfo>,
     generation: u64,
     /// Lookups done so far, and the error of the last one if it failed: a
     /// caller that waited for another's lookup takes its result.
@@ -198,6 +208,14 @@ pub(crate) struct Follower {
     config: AsyncConnectionConfig,
     lookup_timeout: Duration,
     db: i64,
+    /// Stops the `+switch-master` listener when the follower goes.
+    listener: CancellationToken,
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        self.listener.cancel();
+    }
 }
 
 /// How a [`Follower`] connects.
@@ -213,15 +231,23 @@ impl Follower {
     /// if no sentinel knows a reachable one).
     pub(crate) async fn connect(url: &SentinelUrl, cfg: FollowerConfig) -> RedisResult<BrokerConn> {
         let follower = Arc::new(Follower {
-            sentinel: tokio::sync::Mutex::new(sentinel_client(url, cfg.ca)?),
+            sentinel: tokio::sync::Mutex::new(sentinel_client(url, cfg.ca.clone())?),
             state: Mutex::new(State::default()),
             config: AsyncConnectionConfig::new()
                 .set_response_timeout(Some(cfg.response_timeout))
                 .set_connection_timeout(Some(cfg.connection_timeout)),
             lookup_timeout: cfg.connection_timeout,
             db: url.db,
+            listener: CancellationToken::new(),
         });
         follower.master(None).await?;
+        let sentinels = sentinel_clients(url, cfg.ca.as_deref())?;
+        tokio::spawn(watch_switches(
+            Arc::downgrade(&follower),
+            sentinels,
+            url.master_name.clone(),
+            follower.listener.clone(),
+        ));
         Ok(BrokerConn(Route::Sentinel(follower)))
     }
 
@@ -334,6 +360,7 @@ impl Follower {
             .inspect_err(|e| self.state.lock().unwrap().last_error = Some(e.clone()))?;
         let mut st = self.state.lock().unwrap();
         st.generation += 1;
+        st.template = Some(client.get_connection_info().clone());
         let master = Master {
             generation: st.generation,
             client,
@@ -342,6 +369,35 @@ impl Follower {
         tracing::info!(master = %master.addr(), generation = st.generation, "connected to the Redis master named by the sentinels");
         st.master = Some(master.clone());
         Ok(master)
+    }
+
+    /// A sentinel announced `host:port` as the new master: move there now
+    /// (or, if that fails, ask the sentinels at the next command).
+    async fn switch(&self, host: String, port: u16) {
+        let _lookup = self.sentinel.lock().await;
+        let info = {
+            let st = self.state.lock().unwrap();
+            let here = st.master.as_ref().map(Master::addr);
+            if here.as_deref() == Some(format!("{host}:{port}").as_str()) {
+                return;
+            }
+            st.template.clone().and_then(|t| moved_to(t, host, port))
+        };
+        let moved = match info {
+            Some(info) => match redis::Client::open(info) {
+                Ok(client) => self.move_to(client).await.map(drop),
+                Err(e) => Err(e),
+            },
+            None => Ok(self.forget_current()),
+        };
+        if let Err(e) = moved {
+            tracing::warn!(error = %e, "cannot connect to the master a sentinel announced; asking the sentinels at the next command");
+            self.forget_current();
+        }
+    }
+
+    fn forget_current(&self) {
+        self.state.lock().unwrap().master = None;
     }
 
     /// A dedicated connection to the master the sentinels name now (they
@@ -359,18 +415,125 @@ impl Follower {
     }
 }
 
-/// The sentinel client of `url`: sentinels and master with the URL's
-/// credentials, over TLS for `rediss-sentinel://`.
-fn sentinel_client(url: &SentinelUrl, ca: Option<Vec<u8>>) -> RedisResult<SentinelClient> {
-    let addrs = url.sentinels.iter().map(|(host, port)| match url.tls {
-        false => ConnectionAddr::Tcp(host.clone(), *port),
+/// `template` (a former master's address, credentials and TLS settings)
+/// at `host:port`.
+fn moved_to(template: ConnectionInfo, host: String, port: u16) -> Option<ConnectionInfo> {
+    let mut addr = template.addr().clone();
+    match &mut addr {
+        ConnectionAddr::Tcp(h, p)
+        | ConnectionAddr::TcpTls {
+            host: h, port: p, ..
+        } => {
+            (*h, *p) = (host, port);
+        }
+        _ => return None,
+    }
+    Some(template.set_addr(addr))
+}
+
+/// The new master's `(host, port)` in a `+switch-master` message
+/// (`<name> <old-ip> <old-port> <new-ip> <new-port>`), if it is about
+/// master `name`.
+pub fn switched_to(payload: &str, name: &str) -> Option<(String, u16)> {
+    let parts: Vec<&str> = payload.split(' ').collect();
+    match parts[..] {
+        [n, _, _, host, port] if n == name => Some((host.to_owned(), port.parse().ok()?)),
+        _ => None,
+    }
+}
+
+/// Listens to `+switch-master` on one sentinel after another (the next
+/// when one fails or goes) and moves `follower` when its master switches.
+async fn watch_switches(
+    follower: Weak<Follower>,
+    sentinels: Vec<redis::Client>,
+    name: String,
+    stop: CancellationToken,
+) {
+    for sentinel in sentinels.iter().cycle() {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            r = listen(&follower, sentinel, &name) => if let Err(e) = r {
+                tracing::debug!(error = %e, "sentinel subscription failed; trying the next sentinel");
+            },
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    }
+}
+
+async fn listen(
+    follower: &Weak<Follower>,
+    sentinel: &redis::Client,
+    name: &str,
+) -> RedisResult<()> {
+    let mut pubsub = sentinel.get_async_pubsub().await?;
+    pubsub.subscribe("+switch-master").await?;
+    let mut messages = pubsub.on_message();
+    while let Some(msg) = messages.next().await {
+        let payload: String = msg.get_payload()?;
+        let Some((host, port)) = switched_to(&payload, name) else {
+            continue;
+        };
+        let Some(follower) = follower.upgrade() else {
+            return Ok(());
+        };
+        tracing::info!(%host, port, "a sentinel announced a new Redis master");
+        follower.switch(host, port).await;
+    }
+    Ok(())
+}
+
+/// A client of each sentinel of `url` (for `+switch-master`).
+fn sentinel_clients(url: &SentinelUrl, ca: Option<&[u8]>) -> RedisResult<Vec<redis::Client>> {
+    let mut settings = RedisConnectionInfo::default();
+    if let Some(u) = &url.sentinel_username {
+        settings = settings.set_username(u);
+    }
+    if let Some(p) = &url.sentinel_password {
+        settings = settings.set_password(p);
+    }
+    url.sentinels
+        .iter()
+        .map(|(host, port)| {
+            let info = sentinel_addr(url.tls, host, *port)
+                .into_connection_info()?
+                .set_redis_settings(settings.clone());
+            match ca {
+                Some(pem) if url.tls => redis::Client::build_with_tls(
+                    info,
+                    TlsCertificates {
+                        client_tls: None,
+                        root_cert: Some(pem.to_vec()),
+                    },
+                ),
+                _ => redis::Client::open(info),
+            }
+        })
+        .collect()
+}
+
+fn sentinel_addr(tls: bool, host: &str, port: u16) -> ConnectionAddr {
+    match tls {
+        false => ConnectionAddr::Tcp(host.to_owned(), port),
         true => ConnectionAddr::TcpTls {
-            host: host.clone(),
-            port: *port,
+            host: host.to_owned(),
+            port,
             insecure: false,
             tls_params: None,
         },
-    });
+    }
+}
+
+/// The sentinel client of `url`: sentinels and master with the URL's
+/// credentials, over TLS for `rediss-sentinel://`.
+fn sentinel_client(url: &SentinelUrl, ca: Option<Vec<u8>>) -> RedisResult<SentinelClient> {
+    let addrs = url
+        .sentinels
+        .iter()
+        .map(|(host, port)| sentinel_addr(url.tls, host, *port));
     let mut b = SentinelClientBuilder::new(addrs, &url.master_name, SentinelServerType::Master)?
         .set_client_to_redis_db(url.db);
     if let Some(u) = &url.username {
@@ -447,6 +610,39 @@ mod tests {
         for (e, want) in table {
             assert_eq!(after_error(&e), want, "{e:?}");
         }
+    }
+
+    #[test]
+    fn switch_master_messages_name_the_new_master() {
+        let table = [
+            ("m 127.0.0.1 6379 127.0.0.1 6380", Some(("127.0.0.1", 6380))),
+            ("m 10.0.0.1 6379 ::1 7000", Some(("::1", 7000))),
+            ("other 127.0.0.1 6379 127.0.0.1 6380", None),
+            ("m 127.0.0.1 6379 127.0.0.1 port", None),
+            ("m 127.0.0.1 6379", None),
+            ("", None),
+        ];
+        for (payload, want) in table {
+            let want = want.map(|(h, p)| (h.to_owned(), p));
+            assert_eq!(switched_to(payload, "m"), want, "{payload}");
+        }
+    }
+
+    #[test]
+    fn a_switch_keeps_credentials_db_and_tls_of_the_template() {
+        let t = "rediss://u:p@10.0.0.1:6379/3"
+            .into_connection_info()
+            .unwrap();
+        let moved = moved_to(t, "10.0.0.2".into(), 6380).unwrap();
+        assert_eq!(moved.addr().to_string(), "10.0.0.2:6380");
+        assert!(matches!(moved.addr(), ConnectionAddr::TcpTls { .. }));
+        let r = moved.redis_settings();
+        assert_eq!(
+            (r.username(), r.password(), r.db()),
+            (Some("u"), Some("p"), 3)
+        );
+        let unix = "unix:///tmp/redis.sock".into_connection_info().unwrap();
+        assert!(moved_to(unix, "h".into(), 1).is_none());
     }
 
     #[test]

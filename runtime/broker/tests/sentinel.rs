@@ -1,0 +1,466 @@
+//! Redis Sentinel on real processes (`redis-server`, `redis-server
+//! --sentinel`): connect through three sentinels, enqueue and consume; and
+//! fail over (SIGKILL of the master, or `SENTINEL FAILOVER`) while
+//! enqueueing, counting acknowledged enqueues against the stream entries
+//! of the new master.
+//!
+//! Replication is asynchronous: an enqueue the old master acknowledged and
+//! had not yet sent to the replica is lost when the replica is promoted
+//! (SIGKILL); and after `SENTINEL FAILOVER`, writes the old master accepts
+//! between the promotion and its own demotion are discarded when it
+//! resyncs. The tests measure and print both; they assert what must hold:
+//! every failed enqueue returned an error that an API answers with 503,
+//! and every enqueue sent after the old master was gone is on the new one.
+
+use pym_broker::envelope::{Envelope, Signer};
+use pym_broker::worker::{Worker, WorkerConfig};
+use pym_broker::{Broker, BrokerConfig, BrokerError, Priority, Queue, keys};
+use pym_core::context::Context;
+use pym_runtime::testing::RedisServer;
+use pym_runtime::{TaskError, asynctask};
+use serde_json::value::RawValue;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+const SECRET: &str = "sentinel-test-secret";
+const NAME: &str = "m";
+/// The longest any failover may take before the test fails.
+const FAILOVER_LIMIT: Duration = Duration::from_secs(30);
+
+static DONE: LazyLock<Mutex<HashSet<String>>> = LazyLock::new(|| Mutex::new(HashSet::new()));
+
+#[asynctask(queue = "sentinel")]
+async fn mark(tag: String) -> Result<(), TaskError> {
+    DONE.lock().unwrap().insert(tag);
+    Ok(())
+}
+
+/// A master, its replicas and three sentinels (quorum 2).
+struct Cluster {
+    master: RedisServer,
+    replicas: Vec<RedisServer>,
+    sentinels: Vec<RedisServer>,
+}
+
+impl Cluster {
+    /// Starts the servers (the master with `master_args`) and waits until
+    /// the replicas are linked and every sentinel knows them and the other
+    /// sentinels.
+    async fn start(replicas: usize, master_args: &[&str]) -> Cluster {
+        let args: Vec<String> = master_args.iter().map(|a| a.to_string()).collect();
+        let master = RedisServer::start_with(None, args);
+        let replicas: Vec<RedisServer> = (0..replicas)
+            .map(|_| RedisServer::start_replica(master.port(), Vec::new()))
+            .collect();
+        // Linked before the sentinels start: they see the replicas in their
+        // first INFO of the master (the next one is 10 s later).
+        let linked = format!("connected_slaves:{}", replicas.len());
+        let deadline = Instant::now() + FAILOVER_LIMIT;
+        loop {
+            let info: String = redis::cmd("INFO")
+                .arg("replication")
+                .query_async(&mut direct(master.port()).await)
+                .await
+                .unwrap();
+            if info.contains(&linked) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the replicas did not link");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let sentinels = (0..3)
+            .map(|_| RedisServer::start_sentinel(master.port(), NAME, 2))
+            .collect();
+        let cluster = Cluster {
+            master,
+            replicas,
+            sentinels,
+        };
+        cluster.settled().await;
+        cluster
+    }
+
+    /// `redis-sentinel://127.0.0.1:<p1>,127.0.0.1:<p2>,127.0.0.1:<p3>/0#m`.
+    fn url(&self) -> String {
+        let hosts: Vec<String> = self
+            .sentinels
+            .iter()
+            .map(|s| format!("127.0.0.1:{}", s.port()))
+            .collect();
+        format!("redis-sentinel://{}/0#{NAME}", hosts.join(","))
+    }
+
+    async fn settled(&self) {
+        let deadline = Instant::now() + FAILOVER_LIMIT;
+        loop {
+            let mut ok = true;
+            for s in &self.sentinels {
+                let m = sentinel_master(s.port()).await;
+                ok &= m.get("num-other-sentinels").map(String::as_str) == Some("2")
+                    && m.get("num-slaves") == Some(&self.replicas.len().to_string())
+                    && m.get("flags").map(String::as_str) == Some("master");
+            }
+            if ok {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the sentinels did not settle");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+async fn direct(port: u16) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(format!("redis://127.0.0.1:{port}/0"))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+async fn sentinel_master(port: u16) -> HashMap<String, String> {
+    redis::cmd("SENTINEL")
+        .arg("MASTER")
+        .arg(NAME)
+        .query_async(&mut direct(port).await)
+        .await
+        .unwrap()
+}
+
+/// The port of the master the first sentinel names.
+async fn named_master(sentinel: u16) -> u16 {
+    let (_, port): (String, u16) = redis::cmd("SENTINEL")
+        .arg("GET-MASTER-ADDR-BY-NAME")
+        .arg(NAME)
+        .query_async(&mut direct(sentinel).await)
+        .await
+        .unwrap();
+    port
+}
+
+/// `ROLE` of 127.0.0.1:`port`'s first element ("master", "slave"), or
+/// `None` if it does not answer.
+async fn role(port: u16) -> Option<String> {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/0")).ok()?;
+    let mut c = client.get_multiplexed_async_connection().await.ok()?;
+    let role: Vec<redis::Value> = redis::cmd("ROLE").query_async(&mut c).await.ok()?;
+    redis::from_redis_value(role.into_iter().next()?).ok()
+}
+
+fn config(url: &str) -> BrokerConfig {
+    let mut c = BrokerConfig::new(url, SECRET);
+    c.response_timeout = Duration::from_secs(2);
+    c
+}
+
+fn worker_config(name: &str) -> WorkerConfig {
+    WorkerConfig {
+        queues: vec!["sentinel".into()],
+        concurrency: 4,
+        name: name.into(),
+        listen: None,
+        block: Duration::from_millis(200),
+        ..WorkerConfig::default()
+    }
+}
+
+async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + FAILOVER_LIMIT;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_goes_through_three_sentinels() {
+    let cluster = Cluster::start(0, &[]).await;
+    let url = cluster.url();
+    let worker = Worker::connect(&config(&url), worker_config("w-a"))
+        .await
+        .unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(worker.run(async move {
+        let _ = stopped.await;
+    }));
+    let queue = Queue::connect(&config(&url)).await.unwrap();
+    mark::spawn(&queue, "through-sentinels".into())
+        .await
+        .unwrap();
+    eventually("the task ran", || {
+        DONE.lock().unwrap().contains("through-sentinels")
+    })
+    .await;
+    let _ = stop.send(());
+    run.await.unwrap().unwrap();
+    // A sentinel down among three: the others answer.
+    let mut cluster = cluster;
+    cluster.sentinels[0].kill();
+    let broker = Broker::connect(&config(&url)).await.unwrap();
+    broker.ping().await.unwrap();
+}
+
+#[tokio::test]
+async fn connecting_without_a_known_master_says_so() {
+    let cluster = Cluster::start(0, &[]).await;
+    let url = cluster.url().replace("#m", "#nosuchmaster");
+    let err = Broker::connect(&config(&url)).await.unwrap_err();
+    assert!(err.is_unavailable(), "{err}");
+    let err = Broker::connect(&config("redis-sentinel://127.0.0.1:1/0"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, BrokerError::Config(m) if m.contains("no master name")),
+        "{err}"
+    );
+}
+
+/// What a producer saw of one enqueue.
+struct Sent {
+    id: Uuid,
+    start: Instant,
+    end: Instant,
+    result: Result<(), BrokerError>,
+}
+
+/// Enqueue one envelope on `broker`.
+async fn send_one(broker: &Broker) -> Sent {
+    let args = RawValue::from_string("{}".into()).unwrap();
+    let env = Envelope::new("p", "failover", Priority::Normal, args, Context::default());
+    let (id, start) = (env.id, Instant::now());
+    let result = broker.enqueue(env).await;
+    Sent {
+        id,
+        start,
+        end: Instant::now(),
+        result,
+    }
+}
+
+/// Enqueue one envelope after another on `broker` until `stop`.
+async fn produce(broker: Broker, stop: Arc<AtomicBool>) -> Vec<Sent> {
+    let mut sent = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        let s = send_one(&broker).await;
+        let failed = s.result.is_err();
+        sent.push(s);
+        if failed {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    sent
+}
+
+/// The envelope ids in the ready stream on 127.0.0.1:`port`.
+async fn stream_ids(port: u16) -> Vec<Uuid> {
+    let stream = keys::QueueKeys::new("failover")
+        .ready(Priority::Normal)
+        .to_owned();
+    let entries: Vec<(String, HashMap<String, String>)> = redis::cmd("XRANGE")
+        .arg(stream)
+        .arg("-")
+        .arg("+")
+        .query_async(&mut direct(port).await)
+        .await
+        .unwrap();
+    let signer = Signer::new(SECRET.as_bytes());
+    entries
+        .iter()
+        .map(|(_, fields)| signer.open(&fields[keys::FIELD_MESSAGE]).unwrap().id)
+        .collect()
+}
+
+/// What a failover did to the producers' enqueues.
+struct Outcome {
+    acked: usize,
+    failed: usize,
+    /// Acknowledged but not on the new master.
+    lost: Vec<Uuid>,
+    /// On the new master more than once.
+    duplicated: usize,
+    /// From the failure until the old master was no longer master.
+    gone: Duration,
+    /// From the failure to the first acknowledged enqueue sent after the
+    /// old master was gone (the new master's first).
+    outage: Duration,
+}
+
+/// Runs `producers` from `t0 - 300 ms`, calls `fail` at `t0`, and stops
+/// 0.5 s after an enqueue sent once the old master is gone (no longer
+/// answers as master) and a new one is named was acknowledged; then checks
+/// the stream on the new master.
+async fn fail_over_while_enqueueing(
+    cluster: &mut Cluster,
+    fail: impl AsyncFnOnce(&mut Cluster),
+    producers: usize,
+) -> Outcome {
+    let broker = Broker::connect(&config(&cluster.url())).await.unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let tasks: Vec<_> = (0..producers)
+        .map(|_| tokio::spawn(produce(broker.clone(), stop.clone())))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let old = cluster.master.port();
+    let t0 = Instant::now();
+    fail(cluster).await;
+    let deadline = t0 + FAILOVER_LIMIT;
+    let gone = loop {
+        if role(old).await.as_deref() != Some("master") {
+            break Instant::now();
+        }
+        assert!(Instant::now() < deadline, "the old master is still master");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let new = loop {
+        let port = named_master(cluster.sentinels[1].port()).await;
+        if port != old && role(port).await.as_deref() == Some("master") {
+            break port;
+        }
+        assert!(Instant::now() < deadline, "no new master");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // Until an enqueue sent now is acknowledged, then a little longer.
+    let mut probes = Vec::new();
+    loop {
+        let s = send_one(&broker).await;
+        let ok = s.result.is_ok();
+        probes.push(s);
+        if ok {
+            break;
+        }
+        assert!(Instant::now() < deadline, "enqueues did not resume");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut sent = probes;
+    for t in tasks {
+        sent.extend(t.await.unwrap());
+    }
+    let outcome = judge(&sent, &stream_ids(new).await, t0, gone);
+    outcome
+}
+
+/// Checks and counts: every error is "unavailable" (an API's 503); every
+/// enqueue sent after `gone` and acknowledged is on the new master.
+fn judge(sent: &[Sent], on_new: &[Uuid], t0: Instant, gone: Instant) -> Outcome {
+    let mut count: HashMap<Uuid, usize> = HashMap::new();
+    for id in on_new {
+        *count.entry(*id).or_default() += 1;
+    }
+    for s in sent {
+        if let Err(e) = &s.result {
+            assert!(
+                e.is_unavailable(),
+                "an enqueue failed with a non-503 error: {e}"
+            );
+        }
+    }
+    let acked: Vec<&Sent> = sent.iter().filter(|s| s.result.is_ok()).collect();
+    let lost: Vec<Uuid> = acked
+        .iter()
+        .filter(|s| !count.contains_key(&s.id))
+        .map(|s| s.id)
+        .collect();
+    for s in acked.iter().filter(|s| s.start > gone) {
+        assert!(
+            count.contains_key(&s.id),
+            "an enqueue sent after the old master was gone was acknowledged but is not on the new master"
+        );
+    }
+    let resumed = acked
+        .iter()
+        .filter(|s| s.start > gone)
+        .map(|s| s.end)
+        .min()
+        .expect("no enqueue was sent and acknowledged after the old master was gone");
+    Outcome {
+        acked: acked.len(),
+        failed: sent.len() - acked.len(),
+        duplicated: count.values().filter(|n| **n > 1).count(),
+        lost,
+        gone: gone - t0,
+        outage: resumed - t0,
+    }
+}
+
+fn report(what: &str, o: &Outcome) {
+    println!(
+        "{what}: old master gone after {:?}, first acknowledged enqueue on the new master \
+         {:?} after the failure; {} acknowledged, {} failed with 503-class errors, {} \
+         acknowledged but lost, {} duplicated",
+        o.gone,
+        o.outage,
+        o.acked,
+        o.failed,
+        o.lost.len(),
+        o.duplicated
+    );
+}
+
+/// SIGKILL of the master under 4 producers: the replica is promoted after
+/// `down-after-milliseconds` (1 s) and the election. The master writes its
+/// AOF with `appendfsync always`, which does not help here (the replica
+/// never reads it); `min-replicas-to-write 1` only bounds the loss to
+/// `min-replicas-max-lag` seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enqueues_resume_after_the_master_is_killed() {
+    let args = [
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+        "--min-replicas-to-write",
+        "1",
+        "--min-replicas-max-lag",
+        "10",
+    ];
+    let mut cluster = Cluster::start(1, &args).await;
+    let outcome = fail_over_while_enqueueing(&mut cluster, async |c| c.master.kill(), 4).await;
+    report("SIGKILL", &outcome);
+    assert!(
+        outcome.failed > 0,
+        "the master was killed but nothing failed"
+    );
+}
+
+/// `SENTINEL FAILOVER` with a worker running: the old master is demoted
+/// (its clients get `READONLY`, which the connection resends on the new
+/// master), and the worker's blocking reads move to the new master too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manual_failover_moves_producers_and_workers() {
+    let mut cluster = Cluster::start(1, &[]).await;
+    let url = cluster.url();
+    let worker = Worker::connect(&config(&url), worker_config("w-c"))
+        .await
+        .unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(worker.run(async move {
+        let _ = stopped.await;
+    }));
+    let sentinel = cluster.sentinels[0].port();
+    let outcome = fail_over_while_enqueueing(
+        &mut cluster,
+        async move |_| {
+            let _: () = redis::cmd("SENTINEL")
+                .arg("FAILOVER")
+                .arg(NAME)
+                .query_async(&mut direct(sentinel).await)
+                .await
+                .unwrap();
+        },
+        2,
+    )
+    .await;
+    report("SENTINEL FAILOVER", &outcome);
+    let queue = Queue::connect(&config(&url)).await.unwrap();
+    mark::spawn(&queue, "after-failover".into()).await.unwrap();
+    eventually("the worker ran a task enqueued after the failover", || {
+        DONE.lock().unwrap().contains("after-failover")
+    })
+    .await;
+    let _ = stop.send(());
+    run.await.unwrap().unwrap();
+}
