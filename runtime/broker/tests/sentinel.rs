@@ -12,6 +12,7 @@
 //! every failed enqueue returned an error that an API answers with 503,
 //! and every enqueue sent after the old master was gone is on the new one.
 
+use futures::StreamExt;
 use pym_broker::envelope::{Envelope, Signer};
 use pym_broker::worker::{Worker, WorkerConfig};
 use pym_broker::{Broker, BrokerConfig, BrokerError, Priority, Queue, keys};
@@ -113,9 +114,11 @@ impl Cluster {
 }
 
 async fn direct(port: u16) -> redis::aio::MultiplexedConnection {
+    // Reading a whole stream takes a while in a debug build.
+    let cfg = redis::AsyncConnectionConfig::new().set_response_timeout(Some(FAILOVER_LIMIT));
     redis::Client::open(format!("redis://127.0.0.1:{port}/0"))
         .unwrap()
-        .get_multiplexed_async_connection()
+        .get_multiplexed_async_connection_with_config(&cfg)
         .await
         .unwrap()
 }
@@ -147,6 +150,28 @@ async fn role(port: u16) -> Option<String> {
     let mut c = client.get_multiplexed_async_connection().await.ok()?;
     let role: Vec<redis::Value> = redis::cmd("ROLE").query_async(&mut c).await.ok()?;
     redis::from_redis_value(role.into_iter().next()?).ok()
+}
+
+/// When the first sentinel announced `+switch-master` (set once).
+type Announced = Arc<Mutex<Option<Instant>>>;
+
+/// Subscribes to `+switch-master` on every sentinel; returns once all are
+/// subscribed.
+async fn watch_announcements(cluster: &Cluster) -> (Announced, Vec<tokio::task::JoinHandle<()>>) {
+    let announced = Announced::default();
+    let mut tasks = Vec::new();
+    for s in &cluster.sentinels {
+        let client = redis::Client::open(format!("redis://127.0.0.1:{}", s.port())).unwrap();
+        let mut pubsub = client.get_async_pubsub().await.unwrap();
+        pubsub.subscribe("+switch-master").await.unwrap();
+        let announced = announced.clone();
+        tasks.push(tokio::spawn(async move {
+            if pubsub.on_message().next().await.is_some() {
+                announced.lock().unwrap().get_or_insert_with(Instant::now);
+            }
+        }));
+    }
+    (announced, tasks)
 }
 
 fn config(url: &str) -> BrokerConfig {
@@ -282,8 +307,10 @@ struct Outcome {
     duplicated: usize,
     /// From the failure until the old master was no longer master.
     gone: Duration,
+    /// From the failure until a sentinel announced the new master.
+    announced: Duration,
     /// From the failure to the first acknowledged enqueue sent after the
-    /// old master was gone (the new master's first).
+    /// switch (the old master gone, or the new one announced).
     outage: Duration,
 }
 
@@ -301,6 +328,7 @@ async fn fail_over_while_enqueueing(
     let tasks: Vec<_> = (0..producers)
         .map(|_| tokio::spawn(produce(broker.clone(), stop.clone())))
         .collect();
+    let (announced, watchers) = watch_announcements(cluster).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let old = cluster.master.port();
     let t0 = Instant::now();
@@ -339,13 +367,21 @@ async fn fail_over_while_enqueueing(
     for t in tasks {
         sent.extend(t.await.unwrap());
     }
-    let outcome = judge(&sent, &stream_ids(new).await, t0, gone);
-    outcome
+    let announced = announced.lock().unwrap().unwrap_or(gone);
+    watchers.iter().for_each(|w| w.abort());
+    judge(&sent, &stream_ids(new).await, t0, gone, announced)
 }
 
 /// Checks and counts: every error is "unavailable" (an API's 503); every
 /// enqueue sent after `gone` and acknowledged is on the new master.
-fn judge(sent: &[Sent], on_new: &[Uuid], t0: Instant, gone: Instant) -> Outcome {
+fn judge(
+    sent: &[Sent],
+    on_new: &[Uuid],
+    t0: Instant,
+    gone: Instant,
+    announced: Instant,
+) -> Outcome {
+    let switch = gone.min(announced);
     let mut count: HashMap<Uuid, usize> = HashMap::new();
     for id in on_new {
         *count.entry(*id).or_default() += 1;
@@ -372,25 +408,27 @@ fn judge(sent: &[Sent], on_new: &[Uuid], t0: Instant, gone: Instant) -> Outcome 
     }
     let resumed = acked
         .iter()
-        .filter(|s| s.start > gone)
+        .filter(|s| s.start > switch)
         .map(|s| s.end)
         .min()
-        .expect("no enqueue was sent and acknowledged after the old master was gone");
+        .expect("no enqueue was sent and acknowledged after the switch");
     Outcome {
         acked: acked.len(),
         failed: sent.len() - acked.len(),
         duplicated: count.values().filter(|n| **n > 1).count(),
         lost,
         gone: gone - t0,
+        announced: announced - t0,
         outage: resumed - t0,
     }
 }
 
 fn report(what: &str, o: &Outcome) {
     println!(
-        "{what}: old master gone after {:?}, first acknowledged enqueue on the new master \
-         {:?} after the failure; {} acknowledged, {} failed with 503-class errors, {} \
-         acknowledged but lost, {} duplicated",
+        "{what}: new master announced after {:?}, old master gone after {:?}, first \
+         acknowledged enqueue sent after the switch {:?} after the failure; {} acknowledged, \
+         {} failed with 503-class errors, {} acknowledged but lost, {} duplicated",
+        o.announced,
         o.gone,
         o.outage,
         o.acked,
@@ -463,4 +501,62 @@ async fn a_manual_failover_moves_producers_and_workers() {
     .await;
     let _ = stop.send(());
     run.await.unwrap().unwrap();
+}
+
+async fn query<T: redis::FromRedisValue>(port: u16, args: &[&str]) -> T {
+    redis::cmd(args[0])
+        .arg(&args[1..])
+        .query_async(&mut direct(port).await)
+        .await
+        .unwrap()
+}
+
+/// The roles swapped behind the broker's back (no `+switch-master`): the
+/// sentinels are re-pointed at the replica, which is promoted, and the old
+/// master is made its replica. The broker's next enqueue meets `READONLY`
+/// on the old master; the connection asks the sentinels, moves, and sends
+/// it again: the caller sees no error, and the task is on the new master.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_refused_by_a_demoted_master_is_resent_on_the_new_one() {
+    let cluster = Cluster::start(1, &[]).await;
+    let broker = Broker::connect(&config(&cluster.url())).await.unwrap();
+    let first = send_one(&broker).await;
+    first.result.unwrap();
+    let (old, new) = (cluster.master.port(), cluster.replicas[0].port());
+    // Replicated before the promotion (replication is asynchronous).
+    let replicas: i64 = query(old, &["WAIT", "1", "10000"]).await;
+    assert_eq!(replicas, 1);
+    let _: () = query(new, &["REPLICAOF", "NO", "ONE"]).await;
+    for s in &cluster.sentinels {
+        let _: () = query(s.port(), &["SENTINEL", "REMOVE", NAME]).await;
+        let new = new.to_string();
+        let _: () = query(
+            s.port(),
+            &["SENTINEL", "MONITOR", NAME, "127.0.0.1", &new, "2"],
+        )
+        .await;
+    }
+    let _: () = query(old, &["REPLICAOF", "127.0.0.1", &new.to_string()]).await;
+    let deadline = Instant::now() + FAILOVER_LIMIT;
+    for s in &cluster.sentinels {
+        while sentinel_master(s.port())
+            .await
+            .get("flags")
+            .map(String::as_str)
+            != Some("master")
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the sentinels do not see the new master"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let moved = send_one(&broker).await;
+    moved
+        .result
+        .expect("the enqueue refused by the demoted master was not resent");
+    let on_new = stream_ids(new).await;
+    assert!(on_new.contains(&first.id) && on_new.contains(&moved.id));
+    assert_eq!(on_new.len(), 2, "the resent enqueue was written twice");
 }
