@@ -234,6 +234,13 @@ impl Broker {
         Ok(conn)
     }
 
+    /// Counts the moves of the Redis master (always 0 without Sentinel):
+    /// holders of a [`Broker::blocking_conn`] taken at another generation
+    /// should take a new one, as theirs may be on the former master.
+    pub fn master_generation(&self) -> u64 {
+        self.inner.conn.follower().map_or(0, |f| f.generation())
+    }
+
     pub fn signer(&self) -> &Signer {
         &self.inner.signer
     }

@@ -279,7 +279,7 @@ impl Follower {
         if let Some(m) = self.current(failed) {
             return Ok(m);
         }
-        self.lookup(failed, false).await
+        self.lookup(failed).await
     }
 
     fn current(&self, failed: Option<u64>) -> Option<Master> {
@@ -305,9 +305,8 @@ impl Follower {
 
     /// Asks the sentinels where the master is. Callers queue on the lock;
     /// one that waited for another's lookup takes its result instead of
-    /// asking again (unless `probe`: then only the master is shared, and
-    /// the connection is kept if the master did not move).
-    async fn lookup(&self, failed: Option<u64>, probe: bool) -> RedisResult<Master> {
+    /// asking again.
+    async fn lookup(&self, failed: Option<u64>) -> RedisResult<Master> {
         let seen = self.state.lock().unwrap().lookups;
         let mut sentinel = self.sentinel.lock().await;
         {
@@ -317,10 +316,10 @@ impl Follower {
                 if let Some(m) = fresh {
                     return Ok(m.clone());
                 }
-                if let Some(e) = st.last_error.as_ref().filter(|_| !probe) {
+                if let Some(e) = &st.last_error {
                     return Err(e.clone());
                 }
-            } else if let Some(m) = fresh.filter(|_| !probe) {
+            } else if let Some(m) = fresh {
                 return Ok(m.clone());
             }
         }
@@ -400,19 +399,53 @@ impl Follower {
         self.state.lock().unwrap().master = None;
     }
 
-    /// A dedicated connection to the master the sentinels name now (they
-    /// are asked every time: the caller's previous connection failed).
+    /// A dedicated connection to the current master, checked with `ROLE`:
+    /// a master that refuses it, or is no longer master, is dropped and the
+    /// sentinels are asked (once) for the next.
     pub(crate) async fn dedicated(
         &self,
         config: &AsyncConnectionConfig,
     ) -> RedisResult<MultiplexedConnection> {
-        let current = self.current(None).map(|m| m.generation);
-        let master = self.lookup(current, true).await?;
-        master
-            .client
-            .get_multiplexed_async_connection_with_config(config)
-            .await
+        let mut failed = None;
+        loop {
+            let master = self.master(failed).await?;
+            let checked = async {
+                let mut conn = master
+                    .client
+                    .get_multiplexed_async_connection_with_config(config)
+                    .await?;
+                let role: Vec<Value> = redis::cmd("ROLE").query_async(&mut conn).await?;
+                Ok::<_, RedisError>((
+                    role.first() == Some(&Value::BulkString(b"master".to_vec())),
+                    conn,
+                ))
+            }
+            .await;
+            match checked {
+                Ok((true, conn)) => return Ok(conn),
+                Ok((false, _)) if failed.is_none() => {}
+                Ok((false, _)) => return Err(not_master(&master)),
+                Err(e) if failed.is_none() && after_error(&e) != AfterError::Keep => {}
+                Err(e) => return Err(e),
+            }
+            self.forget(master.generation);
+            failed = Some(master.generation);
+        }
     }
+
+    /// Counts the moves of the master (see [`crate::Broker::master_generation`]).
+    pub(crate) fn generation(&self) -> u64 {
+        self.state.lock().unwrap().generation
+    }
+}
+
+/// The master the sentinels named twice is not master (yet, or any more).
+fn not_master(master: &Master) -> RedisError {
+    RedisError::from((
+        ErrorKind::MasterNameNotFoundBySentinel,
+        "the master named by the sentinels does not answer ROLE as master",
+        master.addr(),
+    ))
 }
 
 /// `template` (a former master's address, credentials and TLS settings)
