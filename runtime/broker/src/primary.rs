@@ -382,12 +382,14 @@ impl Follower {
             }
             st.template.clone().and_then(|t| moved_to(t, host, port))
         };
-        let moved = match info {
-            Some(info) => match redis::Client::open(info) {
-                Ok(client) => self.move_to(client).await.map(drop),
-                Err(e) => Err(e),
-            },
-            None => Ok(self.forget_current()),
+        let Some(info) = info else {
+            // No template (never connected) or not TCP: ask at the next command.
+            self.forget_current();
+            return;
+        };
+        let moved = match redis::Client::open(info) {
+            Ok(client) => self.move_to(client).await.map(drop),
+            Err(e) => Err(e),
         };
         if let Err(e) = moved {
             tracing::warn!(error = %e, "cannot connect to the master a sentinel announced; asking the sentinels at the next command");
