@@ -71,13 +71,23 @@ impl RedisServer {
     /// master is down after 1 s without answers, a failover times out
     /// after 3 s.
     pub fn start_sentinel(master_port: u16, name: &str, quorum: u32) -> Self {
+        Self::start_sentinel_with(master_port, name, quorum, Vec::new())
+    }
+
+    /// [`RedisServer::start_sentinel`] with extra arguments (e.g. TLS).
+    pub fn start_sentinel_with(
+        master_port: u16,
+        name: &str,
+        quorum: u32,
+        extra: Vec<String>,
+    ) -> Self {
         let conf = format!(
             "sentinel resolve-hostnames no\n\
              sentinel monitor {name} 127.0.0.1 {master_port} {quorum}\n\
              sentinel down-after-milliseconds {name} 1000\n\
              sentinel failover-timeout {name} 3000\n"
         );
-        Self::start_any(None, Vec::new(), Some(conf))
+        Self::start_any(None, extra, Some(conf))
     }
 
     fn start_any(password: Option<String>, extra: Vec<String>, sentinel: Option<String>) -> Self {

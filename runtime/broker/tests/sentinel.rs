@@ -586,3 +586,134 @@ async fn a_write_refused_by_a_demoted_master_is_resent_on_the_new_one() {
     assert!(on_new.contains(&first.id) && on_new.contains(&moved.id));
     assert_eq!(on_new.len(), 2, "the resent enqueue was written twice");
 }
+
+/// A CA and a certificate for 127.0.0.1 signed by it, made by `openssl`
+/// in `dir`: `(ca.pem, server.pem, server.key)`.
+fn certificates(dir: &std::path::Path) -> (String, String, String) {
+    let p = |n: &str| dir.join(n).display().to_string();
+    let (ca, ca_key, cert, key, csr, ext) = (
+        p("ca.pem"),
+        p("ca.key"),
+        p("server.pem"),
+        p("server.key"),
+        p("server.csr"),
+        p("ext.cnf"),
+    );
+    std::fs::write(&ext, "subjectAltName=IP:127.0.0.1\n").unwrap();
+    let openssl = |args: &[&str]| {
+        let status = std::process::Command::new("openssl")
+            .args(args)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl");
+        assert!(status.success(), "openssl {args:?}");
+    };
+    let rsa = ["-newkey", "rsa:2048", "-nodes"];
+    openssl(
+        &[
+            &["req", "-x509", "-days", "1", "-subj", "/CN=pym CA"],
+            &rsa[..],
+            &["-keyout", &ca_key, "-out", &ca],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req"],
+            &rsa[..],
+            &["-subj", "/CN=127.0.0.1", "-keyout", &key, "-out", &csr],
+        ]
+        .concat(),
+    );
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &csr,
+        "-CA",
+        &ca,
+        "-CAkey",
+        &ca_key,
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        &ext,
+        "-out",
+        &cert,
+    ]);
+    (ca, cert, key)
+}
+
+/// `rediss-sentinel://`: the sentinels and the master over TLS (the master
+/// as the sentinels name it, on its TLS port), trusting the CA file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_goes_through_sentinels_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = certificates(dir.path());
+    let tls = |port: u16| -> Vec<String> {
+        [
+            "--tls-port",
+            &port.to_string(),
+            "--tls-cert-file",
+            &cert,
+            "--tls-key-file",
+            &key,
+            "--tls-ca-cert-file",
+            &ca,
+            "--tls-auth-clients",
+            "no",
+            "--tls-replication",
+            "yes",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect()
+    };
+    let master_tls = pym_runtime::testing::free_port();
+    let _master = RedisServer::start_with(None, tls(master_tls));
+    let mut sentinels = Vec::new();
+    let mut hosts = Vec::new();
+    for _ in 0..3 {
+        let port = pym_runtime::testing::free_port();
+        sentinels.push(RedisServer::start_sentinel_with(
+            master_tls,
+            NAME,
+            2,
+            tls(port),
+        ));
+        hosts.push(format!("127.0.0.1:{port}"));
+    }
+    let deadline = Instant::now() + FAILOVER_LIMIT;
+    for s in &sentinels {
+        while sentinel_master(s.port())
+            .await
+            .get("flags")
+            .map(String::as_str)
+            != Some("master")
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the sentinels do not reach the master over TLS"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let url = format!("rediss-sentinel://{}/0#{NAME}", hosts.join(","));
+    let err = Broker::connect(&config(&url)).await.unwrap_err();
+    assert!(err.is_unavailable(), "without the CA: {err}");
+    let bc = config(&url).with_ca_file(&ca);
+    let worker = Worker::connect(&bc, worker_config("w-tls")).await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(worker.run(async move {
+        let _ = stopped.await;
+    }));
+    let queue = Queue::connect(&bc).await.unwrap();
+    mark::spawn(&queue, "over-tls".into()).await.unwrap();
+    eventually("the task ran over TLS", || {
+        DONE.lock().unwrap().contains("over-tls")
+    })
+    .await;
+    let _ = stop.send(());
+    run.await.unwrap().unwrap();
+}
