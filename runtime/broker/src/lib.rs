@@ -23,6 +23,7 @@ pub mod primary;
 pub mod reclaim;
 pub mod redis_url;
 pub mod retry;
+pub mod sentinel_events;
 pub mod sentinel_url;
 pub mod stats;
 pub mod workers;

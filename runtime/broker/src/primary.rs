@@ -13,15 +13,16 @@
 //! - an error after which the command may have run (the connection cut
 //!   mid-exchange, a timeout) is returned at once, and the next command
 //!   asks the sentinels first;
-//! - a `+switch-master` message of a sentinel (listened to on one sentinel
-//!   at a time) moves it at once to the master it names: the old master
-//!   may go on accepting writes for seconds after the promotion (until the
-//!   sentinels demote it), and those are lost when it resyncs.
+//! - what the sentinels announce ([`crate::sentinel_events`]) moves it at
+//!   once: commands wait (up to the response timeout) from the moment a
+//!   promotion is announced until `+switch-master` names the new master.
+//!   The old master would go on accepting writes for seconds after the
+//!   promotion (until the sentinels demote it), lost when it resyncs.
 //!
 //! [`after_error`] is that decision, a pure function.
 
+use crate::sentinel_events;
 use crate::sentinel_url::SentinelUrl;
-use futures::StreamExt;
 use redis::aio::{ConnectionLike, ConnectionManager, MultiplexedConnection};
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
 use redis::{
@@ -29,8 +30,8 @@ use redis::{
     Pipeline, RedisConnectionInfo, RedisError, RedisFuture, RedisResult, ServerErrorKind,
     TlsCertificates, TlsMode, Value,
 };
-use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 /// What to do after a command failed with an error.
@@ -197,7 +198,13 @@ struct State {
     /// caller that waited for another's lookup takes its result.
     lookups: u64,
     last_error: Option<RedisError>,
+    /// Until when commands wait for a failover a sentinel announced.
+    hold: Option<Instant>,
 }
+
+/// The longest a failover holds commands back without `+switch-master`
+/// (nor an abort): then they go to the master the sentinels name.
+const HOLD_MAX: Duration = Duration::from_secs(10);
 
 /// The sentinel side of [`BrokerConn`].
 pub(crate) struct Follower {
@@ -206,6 +213,8 @@ pub(crate) struct Follower {
     state: Mutex<State>,
     /// For the shared connection (with the response timeout).
     config: AsyncConnectionConfig,
+    /// The longest one command waits out a failover.
+    hold_wait: Duration,
     lookup_timeout: Duration,
     db: i64,
     /// Stops the `+switch-master` listener when the follower goes.
@@ -236,24 +245,26 @@ impl Follower {
             config: AsyncConnectionConfig::new()
                 .set_response_timeout(Some(cfg.response_timeout))
                 .set_connection_timeout(Some(cfg.connection_timeout)),
+            hold_wait: cfg.response_timeout,
             lookup_timeout: cfg.connection_timeout,
             db: url.db,
             listener: CancellationToken::new(),
         });
         follower.master(None).await?;
         let sentinels = sentinel_clients(url, cfg.ca.as_deref())?;
-        tokio::spawn(watch_switches(
+        sentinel_events::spawn_listeners(
             Arc::downgrade(&follower),
             sentinels,
             url.master_name.clone(),
             follower.listener.clone(),
-        ));
+        );
         Ok(BrokerConn(Route::Sentinel(follower)))
     }
 
     /// Sends `req` to the master, moving and sending once more if it
     /// proves the command did not run (see the module).
     async fn send(&self, req: Packed<'_>) -> RedisResult<Reply> {
+        self.wait_out_failover().await?;
         let mut failed = None;
         loop {
             let mut master = self.master(failed).await?;
@@ -271,6 +282,46 @@ impl Follower {
                 }
             }
         }
+    }
+
+    /// Waits while a failover holds commands back (see [`Follower::hold`]),
+    /// at most the response timeout: then a "master down" error.
+    async fn wait_out_failover(&self) -> RedisResult<()> {
+        let give_up = Instant::now() + self.hold_wait;
+        loop {
+            let held = {
+                let mut st = self.state.lock().unwrap();
+                match st.hold {
+                    Some(until) if until > Instant::now() => true,
+                    Some(_) => {
+                        st.hold = None;
+                        false
+                    }
+                    None => false,
+                }
+            };
+            if !held {
+                return Ok(());
+            }
+            if Instant::now() >= give_up {
+                return Err(RedisError::from((
+                    ErrorKind::Server(ServerErrorKind::MasterDown),
+                    "a Sentinel failover is under way",
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// A sentinel announced a promotion: hold commands back from the old
+    /// master until the switch (or an abort, or [`HOLD_MAX`]).
+    pub(crate) fn hold(&self) {
+        self.state.lock().unwrap().hold = Some(Instant::now() + HOLD_MAX);
+    }
+
+    /// The failover was aborted: commands go on to the master.
+    pub(crate) fn release(&self) {
+        self.state.lock().unwrap().hold = None;
     }
 
     /// The current master, or (when there is none, or it is generation
@@ -371,9 +422,15 @@ impl Follower {
     }
 
     /// A sentinel announced `host:port` as the new master: move there now
-    /// (or, if that fails, ask the sentinels at the next command).
-    async fn switch(&self, host: String, port: u16) {
+    /// (or, if that fails, ask the sentinels at the next command), and
+    /// release the commands held back.
+    pub(crate) async fn switch(&self, host: String, port: u16) {
         let _lookup = self.sentinel.lock().await;
+        self.switch_locked(host, port).await;
+        self.release();
+    }
+
+    async fn switch_locked(&self, host: String, port: u16) {
         let info = {
             let st = self.state.lock().unwrap();
             let here = st.master.as_ref().map(Master::addr);
@@ -466,62 +523,7 @@ fn moved_to(template: ConnectionInfo, host: String, port: u16) -> Option<Connect
     Some(template.set_addr(addr))
 }
 
-/// The new master's `(host, port)` in a `+switch-master` message
-/// (`<name> <old-ip> <old-port> <new-ip> <new-port>`), if it is about
-/// master `name`.
-pub fn switched_to(payload: &str, name: &str) -> Option<(String, u16)> {
-    let parts: Vec<&str> = payload.split(' ').collect();
-    match parts[..] {
-        [n, _, _, host, port] if n == name => Some((host.to_owned(), port.parse().ok()?)),
-        _ => None,
-    }
-}
-
-/// Listens to `+switch-master` on one sentinel after another (the next
-/// when one fails or goes) and moves `follower` when its master switches.
-async fn watch_switches(
-    follower: Weak<Follower>,
-    sentinels: Vec<redis::Client>,
-    name: String,
-    stop: CancellationToken,
-) {
-    for sentinel in sentinels.iter().cycle() {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            r = listen(&follower, sentinel, &name) => if let Err(e) = r {
-                tracing::debug!(error = %e, "sentinel subscription failed; trying the next sentinel");
-            },
-        }
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-        }
-    }
-}
-
-async fn listen(
-    follower: &Weak<Follower>,
-    sentinel: &redis::Client,
-    name: &str,
-) -> RedisResult<()> {
-    let mut pubsub = sentinel.get_async_pubsub().await?;
-    pubsub.subscribe("+switch-master").await?;
-    let mut messages = pubsub.on_message();
-    while let Some(msg) = messages.next().await {
-        let payload: String = msg.get_payload()?;
-        let Some((host, port)) = switched_to(&payload, name) else {
-            continue;
-        };
-        let Some(follower) = follower.upgrade() else {
-            return Ok(());
-        };
-        tracing::info!(%host, port, "a sentinel announced a new Redis master");
-        follower.switch(host, port).await;
-    }
-    Ok(())
-}
-
-/// A client of each sentinel of `url` (for `+switch-master`).
+/// A client of each sentinel of `url` (for their announcements).
 fn sentinel_clients(url: &SentinelUrl, ca: Option<&[u8]>) -> RedisResult<Vec<redis::Client>> {
     let mut settings = RedisConnectionInfo::default();
     if let Some(u) = &url.sentinel_username {
@@ -644,22 +646,6 @@ mod tests {
         ];
         for (e, want) in table {
             assert_eq!(after_error(&e), want, "{e:?}");
-        }
-    }
-
-    #[test]
-    fn switch_master_messages_name_the_new_master() {
-        let table = [
-            ("m 127.0.0.1 6379 127.0.0.1 6380", Some(("127.0.0.1", 6380))),
-            ("m 10.0.0.1 6379 ::1 7000", Some(("::1", 7000))),
-            ("other 127.0.0.1 6379 127.0.0.1 6380", None),
-            ("m 127.0.0.1 6379 127.0.0.1 port", None),
-            ("m 127.0.0.1 6379", None),
-            ("", None),
-        ];
-        for (payload, want) in table {
-            let want = want.map(|(h, p)| (h.to_owned(), p));
-            assert_eq!(switched_to(payload, "m"), want, "{payload}");
         }
     }
 
