@@ -390,14 +390,15 @@ async fn fail_over_while_enqueueing(
         sent.extend(t.await.unwrap());
     }
     watchers.iter().for_each(|w| w.abort());
-    let a = announced.lock().unwrap();
-    let times = Times {
-        t0,
-        gone,
-        promoting: a.promoting.unwrap_or(gone),
-        switched: a.switched.unwrap_or(gone),
+    let times = {
+        let a = announced.lock().unwrap();
+        Times {
+            t0,
+            gone,
+            promoting: a.promoting.unwrap_or(gone),
+            switched: a.switched.unwrap_or(gone),
+        }
     };
-    drop(a);
     judge(&sent, &stream_ids(new).await, &times)
 }
 
