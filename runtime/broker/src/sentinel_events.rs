@@ -30,7 +30,12 @@ pub enum SentinelEvent {
     /// A replica is about to be promoted: stop writing to the master.
     Promoting,
     /// The master is now `host:port`.
-    Switched { host: String, port: u16 },
+    Switched {
+        /// The new master's address, as the sentinels know it.
+        host: String,
+        /// The new master's port.
+        port: u16,
+    },
     /// The failover was given up: the master stays.
     Aborted,
 }
