@@ -258,6 +258,29 @@ async fn connecting_without_a_known_master_says_so() {
     );
 }
 
+/// No master at all (killed, no replica to promote): every spawn fails
+/// with an error an API answers with 503 `SERVICE_UNAVAILABLE`, within
+/// the response timeout, and works again once the master is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spawning_without_a_master_is_unavailable() {
+    let mut cluster = Cluster::start(0, &[]).await;
+    let queue = Queue::connect(&config(&cluster.url())).await.unwrap();
+    mark::spawn(&queue, "before-kill".into()).await.unwrap();
+    cluster.master.kill();
+    for _ in 0..5 {
+        let started = Instant::now();
+        let err = mark::spawn(&queue, "no-master".into()).await.unwrap_err();
+        assert!(err.is_unavailable(), "not a 503: {err}");
+        assert!(started.elapsed() < FAILOVER_LIMIT, "{err}");
+    }
+    cluster.master.restart();
+    let deadline = Instant::now() + FAILOVER_LIMIT;
+    while mark::spawn(&queue, "after-restart".into()).await.is_err() {
+        assert!(Instant::now() < deadline, "spawns did not resume");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// What a producer saw of one enqueue.
 struct Sent {
     id: Uuid,
