@@ -24,13 +24,16 @@ pub fn free_port() -> u16 {
         .expect("no free loopback port")
 }
 
-/// A `redis-server` child process without persistence, killed on drop.
+/// A `redis-server` child process without persistence (unless its extra
+/// arguments ask for it), killed on drop: a server, a replica or a sentinel.
 pub struct RedisServer {
     child: Option<Child>,
     port: u16,
     dir: tempfile::TempDir,
     password: Option<String>,
     extra: Vec<String>,
+    /// A sentinel's configuration file text (`redis-server <file> --sentinel`).
+    sentinel: Option<String>,
 }
 
 impl RedisServer {
@@ -48,6 +51,46 @@ impl RedisServer {
     /// answers PING. A server that exits at once (most likely someone took
     /// the port in the meantime) is tried again on another port.
     pub fn start_with(password: Option<String>, extra: Vec<String>) -> Self {
+        Self::start_any(password, extra, None)
+    }
+
+    /// Start a replica of the server on 127.0.0.1:`master_port`, with extra
+    /// arguments (e.g. `--appendonly yes`).
+    pub fn start_replica(master_port: u16, extra: Vec<String>) -> Self {
+        let mut args = vec![
+            "--replicaof".to_owned(),
+            "127.0.0.1".to_owned(),
+            master_port.to_string(),
+        ];
+        args.extend(extra);
+        Self::start_with(None, args)
+    }
+
+    /// Start a Redis Sentinel (`redis-server <conf> --sentinel`) watching
+    /// the master on 127.0.0.1:`master_port` as `name` with `quorum`; a
+    /// master is down after 1 s without answers, a failover times out
+    /// after 3 s.
+    pub fn start_sentinel(master_port: u16, name: &str, quorum: u32) -> Self {
+        Self::start_sentinel_with(master_port, name, quorum, Vec::new())
+    }
+
+    /// [`RedisServer::start_sentinel`] with extra arguments (e.g. TLS).
+    pub fn start_sentinel_with(
+        master_port: u16,
+        name: &str,
+        quorum: u32,
+        extra: Vec<String>,
+    ) -> Self {
+        let conf = format!(
+            "sentinel resolve-hostnames no\n\
+             sentinel monitor {name} 127.0.0.1 {master_port} {quorum}\n\
+             sentinel down-after-milliseconds {name} 1000\n\
+             sentinel failover-timeout {name} 3000\n"
+        );
+        Self::start_any(None, extra, Some(conf))
+    }
+
+    fn start_any(password: Option<String>, extra: Vec<String>, sentinel: Option<String>) -> Self {
         let mut last_error = String::new();
         for _attempt in 0..START_ATTEMPTS {
             let mut server = RedisServer {
@@ -59,6 +102,7 @@ impl RedisServer {
                     .expect("create redis temp dir"),
                 password: password.clone(),
                 extra: extra.clone(),
+                sentinel: sentinel.clone(),
             };
             match server.spawn() {
                 Ok(()) => return server,
@@ -71,6 +115,9 @@ impl RedisServer {
     fn command(&self) -> Command {
         let program = std::env::var_os("PYM_REDIS_SERVER").unwrap_or_else(|| "redis-server".into());
         let mut cmd = Command::new(program);
+        if self.sentinel.is_some() {
+            cmd.arg(self.sentinel_conf()).arg("--sentinel");
+        }
         cmd.args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
             .args([
                 "--save",
@@ -92,8 +139,16 @@ impl RedisServer {
         cmd
     }
 
+    fn sentinel_conf(&self) -> std::path::PathBuf {
+        self.dir.path().join("sentinel.conf")
+    }
+
     /// Starts the process on `self.port` and waits until it answers.
     fn spawn(&mut self) -> Result<(), String> {
+        if let Some(conf) = &self.sentinel {
+            // Written anew each start: a sentinel rewrites its file.
+            std::fs::write(self.sentinel_conf(), conf).map_err(|e| e.to_string())?;
+        }
         let mut cmd = self.command();
         let child = cmd.spawn().map_err(|e| {
             format!(

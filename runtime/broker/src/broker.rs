@@ -5,13 +5,15 @@
 
 use crate::envelope::Signer;
 use crate::metrics::TaskMetrics;
+use crate::primary::{BrokerConn, Follower, FollowerConfig};
 use crate::redis_url::redact as redact_url;
+use crate::sentinel_url::{SentinelUrl, is_sentinel_url};
 use pym_core::Metrics;
 use pym_core::contract;
 use pym_core::keys;
 use pym_core::keys::QueueKeys;
 use redis::AsyncConnectionConfig;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::aio::{ConnectionManagerConfig, MultiplexedConnection};
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -28,6 +30,25 @@ pub enum BrokerError {
     Invalid(String),
 }
 
+/// Whether a Redis error means the broker is unreachable or has no master
+/// right now (an API answers 503 and the client may retry), rather than a
+/// bug or bad data.
+pub fn redis_unavailable(e: &redis::RedisError) -> bool {
+    use redis::{ErrorKind as K, ServerErrorKind as S};
+    // NOREPLICAS: the master has fewer good replicas than
+    // `min-replicas-to-write` asks for, and refuses writes.
+    e.code() == Some("NOREPLICAS")
+        || matches!(
+            e.kind(),
+            K::Io
+                | K::MasterNameNotFoundBySentinel
+                | K::ClusterConnectionNotFound
+                | K::Server(
+                    S::ReadOnly | S::BusyLoading | S::MasterDown | S::TryAgain | S::ClusterDown
+                )
+        )
+}
+
 impl BrokerError {
     /// Short label for metrics.
     pub fn label(&self) -> &'static str {
@@ -37,6 +58,12 @@ impl BrokerError {
             BrokerError::Invalid(_) => "invalid",
         }
     }
+
+    /// The broker is unreachable or has no master right now (see
+    /// [`redis_unavailable`]): an API answers 503, not 500.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, BrokerError::Redis(e) if redis_unavailable(e))
+    }
 }
 
 pub type Result<T, E = BrokerError> = std::result::Result<T, E>;
@@ -44,14 +71,17 @@ pub type Result<T, E = BrokerError> = std::result::Result<T, E>;
 /// Where the broker is and how messages are signed.
 #[derive(Clone)]
 pub struct BrokerConfig {
-    /// `redis://[:password@]host:port/db` or `rediss://...` for TLS.
+    /// `redis://[:password@]host:port/db` or `rediss://...` for TLS, or a
+    /// Sentinel URL `redis-sentinel://[[user]:password@]host1[:26379][,host2[:port]...][/db]#masterName`
+    /// (see [`crate::sentinel_url`]).
     pub url: String,
     /// Secret that signs task envelopes; every producer and worker of a
     /// service must share it.
     pub secret: Vec<u8>,
     /// Time limit of one non-blocking Redis command.
     pub response_timeout: Duration,
-    /// CA certificate (PEM) for `rediss://`, if not in the system store.
+    /// CA certificate (PEM) for `rediss://` (and `rediss-sentinel://`), if
+    /// not in the system store.
     pub ca_file: Option<std::path::PathBuf>,
     /// Where producers and workers of this broker record task metrics
     /// (default: registered nowhere).
@@ -121,8 +151,9 @@ pub struct Broker {
 }
 
 struct Inner {
-    client: redis::Client,
-    conn: ConnectionManager,
+    /// The client of a plain URL; `None` with Sentinel (the master moves).
+    client: Option<redis::Client>,
+    conn: BrokerConn,
     signer: Signer,
     metrics: Arc<TaskMetrics>,
     url: String,
@@ -149,36 +180,22 @@ impl Broker {
         }
         // rustls needs a process-wide crypto provider for rediss:// URLs.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let invalid = |e: redis::RedisError| {
-            BrokerError::Config(format!(
-                "invalid Redis URL {}: {e}",
-                redact_url(&config.url)
-            ))
+        let ca = match &config.ca_file {
+            Some(path) => Some(std::fs::read(path).map_err(|e| {
+                BrokerError::Config(format!(
+                    "cannot read the Redis CA file {} ({}): {e}",
+                    path.display(),
+                    contract::ENV_REDIS_CA_FILE
+                ))
+            })?),
+            None => None,
         };
-        let client = match &config.ca_file {
-            Some(path) => {
-                let pem = std::fs::read(path).map_err(|e| {
-                    BrokerError::Config(format!(
-                        "cannot read the Redis CA file {} ({}): {e}",
-                        path.display(),
-                        contract::ENV_REDIS_CA_FILE
-                    ))
-                })?;
-                let certs = redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(pem),
-                };
-                redis::Client::build_with_tls(config.url.as_str(), certs).map_err(invalid)?
-            }
-            None => redis::Client::open(config.url.as_str()).map_err(invalid)?,
+        let (client, conn) = if is_sentinel_url(&config.url) {
+            (None, connect_sentinel(config, ca).await?)
+        } else {
+            let (client, conn) = connect_direct(config, ca).await?;
+            (Some(client), conn)
         };
-        let cm_config = ConnectionManagerConfig::new()
-            .set_response_timeout(Some(config.response_timeout))
-            .set_connection_timeout(Some(Duration::from_secs(5)))
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_secs(5))
-            .set_number_of_retries(3);
-        let conn = client.get_connection_manager_with_config(cm_config).await?;
         Ok(Broker {
             inner: Arc::new(Inner {
                 client,
@@ -191,22 +208,37 @@ impl Broker {
         })
     }
 
-    /// The shared multiplexed connection (reconnects by itself).
-    pub fn conn(&self) -> ConnectionManager {
+    /// The shared multiplexed connection (reconnects by itself, and with
+    /// Sentinel follows the master: see [`BrokerConn`]).
+    pub fn conn(&self) -> BrokerConn {
         self.inner.conn.clone()
     }
 
     /// A dedicated connection for blocking commands (no response timeout),
-    /// since a blocking read stalls every other request on its socket.
+    /// since a blocking read stalls every other request on its socket. With
+    /// Sentinel, to the master the sentinels name now; callers get a new
+    /// one after an error.
     pub async fn blocking_conn(&self) -> Result<MultiplexedConnection> {
         let cfg = AsyncConnectionConfig::new()
             .set_response_timeout(None)
-            .set_connection_timeout(Some(Duration::from_secs(5)));
-        Ok(self
-            .inner
-            .client
-            .get_multiplexed_async_connection_with_config(&cfg)
-            .await?)
+            .set_connection_timeout(Some(CONNECTION_TIMEOUT));
+        let conn = match (&self.inner.client, self.inner.conn.follower()) {
+            (_, Some(follower)) => follower.dedicated(&cfg).await?,
+            (Some(client), None) => {
+                client
+                    .get_multiplexed_async_connection_with_config(&cfg)
+                    .await?
+            }
+            (None, None) => unreachable!("a broker without Sentinel has a client"),
+        };
+        Ok(conn)
+    }
+
+    /// Counts the moves of the Redis master (always 0 without Sentinel):
+    /// holders of a [`Broker::blocking_conn`] taken at another generation
+    /// should take a new one, as theirs may be on the former master.
+    pub fn master_generation(&self) -> u64 {
+        self.inner.conn.follower().map_or(0, |f| f.generation())
     }
 
     pub fn signer(&self) -> &Signer {
@@ -259,6 +291,56 @@ impl Broker {
     }
 }
 
+/// Time limit of connecting to Redis (and of a Sentinel lookup).
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A plain URL: a client, and the shared connection manager on it.
+async fn connect_direct(
+    config: &BrokerConfig,
+    ca: Option<Vec<u8>>,
+) -> Result<(redis::Client, BrokerConn)> {
+    let invalid = |e: redis::RedisError| {
+        BrokerError::Config(format!(
+            "invalid Redis URL {}: {e}",
+            redact_url(&config.url)
+        ))
+    };
+    let client = match ca {
+        Some(pem) => {
+            let certs = redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem),
+            };
+            redis::Client::build_with_tls(config.url.as_str(), certs).map_err(invalid)?
+        }
+        None => redis::Client::open(config.url.as_str()).map_err(invalid)?,
+    };
+    let cm_config = ConnectionManagerConfig::new()
+        .set_response_timeout(Some(config.response_timeout))
+        .set_connection_timeout(Some(CONNECTION_TIMEOUT))
+        .set_min_delay(Duration::from_millis(50))
+        .set_max_delay(Duration::from_secs(5))
+        .set_number_of_retries(3);
+    let conn = client.get_connection_manager_with_config(cm_config).await?;
+    Ok((client, BrokerConn::direct(conn)))
+}
+
+/// A Sentinel URL: the connection that follows the master.
+async fn connect_sentinel(config: &BrokerConfig, ca: Option<Vec<u8>>) -> Result<BrokerConn> {
+    let url = SentinelUrl::parse(&config.url).map_err(|e| {
+        BrokerError::Config(format!(
+            "invalid Redis Sentinel URL {}: {e}",
+            redact_url(&config.url)
+        ))
+    })?;
+    let cfg = FollowerConfig {
+        response_timeout: config.response_timeout,
+        connection_timeout: CONNECTION_TIMEOUT,
+        ca,
+    };
+    Ok(Follower::connect(&url, cfg).await?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,5 +353,53 @@ mod tests {
             !shown.contains("pw@") && !shown.contains("s3cret"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn unreachable_redis_is_unavailable_not_a_bug() {
+        use redis::ErrorKind as K;
+        let io = |k: std::io::ErrorKind| redis::RedisError::from(std::io::Error::from(k));
+        let server = |r: &str| match redis::parse_redis_value(format!("-{r}\r\n").as_bytes()) {
+            Ok(redis::Value::ServerError(e)) => redis::RedisError::from(e),
+            other => panic!("{other:?}"),
+        };
+        let table = [
+            (io(std::io::ErrorKind::ConnectionRefused), true),
+            (io(std::io::ErrorKind::TimedOut), true),
+            (io(std::io::ErrorKind::BrokenPipe), true),
+            (
+                redis::RedisError::from((K::MasterNameNotFoundBySentinel, "none")),
+                true,
+            ),
+            (
+                server("READONLY You can't write against a read only replica."),
+                true,
+            ),
+            (server("LOADING loading"), true),
+            (server("MASTERDOWN down"), true),
+            (
+                server("NOREPLICAS Not enough good replicas to write."),
+                true,
+            ),
+            (server("WRONGTYPE Operation against a key"), false),
+            (server("ERR syntax error"), false),
+            (server("NOSCRIPT no"), false),
+            (
+                redis::RedisError::from((K::AuthenticationFailed, "bad")),
+                false,
+            ),
+            (
+                redis::RedisError::from((K::UnexpectedReturnType, "type")),
+                false,
+            ),
+        ];
+        for (e, want) in table {
+            assert_eq!(
+                BrokerError::Redis(e.clone()).is_unavailable(),
+                want,
+                "{e:?}"
+            );
+        }
+        assert!(!BrokerError::Config("x".into()).is_unavailable());
     }
 }

@@ -126,6 +126,7 @@ async fn listen_signal(
 ) {
     let mut backoff = crate::fetch::Reconnect::default();
     while !shutdown.is_cancelled() {
+        let generation = broker.master_generation();
         let mut conn = match broker.blocking_conn().await {
             Ok(c) => c,
             Err(e) => {
@@ -152,6 +153,10 @@ async fn listen_signal(
             }
             if shutdown.is_cancelled() {
                 return;
+            }
+            if broker.master_generation() != generation {
+                // The master moved (Sentinel): wait on the new one.
+                break;
             }
         }
     }

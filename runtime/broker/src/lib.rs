@@ -19,16 +19,20 @@ pub mod dead;
 pub mod delay;
 pub mod enqueue;
 pub mod fetch;
+pub mod primary;
 pub mod reclaim;
 pub mod redis_url;
 pub mod retry;
+pub mod sentinel_events;
+pub mod sentinel_url;
 pub mod stats;
 pub mod workers;
 
 #[cfg(feature = "worker")]
 pub mod worker;
 
-pub use broker::{Broker, BrokerConfig, BrokerError, Result};
+pub use broker::{Broker, BrokerConfig, BrokerError, Result, redis_unavailable};
+pub use primary::BrokerConn;
 pub use pym_core::keys;
 pub use queue::{Queue, SpawnError, TaskId, When};
 pub use redis_url::redact as redact_url;

@@ -29,6 +29,15 @@ pub enum SpawnError {
     Eager(TaskError),
 }
 
+impl SpawnError {
+    /// The broker is unreachable or has no master right now (e.g. during a
+    /// Sentinel failover): an API answers 503 `SERVICE_UNAVAILABLE`, and the
+    /// task was not enqueued (or, after a cut mid-command, may have been).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, SpawnError::Broker(e) if e.is_unavailable())
+    }
+}
+
 /// Where spawned tasks go.
 #[derive(Clone, Debug)]
 pub struct Queue {

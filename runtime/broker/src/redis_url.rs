@@ -6,10 +6,14 @@ pub const DEFAULT_PORT: u16 = 6379;
 
 /// A Redis URL safe for logs: the password (or a lone user name, which
 /// Redis may take as the password) becomes `***`, as does a `pass`/
-/// `password` query parameter (`redis+unix:///path?pass=...`). Text that is
+/// `password` query parameter (`redis+unix:///path?pass=...`); Sentinel
+/// URLs also hide `sentinelPassword` ([`crate::sentinel_url::redact`]). Text that is
 /// not a URL is kept up to its last `@`, which is replaced by `***@`.
 pub fn redact(raw: &str) -> String {
     const MASK: &str = "***";
+    if crate::sentinel_url::is_sentinel_url(raw) {
+        return crate::sentinel_url::redact(raw);
+    }
     let Ok(mut url) = url::Url::parse(raw) else {
         return match raw.rfind('@') {
             Some(at) => format!("{MASK}{}", &raw[at..]),
@@ -99,6 +103,10 @@ mod tests {
             ("not a url", "not a url"),
             ("redis//:hunter2@h:6379", "***@h:6379"),
             ("", ""),
+            (
+                "redis-sentinel://:pw@a:1,b:2/0?sentinelPassword=sp#m",
+                "redis-sentinel://:***@a:1,b:2/0?sentinelPassword=***#m",
+            ),
         ];
         for (url, want) in table {
             assert_eq!(redact(url), want, "{url}");

@@ -60,14 +60,19 @@ async fn ensure_groups(shared: &Shared) -> Result<()> {
 /// batch are parsed by its own driver, in parallel with the settling
 /// pipelines on the shared one): what is there, and only when nothing is,
 /// block for up to the configured time.
+/// The connection is taken anew when the Redis master moved (Sentinel).
 async fn read(
     shared: &Shared,
-    conn: &mut Option<MultiplexedConnection>,
+    conn: &mut Option<(MultiplexedConnection, u64)>,
     room: usize,
 ) -> Result<Vec<Delivery>> {
-    let conn = match conn {
+    let generation = shared.broker.master_generation();
+    if conn.as_ref().is_some_and(|(_, g)| *g != generation) {
+        *conn = None;
+    }
+    let (conn, _) = match conn {
         Some(c) => c,
-        None => conn.insert(shared.broker.blocking_conn().await?),
+        None => conn.insert((shared.broker.blocking_conn().await?, generation)),
     };
     let (name, streams) = (&shared.config.name, &shared.streams.names);
     let now = fetch::read_now(conn, name, streams, room).await?;
