@@ -12,6 +12,9 @@
 //! | [`autoscaler`] | polls queue stats, patches worker `/scale`, status, events; [`autoscaler::scale`] decides |
 //! | [`metrics`] | Prometheus metrics of the process |
 //! | [`error`] | the crate's one error type |
+// The autoscaler's polling future holds the Sentinel-following Redis
+// connection's futures; its layout needs more than the default depth.
+#![recursion_limit = "256"]
 
 pub mod autoscaler;
 pub mod children;

@@ -14,11 +14,10 @@ use crate::error::{Error, Result};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::{Client, ResourceExt};
-use pym_broker::redact_url;
 use pym_broker::redis_url::with_endpoint;
 use pym_broker::stats::queue_stats;
 use pym_broker::workers::{WorkerInfo, WorkerLiveness, live_on};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use pym_broker::{BrokerConn, connect_reader, redact_url};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, Semaphore};
@@ -36,7 +35,7 @@ pub(super) struct StatsReader {
     client: Client,
     overrides: Vec<EndpointOverride>,
     /// One multiplexed connection per Redis URL.
-    conns: Mutex<HashMap<String, ConnectionManager>>,
+    conns: Mutex<HashMap<String, BrokerConn>>,
     /// Bounds the reads (and connects) in flight.
     permits: Semaphore,
 }
@@ -109,7 +108,7 @@ impl StatsReader {
             .map_err(|e| fail(e.to_string()))
     }
 
-    async fn conn(&self, url: &str) -> Result<ConnectionManager> {
+    async fn conn(&self, url: &str) -> Result<BrokerConn> {
         if let Some(c) = self.conns.lock().await.get(url) {
             return Ok(c.clone());
         }
@@ -117,19 +116,11 @@ impl StatsReader {
             endpoint: redact_url(url),
             message: m,
         };
-        let client = redis::Client::open(url).map_err(|e| fail(format!("invalid URL: {e}")))?;
-        let cfg = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(REDIS_TIMEOUT))
-            .set_response_timeout(Some(REDIS_TIMEOUT))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_secs(1));
-        let conn = tokio::time::timeout(
-            REDIS_TIMEOUT * 2,
-            client.get_connection_manager_with_config(cfg),
-        )
-        .await
-        .map_err(|_| fail("connect timed out".into()))?
-        .map_err(|e| fail(e.to_string()))?;
+        // A plain or a Sentinel URL (then the connection follows the master).
+        let conn = tokio::time::timeout(REDIS_TIMEOUT * 2, connect_reader(url, REDIS_TIMEOUT))
+            .await
+            .map_err(|_| fail("connect timed out".into()))?
+            .map_err(|e| fail(e.to_string()))?;
         Ok(self
             .conns
             .lock()

@@ -295,6 +295,21 @@ impl Broker {
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A plain URL: a client, and the shared connection manager on it.
+/// A connection to the Redis at `url`, plain or Sentinel (then it follows
+/// the master), for readers that are not a broker and hold no task secret:
+/// the operator's autoscaler reads queue statistics and the worker
+/// registry with it.
+pub async fn connect_reader(url: &str, response_timeout: Duration) -> Result<BrokerConn> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut config = BrokerConfig::new(url, Vec::new());
+    config.response_timeout = response_timeout;
+    if is_sentinel_url(url) {
+        connect_sentinel(&config, None).await
+    } else {
+        Ok(connect_direct(&config, None).await?.1)
+    }
+}
+
 async fn connect_direct(
     config: &BrokerConfig,
     ca: Option<Vec<u8>>,

@@ -31,7 +31,7 @@ pub mod workers;
 #[cfg(feature = "worker")]
 pub mod worker;
 
-pub use broker::{Broker, BrokerConfig, BrokerError, Result, redis_unavailable};
+pub use broker::{Broker, BrokerConfig, BrokerError, Result, connect_reader, redis_unavailable};
 pub use primary::BrokerConn;
 pub use pym_core::keys;
 pub use queue::{Queue, SpawnError, TaskId, When};

@@ -243,6 +243,29 @@ async fn a_task_goes_through_three_sentinels() {
     broker.ping().await.unwrap();
 }
 
+/// What the operator's autoscaler reads (queue statistics, the worker
+/// registry) through a Sentinel URL, with no task secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_without_the_task_secret_reads_stats_through_sentinels() {
+    let cluster = Cluster::start(0, &[]).await;
+    let url = cluster.url();
+    let queue = Queue::connect(&config(&url)).await.unwrap();
+    for i in 0..3 {
+        mark::spawn(&queue, format!("counted-{i}")).await.unwrap();
+    }
+    let mut conn = pym_broker::connect_reader(&url, Duration::from_secs(2))
+        .await
+        .unwrap();
+    let stats = pym_broker::stats::queue_stats(&mut conn, "sentinel")
+        .await
+        .unwrap();
+    assert_eq!(stats.ready, 3, "{stats:?}");
+    let live = pym_broker::workers::live_on(&mut conn, Default::default())
+        .await
+        .unwrap();
+    assert!(live.is_empty(), "no worker runs: {live:?}");
+}
+
 #[tokio::test]
 async fn connecting_without_a_known_master_says_so() {
     let cluster = Cluster::start(0, &[]).await;
