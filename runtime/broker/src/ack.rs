@@ -5,6 +5,7 @@
 use crate::dead::DeadLetter;
 use crate::{Broker, Result};
 use pym_core::keys::{self, QueueKeys};
+use redis::cluster_routing::Slot;
 use std::collections::HashMap;
 
 /// What becomes of a delivered entry.
@@ -44,12 +45,41 @@ pub struct Settlement<'a> {
 }
 
 /// Write every outcome of `batch` in one atomic pipeline (all or none).
+/// On a Redis Cluster, where one transaction cannot span queues (their
+/// slots differ), in one atomic pipeline per queue, sent concurrently:
+/// all or none per queue.
 pub async fn settle(broker: &Broker, batch: &[Settlement<'_>]) -> Result<()> {
     if batch.is_empty() {
         return Ok(());
     }
-    let () = pipeline(batch).query_async(&mut broker.conn()).await?;
+    if !broker.is_cluster() {
+        let () = pipeline(batch).query_async(&mut broker.conn()).await?;
+        return Ok(());
+    }
+    let writes = per_queue(batch).into_iter().map(|part| {
+        let mut conn = broker.conn();
+        async move {
+            let () = pipeline(&part).query_async(&mut conn).await?;
+            Ok::<_, crate::BrokerError>(())
+        }
+    });
+    futures::future::try_join_all(writes).await?;
     Ok(())
+}
+
+/// `batch` split by queue, in order of first appearance. The queue is told
+/// by the stream's slot (its `{queue}` hash tag): a plain ack carries no
+/// queue name.
+fn per_queue<'a>(batch: &[Settlement<'a>]) -> Vec<Vec<Settlement<'a>>> {
+    let mut parts: Vec<(Slot, Vec<Settlement<'a>>)> = Vec::new();
+    for s in batch {
+        let slot = Slot::for_key(s.stream);
+        match parts.iter_mut().find(|(at, _)| *at == slot) {
+            Some((_, p)) => p.push(*s),
+            None => parts.push((slot, vec![*s])),
+        }
+    }
+    parts.into_iter().map(|(_, p)| p).collect()
 }
 
 /// The atomic pipeline that writes `batch`: the writes of each outcome,
@@ -150,6 +180,37 @@ mod tests {
                     .join(" ")
             })
             .collect()
+    }
+
+    #[test]
+    fn a_cluster_batch_is_split_by_the_queue_of_each_stream() {
+        use crate::Priority;
+        let (a, b) = (QueueKeys::new("a"), QueueKeys::new("b"));
+        let retry = Settle::Retry {
+            due_ms: 1,
+            member: "m".into(),
+        };
+        let s = |queue, stream, id, settle| Settlement {
+            queue,
+            stream,
+            id,
+            settle,
+        };
+        let batch = [
+            // plain acks carry no queue name: the stream tells it
+            s("", a.ready(Priority::High), "1-0", &Settle::Ack),
+            s("", b.ready(Priority::Low), "2-0", &Settle::Ack),
+            s("a", a.ready(Priority::Low), "3-0", &retry),
+            s("", b.ready(Priority::High), "4-0", &Settle::Ack),
+        ];
+        let parts = per_queue(&batch);
+        assert_eq!(
+            parts
+                .iter()
+                .map(|p| p.iter().map(|s| s.id).collect::<Vec<_>>())
+                .collect::<Vec<_>>(),
+            [vec!["1-0", "3-0"], vec!["2-0", "4-0"]]
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! `enqueue` → `delay` (promotion) → `fetch` → (`retry` | `dead`) with
 //! `reclaim` returning tasks of dead workers, and `stats` reading depth.
 
+use crate::cluster_url::{ClusterUrl, is_cluster_url};
 use crate::envelope::Signer;
 use crate::metrics::TaskMetrics;
 use crate::primary::{BrokerConn, Follower, FollowerConfig};
@@ -73,7 +74,9 @@ pub type Result<T, E = BrokerError> = std::result::Result<T, E>;
 pub struct BrokerConfig {
     /// `redis://[:password@]host:port/db` or `rediss://...` for TLS, or a
     /// Sentinel URL `redis-sentinel://[[user]:password@]host1[:26379][,host2[:port]...][/db]#masterName`
-    /// (see [`crate::sentinel_url`]).
+    /// (see [`crate::sentinel_url`]), or a Cluster URL
+    /// `redis-cluster://[[user]:password@]host1[:6379][,host2[:port]...]`
+    /// (see [`crate::cluster_url`]).
     pub url: String,
     /// Secret that signs task envelopes; every producer and worker of a
     /// service must share it.
@@ -151,8 +154,11 @@ pub struct Broker {
 }
 
 struct Inner {
-    /// The client of a plain URL; `None` with Sentinel (the master moves).
+    /// The client of a plain URL; `None` with Sentinel (the master moves)
+    /// and Cluster.
     client: Option<redis::Client>,
+    /// The URL of a cluster (for per-node blocking connections).
+    cluster: Option<ClusterUrl>,
     conn: BrokerConn,
     signer: Signer,
     metrics: Arc<TaskMetrics>,
@@ -190,15 +196,22 @@ impl Broker {
             })?),
             None => None,
         };
-        let (client, conn) = if is_sentinel_url(&config.url) {
-            (None, connect_sentinel(config, ca).await?)
+        let (mut client, mut cluster) = (None, None);
+        let conn = if is_sentinel_url(&config.url) {
+            connect_sentinel(config, ca).await?
+        } else if is_cluster_url(&config.url) {
+            let (url, conn) = connect_cluster(config, ca.as_deref()).await?;
+            cluster = Some(url);
+            conn
         } else {
-            let (client, conn) = connect_direct(config, ca).await?;
-            (Some(client), conn)
+            let (c, conn) = connect_direct(config, ca).await?;
+            client = Some(c);
+            conn
         };
         Ok(Broker {
             inner: Arc::new(Inner {
                 client,
+                cluster,
                 conn,
                 signer: Signer::new(&config.secret),
                 metrics: config.metrics.clone(),
@@ -214,14 +227,18 @@ impl Broker {
         self.inner.conn.clone()
     }
 
-    /// A dedicated connection for blocking commands (no response timeout),
-    /// since a blocking read stalls every other request on its socket. With
-    /// Sentinel, to the master the sentinels name now; callers get a new
-    /// one after an error.
-    pub async fn blocking_conn(&self) -> Result<MultiplexedConnection> {
+    /// A dedicated connection for blocking commands on `key` (no response
+    /// timeout), since a blocking read stalls every other request on its
+    /// socket. With Sentinel, to the master the sentinels name now; with
+    /// Cluster, to the master of `key`'s slot now (one command blocks on
+    /// the keys of one slot only). Callers get a new one after an error.
+    pub async fn blocking_conn(&self, key: &str) -> Result<MultiplexedConnection> {
         let cfg = AsyncConnectionConfig::new()
             .set_response_timeout(None)
             .set_connection_timeout(Some(CONNECTION_TIMEOUT));
+        if let (Some(url), Some(cluster)) = (&self.inner.cluster, self.inner.conn.cluster_conn()) {
+            return Ok(crate::cluster::node_conn(cluster, url, key, &cfg).await?);
+        }
         let conn = match (&self.inner.client, self.inner.conn.follower()) {
             (_, Some(follower)) => follower.dedicated(&cfg).await?,
             (Some(client), None) => {
@@ -229,9 +246,15 @@ impl Broker {
                     .get_multiplexed_async_connection_with_config(&cfg)
                     .await?
             }
-            (None, None) => unreachable!("a broker without Sentinel has a client"),
+            (None, None) => unreachable!("a broker without Sentinel nor Cluster has a client"),
         };
         Ok(conn)
+    }
+
+    /// Whether the broker is a Redis Cluster (`redis-cluster://`): then
+    /// nothing spans queues in one command (see [`crate::cluster_url`]).
+    pub fn is_cluster(&self) -> bool {
+        self.inner.cluster.is_some()
     }
 
     /// Counts the moves of the Redis master (always 0 without Sentinel):
@@ -294,9 +317,8 @@ impl Broker {
 /// Time limit of connecting to Redis (and of a Sentinel lookup).
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A plain URL: a client, and the shared connection manager on it.
-/// A connection to the Redis at `url`, plain or Sentinel (then it follows
-/// the master), for readers that are not a broker and hold no task secret:
+/// A connection to the Redis at `url`, plain, Sentinel (then it follows
+/// the master) or Cluster, for readers that are not a broker and hold no task secret:
 /// the operator's autoscaler reads queue statistics and the worker
 /// registry with it.
 pub async fn connect_reader(url: &str, response_timeout: Duration) -> Result<BrokerConn> {
@@ -305,11 +327,14 @@ pub async fn connect_reader(url: &str, response_timeout: Duration) -> Result<Bro
     config.response_timeout = response_timeout;
     if is_sentinel_url(url) {
         connect_sentinel(&config, None).await
+    } else if is_cluster_url(url) {
+        Ok(connect_cluster(&config, None).await?.1)
     } else {
         Ok(connect_direct(&config, None).await?.1)
     }
 }
 
+/// A plain URL: a client, and the shared connection manager on it.
 async fn connect_direct(
     config: &BrokerConfig,
     ca: Option<Vec<u8>>,
@@ -338,6 +363,28 @@ async fn connect_direct(
         .set_number_of_retries(3);
     let conn = client.get_connection_manager_with_config(cm_config).await?;
     Ok((client, BrokerConn::direct(conn)))
+}
+
+/// A Cluster URL: the cluster connection (TLS is refused by the parser,
+/// so a CA file is an error too).
+async fn connect_cluster(
+    config: &BrokerConfig,
+    ca: Option<&[u8]>,
+) -> Result<(ClusterUrl, BrokerConn)> {
+    let url = ClusterUrl::parse(&config.url).map_err(|e| {
+        BrokerError::Config(format!(
+            "invalid Redis Cluster URL {}: {e}",
+            redact_url(&config.url)
+        ))
+    })?;
+    if ca.is_some() {
+        return Err(BrokerError::Config(format!(
+            "{} is set but redis-cluster:// does not use TLS",
+            contract::ENV_REDIS_CA_FILE
+        )));
+    }
+    let conn = crate::cluster::connect(&url, config.response_timeout, CONNECTION_TIMEOUT).await?;
+    Ok((url, BrokerConn::cluster(conn)))
 }
 
 /// A Sentinel URL: the connection that follows the master.

@@ -127,7 +127,7 @@ async fn listen_signal(
     let mut backoff = crate::fetch::Reconnect::default();
     while !shutdown.is_cancelled() {
         let generation = broker.master_generation();
-        let mut conn = match broker.blocking_conn().await {
+        let mut conn = match broker.blocking_conn(&key).await {
             Ok(c) => c,
             Err(e) => {
                 let d = backoff.next_delay();

@@ -9,12 +9,14 @@
 //! tasks of dead workers, and `stats` reading depth.
 
 mod broker;
+mod cluster;
 pub mod envelope;
 pub mod metrics;
 pub mod queue;
 pub mod task;
 
 pub mod ack;
+pub mod cluster_url;
 pub mod dead;
 pub mod delay;
 pub mod enqueue;

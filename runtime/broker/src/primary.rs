@@ -24,6 +24,7 @@
 use crate::sentinel_events;
 use crate::sentinel_url::SentinelUrl;
 use redis::aio::{ConnectionLike, ConnectionManager, MultiplexedConnection};
+use redis::cluster_async::ClusterConnection;
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
 use redis::{
     AsyncConnectionConfig, Cmd, ConnectionAddr, ConnectionInfo, ErrorKind, IntoConnectionInfo,
@@ -94,6 +95,7 @@ pub struct BrokerConn(Route);
 enum Route {
     Direct(ConnectionManager),
     Sentinel(Arc<Follower>),
+    Cluster(ClusterConnection),
 }
 
 impl BrokerConn {
@@ -102,10 +104,24 @@ impl BrokerConn {
         BrokerConn(Route::Direct(manager))
     }
 
+    /// A `redis-cluster://` URL's connection: `conn`, with pipelines
+    /// split by slot (see [`crate::cluster`]).
+    pub(crate) fn cluster(conn: ClusterConnection) -> Self {
+        BrokerConn(Route::Cluster(conn))
+    }
+
     pub(crate) fn follower(&self) -> Option<&Arc<Follower>> {
         match &self.0 {
-            Route::Direct(_) => None,
             Route::Sentinel(f) => Some(f),
+            Route::Direct(_) | Route::Cluster(_) => None,
+        }
+    }
+
+    /// The cluster connection, for a `redis-cluster://` URL.
+    pub(crate) fn cluster_conn(&self) -> Option<&ClusterConnection> {
+        match &self.0 {
+            Route::Cluster(c) => Some(c),
+            Route::Direct(_) | Route::Sentinel(_) => None,
         }
     }
 }
@@ -114,6 +130,7 @@ impl ConnectionLike for BrokerConn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match &mut self.0 {
             Route::Direct(c) => c.req_packed_command(cmd),
+            Route::Cluster(c) => c.req_packed_command(cmd),
             Route::Sentinel(f) => Box::pin(async move {
                 match f.send(Packed::One(cmd)).await? {
                     Reply::One(v) => Ok(v),
@@ -131,6 +148,7 @@ impl ConnectionLike for BrokerConn {
     ) -> RedisFuture<'a, Vec<Value>> {
         match &mut self.0 {
             Route::Direct(c) => c.req_packed_commands(pipeline, offset, count),
+            Route::Cluster(c) => Box::pin(crate::cluster::pipeline(c, pipeline, offset, count)),
             Route::Sentinel(f) => Box::pin(async move {
                 match f.send(Packed::Many(pipeline, offset, count)).await? {
                     Reply::Many(v) => Ok(v),
@@ -144,6 +162,7 @@ impl ConnectionLike for BrokerConn {
         match &self.0 {
             Route::Direct(c) => c.get_db(),
             Route::Sentinel(f) => f.db,
+            Route::Cluster(_) => 0,
         }
     }
 }

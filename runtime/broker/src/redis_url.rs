@@ -7,11 +7,12 @@ pub const DEFAULT_PORT: u16 = 6379;
 /// A Redis URL safe for logs: the password (or a lone user name, which
 /// Redis may take as the password) becomes `***`, as does a `pass`/
 /// `password` query parameter (`redis+unix:///path?pass=...`); Sentinel
-/// URLs also hide `sentinelPassword` ([`crate::sentinel_url::redact`]). Text that is
+/// URLs also hide `sentinelPassword` ([`crate::sentinel_url::redact`], which
+/// also redacts Cluster URLs: their host lists are no URL). Text that is
 /// not a URL is kept up to its last `@`, which is replaced by `***@`.
 pub fn redact(raw: &str) -> String {
     const MASK: &str = "***";
-    if crate::sentinel_url::is_sentinel_url(raw) {
+    if crate::sentinel_url::is_sentinel_url(raw) || crate::cluster_url::is_cluster_url(raw) {
         return crate::sentinel_url::redact(raw);
     }
     let Ok(mut url) = url::Url::parse(raw) else {
@@ -107,6 +108,19 @@ mod tests {
                 "redis-sentinel://:pw@a:1,b:2/0?sentinelPassword=sp#m",
                 "redis-sentinel://:***@a:1,b:2/0?sentinelPassword=***#m",
             ),
+            (
+                "redis-cluster://:pw@a:7000,b:7001/0",
+                "redis-cluster://:***@a:7000,b:7001/0",
+            ),
+            (
+                "redis-cluster://bob:p@w@a:7000,b:7001",
+                "redis-cluster://bob:***@a:7000,b:7001",
+            ),
+            (
+                "redis-cluster://a:7000,b:7001",
+                "redis-cluster://a:7000,b:7001",
+            ),
+            ("rediss-cluster://tok@a:1", "rediss-cluster://***@a:1"),
         ];
         for (url, want) in table {
             assert_eq!(redact(url), want, "{url}");

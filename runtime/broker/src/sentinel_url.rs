@@ -75,7 +75,7 @@ fn scheme(raw: &str) -> Option<(bool, &str)> {
 }
 
 /// The parts of a URL: `(userinfo, hosts, path, query, fragment)`.
-type Parts<'a> = (
+pub(crate) type Parts<'a> = (
     Option<&'a str>,
     &'a str,
     Option<&'a str>,
@@ -86,7 +86,7 @@ type Parts<'a> = (
 /// Splits what follows `://`. The fragment is cut first, then the query,
 /// then the credentials at the last `@` (a password may hold a raw `@`),
 /// then the path at the first `/` after them.
-fn split(rest: &str) -> Parts<'_> {
+pub(crate) fn split(rest: &str) -> Parts<'_> {
     let (rest, fragment) = match rest.split_once('#') {
         Some((r, f)) => (r, Some(f)),
         None => (rest, None),
@@ -126,7 +126,7 @@ impl SentinelUrl {
         let (sentinel_username, sentinel_password) = sentinel_credentials(query)?;
         Ok(SentinelUrl {
             tls,
-            sentinels: parse_hosts(hosts)?,
+            sentinels: parse_hosts(hosts, "sentinel", DEFAULT_SENTINEL_PORT)?,
             master_name,
             username,
             password,
@@ -138,7 +138,9 @@ impl SentinelUrl {
 }
 
 /// `user:password`, `:password` or nothing.
-fn credentials(userinfo: Option<&str>) -> Result<(Option<String>, Option<String>), String> {
+pub(crate) fn credentials(
+    userinfo: Option<&str>,
+) -> Result<(Option<String>, Option<String>), String> {
     let Some(userinfo) = userinfo else {
         return Ok((None, None));
     };
@@ -173,31 +175,38 @@ fn sentinel_credentials(query: Option<&str>) -> Result<(Option<String>, Option<S
     Ok((user, password))
 }
 
-fn parse_hosts(hosts: &str) -> Result<Vec<(String, u16)>, String> {
+/// `host1[:port][,host2[:port]...]`, shared by the Sentinel and Cluster
+/// URLs: `what` names the hosts in errors ("sentinel", "cluster node"),
+/// `default_port` is the port of a host given without one.
+pub(crate) fn parse_hosts(
+    hosts: &str,
+    what: &str,
+    default_port: u16,
+) -> Result<Vec<(String, u16)>, String> {
     if hosts.is_empty() {
-        return Err(
-            "no sentinel hosts: expected host1[:port][,host2[:port]...] \
+        return Err(format!(
+            "no {what} hosts: expected host1[:port][,host2[:port]...] \
              after `://` (and the credentials)"
-                .to_owned(),
-        );
+        ));
     }
-    hosts.split(',').map(parse_host).collect()
+    hosts
+        .split(',')
+        .map(|item| parse_host(item, what, default_port))
+        .collect()
 }
 
 /// `host`, `host:port`, `[v6]` or `[v6]:port`.
-fn parse_host(item: &str) -> Result<(String, u16), String> {
+fn parse_host(item: &str, what: &str, default_port: u16) -> Result<(String, u16), String> {
     let (host, port) = if let Some(v6) = item.strip_prefix('[') {
         let (host, after) = v6
             .split_once(']')
-            .ok_or_else(|| format!("sentinel host `{item}`: `[` without `]`"))?;
+            .ok_or_else(|| format!("{what} host `{item}`: `[` without `]`"))?;
         match after {
             "" => (host, None),
             _ => match after.strip_prefix(':') {
                 Some(port) => (host, Some(port)),
                 None => {
-                    return Err(format!(
-                        "sentinel host `{item}`: expected `:port` after `]`"
-                    ));
+                    return Err(format!("{what} host `{item}`: expected `:port` after `]`"));
                 }
             },
         }
@@ -209,19 +218,19 @@ fn parse_host(item: &str) -> Result<(String, u16), String> {
     };
     if host.is_empty() {
         return Err(format!(
-            "empty sentinel host in `{item}`: expected host1[:port][,host2[:port]...]"
+            "empty {what} host in `{item}`: expected host1[:port][,host2[:port]...]"
         ));
     }
     let port = match port {
-        None => DEFAULT_SENTINEL_PORT,
+        None => default_port,
         Some(p) => p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| {
-            format!("bad port `{p}` of sentinel host `{host}`: expected a number from 1 to 65535")
+            format!("bad port `{p}` of {what} host `{host}`: expected a number from 1 to 65535")
         })?,
     };
     Ok((host.to_owned(), port))
 }
 
-fn parse_db(path: Option<&str>) -> Result<i64, String> {
+pub(crate) fn parse_db(path: Option<&str>) -> Result<i64, String> {
     match path {
         None | Some("") => Ok(0),
         Some(p) => p.parse::<i64>().ok().filter(|d| *d >= 0).ok_or_else(|| {
@@ -231,7 +240,7 @@ fn parse_db(path: Option<&str>) -> Result<i64, String> {
 }
 
 /// Percent-decodes one part of the URL (`%XX`; anything else is kept).
-fn decode(part: &str) -> Result<String, String> {
+pub(crate) fn decode(part: &str) -> Result<String, String> {
     let bytes = part.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -253,7 +262,8 @@ fn decode(part: &str) -> Result<String, String> {
 }
 
 /// A Sentinel URL safe for logs: the password before `@` and the value of
-/// `sentinelPassword` become `***`. Works on text that does not parse.
+/// `sentinelPassword` become `***`. Works on text that does not parse, and
+/// on any URL with a host list (Cluster URLs too).
 pub fn redact(raw: &str) -> String {
     let Some((scheme, rest)) = raw.split_once("://") else {
         return raw.to_owned();

@@ -10,8 +10,10 @@ use redis::aio::MultiplexedConnection;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Fetch until the worker goes quiet.
-pub(super) async fn fetch_loop(shared: Arc<Shared>) {
+/// Fetch from `streams` (in priority order; every ready stream of the
+/// worker, or on a Redis Cluster those of one queue) until the worker goes
+/// quiet.
+pub(super) async fn fetch_loop(shared: Arc<Shared>, streams: Arc<[String]>) {
     let mut backoff = Reconnect::default();
     // This loop's own connection for reads (blocking reads stall it).
     let mut conn = None;
@@ -27,7 +29,7 @@ pub(super) async fn fetch_loop(shared: Arc<Shared>) {
         let Some(first) = shared.slot().await else {
             break;
         };
-        match read(&shared, &mut conn, shared.room()).await {
+        match read(&shared, &mut conn, &streams, shared.room()).await {
             Ok(deliveries) => {
                 backoff.reset();
                 shared.set_ready(true);
@@ -64,6 +66,7 @@ async fn ensure_groups(shared: &Shared) -> Result<()> {
 async fn read(
     shared: &Shared,
     conn: &mut Option<(MultiplexedConnection, u64)>,
+    streams: &[String],
     room: usize,
 ) -> Result<Vec<Delivery>> {
     let generation = shared.broker.master_generation();
@@ -72,9 +75,9 @@ async fn read(
     }
     let (conn, _) = match conn {
         Some(c) => c,
-        None => conn.insert((shared.broker.blocking_conn().await?, generation)),
+        None => conn.insert((shared.broker.blocking_conn(&streams[0]).await?, generation)),
     };
-    let (name, streams) = (&shared.config.name, &shared.streams.names);
+    let name = &shared.config.name;
     let now = fetch::read_now(conn, name, streams, room).await?;
     if !now.is_empty() {
         return Ok(now);

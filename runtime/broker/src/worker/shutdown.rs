@@ -12,6 +12,7 @@ use super::takeover_loop::takeover_loop;
 use super::{FETCHERS, SettleOp, Shared};
 use crate::ack::Settle;
 use crate::delay;
+use pym_core::keys::QueueKeys;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -33,6 +34,22 @@ pub(super) struct Running {
     server: Option<JoinHandle<()>>,
 }
 
+/// The streams of each fetch loop (see [`Running::start`]).
+fn fetch_sets(shared: &Shared) -> Vec<Arc<[String]>> {
+    if !shared.broker.is_cluster() {
+        let all: Arc<[String]> = shared.streams.names.clone().into();
+        return vec![all; FETCHERS.min(shared.config.concurrency)];
+    }
+    shared
+        .queues
+        .iter()
+        .map(|q| {
+            let qk = QueueKeys::new(q);
+            qk.ready.to_vec().into()
+        })
+        .collect()
+}
+
 impl Running {
     /// Start every loop of the worker.
     pub(super) fn start(
@@ -46,9 +63,12 @@ impl Running {
         let heartbeat = tokio::spawn(heartbeat_loop(shared.clone(), every));
         let beat = tokio::spawn(beat_loop(shared.clone()));
         // Two fetch loops, each on its own connection, so one reads the
-        // next batch while the other hands its batch out.
-        let mut loops: Vec<_> = (0..FETCHERS.min(shared.config.concurrency))
-            .map(|_| tokio::spawn(fetch_loop(shared.clone())))
+        // next batch while the other hands its batch out. On a Redis
+        // Cluster one read cannot span queues (their slots differ): one
+        // loop per queue, each blocking on its queue's node.
+        let mut loops: Vec<_> = fetch_sets(&shared)
+            .into_iter()
+            .map(|streams| tokio::spawn(fetch_loop(shared.clone(), streams)))
             .collect();
         loops.push(tokio::spawn(reclaim_loop(shared.clone())));
         loops.push(tokio::spawn(takeover_loop(shared.clone())));
