@@ -9,6 +9,7 @@ use crate::metrics::TaskMetrics;
 use crate::primary::{BrokerConn, Follower, FollowerConfig};
 use crate::redis_url::redact as redact_url;
 use crate::sentinel_url::{SentinelUrl, is_sentinel_url};
+use crate::shards;
 use pym_core::Metrics;
 use pym_core::contract;
 use pym_core::keys;
@@ -17,6 +18,7 @@ use redis::AsyncConnectionConfig;
 use redis::aio::{ConnectionManagerConfig, MultiplexedConnection};
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -89,6 +91,9 @@ pub struct BrokerConfig {
     /// Where producers and workers of this broker record task metrics
     /// (default: registered nowhere).
     pub metrics: Arc<TaskMetrics>,
+    /// Sharded queues (see [`crate::shards`]): producers spread each over
+    /// its shards, workers read them all.
+    pub shards: shards::Declared,
 }
 
 impl fmt::Debug for BrokerConfig {
@@ -108,7 +113,14 @@ impl BrokerConfig {
             response_timeout: Duration::from_secs(5),
             ca_file: None,
             metrics: TaskMetrics::unregistered(),
+            shards: shards::Declared::new(),
         }
+    }
+
+    /// Spread the queues of `declared` over their shards.
+    pub fn with_shards(mut self, declared: shards::Declared) -> Self {
+        self.shards = declared;
+        self
     }
 
     /// Record task metrics in `registry`.
@@ -163,8 +175,30 @@ struct Inner {
     signer: Signer,
     metrics: Arc<TaskMetrics>,
     url: String,
-    /// The queues this process registered, with their keys.
-    registered_queues: Mutex<HashMap<String, Arc<QueueKeys>>>,
+    /// Declared shard counts.
+    shards: shards::Declared,
+    /// The queues this process registered, with the keys of their shards.
+    registered_queues: Mutex<HashMap<String, Arc<QueueShards>>>,
+}
+
+/// The keys of each shard of a queue (one for an unsharded queue), and
+/// the round-robin of the producer.
+pub(crate) struct QueueShards {
+    keys: Vec<QueueKeys>,
+    next: AtomicUsize,
+}
+
+impl QueueShards {
+    /// The keys of the shard of the next task: round-robin, or by `key`.
+    pub(crate) fn pick(&self, key: Option<&[u8]>) -> &QueueKeys {
+        let n = self.keys.len();
+        let i = match key {
+            _ if n == 1 => 0,
+            Some(k) => usize::from(shards::shard_of_key(k, n as u16)),
+            None => self.next.fetch_add(1, Ordering::Relaxed) % n,
+        };
+        &self.keys[i]
+    }
 }
 
 impl fmt::Debug for Broker {
@@ -216,6 +250,7 @@ impl Broker {
                 signer: Signer::new(&config.secret),
                 metrics: config.metrics.clone(),
                 url: config.url.clone(),
+                shards: config.shards.clone(),
                 registered_queues: Mutex::new(HashMap::new()),
             }),
         })
@@ -284,8 +319,9 @@ impl Broker {
         &self.inner.metrics
     }
 
-    /// Add `queue` to the queue registry once per process.
-    pub(crate) async fn register_queue(&self, queue: &str) -> Result<Arc<QueueKeys>> {
+    /// Add `queue` to the queue registry, and its declared shard count to
+    /// the shard registry, once per process.
+    pub(crate) async fn register_queue(&self, queue: &str) -> Result<Arc<QueueShards>> {
         if let Some(k) = self.inner.registered_queues.lock().unwrap().get(queue) {
             return Ok(k.clone());
         }
@@ -294,13 +330,35 @@ impl Broker {
             .arg(queue)
             .query_async(&mut self.conn())
             .await?;
-        let keys = Arc::new(QueueKeys::new(queue));
+        let n = self.declared_shards(queue);
+        if n > 1 {
+            shards::record(&mut self.conn(), queue, n).await?;
+        }
+        let keys = Arc::new(QueueShards {
+            keys: keys::shards(queue, n)
+                .iter()
+                .map(|s| QueueKeys::new(s))
+                .collect(),
+            next: AtomicUsize::new(0),
+        });
         self.inner
             .registered_queues
             .lock()
             .unwrap()
             .insert(queue.to_owned(), keys.clone());
         Ok(keys)
+    }
+
+    /// The shard count this process declares for `queue` (1: unsharded).
+    pub fn declared_shards(&self, queue: &str) -> u16 {
+        self.inner.shards.get(queue).copied().unwrap_or(1)
+    }
+
+    /// The shards a worker of `queues` reads: every shard declared here or
+    /// recorded in Redis (see [`shards::layout`]).
+    pub async fn shard_layout(&self, queues: &[String]) -> Result<Vec<String>> {
+        let recorded = shards::recorded(&mut self.conn()).await?;
+        Ok(shards::layout(queues, &self.inner.shards, &recorded))
     }
 
     /// Every queue ever used on this Redis, sorted.

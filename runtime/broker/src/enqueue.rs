@@ -1,5 +1,6 @@
 //! Enqueue: sign an envelope and append it to its queue's ready stream, or,
-//! when it has a future `eta`, add it to the delayed set.
+//! when it has a future `eta`, add it to the delayed set; on a sharded
+//! queue, to those of one shard ([`crate::shards`]).
 
 use crate::envelope::{Envelope, now_ms};
 use crate::{Broker, Result};
@@ -25,7 +26,14 @@ return 1
 impl Broker {
     /// Sign and enqueue one envelope (delayed if its `eta` is in the future).
     pub async fn enqueue(&self, env: Envelope) -> Result<()> {
-        let qk = self.register_queue(&env.queue).await?;
+        self.enqueue_keyed(env, None).await
+    }
+
+    /// [`Broker::enqueue`] on the shard of `key` (the same key, the same
+    /// shard, so a key's tasks keep their order), or round-robin with `None`.
+    pub async fn enqueue_keyed(&self, env: Envelope, key: Option<&[u8]>) -> Result<()> {
+        let shards = self.register_queue(&env.queue).await?;
+        let qk = shards.pick(key);
         let (eta, priority) = (env.eta, env.priority);
         let message = self.signer().seal_owned(env);
         match eta {
@@ -58,7 +66,8 @@ impl Broker {
         }
         let mut pipe = redis::pipe();
         for env in envs {
-            let qk = self.register_queue(&env.queue).await?;
+            let shards = self.register_queue(&env.queue).await?;
+            let qk = shards.pick(None);
             pipe.cmd("XADD")
                 .arg(qk.ready(env.priority))
                 .arg("*")

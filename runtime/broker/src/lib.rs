@@ -27,6 +27,7 @@ pub mod redis_url;
 pub mod retry;
 pub mod sentinel_events;
 pub mod sentinel_url;
+pub mod shards;
 pub mod stats;
 pub mod workers;
 

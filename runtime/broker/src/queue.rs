@@ -101,6 +101,18 @@ impl Queue {
 
     /// Spawn `T` with `args`, capturing the current request context.
     pub async fn spawn<T: Task>(&self, args: T::Args, when: When) -> Result<TaskId, SpawnError> {
+        self.spawn_keyed::<T>(args, when, None).await
+    }
+
+    /// [`Queue::spawn`] on the shard of `key` when `T`'s queue is sharded:
+    /// the tasks of one key stay on one shard, in order (see
+    /// [`crate::shards`]); `None` spreads tasks round-robin.
+    pub async fn spawn_keyed<T: Task>(
+        &self,
+        args: T::Args,
+        when: When,
+        key: Option<&str>,
+    ) -> Result<TaskId, SpawnError> {
         let queue = T::OPTIONS.queue;
         validate_queue_name(queue).map_err(SpawnError::InvalidQueue)?;
         let raw = RawValue::from_string(serde_json::to_string(&args)?)?;
@@ -118,7 +130,7 @@ impl Queue {
         match &self.mode {
             Mode::Redis(b) => {
                 let id = env.id;
-                b.enqueue(env).await?;
+                b.enqueue_keyed(env, key.map(str::as_bytes)).await?;
                 self.metrics.enqueued(T::NAME, queue);
                 Ok(id)
             }

@@ -46,6 +46,27 @@ impl QueueStats {
     pub fn work(&self) -> u64 {
         self.ready + self.in_flight + self.delayed_due
     }
+
+    /// Adds the statistics of another shard of the same queue: counts
+    /// add up, the oldest ready task and the next due one are the oldest
+    /// and the soonest of either, the snapshot time is the later one.
+    pub fn merge(&mut self, other: &QueueStats) {
+        self.ready += other.ready;
+        self.in_flight += other.in_flight;
+        self.delayed_due += other.delayed_due;
+        self.delayed_later += other.delayed_later;
+        self.dead += other.dead;
+        self.oldest_ready_age_ms = self.oldest_ready_age_ms.max(other.oldest_ready_age_ms);
+        self.next_due_in_ms = match (self.next_due_in_ms, other.next_due_in_ms) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.at_ms = self.at_ms.max(other.at_ms);
+        self.fetched_total = self
+            .fetched_total
+            .zip(other.fetched_total)
+            .map(|(a, b)| a + b);
+    }
 }
 
 /// KEYS: ready high/normal/low, delayed, dead index. ARGV: group.
@@ -105,12 +126,28 @@ return {ready, inflight, due, later, dead, oldest, nxt, now, fetched}
     )
 });
 
-/// Statistics of one queue.
+/// Statistics of one queue: of all its shards, summed, for a sharded one
+/// (one atomic snapshot per shard).
 pub async fn queue_stats<C: ConnectionLike + Send>(
     conn: &mut C,
     queue: &str,
 ) -> Result<QueueStats> {
-    let qk = QueueKeys::new(queue);
+    let n = crate::shards::recorded_of(conn, queue).await?;
+    let mut total = shard_stats(conn, queue, queue).await?;
+    for i in 1..n {
+        let shard = shard_stats(conn, queue, &keys::shard(queue, i)).await?;
+        total.merge(&shard);
+    }
+    Ok(total)
+}
+
+/// Statistics of one shard (`shard` is `queue` itself for shard 0).
+async fn shard_stats<C: ConnectionLike + Send>(
+    conn: &mut C,
+    queue: &str,
+    shard: &str,
+) -> Result<QueueStats> {
+    let qk = QueueKeys::new(shard);
     let v: Vec<i64> = STATS
         .key(&qk.ready[0])
         .key(&qk.ready[1])
@@ -150,4 +187,46 @@ pub async fn all_stats<C: ConnectionLike + Send>(conn: &mut C) -> Result<Vec<Que
         out.push(queue_stats(conn, &q).await?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_merge_into_the_statistics_of_their_queue() {
+        let shard = |ready, oldest, next, at, fetched| QueueStats {
+            queue: "q".into(),
+            ready,
+            in_flight: 1,
+            delayed_due: 2,
+            delayed_later: 3,
+            dead: 4,
+            oldest_ready_age_ms: oldest,
+            next_due_in_ms: next,
+            at_ms: at,
+            fetched_total: fetched,
+        };
+        let mut total = shard(5, Some(10), None, 100, Some(7));
+        total.merge(&shard(6, Some(30), Some(50), 101, Some(8)));
+        total.merge(&shard(0, None, Some(20), 99, Some(1)));
+        assert_eq!(
+            total,
+            QueueStats {
+                queue: "q".into(),
+                ready: 11,
+                in_flight: 3,
+                delayed_due: 6,
+                delayed_later: 9,
+                dead: 12,
+                oldest_ready_age_ms: Some(30),
+                next_due_in_ms: Some(20),
+                at_ms: 101,
+                fetched_total: Some(16),
+            }
+        );
+        // A shard whose fetched total is unknown makes the sum unknown.
+        total.merge(&shard(0, None, None, 0, None));
+        assert_eq!(total.fetched_total, None);
+    }
 }

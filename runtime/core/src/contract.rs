@@ -41,6 +41,9 @@ pub const ENV_WORKER_PORT: &str = "PYM_WORKER_PORT";
 pub const ENV_WORKER_CONCURRENCY: &str = "PYM_WORKER_CONCURRENCY";
 /// Comma-separated queues a worker consumes.
 pub const ENV_WORKER_QUEUES: &str = "PYM_WORKER_QUEUES";
+/// Sharded queues, `queue=N[,queue=N...]` (config key `shards`): producers
+/// spread a queue's tasks over its N shards, workers read them all.
+pub const ENV_QUEUE_SHARDS: &str = "PYM_QUEUE_SHARDS";
 /// Base of a worker's consumer name (the operator sets the pod name); each
 /// worker process adds `#<incarnation>`, so a container restarted in
 /// place is a new consumer and its predecessor's tasks are taken over.

@@ -15,6 +15,14 @@
 //! | `pym:{q}:dead` | hash, id → dead-letter JSON | dead letters |
 //! | `pym:{q}:dead:index` | sorted set, score = time of death (ms) | dead-letter ids in order |
 //! | `pym:{q}:processed:<id>` | string, with a TTL | a task of `replay_guard_secs` that succeeded; a delivery of that id is skipped |
+//! | `pym:shards` | hash, queue → shard count | queues declared with `shards: N` (N ≥ 2), the largest N declared |
+//!
+//! A sharded queue `q` of N shards is N queues of the layout above: shard 0
+//! is `q` itself, shard i > 0 is `q#i` (keys `pym:{q#i}:...`), so each shard
+//! has a hash tag of its own and lands on its own slot of a Redis Cluster.
+//! Shard 0 being the queue itself means an unsharded queue is a queue of
+//! one shard: declaring shards later moves no task. `#` is outside the
+//! queue-name rule, so no queue is ever named like a shard.
 //!
 //! Stream entries have one field, [`FIELD_MESSAGE`], holding the signed
 //! message (`<hmac>.<envelope json>`, see `pym_broker::envelope`).
@@ -29,6 +37,33 @@ pub const FIELD_MESSAGE: &str = "m";
 pub const QUEUES: &str = "pym:queues";
 /// Sorted set of workers by last beat.
 pub const WORKERS: &str = "pym:workers";
+
+/// Hash of the shard count of every sharded queue (see [`shard`]).
+pub const SHARDS: &str = "pym:shards";
+/// Most shards of one queue.
+pub const MAX_SHARDS: u16 = 256;
+/// What separates a queue's name from its shard number (`q#1`).
+pub const SHARD_SEPARATOR: char = '#';
+
+/// The queue that holds shard `i` of `queue`: `queue` itself for shard 0,
+/// `queue#i` after it.
+pub fn shard(queue: &str, i: u16) -> String {
+    match i {
+        0 => queue.to_owned(),
+        i => format!("{queue}{SHARD_SEPARATOR}{i}"),
+    }
+}
+
+/// The queues of the `n` shards of `queue`, shard 0 first (`queue` alone
+/// for `n` ≤ 1).
+pub fn shards(queue: &str, n: u16) -> Vec<String> {
+    (0..n.max(1)).map(|i| shard(queue, i)).collect()
+}
+
+/// The queue a shard belongs to: `q#2` → `q`, `q` → `q`.
+pub fn logical(shard: &str) -> &str {
+    shard.split_once(SHARD_SEPARATOR).map_or(shard, |(q, _)| q)
+}
 
 /// Key of what worker `name` said of itself at its last beat.
 pub fn worker(name: &str) -> String {
@@ -93,5 +128,27 @@ mod tests {
         assert_eq!(k.dead, "pym:{emails}:dead");
         assert_eq!(k.dead_index, "pym:{emails}:dead:index");
         assert_eq!(delayed_member(Priority::Normal, "ab.{}"), "1ab.{}");
+    }
+
+    #[test]
+    fn shards_are_queues_of_their_own_with_shard_0_the_queue_itself() {
+        let table: [(&str, u16, &[&str]); 4] = [
+            ("images", 3, &["images", "images#1", "images#2"]),
+            ("images", 1, &["images"]),
+            ("images", 0, &["images"]),
+            ("a.b", 2, &["a.b", "a.b#1"]),
+        ];
+        for (q, n, want) in table {
+            let got = shards(q, n);
+            assert_eq!(got, want, "{q} × {n}");
+            for s in &got {
+                assert_eq!(logical(s), q, "{s}");
+            }
+        }
+        assert_eq!(QueueKeys::new(&shard("q", 2)).delayed, "pym:{q#2}:delayed");
+        assert!(
+            !crate::queue_name::is_valid_queue_name("q#2"),
+            "a shard is no queue name"
+        );
     }
 }

@@ -157,7 +157,8 @@ fn options(args: &TaskArgs, queue: Option<&LitStr>, pym: &TokenStream) -> TokenS
     }
 }
 
-/// `spawn`, `spawn_in` and `spawn_at`: enqueue now, after a delay, at a time.
+/// `spawn`, `spawn_in` and `spawn_at`: enqueue now, after a delay, at a
+/// time; `spawn_keyed`: now, on the shard of a key.
 fn spawn_fns(task_ty: &Ident, inner_vis: &TokenStream, pym: &TokenStream) -> TokenStream {
     quote! {
         /// Enqueue the task now (in the caller's context).
@@ -181,6 +182,16 @@ fn spawn_fns(task_ty: &Ident, inner_vis: &TokenStream, pym: &TokenStream) -> Tok
             args: Args,
         ) -> ::core::result::Result<#pym::TaskId, #pym::SpawnError> {
             queue.spawn::<#task_ty>(args, #pym::When::At(at)).await
+        }
+
+        /// Enqueue the task now, on the shard of `key` if its queue is
+        /// sharded: the tasks of one key keep their order.
+        #inner_vis async fn spawn_keyed(
+            queue: &#pym::Queue,
+            key: &str,
+            args: Args,
+        ) -> ::core::result::Result<#pym::TaskId, #pym::SpawnError> {
+            queue.spawn_keyed::<#task_ty>(args, #pym::When::Now, ::core::option::Option::Some(key)).await
         }
     }
 }

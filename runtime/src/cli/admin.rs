@@ -3,7 +3,7 @@
 use super::serve::connect;
 use super::{App, DeadCmd, DeadSelection, Fail, StatsArgs, TokenArgs, runtime, usage};
 use crate::config::Config;
-use pym_broker::{Broker, Queue, dead, stats, workers as registry};
+use pym_broker::{Broker, Queue, dead, keys, shards, stats, workers as registry};
 use pym_core::Metrics;
 use pym_http::Auth;
 
@@ -45,9 +45,22 @@ pub(super) fn token(config: &Config, a: &TokenArgs) -> Result<(), Fail> {
     Ok(())
 }
 
+/// `dead list|replay|purge`. A sharded queue's dead letters are kept by
+/// shard: listed shard by shard, an id is looked for in every shard, and
+/// `--all` covers them all.
 pub(super) async fn dead(config: &Config, cmd: DeadCmd) -> Result<(), Fail> {
     let broker = connect(config).await?;
     let mut conn = broker.conn();
+    let shards_of = |queue: &str| {
+        let queue = queue.to_owned();
+        let mut conn = broker.conn();
+        async move {
+            let n = shards::recorded_of(&mut conn, &queue)
+                .await
+                .map_err(runtime)?;
+            Ok::<_, Fail>(keys::shards(&queue, n))
+        }
+    };
     match cmd {
         DeadCmd::List {
             queue,
@@ -55,18 +68,23 @@ pub(super) async fn dead(config: &Config, cmd: DeadCmd) -> Result<(), Fail> {
             offset,
             json,
         } => {
-            let list = dead::list(&mut conn, &queue, offset, limit)
-                .await
-                .map_err(runtime)?;
-            if json {
-                for d in &list {
-                    println!("{}", serde_json::to_string(d).unwrap_or_default());
-                }
-            } else {
+            let shards = shards_of(&queue).await?;
+            if !json {
                 println!(
                     "{:<38} {:<28} {:<18} {:>8}  error",
                     "id", "task", "reason", "attempts"
                 );
+            }
+            for shard in &shards {
+                let list = dead::list(&mut conn, shard, offset, limit)
+                    .await
+                    .map_err(runtime)?;
+                if json {
+                    for d in &list {
+                        println!("{}", serde_json::to_string(d).unwrap_or_default());
+                    }
+                    continue;
+                }
                 for d in &list {
                     println!(
                         "{:<38} {:<28} {:<18} {:>8}  {}",
@@ -77,38 +95,55 @@ pub(super) async fn dead(config: &Config, cmd: DeadCmd) -> Result<(), Fail> {
                         d.error
                     );
                 }
-                let total = dead::count(&mut conn, &queue).await.map_err(runtime)?;
-                println!("({} shown of {total} in queue {queue})", list.len());
+                let total = dead::count(&mut conn, shard).await.map_err(runtime)?;
+                let of = match shards.len() {
+                    1 => format!("queue {queue}"),
+                    n => format!("shard {shard} of queue {queue} ({n} shards)"),
+                };
+                println!("({} shown of {total} in {of})", list.len());
             }
         }
         DeadCmd::Replay(DeadSelection { queue, id, all }) => {
+            let shards = shards_of(&queue).await?;
             if all {
-                let (ok, refused) = dead::replay_all(&broker, &queue).await.map_err(runtime)?;
+                let (mut ok, mut refused) = (0, 0);
+                for shard in &shards {
+                    let (o, r) = dead::replay_all(&broker, shard).await.map_err(runtime)?;
+                    (ok, refused) = (ok + o, refused + r);
+                }
                 println!("replayed {ok}, refused {refused} (unverifiable: purge them)");
             } else {
                 let id = id.unwrap_or_default();
-                if dead::replay(&broker, &queue, &id).await.map_err(runtime)? {
-                    println!("replayed {id}");
-                } else {
-                    return Err(usage(format!(
-                        "no dead letter {id} in queue {queue}; see `dead list --queue {queue}`"
-                    )));
+                for shard in &shards {
+                    if dead::replay(&broker, shard, &id).await.map_err(runtime)? {
+                        println!("replayed {id}");
+                        return Ok(());
+                    }
                 }
+                return Err(usage(format!(
+                    "no dead letter {id} in queue {queue}; see `dead list --queue {queue}`"
+                )));
             }
         }
         DeadCmd::Purge(DeadSelection { queue, id, all }) => {
+            let shards = shards_of(&queue).await?;
             if all {
-                let n = dead::purge_before(&mut conn, &queue, u64::MAX)
-                    .await
-                    .map_err(runtime)?;
+                let mut n = 0;
+                for shard in &shards {
+                    n += dead::purge_before(&mut conn, shard, u64::MAX)
+                        .await
+                        .map_err(runtime)?;
+                }
                 println!("purged {n}");
             } else {
                 let id = id.unwrap_or_default();
-                if dead::purge(&mut conn, &queue, &id).await.map_err(runtime)? {
-                    println!("purged {id}");
-                } else {
-                    return Err(usage(format!("no dead letter {id} in queue {queue}")));
+                for shard in &shards {
+                    if dead::purge(&mut conn, shard, &id).await.map_err(runtime)? {
+                        println!("purged {id}");
+                        return Ok(());
+                    }
                 }
+                return Err(usage(format!("no dead letter {id} in queue {queue}")));
             }
         }
     }

@@ -173,7 +173,8 @@ pub(super) fn broker_config(config: &Config) -> Result<BrokerConfig, Fail> {
     let mut bc = BrokerConfig::new(
         url.expose_secret(),
         secret.expose_secret().as_bytes().to_vec(),
-    );
+    )
+    .with_shards(config.shards.clone());
     if let Ok(ca) = std::env::var(contract::ENV_REDIS_CA_FILE)
         && !ca.is_empty()
     {

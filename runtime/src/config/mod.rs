@@ -24,6 +24,8 @@
 //! worker_port: 9090               # worker health/metrics port (env PYM_WORKER_PORT)
 //! queues: [default]               # queues a worker consumes (env PYM_WORKER_QUEUES, comma-separated;
 //!                                 # default: every queue of the tasks linked into the binary)
+//! shards: {images: 3}             # sharded queues: each spread over N shards (producers) and
+//!                                 # all read (workers); env PYM_QUEUE_SHARDS=images=3,mail=2
 //! redis_url_env: PYM_REDIS_URL    # env var holding the broker URL
 //! validate_responses: false       # check responses against the spec (default: on in debug builds)
 //! body_limit: 2097152             # max request body, bytes; a larger Content-Length gets 413 at once
@@ -200,6 +202,9 @@ pub struct Config {
     pub worker_name: Option<String>,
     /// Queues a worker consumes; empty = every queue of the linked tasks.
     pub queues: Vec<String>,
+    /// Sharded queues (`shards`, env `PYM_QUEUE_SHARDS`), see
+    /// [`pym_broker::shards`].
+    pub shards: pym_broker::shards::Declared,
     pub redis_url_env: String,
     pub redis_url: Option<Secret>,
     /// `PYM_TASK_SECRET`; see [`Config::task_secret`].
@@ -236,6 +241,7 @@ struct RawConfig {
     worker_concurrency: Option<usize>,
     worker_port: Option<u16>,
     queues: Option<Vec<String>>,
+    shards: Option<BTreeMap<String, u16>>,
     redis_url_env: Option<String>,
     validate_responses: Option<bool>,
     body_limit: Option<usize>,
@@ -358,6 +364,7 @@ impl Config {
                 .unwrap_or(contract::DEFAULT_WORKER_PORT),
             worker_name: env(contract::ENV_WORKER_NAME).filter(|s| !s.is_empty()),
             queues: r.queues(raw.queues.as_deref())?,
+            shards: r.shards(raw.shards.as_ref())?,
             redis_url: r.secret(Some(&redis_url_env)),
             redis_url_env,
             task_secret: r.checked_secret(contract::ENV_TASK_SECRET, dev)?,
@@ -646,6 +653,21 @@ impl Resolve<'_> {
         Ok(q)
     }
 
+    fn shards(
+        &self,
+        raw: Option<&BTreeMap<String, u16>>,
+    ) -> Result<pym_broker::shards::Declared, ConfigError> {
+        use pym_broker::shards;
+        if let Some(v) = self.var(contract::ENV_QUEUE_SHARDS, "e.g. images=3,mail=2")? {
+            return shards::parse(&v).map_err(|m| env_err(contract::ENV_QUEUE_SHARDS, &m));
+        }
+        let mut out = shards::Declared::new();
+        for (queue, n) in raw.into_iter().flatten() {
+            shards::declare(&mut out, queue, *n).map_err(|m| self.key_err("shards", m))?;
+        }
+        Ok(out)
+    }
+
     fn algorithm(&self, raw: Option<&str>) -> Result<Algorithm, ConfigError> {
         if let Some(v) = self.var(env::JWT_ALGORITHM, "e.g. HS256")? {
             return Algorithm::from_str(v.trim()).map_err(|_| {
@@ -896,6 +918,46 @@ mod tests {
         }
         let c = Config::from_yaml("c", "queues: [a.b, c-d, e_f, a.b]\n", &env_of(&[])).unwrap();
         assert_eq!(c.queues, vec!["a.b", "c-d", "e_f"]);
+    }
+
+    #[test]
+    fn shards_are_declared_in_the_file_or_the_environment() {
+        let table: [(&str, &[(&str, &str)], Result<&[(&str, u16)], &str>); 6] = [
+            ("shards: {images: 3, mail: 1}\n", &[], Ok(&[("images", 3)])),
+            (
+                "",
+                &[("PYM_QUEUE_SHARDS", "a=2,b=4")],
+                Ok(&[("a", 2), ("b", 4)]),
+            ),
+            (
+                "shards: {images: 3}\n",
+                &[("PYM_QUEUE_SHARDS", "")],
+                Err("env PYM_QUEUE_SHARDS: is empty"),
+            ),
+            (
+                "shards: {images: 0}\n",
+                &[],
+                Err("key 'shards': queue `images`: 0 shards; expected a number from 1 to 256"),
+            ),
+            ("shards: {'a:b': 2}\n", &[], Err(contract::QUEUE_NAME_RULE)),
+            (
+                "",
+                &[("PYM_QUEUE_SHARDS", "images")],
+                Err("PYM_QUEUE_SHARDS"),
+            ),
+        ];
+        for (yaml, env, want) in table {
+            let got = Config::from_yaml("c.yaml", yaml, &env_of(env));
+            match (got, want) {
+                (Ok(c), Ok(want)) => {
+                    let want: Vec<(String, u16)> =
+                        want.iter().map(|(q, n)| (q.to_string(), *n)).collect();
+                    assert_eq!(c.shards.into_iter().collect::<Vec<_>>(), want, "{yaml}");
+                }
+                (Err(e), Err(want)) => assert!(e.to_string().contains(want), "{yaml}: {e}"),
+                (got, want) => panic!("{yaml} {env:?}: {:?} vs {want:?}", got.map(|c| c.shards)),
+            }
+        }
     }
 
     #[test]

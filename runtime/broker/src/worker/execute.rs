@@ -78,9 +78,11 @@ impl Executor {
         }
     }
 
-    /// Run `d` (from `queue`) to completion and say how to settle it.
-    /// `broker` answers the replay guard of the tasks that have one.
+    /// Run `d` (from `queue`, a shard of a sharded queue) to completion and
+    /// say how to settle it; metrics are labelled with the queue, not the
+    /// shard. `broker` answers the replay guard of the tasks that have one.
     pub async fn run(&self, broker: &Broker, queue: &str, d: &Delivery) -> Settle {
+        let logical = keys::logical(queue);
         let r = match triage(d, queue, &self.rules(), now_ms()) {
             Ok(r) => r,
             Err(dead) => return self.dead(dead),
@@ -97,13 +99,13 @@ impl Executor {
                 queue, task = %r.env.task, id = %r.env.id, entry = %d.id,
                 "task already processed (replay guard): acked, not run"
             );
-            self.metrics.replay_skipped(&r.env.task, queue);
+            self.metrics.replay_skipped(&r.env.task, logical);
             return Settle::Ack;
         }
         // A task sent to a queue other than its own has no handles yet.
         let m = match self.handles.get(r.reg.name) {
-            Some(h) if r.reg.options.queue == queue => h.clone(),
-            _ => self.metrics.handles(&r.env.task, queue),
+            Some(h) if r.reg.options.queue == logical => h.clone(),
+            _ => self.metrics.handles(&r.env.task, logical),
         };
         m.started();
         let started = Instant::now();
@@ -141,7 +143,8 @@ impl Executor {
             queue = %dead.queue, id = %dead.id, reason = dead.reason.label(),
             error = %dead.error, "task dead-lettered"
         );
-        self.metrics.dead_lettered(&dead.queue, dead.reason.label());
+        let queue = keys::logical(&dead.queue);
+        self.metrics.dead_lettered(queue, dead.reason.label());
         if let Some(reporter) = &self.reporter {
             reporter.report(&dead.report());
         }
@@ -168,7 +171,7 @@ impl Executor {
                 queue, task = %env.task, id = %env.id, entry = %d.id, attempt = env.attempt,
                 retry_in = ?delay, %error, "task failed; retry scheduled"
             );
-            self.metrics.retried(&env.task, queue);
+            self.metrics.retried(&env.task, keys::logical(queue));
             let next = next_attempt(&env, &error, delay);
             return Settle::Retry {
                 due_ms: next.eta.unwrap_or(0),
@@ -255,7 +258,8 @@ pub(crate) struct Runnable<'d> {
 
 /// Decide whether delivery `d` of `queue` may run (at `now_ms`, ms since
 /// the epoch): it must carry a message, signed with our secret, of a known
-/// envelope version, signed for `queue` itself, delivered no more than `max_deliveries` times, naming
+/// envelope version, signed for `queue` itself (or the queue of which
+/// `queue` is a shard), delivered no more than `max_deliveries` times, naming
 /// a task of this worker with arguments of its shape, and, if the task asks
 /// for a fresh token, with one that has not expired. Otherwise the dead
 /// letter that says why.
@@ -280,7 +284,7 @@ pub(crate) fn triage<'d>(
         .signer
         .open(message)
         .map_err(|e| dead((&e).into(), e.to_string(), 0))?;
-    if env.queue != queue {
+    if env.queue != keys::logical(queue) {
         let error = format!(
             "signed for queue {:?} but read from queue {queue:?}: copied across queues, not run",
             env.queue
@@ -528,6 +532,41 @@ mod tests {
                 }
                 (Ok(r), Err(want)) => panic!("{name}: ran {}, wanted {want:?}", r.reg.name),
                 (Err(dead), Ok(_)) => panic!("{name}: dead-lettered: {}", dead.error),
+            }
+        }
+    }
+
+    #[test]
+    fn a_shard_runs_the_tasks_signed_for_its_queue_only() {
+        let registry = Registry::of(&[&ADD, &FRESH]);
+        let s = signer();
+        let rules = Rules {
+            signer: &s,
+            registry: &registry,
+            max_deliveries: 5,
+        };
+        let table = [
+            ("q#1", "q", None),
+            ("q#7", "q", None),
+            (
+                "q#1",
+                "other",
+                Some("signed for queue \"other\" but read from queue \"q#1\""),
+            ),
+            ("q1", "q", Some("signed for queue \"q\"")),
+        ];
+        for (read_from, signed_for, want) in table {
+            let d = delivery(Some(msg_for(signed_for, "add", "[1,2]", None)), 1);
+            match (triage(&d, read_from, &rules, NOW_MS), want) {
+                (Ok(r), None) => assert_eq!(r.reg.name, "add"),
+                (Err(dead), Some(error)) => {
+                    assert_eq!(dead.reason, Reason::WrongQueue, "{read_from}");
+                    assert!(dead.error.contains(error), "{read_from}: {}", dead.error);
+                    // dead-lettered on the shard it was read from
+                    assert_eq!(dead.queue, read_from);
+                }
+                (Ok(_), Some(_)) => panic!("{read_from}: ran a task of {signed_for}"),
+                (Err(dead), None) => panic!("{read_from}: dead-lettered: {}", dead.error),
             }
         }
     }

@@ -45,10 +45,10 @@ pub(super) async fn fetch_loop(shared: Arc<Shared>, streams: Arc<[String]>) {
     }
 }
 
-/// Create the consumer groups and register the queues.
+/// Create the consumer groups of every shard and register the queues.
 async fn ensure_groups(shared: &Shared) -> Result<()> {
     let mut conn = shared.broker.conn();
-    for q in &shared.queues {
+    for q in &shared.shards {
         fetch::ensure_groups(&mut conn, q).await?;
     }
     for q in &shared.queues {

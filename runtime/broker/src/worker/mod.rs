@@ -27,7 +27,7 @@ use crate::{Broker, BrokerConfig, BrokerError};
 use execute::Executor;
 use pym_core::Priority;
 use pym_core::contract;
-use pym_core::keys::QueueKeys;
+use pym_core::keys::{self, QueueKeys};
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -171,7 +171,7 @@ struct SettleOp {
 /// The ready streams consumed, in priority order, each with its queue.
 struct Streams {
     names: Vec<String>,
-    /// Stream name → (shared stream name, queue).
+    /// Stream name → (shared stream name, queue or shard).
     of: FastMap<String, (Arc<str>, Arc<str>)>,
 }
 
@@ -194,7 +194,11 @@ impl Streams {
 struct Shared {
     broker: Broker,
     config: WorkerConfig,
+    /// The queues consumed, as configured.
     queues: Vec<String>,
+    /// Their shards ([`crate::shards`]): the queues read (an unsharded
+    /// queue is its own one shard).
+    shards: Vec<String>,
     streams: Streams,
     executor: Executor,
     held: Mutex<FastMap<HeldKey, Held>>,
@@ -310,7 +314,8 @@ impl Worker {
     /// is handed back.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), WorkerError> {
         let grace = self.config.grace_period;
-        let (shared, settle_rx) = self.into_shared();
+        let shards = self.broker.shard_layout(&self.queues).await?;
+        let (shared, settle_rx) = self.into_shared(shards);
         let server = match shared.config.listen {
             Some(addr) => Some(
                 server::start(
@@ -324,7 +329,7 @@ impl Worker {
             None => None,
         };
         tracing::info!(
-            name = %shared.config.name, queues = ?shared.queues,
+            name = %shared.config.name, queues = ?shared.queues, shards = shared.shards.len(),
             concurrency = shared.config.concurrency, "worker started"
         );
         let running = shutdown::Running::start(shared, settle_rx, server);
@@ -333,7 +338,7 @@ impl Worker {
         Ok(())
     }
 
-    fn into_shared(self) -> (Arc<Shared>, mpsc::UnboundedReceiver<SettleOp>) {
+    fn into_shared(self, shards: Vec<String>) -> (Arc<Shared>, mpsc::UnboundedReceiver<SettleOp>) {
         let Worker {
             broker,
             config,
@@ -353,19 +358,20 @@ impl Worker {
             )
             .with_reporter(config.error_reporter.clone()),
             broker,
-            streams: Streams::new(&queues),
+            streams: Streams::new(&shards),
             held: Mutex::new(FastMap::default()),
             ready: AtomicBool::new(false),
             settle_tx,
-            gauges: queues
+            gauges: shards
                 .iter()
-                .map(|q| (q.clone(), metrics.in_flight(q)))
+                .map(|s| (s.clone(), metrics.in_flight(keys::logical(s))))
                 .collect(),
             slots: Arc::new(Semaphore::new(config.concurrency)),
             tasks: TaskTracker::new(),
             quiet: CancellationToken::new(),
             config,
             queues,
+            shards,
         });
         (shared, settle_rx)
     }

@@ -34,14 +34,15 @@ pub(super) struct Running {
     server: Option<JoinHandle<()>>,
 }
 
-/// The streams of each fetch loop (see [`Running::start`]).
+/// The streams of each fetch loop (see [`Running::start`]): all of them
+/// in each, or on a Redis Cluster those of one queue or shard in each.
 fn fetch_sets(shared: &Shared) -> Vec<Arc<[String]>> {
     if !shared.broker.is_cluster() {
         let all: Arc<[String]> = shared.streams.names.clone().into();
         return vec![all; FETCHERS.min(shared.config.concurrency)];
     }
     shared
-        .queues
+        .shards
         .iter()
         .map(|q| {
             let qk = QueueKeys::new(q);
@@ -72,7 +73,7 @@ impl Running {
             .collect();
         loops.push(tokio::spawn(reclaim_loop(shared.clone())));
         loops.push(tokio::spawn(takeover_loop(shared.clone())));
-        for q in &shared.queues {
+        for q in &shared.shards {
             let promoter =
                 delay::run_promoter(shared.broker.clone(), q.clone(), shared.quiet.clone());
             loops.push(tokio::spawn(promoter));
