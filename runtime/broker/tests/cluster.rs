@@ -489,3 +489,69 @@ async fn cluster_urls_are_checked_before_connecting() {
         .to_string();
     assert!(err.contains("only database 0"), "{err}");
 }
+
+/// A hot queue of three shards whose hash tags (`{feed}`, `{feed#1}`,
+/// `{feed#2}`) fall on three different masters.
+#[asynctask(queue = "feed")]
+async fn post(tag: String) -> Result<(), TaskError> {
+    mark(tag)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sharded_queue_spreads_over_the_three_masters() {
+    let cluster = TestCluster::start().await;
+    let url = cluster.url();
+    let port = cluster.nodes[0].port();
+    let shards = keys::shards("feed", 3);
+    let mut masters = HashSet::new();
+    for s in &shards {
+        masters.insert(master_of_queue(port, s).await);
+    }
+    assert_eq!(masters.len(), 3, "the shards share a master: {masters:?}");
+
+    let declared = pym_broker::shards::parse("feed=3").unwrap();
+    let queue = Queue::connect(&config(&url).with_shards(declared.clone()))
+        .await
+        .unwrap();
+    for i in 0..60 {
+        post::spawn(&queue, format!("feed-{i}")).await.unwrap();
+    }
+    let worker = WorkerConfig {
+        queues: vec!["feed".into()],
+        ..worker_config("w-feed")
+    };
+    let worker = Worker::connect(&config(&url).with_shards(declared), worker)
+        .await
+        .unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(worker.run(async move {
+        let _ = stopped.await;
+    }));
+    eventually("60 tasks of the sharded queue ran", || {
+        (0..60).all(|i| done(&format!("feed-{i}")))
+    })
+    .await;
+    let _ = stop.send(());
+    handle.await.unwrap().unwrap();
+    // Each shard, on its own master, delivered its third.
+    let mut reader = pym_broker::connect_reader(&url, Duration::from_secs(2))
+        .await
+        .unwrap();
+    for s in &shards {
+        let mut node = node(master_of_queue(port, s).await as u16).await;
+        let added: Vec<redis::Value> = redis::cmd("XINFO")
+            .arg("STREAM")
+            .arg(QueueKeys::new(s).ready(pym_runtime::Priority::Normal))
+            .query_async(&mut node)
+            .await
+            .unwrap();
+        let pos = added
+            .iter()
+            .position(|v| matches!(v, redis::Value::BulkString(b) if b == b"entries-added"))
+            .expect("entries-added");
+        let n: u64 = redis::from_redis_value(added[pos + 1].clone()).unwrap();
+        assert_eq!(n, 20, "{s}");
+    }
+    let s = stats::queue_stats(&mut reader, "feed").await.unwrap();
+    assert_eq!((s.ready, s.in_flight), (0, 0), "{s:?}");
+}
