@@ -1,6 +1,7 @@
 //! Test support: a real `redis-server` on a free loopback port, stopped when
-//! dropped. The one implementation used by pym's own tests, services' tests
-//! and the e2e harness (`pym_e2e` re-exports it).
+//! dropped; and a Redis Sentinel set of such processes ([`SentinelSet`]).
+//! The one implementation used by pym's own tests, services' tests and the
+//! e2e harness (`pym_e2e` re-exports it).
 //!
 //! The binary is `$PYM_REDIS_SERVER`, else `redis-server` from `PATH`
 //! (Debian: `apt-get install -y redis-server`).
@@ -211,6 +212,138 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         // The temporary directory goes with the field, after the process.
         self.kill();
+    }
+}
+
+/// How long a [`SentinelSet`] may take to link its replicas and settle.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Redis Sentinel on local processes: a master, its replicas and three
+/// sentinels (quorum 2) watching it as [`SentinelSet::NAME`] (down after
+/// 1 s without answers, see [`RedisServer::start_sentinel`]). Every
+/// process is killed on drop.
+///
+/// ```no_run
+/// let mut set = pym_runtime::testing::SentinelSet::start();
+/// let url = set.url(); // redis-sentinel://127.0.0.1:p1,...,127.0.0.1:p3/0#m
+/// set.kill_master(); // SIGKILL: the sentinels promote the replica
+/// ```
+pub struct SentinelSet {
+    /// The first master; after a failover, no longer the master (see
+    /// [`SentinelSet::named_master`]).
+    pub master: RedisServer,
+    pub replicas: Vec<RedisServer>,
+    pub sentinels: Vec<RedisServer>,
+}
+
+impl SentinelSet {
+    /// The master's name the sentinels know.
+    pub const NAME: &'static str = "m";
+
+    /// A master with one replica, and three sentinels; returns once they
+    /// agree (see [`SentinelSet::start_with`]).
+    pub fn start() -> Self {
+        Self::start_with(1, Vec::new())
+    }
+
+    /// A master (with extra `redis-server` arguments `master_args`) with
+    /// `replicas` replicas, and three sentinels; returns once the replicas
+    /// are linked and every sentinel knows them, the master and the other
+    /// sentinels.
+    pub fn start_with(replicas: usize, master_args: Vec<String>) -> Self {
+        let master = RedisServer::start_with(None, master_args);
+        let replicas: Vec<RedisServer> = (0..replicas)
+            .map(|_| RedisServer::start_replica(master.port(), Vec::new()))
+            .collect();
+        // Linked before the sentinels start: they see the replicas in their
+        // first INFO of the master (the next one is 10 s later).
+        let linked = format!("connected_slaves:{}", replicas.len());
+        wait_until("the replicas to link", || {
+            query::<String>(master.port(), redis::cmd("INFO").arg("replication"))
+                .is_ok_and(|info| info.contains(&linked))
+        });
+        let sentinels = (0..3)
+            .map(|_| RedisServer::start_sentinel(master.port(), Self::NAME, 2))
+            .collect();
+        let set = SentinelSet {
+            master,
+            replicas,
+            sentinels,
+        };
+        let replicas = set.replicas.len().to_string();
+        wait_until("the sentinels to settle", || {
+            set.sentinels.iter().all(|s| {
+                let m: std::collections::HashMap<String, String> = match query(
+                    s.port(),
+                    redis::cmd("SENTINEL").arg("MASTER").arg(Self::NAME),
+                ) {
+                    Ok(m) => m,
+                    Err(_) => return false,
+                };
+                m.get("num-other-sentinels").map(String::as_str) == Some("2")
+                    && m.get("num-slaves") == Some(&replicas)
+                    && m.get("flags").map(String::as_str) == Some("master")
+            })
+        });
+        set
+    }
+
+    /// `redis-sentinel://127.0.0.1:<p1>,127.0.0.1:<p2>,127.0.0.1:<p3>/0#m`.
+    pub fn url(&self) -> String {
+        let hosts: Vec<String> = self
+            .sentinels
+            .iter()
+            .map(|s| format!("127.0.0.1:{}", s.port()))
+            .collect();
+        format!("redis-sentinel://{}/0#{}", hosts.join(","), Self::NAME)
+    }
+
+    /// The port of the first master.
+    pub fn master_port(&self) -> u16 {
+        self.master.port()
+    }
+
+    /// SIGKILL of the first master: the sentinels see it down after 1 s
+    /// and promote a replica.
+    pub fn kill_master(&mut self) {
+        self.master.kill();
+    }
+
+    /// The port of the master the first sentinel that answers names, if
+    /// one answers.
+    pub fn named_master(&self) -> Option<u16> {
+        self.sentinels.iter().find_map(|s| {
+            query::<(String, u16)>(
+                s.port(),
+                redis::cmd("SENTINEL")
+                    .arg("GET-MASTER-ADDR-BY-NAME")
+                    .arg(Self::NAME),
+            )
+            .ok()
+            .map(|(_, port)| port)
+        })
+    }
+}
+
+/// One command to 127.0.0.1:`port`, on a fresh connection with timeouts.
+fn query<T: redis::FromRedisValue>(port: u16, cmd: &redis::Cmd) -> Result<T, String> {
+    let timeout = Duration::from_secs(2);
+    let client =
+        redis::Client::open(format!("redis://127.0.0.1:{port}/0")).map_err(|e| e.to_string())?;
+    let mut conn = client
+        .get_connection_with_timeout(timeout)
+        .map_err(|e| e.to_string())?;
+    conn.set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    cmd.query(&mut conn).map_err(|e| e.to_string())
+}
+
+/// Polls `f` until it holds; panics after [`SETTLE_TIMEOUT`].
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + SETTLE_TIMEOUT;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

@@ -44,7 +44,15 @@ impl {{Camel}}Api for {{Camel}}Service {
         let task_id = deliver_message_async::spawn(&self.queue, delivery)
             .await
             .map_err(|e| {
-                ApiError::service_unavailable(format!("cannot queue the delivery: {e}"))
+                // Redis down or its master switching: 503, the client may
+                // retry; anything else (arguments that do not serialise) is
+                // a bug, 500.
+                let msg = format!("cannot queue the delivery: {e}");
+                if e.is_unavailable() {
+                    ApiError::service_unavailable(msg)
+                } else {
+                    ApiError::server_error(msg)
+                }
             })?;
         Ok(send_message::Response::Accepted(Accepted {
             task_id,

@@ -76,7 +76,15 @@ impl HelloApi for Hello {
         let task_id = send_welcome_email_async::spawn(&self.queue, welcome)
             .await
             .map_err(|e| {
-                ApiError::service_unavailable(format!("cannot queue the welcome email: {e}"))
+                // Redis down or its master switching: 503, the client may
+                // retry; anything else (arguments that do not serialise) is
+                // a bug, 500.
+                let msg = format!("cannot queue the welcome email: {e}");
+                if e.is_unavailable() {
+                    ApiError::service_unavailable(msg)
+                } else {
+                    ApiError::server_error(msg)
+                }
             })?;
         tracing::info!(signup_id = %id, %task_id, "signed up");
         Ok(signup::Response::Created(Signup {

@@ -19,7 +19,7 @@ use pym_broker::envelope::{Envelope, Signer};
 use pym_broker::worker::{Worker, WorkerConfig};
 use pym_broker::{Broker, BrokerConfig, BrokerError, Priority, Queue, keys};
 use pym_core::context::Context;
-use pym_runtime::testing::RedisServer;
+use pym_runtime::testing::{RedisServer, SentinelSet};
 use pym_runtime::{TaskError, asynctask};
 use serde_json::value::RawValue;
 use std::collections::{HashMap, HashSet};
@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 const SECRET: &str = "sentinel-test-secret";
-const NAME: &str = "m";
+const NAME: &str = SentinelSet::NAME;
 /// The longest any failover may take before the test fails.
 const FAILOVER_LIMIT: Duration = Duration::from_secs(30);
 
@@ -39,80 +39,6 @@ static DONE: LazyLock<Mutex<HashSet<String>>> = LazyLock::new(|| Mutex::new(Hash
 async fn mark(tag: String) -> Result<(), TaskError> {
     DONE.lock().unwrap().insert(tag);
     Ok(())
-}
-
-/// A master, its replicas and three sentinels (quorum 2).
-struct Cluster {
-    master: RedisServer,
-    replicas: Vec<RedisServer>,
-    sentinels: Vec<RedisServer>,
-}
-
-impl Cluster {
-    /// Starts the servers (the master with `master_args`) and waits until
-    /// the replicas are linked and every sentinel knows them and the other
-    /// sentinels.
-    async fn start(replicas: usize, master_args: &[&str]) -> Cluster {
-        let args: Vec<String> = master_args.iter().map(|a| a.to_string()).collect();
-        let master = RedisServer::start_with(None, args);
-        let replicas: Vec<RedisServer> = (0..replicas)
-            .map(|_| RedisServer::start_replica(master.port(), Vec::new()))
-            .collect();
-        // Linked before the sentinels start: they see the replicas in their
-        // first INFO of the master (the next one is 10 s later).
-        let linked = format!("connected_slaves:{}", replicas.len());
-        let deadline = Instant::now() + FAILOVER_LIMIT;
-        loop {
-            let info: String = redis::cmd("INFO")
-                .arg("replication")
-                .query_async(&mut direct(master.port()).await)
-                .await
-                .unwrap();
-            if info.contains(&linked) {
-                break;
-            }
-            assert!(Instant::now() < deadline, "the replicas did not link");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let sentinels = (0..3)
-            .map(|_| RedisServer::start_sentinel(master.port(), NAME, 2))
-            .collect();
-        let cluster = Cluster {
-            master,
-            replicas,
-            sentinels,
-        };
-        cluster.settled().await;
-        cluster
-    }
-
-    /// `redis-sentinel://127.0.0.1:<p1>,127.0.0.1:<p2>,127.0.0.1:<p3>/0#m`.
-    fn url(&self) -> String {
-        let hosts: Vec<String> = self
-            .sentinels
-            .iter()
-            .map(|s| format!("127.0.0.1:{}", s.port()))
-            .collect();
-        format!("redis-sentinel://{}/0#{NAME}", hosts.join(","))
-    }
-
-    async fn settled(&self) {
-        let deadline = Instant::now() + FAILOVER_LIMIT;
-        loop {
-            let mut ok = true;
-            for s in &self.sentinels {
-                let m = sentinel_master(s.port()).await;
-                ok &= m.get("num-other-sentinels").map(String::as_str) == Some("2")
-                    && m.get("num-slaves") == Some(&self.replicas.len().to_string())
-                    && m.get("flags").map(String::as_str) == Some("master");
-            }
-            if ok {
-                return;
-            }
-            assert!(Instant::now() < deadline, "the sentinels did not settle");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
 }
 
 async fn direct(port: u16) -> redis::aio::MultiplexedConnection {
@@ -164,7 +90,7 @@ struct Announced {
 /// Subscribes to the promotion and `+switch-master` announcements on every
 /// sentinel; returns once all are subscribed.
 async fn watch_announcements(
-    cluster: &Cluster,
+    cluster: &SentinelSet,
 ) -> (Arc<Mutex<Announced>>, Vec<tokio::task::JoinHandle<()>>) {
     let announced = Arc::new(Mutex::new(Announced::default()));
     let mut tasks = Vec::new();
@@ -217,7 +143,7 @@ async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_goes_through_three_sentinels() {
-    let cluster = Cluster::start(0, &[]).await;
+    let cluster = SentinelSet::start_with(0, Vec::new());
     let url = cluster.url();
     let worker = Worker::connect(&config(&url), worker_config("w-a"))
         .await
@@ -247,7 +173,7 @@ async fn a_task_goes_through_three_sentinels() {
 /// registry) through a Sentinel URL, with no task secret.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reader_without_the_task_secret_reads_stats_through_sentinels() {
-    let cluster = Cluster::start(0, &[]).await;
+    let cluster = SentinelSet::start_with(0, Vec::new());
     let url = cluster.url();
     let queue = Queue::connect(&config(&url)).await.unwrap();
     for i in 0..3 {
@@ -268,7 +194,7 @@ async fn a_reader_without_the_task_secret_reads_stats_through_sentinels() {
 
 #[tokio::test]
 async fn connecting_without_a_known_master_says_so() {
-    let cluster = Cluster::start(0, &[]).await;
+    let cluster = SentinelSet::start_with(0, Vec::new());
     let url = cluster.url().replace("#m", "#nosuchmaster");
     let err = Broker::connect(&config(&url)).await.unwrap_err();
     assert!(err.is_unavailable(), "{err}");
@@ -286,7 +212,7 @@ async fn connecting_without_a_known_master_says_so() {
 /// the response timeout, and works again once the master is back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spawning_without_a_master_is_unavailable() {
-    let mut cluster = Cluster::start(0, &[]).await;
+    let mut cluster = SentinelSet::start_with(0, Vec::new());
     let queue = Queue::connect(&config(&cluster.url())).await.unwrap();
     mark::spawn(&queue, "before-kill".into()).await.unwrap();
     cluster.master.kill();
@@ -387,8 +313,8 @@ struct Outcome {
 /// answers as master) and a new one is named was acknowledged; then checks
 /// the stream on the new master.
 async fn fail_over_while_enqueueing(
-    cluster: &mut Cluster,
-    fail: impl AsyncFnOnce(&mut Cluster),
+    cluster: &mut SentinelSet,
+    fail: impl AsyncFnOnce(&mut SentinelSet),
     producers: usize,
 ) -> Outcome {
     let broker = Broker::connect(&config(&cluster.url())).await.unwrap();
@@ -554,8 +480,8 @@ async fn enqueues_resume_after_the_master_is_killed() {
         "--min-replicas-max-lag",
         "10",
     ];
-    let mut cluster = Cluster::start(1, &args).await;
-    let outcome = fail_over_while_enqueueing(&mut cluster, async |c| c.master.kill(), 4).await;
+    let mut cluster = SentinelSet::start_with(1, args.iter().map(|a| a.to_string()).collect());
+    let outcome = fail_over_while_enqueueing(&mut cluster, async |c| c.kill_master(), 4).await;
     report("SIGKILL", &outcome);
     assert!(
         outcome.failed > 0,
@@ -577,7 +503,7 @@ async fn sentinel_failover(sentinel: u16) {
 /// promotion and move on `+switch-master`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_manual_failover_moves_producers() {
-    let mut cluster = Cluster::start(1, &[]).await;
+    let mut cluster = SentinelSet::start_with(1, Vec::new());
     let sentinel = cluster.sentinels[0].port();
     let outcome = fail_over_while_enqueueing(
         &mut cluster,
@@ -605,7 +531,7 @@ async fn a_manual_failover_moves_producers() {
 /// demoted (the sentinels take ~10 s), still answers as master.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_moves_on_switch_master() {
-    let cluster = Cluster::start(1, &[]).await;
+    let cluster = SentinelSet::start_with(1, Vec::new());
     let url = cluster.url();
     let worker = Worker::connect(&config(&url), worker_config("w-switch"))
         .await
@@ -656,7 +582,7 @@ async fn query<T: redis::FromRedisValue>(port: u16, args: &[&str]) -> T {
 /// it again: the caller sees no error, and the task is on the new master.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_refused_by_a_demoted_master_is_resent_on_the_new_one() {
-    let cluster = Cluster::start(1, &[]).await;
+    let cluster = SentinelSet::start_with(1, Vec::new());
     let broker = Broker::connect(&config(&cluster.url())).await.unwrap();
     let first = send_one(&broker).await;
     first.result.unwrap();
