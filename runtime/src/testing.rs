@@ -1,5 +1,6 @@
 //! Test support: a real `redis-server` on a free loopback port, stopped when
-//! dropped; and a Redis Sentinel set of such processes ([`SentinelSet`]).
+//! dropped; and a Redis Sentinel set ([`SentinelSet`]) and a Redis Cluster
+//! ([`RedisCluster`]) of such processes.
 //! The one implementation used by pym's own tests, services' tests and the
 //! e2e harness (`pym_e2e` re-exports it).
 //!
@@ -323,6 +324,93 @@ impl SentinelSet {
             .map(|(_, port)| port)
         })
     }
+}
+
+/// A Redis Cluster of masters without replicas: `redis-server
+/// --cluster-enabled yes` processes joined by `redis-cli --cluster create`
+/// (Debian package `redis-tools`), which splits the 16384 slots evenly.
+pub struct RedisCluster {
+    pub nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    /// `masters` masters (at least 3, as `redis-cli --cluster create`
+    /// requires); returns once every node reports `cluster_state:ok`.
+    pub fn start(masters: usize) -> Self {
+        let args = || {
+            [
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+            ]
+            .map(String::from)
+            .to_vec()
+        };
+        let nodes: Vec<RedisServer> = (0..masters)
+            .map(|_| RedisServer::start_with(None, args()))
+            .collect();
+        let out = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port())))
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .expect("redis-cli (Debian package redis-tools) runs");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let cluster = RedisCluster { nodes };
+        wait_until("the cluster to be ok", || {
+            cluster.nodes.iter().all(|n| {
+                query::<String>(n.port(), redis::cmd("CLUSTER").arg("INFO"))
+                    .is_ok_and(|info| info.contains("cluster_state:ok"))
+            })
+        });
+        cluster
+    }
+
+    /// `redis-cluster://127.0.0.1:<p1>,127.0.0.1:<p2>,...`.
+    pub fn url(&self) -> String {
+        let hosts: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port()))
+            .collect();
+        format!("redis-cluster://{}", hosts.join(","))
+    }
+
+    /// The port of the master that holds the slot of `key` now.
+    pub fn master_of(&self, key: &str) -> u16 {
+        let port = self.nodes[0].port();
+        let slot: i64 =
+            query(port, redis::cmd("CLUSTER").arg("KEYSLOT").arg(key)).expect("CLUSTER KEYSLOT");
+        slot_ranges(port)
+            .into_iter()
+            .find(|(a, b, _)| (*a..=*b).contains(&slot))
+            .map(|(_, _, (_, p))| p)
+            .expect("a master holds every slot")
+    }
+}
+
+/// `CLUSTER SLOTS` of the node on `port`: (first slot, last slot, master).
+fn slot_ranges(port: u16) -> Vec<(i64, i64, (String, u16))> {
+    let raw: Vec<redis::Value> =
+        query(port, redis::cmd("CLUSTER").arg("SLOTS")).expect("CLUSTER SLOTS");
+    raw.into_iter()
+        .map(|r| {
+            // [first, last, [host, port, id, ...], replicas...]
+            let r: Vec<redis::Value> = redis::from_redis_value(r).expect("a slot range");
+            let m: Vec<redis::Value> = redis::from_redis_value(r[2].clone()).expect("a master");
+            let int =
+                |v: &redis::Value| redis::from_redis_value::<i64>(v.clone()).expect("a number");
+            let host = redis::from_redis_value(m[0].clone()).expect("a host");
+            let port = u16::try_from(int(&m[1])).expect("a port");
+            (int(&r[0]), int(&r[1]), (host, port))
+        })
+        .collect()
 }
 
 /// One command to 127.0.0.1:`port`, on a fresh connection with timeouts.

@@ -11,10 +11,9 @@ use pym_broker::ack::{self, Settle, Settlement};
 use pym_broker::worker::{Worker, WorkerConfig};
 use pym_broker::{Broker, BrokerConfig, dead, keys, stats, workers};
 use pym_core::keys::QueueKeys;
-use pym_runtime::testing::RedisServer;
+use pym_runtime::testing::RedisCluster;
 use pym_runtime::{Queue, TaskError, asynctask};
 use std::collections::{HashMap, HashSet};
-use std::process::Command;
 use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
@@ -76,69 +75,6 @@ async fn bounce(tag: String) -> Result<(), TaskError> {
     Err(TaskError::fatal("no such mailbox"))
 }
 
-/// Three cluster masters (no replicas), killed on drop.
-struct TestCluster {
-    nodes: Vec<RedisServer>,
-}
-
-impl TestCluster {
-    async fn start() -> TestCluster {
-        let args = || {
-            [
-                "--cluster-enabled",
-                "yes",
-                "--cluster-config-file",
-                "nodes.conf",
-            ]
-            .map(String::from)
-            .to_vec()
-        };
-        let nodes: Vec<RedisServer> = (0..3)
-            .map(|_| RedisServer::start_with(None, args()))
-            .collect();
-        let mut create = Command::new("redis-cli");
-        create.arg("--cluster").arg("create");
-        for n in &nodes {
-            create.arg(format!("127.0.0.1:{}", n.port()));
-        }
-        let out = create
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
-            .output()
-            .expect("redis-cli runs");
-        assert!(
-            out.status.success(),
-            "redis-cli --cluster create: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-        let cluster = TestCluster { nodes };
-        for n in &cluster.nodes {
-            let deadline = Instant::now() + LIMIT;
-            loop {
-                let info: String = redis::cmd("CLUSTER")
-                    .arg("INFO")
-                    .query_async(&mut node(n.port()).await)
-                    .await
-                    .unwrap();
-                if info.contains("cluster_state:ok") {
-                    break;
-                }
-                assert!(Instant::now() < deadline, "cluster not ok: {info}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-        cluster
-    }
-
-    fn url(&self) -> String {
-        let hosts: Vec<String> = self
-            .nodes
-            .iter()
-            .map(|n| format!("127.0.0.1:{}", n.port()))
-            .collect();
-        format!("redis-cluster://{}", hosts.join(","))
-    }
-}
-
 async fn node(port: u16) -> redis::aio::MultiplexedConnection {
     redis::Client::open(format!("redis://127.0.0.1:{port}"))
         .unwrap()
@@ -147,41 +83,9 @@ async fn node(port: u16) -> redis::aio::MultiplexedConnection {
         .unwrap()
 }
 
-/// The port of the master that holds `key`'s slot, asked of node `port`.
-async fn master_of_key(port: u16, key: &str) -> i64 {
-    let mut c = node(port).await;
-    let slot: i64 = redis::cmd("CLUSTER")
-        .arg("KEYSLOT")
-        .arg(key)
-        .query_async(&mut c)
-        .await
-        .unwrap();
-    let ranges: Vec<(i64, i64, (String, i64))> = {
-        let raw: Vec<Vec<redis::Value>> = redis::cmd("CLUSTER")
-            .arg("SLOTS")
-            .query_async(&mut c)
-            .await
-            .unwrap();
-        raw.into_iter()
-            .map(|r| {
-                let start = redis::from_redis_value(r[0].clone()).unwrap();
-                let end = redis::from_redis_value(r[1].clone()).unwrap();
-                let m: Vec<redis::Value> = redis::from_redis_value(r[2].clone()).unwrap();
-                let host = redis::from_redis_value(m[0].clone()).unwrap();
-                let port = redis::from_redis_value(m[1].clone()).unwrap();
-                (start, end, (host, port))
-            })
-            .collect()
-    };
-    ranges
-        .into_iter()
-        .find(|(s, e, _)| (*s..=*e).contains(&slot))
-        .map(|(_, _, (_, p))| p)
-        .expect("a master holds every slot")
-}
-
-async fn master_of_queue(port: u16, queue: &str) -> i64 {
-    master_of_key(port, &QueueKeys::new(queue).delayed).await
+/// The port of the master of `queue`'s keys.
+fn master_of_queue(cluster: &RedisCluster, queue: &str) -> u16 {
+    cluster.master_of(&QueueKeys::new(queue).delayed)
 }
 
 fn config(url: &str) -> BrokerConfig {
@@ -239,12 +143,11 @@ impl Running {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_worker_runs_three_queues_on_three_masters() {
-    let cluster = TestCluster::start().await;
+    let cluster = RedisCluster::start(3);
     let url = cluster.url();
-    let port = cluster.nodes[0].port();
     let mut masters = HashSet::new();
     for q in QUEUES {
-        masters.insert(master_of_queue(port, q).await);
+        masters.insert(master_of_queue(&cluster, q));
     }
     assert_eq!(masters.len(), 3, "the queues share a master: {masters:?}");
 
@@ -297,7 +200,7 @@ async fn one_worker_runs_three_queues_on_three_masters() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retries_delays_and_dead_letters_work_on_a_cluster() {
-    let cluster = TestCluster::start().await;
+    let cluster = RedisCluster::start(3);
     let url = cluster.url();
     let queue = Queue::connect(&config(&url)).await.unwrap();
     let w = start_worker(&url, "w-retry").await;
@@ -351,13 +254,12 @@ async fn retries_delays_and_dead_letters_work_on_a_cluster() {
 /// `live_on`'s pipeline of GETs is split by slot.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_autoscaler_reads_stats_and_live_workers_through_a_cluster() {
-    let cluster = TestCluster::start().await;
+    let cluster = RedisCluster::start(3);
     let url = cluster.url();
-    let port = cluster.nodes[0].port();
     let (a, b) = ("w-a", "w-c");
     assert_ne!(
-        master_of_key(port, &keys::worker(a)).await,
-        master_of_key(port, &keys::worker(b)).await,
+        cluster.master_of(&keys::worker(a)),
+        cluster.master_of(&keys::worker(b)),
         "pick worker names on different masters"
     );
     let queue = Queue::connect(&config(&url)).await.unwrap();
@@ -401,7 +303,7 @@ async fn the_autoscaler_reads_stats_and_live_workers_through_a_cluster() {
 /// queue (a single MULTI/EXEC across their slots is refused).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_of_outcomes_of_three_queues_settles() {
-    let cluster = TestCluster::start().await;
+    let cluster = RedisCluster::start(3);
     let broker = Broker::connect(&config(&cluster.url())).await.unwrap();
     let mut conn = broker.conn();
     let mut ids = Vec::new();
@@ -453,13 +355,12 @@ async fn a_batch_of_outcomes_of_three_queues_settles() {
 /// A plain pipeline spanning slots: split by slot, replies in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pipeline_across_slots_answers_in_order() {
-    let cluster = TestCluster::start().await;
-    let port = cluster.nodes[0].port();
+    let cluster = RedisCluster::start(3);
     let broker = Broker::connect(&config(&cluster.url())).await.unwrap();
     let keys = ["k-a", "k-b", "k-c", "k-d", "k-e", "k-f"];
     let mut masters = HashSet::new();
     for k in keys {
-        masters.insert(master_of_key(port, k).await);
+        masters.insert(cluster.master_of(k));
     }
     assert!(masters.len() > 1, "all keys on one master");
     let mut set = redis::pipe();
@@ -499,13 +400,12 @@ async fn post(tag: String) -> Result<(), TaskError> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sharded_queue_spreads_over_the_three_masters() {
-    let cluster = TestCluster::start().await;
+    let cluster = RedisCluster::start(3);
     let url = cluster.url();
-    let port = cluster.nodes[0].port();
     let shards = keys::shards("feed", 3);
     let mut masters = HashSet::new();
     for s in &shards {
-        masters.insert(master_of_queue(port, s).await);
+        masters.insert(master_of_queue(&cluster, s));
     }
     assert_eq!(masters.len(), 3, "the shards share a master: {masters:?}");
 
@@ -538,7 +438,7 @@ async fn a_sharded_queue_spreads_over_the_three_masters() {
         .await
         .unwrap();
     for s in &shards {
-        let mut node = node(master_of_queue(port, s).await as u16).await;
+        let mut node = node(master_of_queue(&cluster, s)).await;
         let added: Vec<redis::Value> = redis::cmd("XINFO")
             .arg("STREAM")
             .arg(QueueKeys::new(s).ready(pym_runtime::Priority::Normal))
