@@ -478,8 +478,17 @@ fn default_persistence_size() -> Quantity {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExternalRedis {
-    /// Secret key holding the full Redis URL (`redis://` or `rediss://`,
-    /// with the password). Editing the Secret rolls the pods.
+    /// Secret key holding the full Redis URL, with the password, in one of
+    /// four forms:
+    /// `redis://` (e.g. `redis://:pw@redis.example:6379/0`),
+    /// `rediss://` for TLS (e.g. `rediss://user:pw@redis.example:6380/0`),
+    /// Redis Sentinel (e.g.
+    /// `redis-sentinel://:pw@s1:26379,s2:26379,s3:26379/0#mymaster`, or
+    /// `rediss-sentinel://` for TLS) or Redis Cluster (e.g.
+    /// `redis-cluster://:pw@n1:6379,n2:6379,n3:6379`). The status shows
+    /// where it points (`host:port`, `sentinel h:26379,... master
+    /// mymaster` or `cluster h:6379,...`), never the password. Editing the
+    /// Secret rolls the pods.
     pub url_secret_ref: SecretKeyRef,
 }
 
@@ -507,7 +516,8 @@ pub struct PymServiceStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workers: Option<WorkerStatus>,
 
-    /// Redis in use: `host:port` (never the password).
+    /// Redis in use: `host:port`, or `sentinel h1:26379,... master <name>`
+    /// or `cluster h1:6379,...` (never the password).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redis_endpoint: Option<String>,
 

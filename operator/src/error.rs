@@ -24,14 +24,17 @@ pub enum Error {
         key: String,
     },
 
+    /// `reason` comes from [`pym_broker::redis_url::describe`]: the form
+    /// recognised and what is wrong, or the accepted forms; never a password.
     #[error(
-        "{field}: the value of Secret {namespace}/{name} key {key:?} is not a redis:// or rediss:// URL with a host"
+        "{field}: the value of Secret {namespace}/{name} key {key:?} is not a Redis URL the operator accepts: {reason}"
     )]
     BadRedisUrl {
         field: &'static str,
         namespace: String,
         name: String,
         key: String,
+        reason: String,
     },
 
     #[error(

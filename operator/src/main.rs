@@ -110,7 +110,9 @@ struct Cli {
     /// Reach a PymService's Redis at another host:port for queue statistics
     /// (password and db still come from its URL Secret):
     /// `<namespace>/<name>=<host:port>`, `<namespace>/*=...` or `*=...`.
-    /// For operators running outside the cluster. Repeatable.
+    /// For operators running outside the cluster. Repeatable. Applies to
+    /// redis:// and rediss:// URLs only (Sentinel and Cluster URLs are used
+    /// as they are).
     #[arg(long, env = "PYM_OPERATOR_STATS_REDIS_ENDPOINT", value_delimiter = ',')]
     stats_redis_endpoint: Vec<pym_operator::autoscaler::EndpointOverride>,
 

@@ -8,6 +8,8 @@ use std::str::FromStr;
 /// URL Secret (password, db and scheme are kept). `<namespace>/*` matches
 /// every service of a namespace and `*` every service; the most specific
 /// match wins. For operators running outside the cluster (development, e2e).
+/// Only `redis://` and `rediss://` URLs are redirected: Sentinel and Cluster
+/// URLs are used unchanged.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EndpointOverride {
     pub namespace: Option<String>,

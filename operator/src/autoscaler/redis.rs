@@ -176,17 +176,80 @@ impl StatsReader {
                 name: secret.clone(),
                 key: key.clone(),
             })?;
-        let bad = || Error::BadRedisUrl {
+        let bad = |reason: String| Error::BadRedisUrl {
             field,
             namespace: ns.clone(),
             name: secret.clone(),
             key: key.clone(),
+            reason,
         };
-        match find_override(&self.overrides, &ns, &name) {
-            Some(ep) => with_endpoint(url.trim(), ep).ok_or_else(bad),
-            None => {
-                pym_broker::redis_url::endpoint(url.trim()).ok_or_else(bad)?;
-                Ok(url.trim().to_string())
+        stats_url(&url, find_override(&self.overrides, &ns, &name)).map_err(bad)
+    }
+}
+
+/// The URL the autoscaler reads a service's queues with: `url` from the
+/// Secret, checked (any of the four forms), with the endpoint override, if
+/// any, applied. Overrides apply to plain `redis://` and `rediss://` URLs
+/// only: a Sentinel or Cluster URL is passed through unchanged, since its
+/// hosts are only seeds and the sentinels or the cluster then name the
+/// master or the nodes by the addresses they know, which one override
+/// could not redirect. The error never contains a password.
+fn stats_url(url: &str, endpoint_override: Option<&str>) -> std::result::Result<String, String> {
+    let url = url.trim();
+    pym_broker::redis_url::describe(url)?;
+    let plain = pym_broker::redis_url::endpoint(url).is_some();
+    match endpoint_override {
+        Some(ep) if plain => with_endpoint(url, ep).ok_or_else(|| {
+            format!("the endpoint override {ep:?} for this service is not host:port")
+        }),
+        _ => Ok(url.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stats_url;
+
+    #[test]
+    fn overrides_redirect_plain_urls_only() {
+        let sentinel = "redis-sentinel://:pw@s1,s2/0#m";
+        let cluster = "redis-cluster://:pw@n1:7000,n2:7001";
+        let table = [
+            // (url in the Secret, override, url read)
+            ("redis://:pw@r:6379/0\n", None, Ok("redis://:pw@r:6379/0")),
+            (
+                "redis://:pw@r:6379/0",
+                Some("127.0.0.1:7000"),
+                Ok("redis://:pw@127.0.0.1:7000/0"),
+            ),
+            (
+                "rediss://u:pw@r/1",
+                Some("127.0.0.1:7000"),
+                Ok("rediss://u:pw@127.0.0.1:7000/1"),
+            ),
+            (sentinel, None, Ok(sentinel)),
+            (sentinel, Some("127.0.0.1:7000"), Ok(sentinel)),
+            (cluster, Some("127.0.0.1:7000"), Ok(cluster)),
+            (
+                "redis://:pw@r:6379",
+                Some("no-port"),
+                Err("endpoint override \"no-port\""),
+            ),
+            ("redis-sentinel://:pw@s1", None, Err("no master name")),
+            (
+                "http://:pw@r",
+                Some("127.0.0.1:7000"),
+                Err("unknown scheme"),
+            ),
+        ];
+        for (url, endpoint_override, want) in table {
+            match (stats_url(url, endpoint_override), want) {
+                (Ok(got), Ok(want)) => assert_eq!(got, want, "{url}"),
+                (Err(got), Err(part)) => {
+                    assert!(got.contains(part), "{url}: {got:?} lacks {part:?}");
+                    assert!(!got.contains("pw"), "{url}: {got:?} shows the password");
+                }
+                (got, want) => panic!("{url}: {got:?}, want {want:?}"),
             }
         }
     }

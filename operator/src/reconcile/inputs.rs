@@ -63,8 +63,11 @@ pub(super) async fn resolve(
     })
 }
 
-/// `spec.redis.external`: the URL Secret must exist and hold a Redis URL;
-/// its `host:port` goes to the status.
+/// `spec.redis.external`: the URL Secret must exist and hold a Redis URL
+/// of one of the four forms the broker accepts (`redis://`, `rediss://`,
+/// Sentinel, Cluster); where it points goes to the status (`host:port`,
+/// `sentinel h1:26379,... master m` or `cluster h1:7000,...`; never the
+/// password).
 async fn external_redis(
     svc: &PymService,
     secrets: &Api<Secret>,
@@ -78,11 +81,12 @@ async fn external_redis(
     let r = &ext.url_secret_ref;
     let s = required_secret(secrets, ns, r, field).await?;
     let url = secret_value(&s, &r.key).unwrap_or_default();
-    let endpoint = pym_broker::redis_url::endpoint(&url).ok_or_else(|| Error::BadRedisUrl {
+    let endpoint = pym_broker::redis_url::describe(&url).map_err(|reason| Error::BadRedisUrl {
         field,
         namespace: ns.to_string(),
         name: r.name.clone(),
         key: r.key.clone(),
+        reason,
     })?;
     parts.push("redis-url", s.resource_version().unwrap_or_default());
     Ok(Some(endpoint))

@@ -141,7 +141,7 @@ async fn generated_secrets_are_kept_across_reconciles() {
 async fn bad_inputs_fail_before_any_write() {
     type Setup = fn(&ApiServer);
     let no_setup: Setup = |_| {};
-    let cases: [(&str, &str, Setup, &str); 5] = [
+    let cases: [(&str, &str, Setup, &str); 7] = [
         ("jwt Secret missing", HELLO, no_setup, "SecretNotFound"),
         (
             "jwt Secret without the key",
@@ -165,6 +165,32 @@ async fn bad_inputs_fail_before_any_write() {
             "BadRedisUrl",
         ),
         (
+            "external Redis URL is a Sentinel URL without a master name",
+            EXTERNAL,
+            |s| {
+                s.insert(&mk_secret(
+                    "redis-url",
+                    "url",
+                    "redis-sentinel://:pw@s1,s2",
+                    None,
+                ))
+            },
+            "BadRedisUrl",
+        ),
+        (
+            "external Redis URL is a Cluster URL with a database",
+            EXTERNAL,
+            |s| {
+                s.insert(&mk_secret(
+                    "redis-url",
+                    "url",
+                    "redis-cluster://a:7000/2",
+                    None,
+                ))
+            },
+            "BadRedisUrl",
+        ),
+        (
             "external Redis Secret missing",
             EXTERNAL,
             no_setup,
@@ -180,6 +206,97 @@ async fn bad_inputs_fail_before_any_write() {
             .expect_err(what);
         assert_eq!(err.reason(), reason, "{what}: {err}");
         assert_eq!(server.writes(), Vec::<String>::new(), "{what}");
+    }
+}
+
+/// Every URL form the broker accepts is accepted from the external Redis
+/// Secret: the status shows where it points, and no write carries the
+/// password.
+#[tokio::test]
+async fn every_external_redis_url_form_is_accepted() {
+    let cases = [
+        // (URL in the Secret, status.redisEndpoint)
+        ("redis://:hunter2@r.example:6380/0", "r.example:6380"),
+        ("rediss://bob:hunter2@r.example/1", "r.example:6379"),
+        (
+            "redis-sentinel://:hunter2@s1,s2:26380,s3/0?sentinelPassword=hunter2#mymaster\n",
+            "sentinel s1:26379,s2:26380,s3:26379 master mymaster",
+        ),
+        (
+            "rediss-sentinel://bob:hunter2@s1:26379#m",
+            "sentinel s1:26379 master m",
+        ),
+        (
+            "redis-cluster://:hunter2@n1:7000,n2:7001,n3:7002",
+            "cluster n1:7000,n2:7001,n3:7002",
+        ),
+    ];
+    for (url, want) in cases {
+        let server = ApiServer::new();
+        server.insert(&mk_secret("redis-url", "url", url, None));
+        let svc = mk_pymservice("hello", EXTERNAL);
+        server.insert(&svc);
+        reconcile_inner(&svc, &mk_context(&server))
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
+        let status = status_written(&server);
+        assert_eq!(status["status"]["redisEndpoint"], want, "{url}");
+        for w in server.seen().iter().filter(|s| s.method != Method::GET) {
+            assert!(
+                !w.body.to_string().contains("hunter2"),
+                "{url}: {} carries the password",
+                w.line()
+            );
+        }
+    }
+}
+
+/// A malformed Sentinel URL in the external Redis Secret: the PymService is
+/// Degraded (`BadRedisUrl`) with what is wrong, the Warning Event says the
+/// same, and neither shows the password.
+#[tokio::test]
+async fn a_malformed_sentinel_url_degrades_the_service_with_the_reason() {
+    let server = ApiServer::new();
+    server.insert(&mk_secret(
+        "redis-url",
+        "url",
+        "redis-sentinel://:hunter2@s1:26379,s2:x/0#mymaster",
+        None,
+    ));
+    let svc = mk_pymservice("hello", EXTERNAL);
+    server.insert(&svc);
+    let ctx = Arc::new(mk_context(&server));
+    let err = super::reconcile(Arc::new(svc), ctx)
+        .await
+        .expect_err("a bad URL fails the reconcile");
+    assert_eq!(err.reason(), "BadRedisUrl", "{err}");
+
+    let status = status_written(&server);
+    let degraded = condition(&status["status"], "Degraded");
+    assert_eq!(degraded["status"], "True", "{status}");
+    assert_eq!(degraded["reason"], "BadRedisUrl", "{status}");
+    let message = degraded["message"].as_str().unwrap_or_default();
+    for part in [
+        "spec.redis.external.urlSecretRef",
+        &format!("Secret {NS}/redis-url key \"url\""),
+        "Sentinel",
+        "bad port `x` of sentinel host `s2`",
+    ] {
+        assert!(message.contains(part), "{message:?} lacks {part:?}");
+    }
+    let event = server
+        .seen()
+        .into_iter()
+        .find(|s| s.method == Method::POST)
+        .expect("a Warning Event");
+    assert_eq!(event.body["reason"], "BadRedisUrl", "{}", event.body);
+    assert_eq!(event.body["note"], message, "{}", event.body);
+    for w in server.seen().iter().filter(|s| s.method != Method::GET) {
+        assert!(
+            !w.body.to_string().contains("hunter2"),
+            "{} carries the password",
+            w.line()
+        );
     }
 }
 

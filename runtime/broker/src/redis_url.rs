@@ -70,6 +70,127 @@ pub fn with_endpoint(raw: &str, endpoint: &str) -> Option<String> {
     Some(url.to_string())
 }
 
+/// The four URL forms the broker accepts, for error messages.
+pub const ACCEPTED_FORMS: &str = "redis://[[user]:password@]host[:6379][/db], \
+     rediss://... (TLS), \
+     redis-sentinel://[[user]:password@]host1[:26379][,host2[:port]...][/db]#master \
+     (rediss-sentinel:// for TLS), \
+     or redis-cluster://[[user]:password@]host1[:6379][,host2[:port]...]";
+
+/// Checks a Redis URL of any of the four forms the broker accepts and says
+/// where it points, for a status (never a password):
+///
+/// - `redis://`, `rediss://`: `host:port` (as [`endpoint`]);
+/// - `redis-sentinel://`, `rediss-sentinel://`:
+///   `sentinel h1:26379,h2:26379 master mymaster`;
+/// - `redis-cluster://`: `cluster h1:7000,h2:7001`.
+///
+/// The error names the form recognised by the scheme and what is wrong
+/// with the URL, or, for any other scheme, lists the accepted forms. It
+/// never contains a password, not even one holding a raw `#` or `?` that
+/// the parsers cut in the wrong place (see `scrub`). Surrounding
+/// whitespace (a Secret written with a trailing newline) is ignored. Pure:
+/// no I/O.
+pub fn describe(raw: &str) -> Result<String, String> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Err(format!("the URL is empty: expected {ACCEPTED_FORMS}"));
+    }
+    if crate::sentinel_url::is_sentinel_url(raw) {
+        let form = "Redis Sentinel URL (redis-sentinel:// or rediss-sentinel://)";
+        let u = crate::sentinel_url::SentinelUrl::parse(raw)
+            .map_err(|e| format!("{form}: {}", scrub(raw, &e)))?;
+        if u.master_name.contains('@') {
+            return Err(format!(
+                "{form}: the master name after `#` holds an `@`: a password \
+                 with a `#` in it must be percent-encoded (%23)"
+            ));
+        }
+        return Ok(format!(
+            "sentinel {} master {}",
+            host_list(&u.sentinels),
+            u.master_name
+        ));
+    }
+    if crate::cluster_url::is_cluster_url(raw) {
+        let form = "Redis Cluster URL (redis-cluster://)";
+        let u = crate::cluster_url::ClusterUrl::parse(raw)
+            .map_err(|e| format!("{form}: {}", scrub(raw, &e)))?;
+        return Ok(format!("cluster {}", host_list(&u.nodes)));
+    }
+    match raw.split_once("://") {
+        Some((scheme, _)) if matches!(scheme.to_ascii_lowercase().as_str(), "redis" | "rediss") => {
+            let form = "Redis URL (redis:// or rediss://)";
+            // url's parse errors name what is wrong, never the input.
+            url::Url::parse(raw).map_err(|e| format!("{form}: {e}"))?;
+            endpoint(raw).ok_or_else(|| {
+                format!("{form}: no host: expected redis://[[user]:password@]host[:6379][/db]")
+            })
+        }
+        // A scheme is letters, digits, `+`, `-` and `.`: anything else
+        // before `://` may be a password, and is not shown.
+        Some((scheme, _))
+            if !scheme.is_empty()
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
+        {
+            Err(format!(
+                "unknown scheme `{scheme}://`: expected {ACCEPTED_FORMS}"
+            ))
+        }
+        _ => Err(format!(
+            "the URL does not start with a scheme (`name://`): expected {ACCEPTED_FORMS}"
+        )),
+    }
+}
+
+/// `h1:p1,h2:p2`, IPv6 hosts in brackets.
+fn host_list(hosts: &[(String, u16)]) -> String {
+    let one = |(h, p): &(String, u16)| match h.contains(':') {
+        true => format!("[{h}]:{p}"),
+        false => format!("{h}:{p}"),
+    };
+    hosts.iter().map(one).collect::<Vec<_>>().join(",")
+}
+
+/// A parser error safe to show: the Sentinel and Cluster parsers quote
+/// parts of the URL in backticks, and a password holding a raw `#` or `?`
+/// is cut at that character, so a part of it can land in the host list,
+/// the query or the fragment and be quoted. Every quoted snippet that
+/// holds an `@`, or that is found in `raw` but never wholly after its last
+/// `@` (where the hosts are), becomes `***`. Quotes of the error's own text
+/// (found nowhere in `raw`) stay.
+fn scrub(raw: &str, error: &str) -> String {
+    let Some(at) = raw.rfind('@') else {
+        return error.to_owned();
+    };
+    let after = &raw[at + 1..];
+    let mut masked = false;
+    let parts: Vec<&str> = error
+        .split('`')
+        .enumerate()
+        .map(|(i, part)| {
+            let quoted = i % 2 == 1;
+            let secret = part.contains('@') || (raw.contains(part) && !after.contains(part));
+            if quoted && !part.is_empty() && secret {
+                masked = true;
+                "***"
+            } else {
+                part
+            }
+        })
+        .collect();
+    let mut out = parts.join("`");
+    if masked {
+        out.push_str(
+            " (parts that may hold the password are shown as ***; a password \
+             must percent-encode `#` as %23 and `?` as %3F)",
+        );
+    }
+    out
+}
+
 fn tcp_url(raw: &str) -> Option<url::Url> {
     let url = url::Url::parse(raw).ok()?;
     matches!(url.scheme(), "redis" | "rediss").then_some(url)
@@ -173,6 +294,130 @@ mod tests {
                 want,
                 "{url} {endpoint}"
             );
+        }
+    }
+
+    #[test]
+    fn describe_shows_where_each_form_points() {
+        let table = [
+            // (url, described)
+            ("redis://:pw@r.example:6380/0", "r.example:6380"),
+            ("rediss://u:p@h", "h:6379"),
+            ("REDIS://h", "h:6379"),
+            (" redis://h:1/0\n", "h:1"),
+            ("redis://[::1]:7000", "[::1]:7000"),
+            (
+                "redis-sentinel://:pw@s1,s2:26380/1?sentinelPassword=sp#mymaster",
+                "sentinel s1:26379,s2:26380 master mymaster",
+            ),
+            (
+                "rediss-sentinel://u:pw@[::1]:5000#m",
+                "sentinel [::1]:5000 master m",
+            ),
+            ("redis-sentinel://h#m\n", "sentinel h:26379 master m"),
+            ("redis-cluster://:pw@a:7000,b:7001", "cluster a:7000,b:7001"),
+            ("redis-cluster://bob:pw@a/0", "cluster a:6379"),
+        ];
+        for (url, want) in table {
+            assert_eq!(describe(url).as_deref(), Ok(want), "{url}");
+        }
+    }
+
+    #[test]
+    fn describe_says_which_form_and_what_is_wrong() {
+        let forms = [
+            "redis://",
+            "rediss://",
+            "redis-sentinel://",
+            "redis-cluster://",
+        ];
+        let table: [(&str, &[&str]); 16] = [
+            // (url, parts of the error)
+            ("", &["empty"]),
+            ("http://r:6379", &["unknown scheme `http://`"]),
+            ("unix:///run/redis.sock", &["unknown scheme `unix://`"]),
+            ("r.example:6379", &["does not start with a scheme"]),
+            ("redis://", &["Redis URL (redis://", "host"]),
+            ("redis://h:99999", &["Redis URL (redis://", "port"]),
+            ("redis-sentinel://h1,h2", &["Sentinel", "no master name"]),
+            (
+                "redis-sentinel://:pw@h:x#m",
+                &["Sentinel", "bad port `x` of sentinel host `h`"],
+            ),
+            (
+                "redis-sentinel://h?foo=1#m",
+                &["Sentinel", "unknown query parameter `foo`"],
+            ),
+            ("redis-sentinel://#m", &["Sentinel", "no sentinel hosts"]),
+            (
+                "rediss-sentinel://h/x#m",
+                &["Sentinel", "bad database `/x`"],
+            ),
+            ("redis-cluster://a/3", &["Cluster", "only database 0"]),
+            ("rediss-cluster://a", &["Cluster", "not supported"]),
+            ("redis-cluster://a#m", &["Cluster", "fragment"]),
+            (
+                "redis-cluster://a,,b",
+                &["Cluster", "empty cluster node host"],
+            ),
+            // a raw `#` in the password: the parts it cut are hidden
+            (
+                "redis-sentinel://u:pa#ss@h#m",
+                &["Sentinel", "bad port `***` of sentinel host `***`", "%23"],
+            ),
+        ];
+        for (url, parts) in table {
+            let err = describe(url).expect_err(url);
+            for part in parts {
+                assert!(err.contains(part), "{url}: {err:?} lacks {part:?}");
+            }
+            // An unknown form is answered with the accepted ones.
+            if !url.contains("redis") {
+                for form in forms {
+                    assert!(err.contains(form), "{url}: {err:?} lacks {form}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn describe_never_shows_a_password() {
+        let table: [(&str, &[&str]); 19] = [
+            // (url, secret parts that must not show)
+            ("redis://:hunter2@h:1/0", &["hunter2"]),
+            ("rediss://bob:hunter2@h", &["hunter2"]),
+            ("redis://:hun#ter2@h", &["hun", "ter2"]),
+            ("http://:hunter2@h", &["hunter2"]),
+            ("hunter2", &["hunter2"]),
+            ("bob:hunter2@h://x", &["hunter2"]),
+            ("redis-sentinel://:hunter2@h#m", &["hunter2"]),
+            (
+                "redis-sentinel://u:hunter2@h?sentinelPassword=hunter2#m",
+                &["hunter2"],
+            ),
+            ("redis-sentinel://:hunter2@h:bad#m", &["hunter2"]),
+            ("redis-sentinel://:hunter2@h/x#m", &["hunter2"]),
+            ("redis-sentinel://:hunter2@h?x=hunter2#m", &["hunter2"]),
+            // a raw `#` or `?` in a password: the parsers cut it there
+            ("redis-sentinel://u:hun#ter2@h#m", &["hun", "ter2"]),
+            ("redis-sentinel://u:1#ter2@h#m", &["ter2"]),
+            ("redis-sentinel://:hun?ter2@h#m", &["hun", "ter2"]),
+            (
+                "redis-sentinel://u:hun?sentinelPassword=ter2@h#m",
+                &["hun", "ter2"],
+            ),
+            ("redis-cluster://:hunter2@a:x", &["hunter2"]),
+            ("redis-cluster://:hun#ter2@a:7000", &["hun", "ter2"]),
+            ("redis-cluster://:hun?ter2@a", &["hun", "ter2"]),
+            ("redis-cluster://u:hun/ter2@a", &["hun", "ter2"]),
+        ];
+        for (url, secrets) in table {
+            let shown = match describe(url) {
+                Ok(s) | Err(s) => s,
+            };
+            for secret in secrets {
+                assert!(!shown.contains(secret), "{url}: {shown:?} shows {secret:?}");
+            }
         }
     }
 }
