@@ -922,7 +922,9 @@ mod tests {
 
     #[test]
     fn shards_are_declared_in_the_file_or_the_environment() {
-        let table: [(&str, &[(&str, &str)], Result<&[(&str, u16)], &str>); 6] = [
+        type Env<'a> = &'a [(&'a str, &'a str)];
+        type Want<'a> = Result<&'a [(&'a str, u16)], &'a str>;
+        let table: [(&str, Env, Want); 6] = [
             ("shards: {images: 3, mail: 1}\n", &[], Ok(&[("images", 3)])),
             (
                 "",
