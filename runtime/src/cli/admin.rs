@@ -50,7 +50,6 @@ pub(super) fn token(config: &Config, a: &TokenArgs) -> Result<(), Fail> {
 /// `--all` covers them all.
 pub(super) async fn dead(config: &Config, cmd: DeadCmd) -> Result<(), Fail> {
     let broker = connect(config).await?;
-    let mut conn = broker.conn();
     let shards_of = |queue: &str| {
         let queue = queue.to_owned();
         let mut conn = broker.conn();
@@ -69,85 +68,117 @@ pub(super) async fn dead(config: &Config, cmd: DeadCmd) -> Result<(), Fail> {
             json,
         } => {
             let shards = shards_of(&queue).await?;
-            if !json {
-                println!(
-                    "{:<38} {:<28} {:<18} {:>8}  error",
-                    "id", "task", "reason", "attempts"
-                );
-            }
-            for shard in &shards {
-                let list = dead::list(&mut conn, shard, offset, limit)
-                    .await
-                    .map_err(runtime)?;
-                if json {
-                    for d in &list {
-                        println!("{}", serde_json::to_string(d).unwrap_or_default());
-                    }
-                    continue;
-                }
-                for d in &list {
-                    println!(
-                        "{:<38} {:<28} {:<18} {:>8}  {}",
-                        d.id,
-                        d.task.as_deref().unwrap_or("?"),
-                        d.reason.label(),
-                        d.attempts,
-                        d.error
-                    );
-                }
-                let total = dead::count(&mut conn, shard).await.map_err(runtime)?;
-                let of = match shards.len() {
-                    1 => format!("queue {queue}"),
-                    n => format!("shard {shard} of queue {queue} ({n} shards)"),
-                };
-                println!("({} shown of {total} in {of})", list.len());
-            }
+            dead_list(&broker, &queue, &shards, (offset, limit), json).await
         }
-        DeadCmd::Replay(DeadSelection { queue, id, all }) => {
+        // `--id` xor `--all` (clap): no id means all.
+        DeadCmd::Replay(DeadSelection { queue, id, .. }) => {
             let shards = shards_of(&queue).await?;
-            if all {
-                let (mut ok, mut refused) = (0, 0);
-                for shard in &shards {
-                    let (o, r) = dead::replay_all(&broker, shard).await.map_err(runtime)?;
-                    (ok, refused) = (ok + o, refused + r);
-                }
-                println!("replayed {ok}, refused {refused} (unverifiable: purge them)");
-            } else {
-                let id = id.unwrap_or_default();
-                for shard in &shards {
-                    if dead::replay(&broker, shard, &id).await.map_err(runtime)? {
-                        println!("replayed {id}");
-                        return Ok(());
-                    }
-                }
-                return Err(usage(format!(
-                    "no dead letter {id} in queue {queue}; see `dead list --queue {queue}`"
-                )));
-            }
+            dead_replay(&broker, &queue, &shards, id).await
         }
-        DeadCmd::Purge(DeadSelection { queue, id, all }) => {
+        DeadCmd::Purge(DeadSelection { queue, id, .. }) => {
             let shards = shards_of(&queue).await?;
-            if all {
-                let mut n = 0;
-                for shard in &shards {
-                    n += dead::purge_before(&mut conn, shard, u64::MAX)
-                        .await
-                        .map_err(runtime)?;
-                }
-                println!("purged {n}");
-            } else {
-                let id = id.unwrap_or_default();
-                for shard in &shards {
-                    if dead::purge(&mut conn, shard, &id).await.map_err(runtime)? {
-                        println!("purged {id}");
-                        return Ok(());
-                    }
-                }
-                return Err(usage(format!("no dead letter {id} in queue {queue}")));
-            }
+            dead_purge(&broker, &queue, &shards, id).await
         }
     }
+}
+
+/// `dead list`: `(offset, limit)` of each shard.
+async fn dead_list(
+    broker: &Broker,
+    queue: &str,
+    shards: &[String],
+    (offset, limit): (usize, usize),
+    json: bool,
+) -> Result<(), Fail> {
+    let mut conn = broker.conn();
+    if !json {
+        println!(
+            "{:<38} {:<28} {:<18} {:>8}  error",
+            "id", "task", "reason", "attempts"
+        );
+    }
+    for shard in shards {
+        let list = dead::list(&mut conn, shard, offset, limit)
+            .await
+            .map_err(runtime)?;
+        if json {
+            for d in &list {
+                println!("{}", serde_json::to_string(d).unwrap_or_default());
+            }
+            continue;
+        }
+        for d in &list {
+            println!(
+                "{:<38} {:<28} {:<18} {:>8}  {}",
+                d.id,
+                d.task.as_deref().unwrap_or("?"),
+                d.reason.label(),
+                d.attempts,
+                d.error
+            );
+        }
+        let total = dead::count(&mut conn, shard).await.map_err(runtime)?;
+        let of = match shards.len() {
+            1 => format!("queue {queue}"),
+            n => format!("shard {shard} of queue {queue} ({n} shards)"),
+        };
+        println!("({} shown of {total} in {of})", list.len());
+    }
     Ok(())
+}
+
+/// `dead replay`: the letter `id` (in whichever shard holds it), or all.
+async fn dead_replay(
+    broker: &Broker,
+    queue: &str,
+    shards: &[String],
+    id: Option<String>,
+) -> Result<(), Fail> {
+    let Some(id) = id else {
+        let (mut ok, mut refused) = (0, 0);
+        for shard in shards {
+            let (o, r) = dead::replay_all(broker, shard).await.map_err(runtime)?;
+            (ok, refused) = (ok + o, refused + r);
+        }
+        println!("replayed {ok}, refused {refused} (unverifiable: purge them)");
+        return Ok(());
+    };
+    for shard in shards {
+        if dead::replay(broker, shard, &id).await.map_err(runtime)? {
+            println!("replayed {id}");
+            return Ok(());
+        }
+    }
+    Err(usage(format!(
+        "no dead letter {id} in queue {queue}; see `dead list --queue {queue}`"
+    )))
+}
+
+/// `dead purge`: the letter `id` (in whichever shard holds it), or all.
+async fn dead_purge(
+    broker: &Broker,
+    queue: &str,
+    shards: &[String],
+    id: Option<String>,
+) -> Result<(), Fail> {
+    let mut conn = broker.conn();
+    let Some(id) = id else {
+        let mut n = 0;
+        for shard in shards {
+            n += dead::purge_before(&mut conn, shard, u64::MAX)
+                .await
+                .map_err(runtime)?;
+        }
+        println!("purged {n}");
+        return Ok(());
+    };
+    for shard in shards {
+        if dead::purge(&mut conn, shard, &id).await.map_err(runtime)? {
+            println!("purged {id}");
+            return Ok(());
+        }
+    }
+    Err(usage(format!("no dead letter {id} in queue {queue}")))
 }
 
 pub(super) async fn stats(config: &Config, a: StatsArgs) -> Result<(), Fail> {
