@@ -15,116 +15,35 @@
 //!
 //! Needs `redis-server` on PATH (Debian package `redis-server`).
 
+mod common;
+
+use common::{BIN, Procs, Reply, http, report_lines, start_api_and_worker, wait_for};
 use pym_runtime::testing::{SentinelSet, free_port};
 use serde_json::Value;
 use std::collections::HashSet;
-use std::io::{BufRead, Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const SECRET: &str = "failover-secret-0123456789abcdefghijkl";
-const BIN: &str = env!("CARGO_BIN_EXE_hello");
 /// Client threads sending signups.
 const CLIENTS: usize = 2;
 /// Successful signups before the kill.
 const BEFORE: usize = 20;
 /// Successful signups after the first one after the kill.
 const AFTER: usize = 20;
-/// How long one request may take before it counts as hanging.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the switch may take before the test fails (a loaded machine).
 const SWITCH_LIMIT: Duration = Duration::from_secs(120);
 /// How long an accepted signup's task may take to run (tasks a worker held
 /// on the old master are reclaimed after its 30 s visibility timeout).
 const TASK_LIMIT: Duration = Duration::from_secs(90);
 
-/// Children killed (by their own handle) when the test ends, pass or fail.
-struct Procs(Vec<Child>);
-impl Drop for Procs {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let t0 = Instant::now();
-    while !f() {
-        assert!(t0.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-struct Reply {
-    status: u16,
-    body: String,
-}
-
-/// Minimal HTTP/1.1 client (Connection: close); every step within
-/// [`REQUEST_TIMEOUT`], else an error.
-fn http(
-    port: u16,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> std::io::Result<Reply> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut s = TcpStream::connect_timeout(&addr, REQUEST_TIMEOUT)?;
-    s.set_read_timeout(Some(REQUEST_TIMEOUT))?;
-    s.set_write_timeout(Some(REQUEST_TIMEOUT))?;
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    s.write_all(req.as_bytes())?;
-    let mut out = String::new();
-    s.read_to_string(&mut out)?;
-    let status = out
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = out
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Ok(Reply { status, body })
-}
-
-fn spawn_hello(args: &[&str], env: &[(&str, String)], log: &Path) -> Child {
-    let f = std::fs::File::create(log).unwrap();
-    let mut c = Command::new(BIN);
-    c.args(args)
-        .stdout(Stdio::null())
-        .stderr(f)
-        .env_remove("PYM_CONFIG");
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.spawn().unwrap()
-}
-
 /// The emails of the signups whose welcome task ran (the task's report).
 fn ran(report: &Path) -> HashSet<String> {
-    let Ok(f) = std::fs::File::open(report) else {
-        return HashSet::new();
-    };
-    std::io::BufReader::new(f)
-        .lines()
-        .map_while(Result::ok)
-        .filter_map(|l| serde_json::from_str::<Value>(&l).ok())
+    report_lines(report)
+        .iter()
         .filter_map(|v| v["signup"]["email"].as_str().map(String::from))
         .collect()
 }
@@ -196,26 +115,14 @@ fn signups_answer_503_while_the_master_switches_then_succeed_again() {
     let mut procs = Procs(Vec::new());
     let (api, worker) = (free_port(), free_port());
     let report = dir.join("report.jsonl");
-    let env = vec![
-        ("PYM_REDIS_URL", set.url()),
-        ("PYM_JWT_SECRET", SECRET.to_string()),
-        ("PYM_PORT", api.to_string()),
-        ("PYM_WORKER_PORT", worker.to_string()),
-        ("PYM_LOG_FORMAT", "json".to_string()),
-        ("PYM_LOG", "info".to_string()),
-        ("HELLO_TASK_REPORT", report.display().to_string()),
-    ];
-    procs
-        .0
-        .push(spawn_hello(&["worker"], &env, &dir.join("worker.log")));
-    procs
-        .0
-        .push(spawn_hello(&["serve"], &env, &dir.join("api.log")));
-    for (what, port) in [("API /readyz", api), ("worker /readyz", worker)] {
-        wait_for(what, Duration::from_secs(60), || {
-            http(port, "GET", "/readyz", &[], "").is_ok_and(|r| r.status == 200)
-        });
-    }
+    start_api_and_worker(
+        &mut procs,
+        set.url(),
+        SECRET,
+        (api, worker),
+        (&dir, &report),
+        Duration::from_secs(60),
+    );
     let out = Command::new(BIN)
         .args(["token", "user-failover"])
         .env("PYM_JWT_SECRET", SECRET)

@@ -7,105 +7,19 @@
 //!
 //! Needs `redis-server` on PATH (Debian package `redis-server`).
 
+mod common;
+
+use common::{BIN, Procs, http, report_lines, spawn_hello, start_api_and_worker, wait_for};
 use pym_broker::envelope::{Envelope, Signer};
 use pym_broker::keys::{FIELD_MESSAGE, QueueKeys};
+use pym_runtime::testing::{RedisServer, free_port};
 use pym_runtime::{Context, Priority};
 use serde_json::{Value, json};
-use std::io::{BufRead, Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const SECRET: &str = "roundtrip-secret-0123456789abcdefghijk";
-const BIN: &str = env!("CARGO_BIN_EXE_hello");
-
-/// Children killed (by their own handle) when the test ends, pass or fail.
-struct Procs(Vec<Child>);
-impl Drop for Procs {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-use pym_runtime::testing::{RedisServer, free_port};
-
-fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let t0 = Instant::now();
-    while t0.elapsed() < timeout {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out waiting for {what}");
-}
-
-struct Reply {
-    status: u16,
-    body: String,
-}
-
-/// Minimal HTTP/1.1 client (Connection: close).
-fn http(
-    port: u16,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> std::io::Result<Reply> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    s.write_all(req.as_bytes())?;
-    let mut out = String::new();
-    s.read_to_string(&mut out)?;
-    let status = out
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = out
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Ok(Reply { status, body })
-}
-
-fn spawn_hello(args: &[&str], env: &[(&str, String)], log: &Path) -> Child {
-    let f = std::fs::File::create(log).unwrap();
-    let mut c = Command::new(BIN);
-    c.args(args)
-        .stdout(Stdio::null())
-        .stderr(f)
-        .env_remove("PYM_CONFIG");
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.spawn().unwrap()
-}
-
-fn report_lines(path: &Path) -> Vec<Value> {
-    match std::fs::File::open(path) {
-        Err(_) => Vec::new(),
-        Ok(f) => std::io::BufReader::new(f)
-            .lines()
-            .map_while(Result::ok)
-            .filter_map(|l| serde_json::from_str(&l).ok())
-            .collect(),
-    }
-}
 
 #[test]
 fn context_round_trip_through_redis_and_a_worker_process() {
@@ -117,25 +31,15 @@ fn context_round_trip_through_redis_and_a_worker_process() {
     let api_port = free_port();
     let worker_port = free_port();
     let report = dir.join("report.jsonl");
-    let env = vec![
-        ("PYM_REDIS_URL", redis_server.url()),
-        ("PYM_JWT_SECRET", SECRET.to_string()),
-        ("PYM_PORT", api_port.to_string()),
-        ("PYM_WORKER_PORT", worker_port.to_string()),
-        ("PYM_LOG_FORMAT", "json".to_string()),
-        ("PYM_LOG", "info".to_string()),
-        ("HELLO_TASK_REPORT", report.display().to_string()),
-    ];
-    let worker_log = dir.join("worker.log");
-    let api_log = dir.join("api.log");
-    procs.0.push(spawn_hello(&["worker"], &env, &worker_log));
-    procs.0.push(spawn_hello(&["serve"], &env, &api_log));
-    wait_for("API /readyz", Duration::from_secs(20), || {
-        http(api_port, "GET", "/readyz", &[], "").is_ok_and(|r| r.status == 200)
-    });
-    wait_for("worker /readyz", Duration::from_secs(20), || {
-        http(worker_port, "GET", "/readyz", &[], "").is_ok_and(|r| r.status == 200)
-    });
+    let env = start_api_and_worker(
+        &mut procs,
+        redis_server.url(),
+        SECRET,
+        (api_port, worker_port),
+        (&dir, &report),
+        Duration::from_secs(20),
+    );
+    let (worker_log, api_log) = (dir.join("worker.log"), dir.join("api.log"));
 
     // A token minted by the binary itself.
     let out = Command::new(BIN)
