@@ -22,7 +22,9 @@ mod cli;
 pub mod config;
 
 pub use cli::App;
-pub use pym_broker::{Priority, Queue, SpawnError, TaskError, TaskId, TaskOptions, When};
+pub use pym_broker::{
+    Expiry, Priority, Queue, SpawnError, SpawnOptions, TaskError, TaskId, TaskOptions, When,
+};
 pub use pym_core::{Context, ErrorReport, ErrorReporter, ErrorSource, context, contract};
 pub use pym_macros::{api, asynctask};
 

@@ -148,6 +148,28 @@ async fn long_task(url: String, tag: String, ms: u64) -> Result<(), TaskError> {
     Ok(())
 }
 
+/// Expires 1 s after it is due (dead-lettered, the default).
+#[asynctask(queue = "exp", expires_in_secs = 1)]
+async fn expiring(tag: String) -> Result<(), TaskError> {
+    record(tag, 0).await
+}
+
+/// Expires 1 s after it is due, and is then dropped.
+#[asynctask(queue = "exp", expires_in_secs = 1, on_expiry = "discard")]
+async fn expiring_quietly(tag: String) -> Result<(), TaskError> {
+    record(tag, 0).await
+}
+
+/// Fails its first run; retries of a task that started never expire.
+#[asynctask(queue = "exp", expires_in_secs = 1)]
+async fn expiring_but_retried(tag: String) -> Result<(), TaskError> {
+    if count_call(&tag) == 1 {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        return Err(TaskError::retry("first run fails after the expiry"));
+    }
+    record(tag, 0).await
+}
+
 fn cfg(queues: &[&str], name: &str) -> WorkerConfig {
     WorkerConfig {
         queues: queues.iter().map(|q| q.to_string()).collect(),
@@ -1296,4 +1318,66 @@ async fn each_dead_letter_is_reported_once_with_its_caller() {
         Some("user-9"),
         "kept in the dead letter too"
     );
+}
+
+#[tokio::test]
+async fn tasks_not_started_before_their_expiry_are_dead_lettered_or_discarded() {
+    use pym_runtime::{Expiry, SpawnOptions};
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let q = queue(&url).await;
+    // Spawned with no worker running: they wait past their expiry.
+    expiring::spawn(&q, "exp-late".into()).await.unwrap();
+    expiring_quietly::spawn(&q, "exp-quiet".into())
+        .await
+        .unwrap();
+    // The spawn's own expiry overrides the task's: this one has a minute.
+    let minute = SpawnOptions {
+        expires: Some(Expiry::In(Duration::from_secs(60))),
+        ..SpawnOptions::default()
+    };
+    expiring::spawn_with(&q, minute, "exp-in-time".into())
+        .await
+        .unwrap();
+    // Delayed: the expiry counts from when it is due, so it runs.
+    expiring::spawn_in(&q, Duration::from_millis(1500), "exp-delayed".into())
+        .await
+        .unwrap();
+    // An expiry before the task is due is refused at once.
+    let soon = SpawnOptions {
+        when: pym_runtime::When::After(Duration::from_secs(60)),
+        expires: Some(Expiry::At(std::time::SystemTime::now())),
+        ..SpawnOptions::default()
+    };
+    let err = expiring::spawn_with(&q, soon, "exp-never".into())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SpawnError::ExpiresBeforeDue(_)), "{err}");
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    expiring_but_retried::spawn(&q, "exp-retried".into())
+        .await
+        .unwrap();
+
+    let w = start_worker(&url, cfg(&["exp"], "w-exp")).await;
+    eventually("in-time, delayed and retried tasks ran", || {
+        !runs("exp-in-time").is_empty()
+            && !runs("exp-delayed").is_empty()
+            && !runs("exp-retried").is_empty()
+    })
+    .await;
+    let dead = dead_letters(&url, "exp").await;
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].reason, dead::Reason::Expired);
+    assert_eq!(dead[0].task.as_deref(), Some("expiring"));
+    assert!(
+        dead[0].error.contains("not started before its expiry"),
+        "{}",
+        dead[0].error
+    );
+    assert!(runs("exp-late").is_empty() && runs("exp-quiet").is_empty());
+    assert_eq!(calls("exp-retried"), 2);
+    // The discarded one is gone: nothing ready, in flight or delayed.
+    let s = qstats(&url, "exp").await;
+    assert_eq!((s.work(), s.delayed_later, s.dead), (0, 0, 1), "{s:?}");
+    w.stop().await.unwrap();
 }

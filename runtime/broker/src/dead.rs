@@ -38,6 +38,9 @@ pub enum Reason {
     /// The message was signed for another queue than the one it was read
     /// from: copied (replayed) across queues.
     WrongQueue,
+    /// Not started before its expiry (`expires_in_secs`, or the spawn's
+    /// [`crate::Expiry`]).
+    Expired,
 }
 
 impl Reason {
@@ -54,6 +57,7 @@ impl Reason {
             Reason::TooManyDeliveries => "too_many_deliveries",
             Reason::TokenExpired => "token_expired",
             Reason::WrongQueue => "wrong_queue",
+            Reason::Expired => "expired",
         }
     }
 

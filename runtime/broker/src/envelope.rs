@@ -68,6 +68,10 @@ pub struct Envelope {
     /// Error of the previous attempt, on retries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// The first attempt must start before this (ms since the epoch), else
+    /// the task expires; retries of a task that started are not expired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<u64>,
 }
 
 impl Envelope {
@@ -90,6 +94,7 @@ impl Envelope {
             created_at: now_ms(),
             eta: None,
             last_error: None,
+            expires_at: None,
         }
     }
 }

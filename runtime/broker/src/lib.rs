@@ -37,6 +37,6 @@ pub mod worker;
 pub use broker::{Broker, BrokerConfig, BrokerError, Result, connect_reader, redis_unavailable};
 pub use primary::BrokerConn;
 pub use pym_core::keys;
-pub use queue::{Queue, SpawnError, TaskId, When};
+pub use queue::{Expiry, Queue, SpawnError, SpawnOptions, TaskId, When};
 pub use redis_url::redact as redact_url;
 pub use task::{Priority, TaskError, TaskOptions};

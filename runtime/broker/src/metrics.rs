@@ -36,6 +36,7 @@ pub struct TaskMetrics {
     pub failed: Family<TaskLabels, Counter>,
     pub retried: Family<TaskLabels, Counter>,
     pub replay_skipped: Family<TaskLabels, Counter>,
+    pub expired: Family<TaskLabels, Counter>,
     pub dead_lettered: Family<DeadLabels, Counter>,
     pub duration: Family<TaskLabels, Histogram>,
     pub in_flight: Family<QueueLabels, Gauge>,
@@ -62,6 +63,7 @@ impl TaskMetrics {
             failed: Family::default(),
             retried: Family::default(),
             replay_skipped: Family::default(),
+            expired: Family::default(),
             dead_lettered: Family::default(),
             duration: Family::new_with_constructor(|| {
                 Histogram::new(exponential_buckets(0.0005, 2.0, 20))
@@ -97,6 +99,11 @@ impl TaskMetrics {
             names::TASKS_REPLAY_SKIPPED,
             "Deliveries of an already processed task id skipped by its replay guard",
             m.replay_skipped.clone(),
+        );
+        r.register(
+            names::TASKS_EXPIRED,
+            "Tasks not started before they expired (dead-lettered or discarded)",
+            m.expired.clone(),
         );
         r.register(
             names::TASKS_DEAD_LETTERED,
@@ -145,6 +152,9 @@ impl TaskMetrics {
         self.replay_skipped
             .get_or_create(&labels(task, queue))
             .inc();
+    }
+    pub fn expired(&self, task: &str, queue: &str) {
+        self.expired.get_or_create(&labels(task, queue)).inc();
     }
     pub fn dead_lettered(&self, queue: &str, reason: &str) {
         self.dead_lettered

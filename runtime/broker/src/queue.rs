@@ -24,6 +24,9 @@ pub enum SpawnError {
     Broker(#[from] BrokerError),
     #[error("{0}")]
     InvalidQueue(String),
+    /// The spawn's expiry falls before the task is due: it could never run.
+    #[error("the task would expire before it is due: {0}")]
+    ExpiresBeforeDue(String),
     /// Eager mode only: the task ran inline and failed.
     #[error("task failed (eager mode): {0}")]
     Eager(TaskError),
@@ -52,11 +55,68 @@ enum Mode {
 }
 
 /// When a spawned task should run.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub enum When {
+    #[default]
     Now,
     After(Duration),
     At(SystemTime),
+}
+
+/// Until when a task may start: if its first attempt has not started by
+/// then, it is not run (dead-lettered with reason `expired`, or discarded
+/// with `#[asynctask(on_expiry = "discard")]`). A retry of a task that
+/// started never expires.
+#[derive(Clone, Copy, Debug)]
+pub enum Expiry {
+    /// This long after the task is due (now, or its delay).
+    In(Duration),
+    /// At this time (refused at spawn if the task is due later).
+    At(SystemTime),
+}
+
+/// How one task is spawned ([`Queue::spawn_with`]); the default is now,
+/// round-robin over shards, with the task's own expiry.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SpawnOptions<'a> {
+    pub when: When,
+    /// On a sharded queue, the shard of this key (see [`crate::shards`]).
+    pub shard_key: Option<&'a str>,
+    /// Overrides the task's `expires_in_secs`.
+    pub expires: Option<Expiry>,
+}
+
+fn epoch_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// When a task due at `due_ms` (`None`: now, `now_ms`) expires: by the
+/// spawn's `expires`, else by the task's `expires_in`; an error when the
+/// expiry comes before it is due.
+pub fn expires_at(
+    now_ms: u64,
+    due_ms: Option<u64>,
+    expires: Option<Expiry>,
+    task_expires_in: Option<Duration>,
+) -> Result<Option<u64>, SpawnError> {
+    let due = due_ms.unwrap_or(now_ms).max(now_ms);
+    let at = match expires {
+        Some(Expiry::At(t)) => epoch_ms(t),
+        Some(Expiry::In(d)) => due + d.as_millis() as u64,
+        None => match task_expires_in {
+            Some(d) => due + d.as_millis() as u64,
+            None => return Ok(None),
+        },
+    };
+    if at <= due {
+        return Err(SpawnError::ExpiresBeforeDue(format!(
+            "its expiry is {} ms before it is due; expire it later or run it sooner",
+            due - at
+        )));
+    }
+    Ok(Some(at))
 }
 
 impl Queue {
@@ -101,32 +161,37 @@ impl Queue {
 
     /// Spawn `T` with `args`, capturing the current request context.
     pub async fn spawn<T: Task>(&self, args: T::Args, when: When) -> Result<TaskId, SpawnError> {
-        self.spawn_keyed::<T>(args, when, None).await
+        let opts = SpawnOptions {
+            when,
+            ..SpawnOptions::default()
+        };
+        self.spawn_with::<T>(args, opts).await
     }
 
-    /// [`Queue::spawn`] on the shard of `key` when `T`'s queue is sharded:
-    /// the tasks of one key stay on one shard, in order (see
-    /// [`crate::shards`]); `None` spreads tasks round-robin.
-    pub async fn spawn_keyed<T: Task>(
+    /// [`Queue::spawn`] with options: when, the shard key (the tasks of one
+    /// key stay on one shard, in order; see [`crate::shards`]) and expiry.
+    pub async fn spawn_with<T: Task>(
         &self,
         args: T::Args,
-        when: When,
-        key: Option<&str>,
+        opts: SpawnOptions<'_>,
     ) -> Result<TaskId, SpawnError> {
+        let SpawnOptions {
+            when,
+            shard_key: key,
+            expires,
+        } = opts;
         let queue = T::OPTIONS.queue;
         validate_queue_name(queue).map_err(SpawnError::InvalidQueue)?;
         let raw = RawValue::from_string(serde_json::to_string(&args)?)?;
         let ctx: Context = context::with_current(|c| c.cloned().unwrap_or_default());
         let mut env = Envelope::new(T::NAME, queue, T::OPTIONS.priority, raw, ctx);
+        let now = now_ms();
         env.eta = match when {
             When::Now => None,
-            When::After(d) => Some(now_ms() + d.as_millis() as u64),
-            When::At(t) => Some(
-                t.duration_since(UNIX_EPOCH)
-                    .map(|d| d.as_millis() as u64)
-                    .unwrap_or(0),
-            ),
+            When::After(d) => Some(now + d.as_millis() as u64),
+            When::At(t) => Some(epoch_ms(t)),
         };
+        env.expires_at = expires_at(now, env.eta, expires, T::OPTIONS.expires_in)?;
         match &self.mode {
             Mode::Redis(b) => {
                 let id = env.id;
@@ -145,6 +210,41 @@ impl Queue {
                     .map_err(SpawnError::Eager)?;
                 Ok(env.id)
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiry_counts_from_when_the_task_is_due() {
+        let now = 1_000_000;
+        let s = Duration::from_secs;
+        let at = |ms: u64| Some(Expiry::At(UNIX_EPOCH + Duration::from_millis(ms)));
+        let table = [
+            // (due, the spawn's expiry, the task's, want)
+            (None, None, None, Ok(None)),
+            (None, None, Some(s(10)), Ok(Some(now + 10_000))),
+            (Some(now + 5_000), None, Some(s(10)), Ok(Some(now + 15_000))),
+            (
+                None,
+                Some(Expiry::In(s(2))),
+                Some(s(10)),
+                Ok(Some(now + 2_000)),
+            ),
+            (None, at(now + 1), None, Ok(Some(now + 1))),
+            // a due time in the past counts from now
+            (Some(now - 5_000), None, Some(s(1)), Ok(Some(now + 1_000))),
+            (Some(now + 5_000), at(now + 5_000), None, Err(())),
+            (None, at(now - 1), Some(s(10)), Err(())),
+        ];
+        for (due, expires, task, want) in table {
+            let got = expires_at(now, due, expires, task).map_err(|e| {
+                assert!(e.to_string().contains("expire it later"), "{e}");
+            });
+            assert_eq!(got, want, "{due:?} {expires:?} {task:?}");
         }
     }
 }

@@ -33,6 +33,14 @@ pub struct TaskOptions {
     /// succeeded is kept in Redis this long, and a delivery of an id kept
     /// there is acked and skipped, not run again. `None`: off.
     pub replay_guard: Option<Duration>,
+    /// Expiry (`expires_in_secs = N`): a task whose first attempt has not
+    /// started N seconds after it was due expires (see [`crate::Expiry`]).
+    /// `None`: never.
+    pub expires_in: Option<Duration>,
+    /// An expired task is acked and dropped (`on_expiry = "discard"`), not
+    /// dead-lettered with reason `expired` (`on_expiry = "dead_letter"`,
+    /// the default).
+    pub discard_expired: bool,
 }
 
 impl TaskOptions {
@@ -43,6 +51,8 @@ impl TaskOptions {
         priority: Priority::Normal,
         fresh_token: false,
         replay_guard: None,
+        expires_in: None,
+        discard_expired: false,
     };
 }
 

@@ -9,8 +9,9 @@ use proc_macro2::TokenStream;
 use syn::{Expr, ExprLit, Lit, LitInt, LitStr, Meta, UnOp};
 
 /// `#[asynctask(name = "..", queue = "..", max_retries = N, timeout_secs = N,
-/// priority = "high" | "normal" | "low", fresh_token, replay_guard_secs = N)]`,
-/// all optional.
+/// priority = "high" | "normal" | "low", fresh_token, replay_guard_secs = N,
+/// expires_in_secs = N, on_expiry = "dead_letter" | "discard")]`, all
+/// optional.
 #[derive(Debug, FromMeta)]
 pub(crate) struct TaskArgs {
     /// Wire name; the function's name if absent.
@@ -24,6 +25,8 @@ pub(crate) struct TaskArgs {
     #[darling(default)]
     pub fresh_token: FreshToken,
     pub replay_guard_secs: Option<ReplayGuardSecs>,
+    pub expires_in_secs: Option<ExpiresInSecs>,
+    pub on_expiry: Option<OnExpiry>,
 }
 
 impl TaskArgs {
@@ -110,6 +113,38 @@ impl FromMeta for ReplayGuardSecs {
             )
             .with_span(lit)),
             (n, _) => Ok(Self(n)),
+        }
+    }
+}
+
+/// `expires_in_secs = N`, N ≥ 1: how long after it is due a task may
+/// still start.
+#[derive(Debug)]
+pub(crate) struct ExpiresInSecs(pub u64);
+
+impl FromMeta for ExpiresInSecs {
+    fn from_meta(mi: &Meta) -> Result<Self> {
+        match integer(mi)? {
+            (0, lit) => Err(expected(mi, "at least 1 (second)").with_span(lit)),
+            (n, _) => Ok(Self(n)),
+        }
+    }
+}
+
+/// `on_expiry = "dead_letter" | "discard"`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum OnExpiry {
+    DeadLetter,
+    Discard,
+}
+
+impl FromMeta for OnExpiry {
+    fn from_meta(mi: &Meta) -> Result<Self> {
+        const EXPECTED: &str = r#""dead_letter" or "discard""#;
+        match literal(value(mi, EXPECTED)?) {
+            Some(Lit::Str(s)) if s.value() == "dead_letter" => Ok(Self::DeadLetter),
+            Some(Lit::Str(s)) if s.value() == "discard" => Ok(Self::Discard),
+            _ => Err(expected(mi, EXPECTED)),
         }
     }
 }

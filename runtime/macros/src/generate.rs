@@ -9,7 +9,7 @@ use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::{Ident, ItemFn, LitStr, Type, Visibility};
 
-use crate::args::{Priority, TaskArgs};
+use crate::args::{OnExpiry, Priority, TaskArgs};
 use crate::signature::TaskSignature;
 
 /// The function followed by its task module.
@@ -145,6 +145,18 @@ fn options(args: &TaskArgs, queue: Option<&LitStr>, pym: &TokenStream) -> TokenS
         }
         None => quote!(#default.replay_guard),
     };
+    let expires_in = match &args.expires_in_secs {
+        Some(e) => {
+            let e = e.0;
+            quote!(::core::option::Option::Some(::core::time::Duration::from_secs(#e)))
+        }
+        None => quote!(#default.expires_in),
+    };
+    let discard_expired = match args.on_expiry {
+        Some(OnExpiry::Discard) => quote!(true),
+        Some(OnExpiry::DeadLetter) => quote!(false),
+        None => quote!(#default.discard_expired),
+    };
     quote! {
         #pym::task::TaskOptions {
             queue: #queue,
@@ -153,12 +165,15 @@ fn options(args: &TaskArgs, queue: Option<&LitStr>, pym: &TokenStream) -> TokenS
             priority: #priority,
             fresh_token: #fresh_token,
             replay_guard: #replay_guard,
+            expires_in: #expires_in,
+            discard_expired: #discard_expired,
         }
     }
 }
 
 /// `spawn`, `spawn_in` and `spawn_at`: enqueue now, after a delay, at a
-/// time; `spawn_keyed`: now, on the shard of a key.
+/// time; `spawn_keyed`: now, on the shard of a key; `spawn_with`: with
+/// every option (when, shard key, expiry).
 fn spawn_fns(task_ty: &Ident, inner_vis: &TokenStream, pym: &TokenStream) -> TokenStream {
     quote! {
         /// Enqueue the task now (in the caller's context).
@@ -191,7 +206,20 @@ fn spawn_fns(task_ty: &Ident, inner_vis: &TokenStream, pym: &TokenStream) -> Tok
             key: &str,
             args: Args,
         ) -> ::core::result::Result<#pym::TaskId, #pym::SpawnError> {
-            queue.spawn_keyed::<#task_ty>(args, #pym::When::Now, ::core::option::Option::Some(key)).await
+            let opts = #pym::SpawnOptions {
+                shard_key: ::core::option::Option::Some(key),
+                ..::core::default::Default::default()
+            };
+            queue.spawn_with::<#task_ty>(args, opts).await
+        }
+
+        /// Enqueue the task with `opts`: when, the shard key, the expiry.
+        #inner_vis async fn spawn_with(
+            queue: &#pym::Queue,
+            opts: #pym::SpawnOptions<'_>,
+            args: Args,
+        ) -> ::core::result::Result<#pym::TaskId, #pym::SpawnError> {
+            queue.spawn_with::<#task_ty>(args, opts).await
         }
     }
 }

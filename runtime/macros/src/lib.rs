@@ -27,7 +27,11 @@ use syn::ItemFn;
 /// function name), `queue = "..."`, `max_retries = N`, `timeout_secs = N`,
 /// `priority = "high" | "normal" | "low"`, `fresh_token` (refuse to run once
 /// the caller's token has expired), `replay_guard_secs = N` (remember the id
-/// of a task that succeeded for N seconds and skip later deliveries of it). Arguments: one parameter is passed as
+/// of a task that succeeded for N seconds and skip later deliveries of it),
+/// `expires_in_secs = N` (a task not started N seconds after it was due is
+/// not run) with `on_expiry = "dead_letter"` (default: reason `expired`) or
+/// `"discard"`. `spawn_with(&queue, SpawnOptions { .. }, args)` sets the
+/// delay, shard key and expiry of one spawn. Arguments: one parameter is passed as
 /// itself, several as a tuple; all must be `Serialize + DeserializeOwned`.
 /// The function itself stays callable directly (it then runs inline).
 #[proc_macro_attribute]

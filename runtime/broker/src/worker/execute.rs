@@ -137,8 +137,25 @@ impl Executor {
         self.failed(queue, d, message, env, failure)
     }
 
-    /// Record and return a dead letter.
+    /// Record and return a dead letter; an expired task of a task declared
+    /// with `on_expiry = "discard"` is acked instead.
     fn dead(&self, dead: Box<DeadLetter>) -> Settle {
+        if dead.reason == Reason::Expired
+            && let Some(task) = &dead.task
+        {
+            self.metrics.expired(task, keys::logical(&dead.queue));
+            if self
+                .registry
+                .get(task)
+                .is_some_and(|r| r.options.discard_expired)
+            {
+                tracing::info!(
+                    queue = %dead.queue, id = %dead.id, task, error = %dead.error,
+                    "task expired: discarded"
+                );
+                return Settle::Ack;
+            }
+        }
         tracing::warn!(
             queue = %dead.queue, id = %dead.id, reason = dead.reason.label(),
             error = %dead.error, "task dead-lettered"
@@ -260,9 +277,9 @@ pub(crate) struct Runnable<'d> {
 /// the epoch): it must carry a message, signed with our secret, of a known
 /// envelope version, signed for `queue` itself (or the queue of which
 /// `queue` is a shard), delivered no more than `max_deliveries` times, naming
-/// a task of this worker with arguments of its shape, and, if the task asks
-/// for a fresh token, with one that has not expired. Otherwise the dead
-/// letter that says why.
+/// a task of this worker with arguments of its shape, not expired (a first
+/// attempt past its `expires_at`), and, if the task asks for a fresh token,
+/// with one that has not expired. Otherwise the dead letter that says why.
 pub(crate) fn triage<'d>(
     d: &'d Delivery,
     queue: &str,
@@ -308,6 +325,16 @@ pub(crate) fn triage<'d>(
         );
         return Err(dead(Reason::UnknownTask, error, env.attempt));
     };
+    if env.attempt == 0
+        && let Some(at) = env.expires_at
+        && at <= now_ms
+    {
+        let error = format!(
+            "not started before its expiry: {} ms late, not run",
+            now_ms - at
+        );
+        return Err(dead(Reason::Expired, error, 0));
+    }
     let now_s = now_ms / 1000;
     if reg.options.fresh_token
         && let Some(exp) = env.ctx.token_expiry()
@@ -532,6 +559,39 @@ mod tests {
                 }
                 (Ok(r), Err(want)) => panic!("{name}: ran {}, wanted {want:?}", r.reg.name),
                 (Err(dead), Ok(_)) => panic!("{name}: dead-lettered: {}", dead.error),
+            }
+        }
+    }
+
+    #[test]
+    fn only_a_first_attempt_past_its_expiry_expires() {
+        let registry = Registry::of(&[&ADD, &FRESH]);
+        let s = signer();
+        let rules = Rules {
+            signer: &s,
+            registry: &registry,
+            max_deliveries: 5,
+        };
+        let table = [
+            // (attempt, expires_at, expired)
+            (0, None, false),
+            (0, Some(NOW_MS + 1), false),
+            (0, Some(NOW_MS), true),
+            (0, Some(NOW_MS - 7), true),
+            (1, Some(NOW_MS - 7), false),
+        ];
+        for (attempt, expires_at, expired) in table {
+            let args = RawValue::from_string("[1,2]".into()).unwrap();
+            let mut env = Envelope::new("add", "q", Priority::Normal, args, Context::default());
+            (env.attempt, env.expires_at) = (attempt, expires_at);
+            let d = delivery(Some(s.seal(&env)), 1);
+            match triage(&d, "q", &rules, NOW_MS) {
+                Ok(_) => assert!(!expired, "{attempt} {expires_at:?} ran"),
+                Err(dead) => {
+                    assert!(expired, "{attempt} {expires_at:?}: {}", dead.error);
+                    assert_eq!(dead.reason, Reason::Expired);
+                    assert_eq!(dead.task.as_deref(), Some("add"));
+                }
             }
         }
     }

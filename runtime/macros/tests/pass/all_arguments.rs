@@ -12,6 +12,8 @@ use std::time::Duration;
     priority = "high",
     fresh_token,
     replay_guard_secs = 3600,
+    expires_in_secs = 600,
+    on_expiry = "discard",
 )]
 pub async fn every_argument(to: String, _: u32, mut n: u8) -> Result<(), TaskError> {
     n += 1;
@@ -47,6 +49,12 @@ async fn spawn_all(queue: &Queue) {
     let _ = no_argument::spawn_in(queue, Duration::from_secs(1), ()).await;
     let _ = one_argument::spawn_at(queue, std::time::SystemTime::now(), ("b".into(), 3)).await;
     let _ = from_macro::spawn(queue, ()).await;
+    let _ = from_macro::spawn_keyed(queue, "key", ()).await;
+    let opts = pym_runtime::SpawnOptions {
+        expires: Some(pym_runtime::Expiry::In(Duration::from_secs(5))),
+        ..Default::default()
+    };
+    let _ = from_macro::spawn_with(queue, opts, ()).await;
 }
 
 fn main() {
@@ -58,12 +66,16 @@ fn main() {
     assert!(matches!(o.priority, Priority::High));
     assert!(o.fresh_token);
     assert_eq!(o.replay_guard, Some(Duration::from_secs(3600)));
+    assert_eq!(o.expires_in, Some(Duration::from_secs(600)));
+    assert!(o.discard_expired);
 
     let d = no_argument::Task::OPTIONS;
     assert_eq!(no_argument::Task::NAME, "no_argument");
     assert_eq!(d.queue, pym_runtime::TaskOptions::DEFAULT.queue);
     assert!(!d.fresh_token);
     assert_eq!(d.replay_guard, None);
+    assert_eq!(d.expires_in, None);
+    assert!(!d.discard_expired);
     assert!(matches!(one_argument::Task::OPTIONS.priority, Priority::Low));
     assert_eq!(from_macro::Task::OPTIONS.queue, "generated");
     assert_eq!(from_macro::Task::OPTIONS.max_retries, 2);
