@@ -20,12 +20,12 @@ pub(crate) struct TaskArgs {
     /// `generate::queue_check`): this crate cannot depend on the runtime.
     pub queue: Option<StrLit>,
     pub max_retries: Option<MaxRetries>,
-    pub timeout_secs: Option<TimeoutSecs>,
+    pub timeout_secs: Option<Seconds>,
     pub priority: Option<Priority>,
     #[darling(default)]
     pub fresh_token: FreshToken,
     pub replay_guard_secs: Option<ReplayGuardSecs>,
-    pub expires_in_secs: Option<ExpiresInSecs>,
+    pub expires_in_secs: Option<Seconds>,
     pub on_expiry: Option<OnExpiry>,
 }
 
@@ -80,11 +80,13 @@ impl FromMeta for MaxRetries {
     }
 }
 
-/// `timeout_secs = N`, N ≥ 1.
+/// A number of seconds, at least 1: `timeout_secs = N` (the run-time
+/// limit of one attempt), `expires_in_secs = N` (how long after it is due a
+/// task may still start).
 #[derive(Debug)]
-pub(crate) struct TimeoutSecs(pub u64);
+pub(crate) struct Seconds(pub u64);
 
-impl FromMeta for TimeoutSecs {
+impl FromMeta for Seconds {
     fn from_meta(mi: &Meta) -> Result<Self> {
         match integer(mi)? {
             (0, lit) => Err(expected(mi, "at least 1 (second)").with_span(lit)),
@@ -112,20 +114,6 @@ impl FromMeta for ReplayGuardSecs {
                 &format!("at most {} (seconds: one year)", Self::MAX),
             )
             .with_span(lit)),
-            (n, _) => Ok(Self(n)),
-        }
-    }
-}
-
-/// `expires_in_secs = N`, N ≥ 1: how long after it is due a task may
-/// still start.
-#[derive(Debug)]
-pub(crate) struct ExpiresInSecs(pub u64);
-
-impl FromMeta for ExpiresInSecs {
-    fn from_meta(mi: &Meta) -> Result<Self> {
-        match integer(mi)? {
-            (0, lit) => Err(expected(mi, "at least 1 (second)").with_span(lit)),
             (n, _) => Ok(Self(n)),
         }
     }

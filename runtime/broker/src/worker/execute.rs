@@ -525,15 +525,19 @@ mod tests {
         ]
     }
 
+    /// The rules of the tests: tasks `add` and `fresh`, 5 deliveries.
+    fn rules<'a>(registry: &'a Registry, signer: &'a Signer) -> Rules<'a> {
+        Rules {
+            signer,
+            registry,
+            max_deliveries: 5,
+        }
+    }
+
     #[test]
     fn triage_table() {
-        let registry = Registry::of(&[&ADD, &FRESH]);
-        let s = signer();
-        let rules = Rules {
-            signer: &s,
-            registry: &registry,
-            max_deliveries: 5,
-        };
+        let (registry, s) = (Registry::of(&[&ADD, &FRESH]), signer());
+        let rules = rules(&registry, &s);
         for (name, d, want) in rows(&s) {
             match (triage(&d, "q", &rules, NOW_MS), want) {
                 (Ok(r), Ok(task)) => assert_eq!(r.reg.name, task, "{name}"),
@@ -565,13 +569,8 @@ mod tests {
 
     #[test]
     fn only_a_first_attempt_past_its_expiry_expires() {
-        let registry = Registry::of(&[&ADD, &FRESH]);
-        let s = signer();
-        let rules = Rules {
-            signer: &s,
-            registry: &registry,
-            max_deliveries: 5,
-        };
+        let (registry, s) = (Registry::of(&[&ADD, &FRESH]), signer());
+        let rules = rules(&registry, &s);
         let table = [
             // (attempt, expires_at, expired)
             (0, None, false),
@@ -598,13 +597,8 @@ mod tests {
 
     #[test]
     fn a_shard_runs_the_tasks_signed_for_its_queue_only() {
-        let registry = Registry::of(&[&ADD, &FRESH]);
-        let s = signer();
-        let rules = Rules {
-            signer: &s,
-            registry: &registry,
-            max_deliveries: 5,
-        };
+        let (registry, s) = (Registry::of(&[&ADD, &FRESH]), signer());
+        let rules = rules(&registry, &s);
         let table = [
             ("q#1", "q", None),
             ("q#7", "q", None),
