@@ -33,7 +33,9 @@
 # Build arguments: BINARIES, RUNTIME_IMAGE (the final stages' base),
 # RUST_VERSION, ALPINE_VERSION (builder), VERSION, REVISION, CREATED (OCI
 # labels, e.g. --build-arg REVISION=$(git rev-parse HEAD)
-# --build-arg CREATED=$(git log -1 --format=%cI)).
+# --build-arg CREATED=$(git log -1 --format=%cI)). VERSION defaults to pym's
+# workspace version (root Cargo.toml; `e2e/set-version` writes it here and
+# e2e/check-packages fails when it differs); e2e/images passes it too.
 
 ARG RUST_VERSION=1.95.0
 ARG ALPINE_VERSION=3.23

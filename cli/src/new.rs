@@ -3,7 +3,7 @@
 use crate::Failure;
 use crate::scaffold::{PymSource, check_name, render};
 use clap::Args;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 #[derive(Args, Debug)]
 pub struct NewArgs {
@@ -13,46 +13,39 @@ pub struct NewArgs {
     /// Directory to create (default: ./NAME). It must not exist, or be empty.
     #[arg(long)]
     path: Option<PathBuf>,
-    /// Take pym-runtime from this pym checkout's runtime/ directory (a path
-    /// dependency). Default: the checkout this `pym` was built from, when it
-    /// is still there; else the registry version of this `pym`.
+    /// Take pym-runtime from this pym checkout (its runtime/ directory, as
+    /// a path dependency), for working on pym itself. Default: the registry
+    /// version of this `pym` (see --pym-version).
     #[arg(long, value_name = "DIR", conflicts_with = "pym_version")]
     pym_path: Option<PathBuf>,
-    /// Take pym-runtime from the crates registry at this version.
+    /// Take pym-runtime from the crates registry at this version requirement.
+    /// Default: the version of this `pym`.
     #[arg(long, value_name = "VERSION")]
     pym_version: Option<String>,
 }
 
-/// The runtime/ directory of the checkout this binary was built from.
-fn built_from() -> Option<PathBuf> {
-    let runtime = Path::new(env!("CARGO_MANIFEST_DIR")).join("../runtime");
-    runtime.join("Cargo.toml").is_file().then_some(runtime)
-}
+/// The pym-runtime version a new service asks for by default: pym's own
+/// workspace version, as this binary was built.
+const PYM_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 fn pym_source(args: &NewArgs) -> Result<PymSource, Failure> {
     if let Some(v) = &args.pym_version {
         return Ok(PymSource::Version(v.clone()));
     }
-    let dir = match &args.pym_path {
-        Some(p) => {
-            let runtime = if p.join("runtime/Cargo.toml").is_file() {
-                p.join("runtime")
-            } else {
-                p.clone()
-            };
-            if !runtime.join("Cargo.toml").is_file() {
-                return Err(Failure(format!(
-                    "--pym-path {}: no pym checkout there (expected runtime/Cargo.toml or Cargo.toml of pym-runtime)",
-                    p.display()
-                )));
-            }
-            runtime
-        }
-        None => match built_from() {
-            Some(r) => r,
-            None => return Ok(PymSource::Version(env!("CARGO_PKG_VERSION").into())),
-        },
+    let Some(p) = &args.pym_path else {
+        return Ok(PymSource::Version(PYM_VERSION.into()));
     };
+    let dir = if p.join("runtime/Cargo.toml").is_file() {
+        p.join("runtime")
+    } else {
+        p.clone()
+    };
+    if !dir.join("Cargo.toml").is_file() {
+        return Err(Failure(format!(
+            "--pym-path {}: no pym checkout there (expected runtime/Cargo.toml or Cargo.toml of pym-runtime)",
+            p.display()
+        )));
+    }
     let abs =
         std::fs::canonicalize(&dir).map_err(|e| Failure(format!("{}: {e}", dir.display())))?;
     Ok(PymSource::Path(abs.display().to_string()))
@@ -97,7 +90,9 @@ pub fn run(args: &NewArgs) -> Result<(), Failure> {
     }
     let from = match &source {
         PymSource::Path(p) => format!("pym-runtime from {p}"),
-        PymSource::Version(v) => format!("pym-runtime {v} from the registry"),
+        PymSource::Version(v) => {
+            format!("pym-runtime {v} from the registry; --pym-path DIR takes a local pym checkout")
+        }
     };
     println!("created {} ({from})", dir.display());
     println!(

@@ -74,6 +74,30 @@ fn new_refuses_a_name_that_cannot_name_a_crate_and_a_pymservice() {
     }
 }
 
+/// By default a new service asks for the pym-runtime of this `pym`'s own
+/// version from the registry, as a team outside this repository would.
+#[test]
+fn new_depends_on_pym_by_version_by_default() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("svc");
+    let out = pym(&["new", "svc", "--path", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v = env!("CARGO_PKG_VERSION");
+    let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+    assert!(
+        manifest.contains(&format!("pym-runtime = \"{v}\"")),
+        "{manifest}"
+    );
+    assert!(
+        manifest.contains(&format!(
+            "pym-runtime = {{ version = \"{v}\", features = [\"testing\"] }}"
+        )),
+        "{manifest}"
+    );
+    assert!(!manifest.contains("path ="), "{manifest}");
+    assert!(stdout(&out).contains("--pym-path"), "{}", stdout(&out));
+}
+
 #[test]
 fn new_takes_the_registry_version_when_asked() {
     let tmp = tempfile::tempdir().unwrap();
