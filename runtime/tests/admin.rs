@@ -51,7 +51,11 @@ fn child() {
     let code = App::new("svc")
         .service(|b| b.spec_str("openapi.yaml", SPEC))
         .run_from(std::iter::once("svc".to_string()).chain(args));
-    std::process::exit(if code == std::process::ExitCode::SUCCESS { 0 } else { 1 });
+    std::process::exit(if code == std::process::ExitCode::SUCCESS {
+        0
+    } else {
+        1
+    });
 }
 
 /// Children killed when the test ends.
@@ -85,10 +89,14 @@ fn svc(args: &[&str], redis: &str, env: &[(&str, String)]) -> Command {
 
 /// A token for `user` with `claims`, minted by `svc token`.
 fn token(redis: &str, user: &str, claims: Value) -> String {
-    let out = svc(&["token", user, "--claims", &claims.to_string()], redis, &[])
-        .stderr(Stdio::inherit())
-        .output()
-        .unwrap();
+    let out = svc(
+        &["token", user, "--claims", &claims.to_string()],
+        redis,
+        &[],
+    )
+    .stderr(Stdio::inherit())
+    .output()
+    .unwrap();
     assert!(out.status.success(), "svc token failed");
     String::from_utf8(out.stdout)
         .unwrap()
@@ -152,7 +160,10 @@ impl Svc {
     fn worker(&mut self) {
         let wport = free_port();
         let env = [("PYM_WORKER_PORT", wport.to_string())];
-        let w = svc(&["worker"], &self.url, &env).stdout(Stdio::null()).spawn().unwrap();
+        let w = svc(&["worker"], &self.url, &env)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
         self.procs.0.push(w);
         wait_for("svc worker", Duration::from_secs(30), || {
             http(wport, "GET", "/readyz", None, "").0 == 200
@@ -169,7 +180,10 @@ impl Svc {
     /// `method path` with `token`; (status, JSON body).
     fn call(&self, method: &str, path: &str, token: &str, body: &str) -> (u16, Value) {
         let (status, text) = http(self.port, method, path, Some(token), body);
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     fn get(&self, path: &str) -> Value {
@@ -204,8 +218,15 @@ fn http(port: u16, method: &str, path: &str, token: Option<&str>, body: &str) ->
     }
     let mut out = String::new();
     let _ = s.read_to_string(&mut out);
-    let status = out.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let status = out
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     (status, body)
 }
 
@@ -227,15 +248,30 @@ fn roles_answer_in_the_standard_error_json() {
     assert_eq!(status, 401, "{body}");
     let e: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(e["status"], 401);
-    assert!(e["error"].is_string() && e["error_description"].is_string(), "{e}");
+    assert!(
+        e["error"].is_string() && e["error_description"].is_string(),
+        "{e}"
+    );
     let (status, e) = s.call("GET", "/_pym/admin/queues", &s.plain, "");
     assert_eq!(status, 403, "{e}");
     assert_eq!(e["status"], 403);
-    assert!(e["error_description"].as_str().unwrap().contains("pym_admin"), "{e}");
+    assert!(
+        e["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("pym_admin"),
+        "{e}"
+    );
     // A read token looks; /me says who and which request.
     let me = s.get("/_pym/admin/me");
-    assert_eq!((me["user_id"].as_str(), me["role"].as_str()), (Some("rita"), Some("read")));
-    assert!(me["request_id"].as_str().is_some_and(|r| !r.is_empty()), "{me}");
+    assert_eq!(
+        (me["user_id"].as_str(), me["role"].as_str()),
+        (Some("rita"), Some("read"))
+    );
+    assert!(
+        me["request_id"].as_str().is_some_and(|r| !r.is_empty()),
+        "{me}"
+    );
     assert!(s.get("/_pym/admin/queues")["queues"].is_array());
     assert!(s.get("/_pym/admin/workers")["workers"].is_array());
     // A read token may not operate.
@@ -247,7 +283,10 @@ fn roles_answer_in_the_standard_error_json() {
     ] {
         let (status, e) = s.call(method, &path, &s.read, r#"{"all":true}"#);
         assert_eq!(status, 403, "{method} {path}: {e}");
-        assert!(e["error_description"].as_str().unwrap().contains("operate"), "{e}");
+        assert!(
+            e["error_description"].as_str().unwrap().contains("operate"),
+            "{e}"
+        );
     }
     let (status, me) = s.call("GET", "/_pym/admin/me", &s.operate, "");
     assert_eq!((status, me["role"].as_str()), (200, Some("operate")));
@@ -281,14 +320,21 @@ async fn dead_letters_filtered_replayed_and_purged() {
     })
     .await;
     let s = tokio::task::spawn_blocking(move || {
-        wait_for("5 dead letters", Duration::from_secs(30), || s.queue()["dead"] == 5);
+        wait_for("5 dead letters", Duration::from_secs(30), || {
+            s.queue()["dead"] == 5
+        });
         s.stop_workers();
         s
     })
     .await
     .unwrap();
     let path = format!("/_pym/admin/queues/{QUEUE}/dead");
-    let list = |query: &str| s.get(&format!("{path}?{query}"))["dead"].as_array().unwrap().clone();
+    let list = |query: &str| {
+        s.get(&format!("{path}?{query}"))["dead"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
     // Filters: task, reason, time, and paging.
     assert_eq!(list("").len(), 5);
     assert_eq!(list("task=doomed_a").len(), 3);
@@ -310,7 +356,10 @@ async fn dead_letters_filtered_replayed_and_purged() {
     let (status, _) = s.call("GET", &format!("{path}/no-such"), &s.read, "");
     assert_eq!(status, 404);
     // A read token deletes nothing.
-    for (m, p) in [("POST", format!("{path}/purge")), ("DELETE", format!("{path}/{id}"))] {
+    for (m, p) in [
+        ("POST", format!("{path}/purge")),
+        ("DELETE", format!("{path}/{id}")),
+    ] {
         assert_eq!(s.call(m, &p, &s.read, r#"{"all":true}"#).0, 403);
     }
     assert_eq!(s.queue()["dead"], 5);
@@ -321,23 +370,39 @@ async fn dead_letters_filtered_replayed_and_purged() {
     // Logged with the caller's user id under the action id, token-free.
     let logged = || {
         let log = std::fs::read_to_string(s.log.path()).unwrap();
-        let line = log.lines().find(|l| l.contains(action) && l.contains("dead.replay"));
+        let line = log
+            .lines()
+            .find(|l| l.contains(action) && l.contains("dead.replay"));
         line.is_some_and(|l| l.contains(r#""user_id":"otto""#))
     };
     wait_for("the action's log line", Duration::from_secs(10), logged);
     let log = std::fs::read_to_string(s.log.path()).unwrap();
     assert!(!log.contains(&s.operate), "the log holds a token");
     let v = s.queue();
-    assert_eq!((v["dead"].as_u64(), v["ready"].as_u64()), (Some(4), Some(1)), "{v}");
+    assert_eq!(
+        (v["dead"].as_u64(), v["ready"].as_u64()),
+        (Some(4), Some(1)),
+        "{v}"
+    );
     assert_eq!(v["priorities"]["normal"]["ready"], 1, "{v}");
     // A set needs a filter or all.
     let (status, e) = s.call("POST", &format!("{path}/replay"), &s.operate, "{}");
     assert_eq!(status, 400, "{e}");
     // Replay the filtered set: the other doomed_b.
-    let (_, done) = s.call("POST", &format!("{path}/replay"), &s.operate, r#"{"task":"doomed_b"}"#);
+    let (_, done) = s.call(
+        "POST",
+        &format!("{path}/replay"),
+        &s.operate,
+        r#"{"task":"doomed_b"}"#,
+    );
     assert_eq!(done["done"], 1, "{done}");
     // Purge a filtered set, then all.
-    let (_, done) = s.call("POST", &format!("{path}/purge"), &s.operate, r#"{"task":"doomed_a","since_ms":0}"#);
+    let (_, done) = s.call(
+        "POST",
+        &format!("{path}/purge"),
+        &s.operate,
+        r#"{"task":"doomed_a","since_ms":0}"#,
+    );
     assert_eq!(done["done"], 3, "{done}");
     assert_eq!(s.queue()["dead"], 0);
     assert_eq!(s.queue()["ready"], 2);
@@ -348,7 +413,9 @@ async fn delayed_and_in_flight_tasks_show_the_caller_not_the_token() {
     let s = tokio::task::spawn_blocking(|| start(&[])).await.unwrap();
     let q = s.queue_handle().await;
     context::scope(caller("bob", "req-b"), async {
-        slow::spawn_in(&q, Duration::from_secs(3600), 1).await.unwrap();
+        slow::spawn_in(&q, Duration::from_secs(3600), 1)
+            .await
+            .unwrap();
         slow::spawn(&q, 30_000).await.unwrap();
     })
     .await;
@@ -362,7 +429,11 @@ async fn delayed_and_in_flight_tasks_show_the_caller_not_the_token() {
     let delayed = s.get(&format!("/_pym/admin/queues/{QUEUE}/delayed"));
     let text = delayed.to_string();
     let t = &delayed["tasks"][0];
-    assert_eq!((t["task"].as_str(), t["user_id"].as_str()), (Some("slow"), Some("bob")), "{delayed}");
+    assert_eq!(
+        (t["task"].as_str(), t["user_id"].as_str()),
+        (Some("slow"), Some("bob")),
+        "{delayed}"
+    );
     assert_eq!(t["request_id"], "req-b");
     assert!(t["due_in_ms"].as_u64().unwrap() > 3_500_000, "{delayed}");
     let path = format!("/_pym/admin/queues/{QUEUE}/in-flight");
@@ -371,10 +442,20 @@ async fn delayed_and_in_flight_tasks_show_the_caller_not_the_token() {
     });
     let flying = s.get(&path);
     let t = &flying["tasks"][0];
-    assert_eq!((t["task"].as_str(), t["user_id"].as_str()), (Some("slow"), Some("bob")), "{flying}");
-    assert!(t["worker"].as_str().is_some_and(|w| !w.is_empty()), "{flying}");
+    assert_eq!(
+        (t["task"].as_str(), t["user_id"].as_str()),
+        (Some("slow"), Some("bob")),
+        "{flying}"
+    );
+    assert!(
+        t["worker"].as_str().is_some_and(|w| !w.is_empty()),
+        "{flying}"
+    );
     for body in [text, flying.to_string()] {
-        assert!(!body.contains("secret-token") && !body.contains("\"token\""), "{body}");
+        assert!(
+            !body.contains("secret-token") && !body.contains("\"token\""),
+            "{body}"
+        );
     }
     let workers = s.get("/_pym/admin/workers");
     assert_eq!(workers["workers"].as_array().unwrap().len(), 1, "{workers}");
@@ -391,6 +472,9 @@ fn admin_port_serves_it_apart_from_the_api() {
     });
     let (status, body) = http(admin, "GET", "/_pym/admin/queues", Some(&s.read), "");
     assert_eq!(status, 200, "{body}");
-    assert_eq!(http(s.port, "GET", "/_pym/admin/queues", Some(&s.read), "").0, 404);
+    assert_eq!(
+        http(s.port, "GET", "/_pym/admin/queues", Some(&s.read), "").0,
+        404
+    );
     assert_eq!(http(s.port, "GET", "/_pym/", None, "").0, 404);
 }

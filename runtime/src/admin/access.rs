@@ -26,7 +26,10 @@ impl Role {
 /// The role the claims give (the token itself was verified by the
 /// operation's security); none, or an unknown one, is refused.
 pub(crate) fn role_of(claims: Option<&Value>) -> Result<Role, ApiError> {
-    match claims.and_then(|c| c.get(CLAIM_ADMIN)).and_then(Value::as_str) {
+    match claims
+        .and_then(|c| c.get(CLAIM_ADMIN))
+        .and_then(Value::as_str)
+    {
         Some("read") => Ok(Role::Read),
         Some("operate") => Ok(Role::Operate),
         Some(other) => Err(ApiError::forbidden(format!(
@@ -120,8 +123,14 @@ mod tests {
             (Some(json!({"pym_admin": "read"})), Ok(Role::Read)),
             (Some(json!({"pym_admin": "operate"})), Ok(Role::Operate)),
             (Some(json!({"pym_admin": "admin"})), Err("is \"admin\"")),
-            (Some(json!({"pym_admin": true})), Err("needs a token with the claim")),
-            (Some(json!({"sub": "u"})), Err("needs a token with the claim")),
+            (
+                Some(json!({"pym_admin": true})),
+                Err("needs a token with the claim"),
+            ),
+            (
+                Some(json!({"sub": "u"})),
+                Err("needs a token with the claim"),
+            ),
             (None, Err("needs a token with the claim")),
         ];
         for (claims, want) in cases {

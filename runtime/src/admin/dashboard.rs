@@ -9,8 +9,16 @@ use pym_http::{ApiError, axum};
 
 /// The dashboard's files: (name, content type, text).
 const ASSETS: &[(&str, &str, &str)] = &[
-    ("app.js", "text/javascript; charset=utf-8", include_str!("assets/app.js")),
-    ("app.css", "text/css; charset=utf-8", include_str!("assets/app.css")),
+    (
+        "app.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/app.js"),
+    ),
+    (
+        "app.css",
+        "text/css; charset=utf-8",
+        include_str!("assets/app.css"),
+    ),
 ];
 const PAGE: &str = include_str!("assets/index.html");
 
@@ -23,7 +31,9 @@ fn file(content_type: &'static str, text: &'static str) -> Response {
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'self'; img-src 'self' data:; frame-ancestors 'none'"),
+        HeaderValue::from_static(
+            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
+        ),
     );
     r
 }
@@ -51,8 +61,14 @@ pub(super) async fn openapi() -> Response {
 #[test]
 fn the_page_stays_small_and_names_only_embedded_files() {
     let total: usize = PAGE.len() + ASSETS.iter().map(|(_, _, t)| t.len()).sum::<usize>();
-    assert!(total < 200 * 1024, "the dashboard is {total} bytes; the bound is ~200 KB");
+    assert!(
+        total < 200 * 1024,
+        "the dashboard is {total} bytes; the bound is ~200 KB"
+    );
     for (name, ..) in ASSETS {
-        assert!(PAGE.contains(&format!("assets/{name}")), "{name} is not used by the page");
+        assert!(
+            PAGE.contains(&format!("assets/{name}")),
+            "{name} is not used by the page"
+        );
     }
 }

@@ -33,7 +33,9 @@ pub(crate) struct Filter {
 
 impl Filter {
     pub(crate) fn matches(&self, d: &DeadLetter) -> bool {
-        self.task.as_ref().is_none_or(|t| d.task.as_ref() == Some(t))
+        self.task
+            .as_ref()
+            .is_none_or(|t| d.task.as_ref() == Some(t))
             && self.reason.as_ref().is_none_or(|r| d.reason.label() == r)
             && self.since_ms.is_none_or(|s| d.failed_at >= s)
             && self.until_ms.is_none_or(|u| d.failed_at < u)
@@ -227,7 +229,11 @@ async fn purge_one(
 }
 
 /// The letters a set action takes (shard, id).
-async fn ids(admin: &Admin, queue: &str, filter: &Filter) -> Result<Vec<(String, String)>, ApiError> {
+async fn ids(
+    admin: &Admin,
+    queue: &str,
+    filter: &Filter,
+) -> Result<Vec<(String, String)>, ApiError> {
     let found = matching(admin, queue, filter, (0, usize::MAX)).await?;
     Ok(found.into_iter().map(|(shard, d)| (shard, d.id)).collect())
 }
@@ -334,10 +340,18 @@ mod tests {
             sel(json!({"task": "send"})).unwrap(),
             Some(filter(json!({"task": "send"})))
         );
-        for bad in [json!({}), json!({"all": false}), json!({"all": true, "task": "send"})] {
+        for bad in [
+            json!({}),
+            json!({"all": false}),
+            json!({"all": true, "task": "send"}),
+        ] {
             let e = sel(bad.clone()).unwrap_err();
             assert_eq!(e.status.as_u16(), 400, "{bad}");
-            assert!(e.description.starts_with("all: "), "{bad}: {}", e.description);
+            assert!(
+                e.description.starts_with("all: "),
+                "{bad}: {}",
+                e.description
+            );
         }
     }
 }

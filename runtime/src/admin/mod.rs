@@ -18,8 +18,8 @@ mod rates;
 mod tasks;
 mod workers;
 
-use pym_broker::{Broker, keys, shards};
 use crate::config::Config;
+use pym_broker::{Broker, keys, shards};
 use pym_http::{ApiError, Service, ServiceBuilder, ServiceError};
 use std::sync::Arc;
 
@@ -55,7 +55,10 @@ impl Admin {
 
 /// The admin API beside the service's own operations.
 pub(crate) fn on_api_port(builder: ServiceBuilder, broker: Broker) -> ServiceBuilder {
-    bind(builder.document(DOCUMENT_NAME, DOCUMENT), Admin::new(broker))
+    bind(
+        builder.document(DOCUMENT_NAME, DOCUMENT),
+        Admin::new(broker),
+    )
 }
 
 /// The admin API alone, for `admin.port`.

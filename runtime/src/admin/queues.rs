@@ -94,7 +94,10 @@ async fn one(
         .iter()
         .zip(counts)
         .map(|(p, (ready, in_flight))| {
-            ((*p).to_string(), json!({"ready": ready, "in_flight": in_flight}))
+            (
+                (*p).to_string(),
+                json!({"ready": ready, "in_flight": in_flight}),
+            )
         })
         .collect::<serde_json::Map<_, _>>()
         .into();

@@ -9,8 +9,8 @@
 //! done, failed for a retry, or dead-lettered). A delayed task counts as
 //! enqueued when it falls due.
 
-use pym_broker::stats::{self, QueueStats};
 use pym_broker::Broker;
+use pym_broker::stats::{self, QueueStats};
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Mutex, Weak};
@@ -120,7 +120,10 @@ pub(crate) struct Recorder(Mutex<BTreeMap<String, History>>);
 impl Recorder {
     /// Record the snapshots and return each queue's rates, in their order.
     pub(crate) fn record(&self, all: &[QueueStats]) -> Vec<Rates> {
-        let mut map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         all.iter()
             .map(|s| {
                 let h = map.entry(s.queue.clone()).or_default();
@@ -174,21 +177,37 @@ mod tests {
             at_ms: 7,
             ..QueueStats::default()
         };
-        assert_eq!(Sample::of(&stats), Some(Sample { at_ms: 7, enqueued: 105, completed: 98 }));
-        let unknown = QueueStats { fetched_total: None, ..stats };
+        assert_eq!(
+            Sample::of(&stats),
+            Some(Sample {
+                at_ms: 7,
+                enqueued: 105,
+                completed: 98
+            })
+        );
+        let unknown = QueueStats {
+            fetched_total: None,
+            ..stats
+        };
         assert_eq!(Sample::of(&unknown), None);
     }
 
     #[test]
     fn rates_over_one_and_fifteen_minutes() {
         // (samples, enqueued 1m, completed 1m, enqueued 15m)
-        let cases: Vec<(Vec<Sample>, Option<f64>, Option<f64>, Option<f64>)> = vec![
+        type Case = (Vec<Sample>, Option<f64>, Option<f64>, Option<f64>);
+        let cases: Vec<Case> = vec![
             (vec![], None, None, None),
             (vec![s(0, 0, 0)], None, None, None),
             // closer than MIN_SPAN: no rate yet
             (vec![s(0, 0, 0), s(2, 10, 10)], None, None, None),
             // 10 s covered: both windows measured over it
-            (vec![s(0, 0, 0), s(10, 100, 50)], Some(10.0), Some(5.0), Some(10.0)),
+            (
+                vec![s(0, 0, 0), s(10, 100, 50)],
+                Some(10.0),
+                Some(5.0),
+                Some(10.0),
+            ),
             // 1 min from t=60 (enqueued 600 → 1200), 15 min from the oldest
             (
                 vec![s(0, 0, 0), s(60, 600, 600), s(120, 1200, 900)],
@@ -197,7 +216,12 @@ mod tests {
                 Some(10.0),
             ),
             // a sample at the same instant as the last is dropped
-            (vec![s(0, 0, 0), s(10, 100, 100), s(10, 900, 900)], Some(10.0), Some(10.0), Some(10.0)),
+            (
+                vec![s(0, 0, 0), s(10, 100, 100), s(10, 900, 900)],
+                Some(10.0),
+                Some(10.0),
+                Some(10.0),
+            ),
         ];
         for (samples, e1, c1, e15) in cases {
             let mut h = History::default();
@@ -205,7 +229,11 @@ mod tests {
                 h.push(*x);
             }
             let r = h.rates();
-            assert_eq!((r.enqueued_1m, r.completed_1m, r.enqueued_15m), (e1, c1, e15), "{samples:?}");
+            assert_eq!(
+                (r.enqueued_1m, r.completed_1m, r.enqueued_15m),
+                (e1, c1, e15),
+                "{samples:?}"
+            );
         }
     }
 
@@ -216,6 +244,9 @@ mod tests {
             h.push(s(i * 5, i, i));
         }
         let span = h.0.back().unwrap().at_ms - h.0.front().unwrap().at_ms;
-        assert!((FIFTEEN_MINUTES..FIFTEEN_MINUTES + 5_000).contains(&span), "{span}");
+        assert!(
+            (FIFTEEN_MINUTES..FIFTEEN_MINUTES + 5_000).contains(&span),
+            "{span}"
+        );
     }
 }

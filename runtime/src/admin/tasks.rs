@@ -74,6 +74,8 @@ async fn delayed(
 
 /// One pending entry: (id, consumer, idle ms, deliveries).
 type Pending = (String, String, u64, u64);
+/// The entries of one `XRANGE`: (id, [(field, value)]).
+type Entries = Vec<(String, Vec<(String, String)>)>;
 
 async fn in_flight(
     Extension(admin): Extension<Admin>,
@@ -107,8 +109,7 @@ async fn in_flight(
             for (id, ..) in &pending {
                 get.cmd("XRANGE").arg(&stream).arg(id).arg(id);
             }
-            let entries: Vec<Vec<(String, Vec<(String, String)>)>> =
-                get.query_async(&mut conn).await.map_err(broker_error)?;
+            let entries: Vec<Entries> = get.query_async(&mut conn).await.map_err(broker_error)?;
             for ((_, consumer, idle, _), entry) in pending.iter().zip(entries) {
                 let message = entry.into_iter().next().and_then(|(_, fields)| {
                     fields

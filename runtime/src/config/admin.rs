@@ -79,21 +79,66 @@ mod tests {
 
     #[test]
     fn admin_settings_from_file_and_environment() {
-        let cases: &[(&str, &[(&str, &str)], Option<(bool, Option<u16>)>, &str)] = &[
+        type Case<'a> = (
+            &'a str,
+            &'a [(&'a str, &'a str)],
+            Option<(bool, Option<u16>)>,
+            &'a str,
+        );
+        let cases: &[Case] = &[
             ("", &[], Some((false, None)), ""),
             ("admin: {enabled: true}\n", &[], Some((true, None)), ""),
-            ("admin: {enabled: true, port: 9200}\n", &[], Some((true, Some(9200))), ""),
-            ("admin: {enabled: true}\n", &[("PYM_ADMIN_ENABLED", "false")], Some((false, None)), ""),
-            ("", &[("PYM_ADMIN_ENABLED", "true"), ("PYM_ADMIN_PORT", "9300")], Some((true, Some(9300))), ""),
-            ("", &[("PYM_ADMIN_ENABLED", "maybe")], None, "PYM_ADMIN_ENABLED: expected true or false"),
-            ("", &[("PYM_ADMIN_PORT", "8080")], None, "other than the API port 8080"),
-            ("admin: {port: 0}\n", &[], None, "c.yaml:1: key 'admin': port is 0"),
-            ("admin: {enabled: true, colour: red}\n", &[], None, "unknown field `colour`"),
+            (
+                "admin: {enabled: true, port: 9200}\n",
+                &[],
+                Some((true, Some(9200))),
+                "",
+            ),
+            (
+                "admin: {enabled: true}\n",
+                &[("PYM_ADMIN_ENABLED", "false")],
+                Some((false, None)),
+                "",
+            ),
+            (
+                "",
+                &[("PYM_ADMIN_ENABLED", "true"), ("PYM_ADMIN_PORT", "9300")],
+                Some((true, Some(9300))),
+                "",
+            ),
+            (
+                "",
+                &[("PYM_ADMIN_ENABLED", "maybe")],
+                None,
+                "PYM_ADMIN_ENABLED: expected true or false",
+            ),
+            (
+                "",
+                &[("PYM_ADMIN_PORT", "8080")],
+                None,
+                "other than the API port 8080",
+            ),
+            (
+                "admin: {port: 0}\n",
+                &[],
+                None,
+                "c.yaml:1: key 'admin': port is 0",
+            ),
+            (
+                "admin: {enabled: true, colour: red}\n",
+                &[],
+                None,
+                "unknown field `colour`",
+            ),
         ];
         for (yaml, vars, want, err) in cases {
             match (load(yaml, vars), want) {
                 (Ok(c), Some((enabled, port))) => {
-                    assert_eq!((c.admin.enabled, c.admin.port), (*enabled, *port), "{yaml} {vars:?}");
+                    assert_eq!(
+                        (c.admin.enabled, c.admin.port),
+                        (*enabled, *port),
+                        "{yaml} {vars:?}"
+                    );
                 }
                 (Err(e), None) => assert!(e.contains(err), "{yaml} {vars:?}: {e}"),
                 (got, _) => panic!("{yaml} {vars:?}: {:?}", got.map(|c| c.admin)),
