@@ -481,7 +481,7 @@ fn with_documents(
         if let Some(op) = doc.operations.iter().find(|o| {
             spec.operations
                 .iter()
-                .any(|s| s.path == o.path || s.id == o.id)
+                .any(|s| path_shape(&s.path) == path_shape(&o.path) || s.id == o.id)
         }) {
             return Err(ServiceError::Binding(format!(
                 "operation {} ({} {}) of {} is also in the spec: rename it or move it",
@@ -491,6 +491,28 @@ fn with_documents(
         spec.operations.extend(doc.operations);
     }
     Ok(spec)
+}
+
+/// A path template with its parameters unnamed (`/items/{}`): two paths
+/// of one shape are one route.
+fn path_shape(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut in_param = false;
+    for c in path.chars() {
+        match c {
+            '{' => {
+                in_param = true;
+                out.push('{');
+            }
+            '}' => {
+                in_param = false;
+                out.push('}');
+            }
+            _ if in_param => {}
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Binding check: every operation has a handler, every handler an
