@@ -108,6 +108,8 @@ fn token(redis: &str, user: &str, claims: Value) -> String {
 
 /// A running `svc serve` (admin enabled) and, when asked, `svc worker`.
 struct Svc {
+    /// The environment of `svc serve`, given to workers too.
+    env: Vec<(&'static str, String)>,
     /// `svc serve`'s log.
     log: tempfile::NamedTempFile,
     _redis: RedisServer,
@@ -127,7 +129,7 @@ fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
-fn start(env: &[(&str, String)]) -> Svc {
+fn start(env: &[(&'static str, String)]) -> Svc {
     let redis = RedisServer::start();
     let url = redis.url();
     let port = free_port();
@@ -141,6 +143,7 @@ fn start(env: &[(&str, String)]) -> Svc {
         .spawn()
         .unwrap();
     let s = Svc {
+        env: env.clone(),
         log,
         read: token(&url, "rita", json!({"pym_admin": "read"})),
         operate: token(&url, "otto", json!({"pym_admin": "operate"})),
@@ -159,7 +162,8 @@ fn start(env: &[(&str, String)]) -> Svc {
 impl Svc {
     fn worker(&mut self) {
         let wport = free_port();
-        let env = [("PYM_WORKER_PORT", wport.to_string())];
+        let mut env = self.env.clone();
+        env.push(("PYM_WORKER_PORT", wport.to_string()));
         let w = svc(&["worker"], &self.url, &env)
             .stdout(Stdio::null())
             .spawn()
@@ -197,7 +201,10 @@ impl Svc {
     }
 
     async fn queue_handle(&self) -> Queue {
-        let bc = pym_broker::BrokerConfig::new(&self.url, SECRET.as_bytes().to_vec());
+        let shards = self.env.iter().find(|(k, _)| *k == "PYM_QUEUE_SHARDS");
+        let shards = pym_broker::shards::parse(shards.map_or("", |(_, v)| v.as_str())).unwrap();
+        let bc = pym_broker::BrokerConfig::new(&self.url, SECRET.as_bytes().to_vec())
+            .with_shards(shards);
         Queue::connect(&bc).await.unwrap()
     }
 }
@@ -477,4 +484,52 @@ fn admin_port_serves_it_apart_from_the_api() {
         404
     );
     assert_eq!(http(s.port, "GET", "/_pym/", None, "").0, 404);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sharded_queues_dead_letters_are_found_and_replayed_in_every_shard() {
+    let shards = [("PYM_QUEUE_SHARDS", format!("{QUEUE}=2"))];
+    let mut s = tokio::task::spawn_blocking(move || {
+        let mut s = start(&shards);
+        s.worker();
+        s
+    })
+    .await
+    .unwrap();
+    let q = s.queue_handle().await;
+    for n in 0..4 {
+        doomed_a::spawn(&q, n).await.unwrap();
+    }
+    let s = tokio::task::spawn_blocking(move || {
+        wait_for("4 dead letters", Duration::from_secs(30), || {
+            s.queue()["dead"] == 4
+        });
+        s.stop_workers();
+        s
+    })
+    .await
+    .unwrap();
+    let path = format!("/_pym/admin/queues/{QUEUE}/dead");
+    let list = s.get(&path);
+    assert_eq!(list["dead"].as_array().unwrap().len(), 4, "{list}");
+    let id = list["dead"][0]["id"].as_str().unwrap().to_string();
+    let shown = s.get(&format!("{path}/{id}"));
+    assert_eq!(shown["envelope"]["queue"], QUEUE, "{shown}");
+    let (_, done) = s.call(
+        "POST",
+        &format!("{path}/replay"),
+        &s.operate,
+        r#"{"task":"doomed_a"}"#,
+    );
+    assert_eq!(
+        (done["done"].as_u64(), done["refused"].as_u64()),
+        (Some(4), Some(0)),
+        "{done}"
+    );
+    let v = s.queue();
+    assert_eq!(
+        (v["dead"].as_u64(), v["ready"].as_u64()),
+        (Some(0), Some(4)),
+        "{v}"
+    );
 }

@@ -196,13 +196,13 @@ async fn show(
     Ok(Json(v))
 }
 
-/// Replay one letter of `shard`: `Ok(false)` when it was gone, refused
-/// (unverifiable, signed for another queue) as `Err(Some)`.
-async fn replay(admin: &Admin, shard: &str, id: &str) -> Result<bool, Option<ApiError>> {
+/// Replay one letter of `shard`: `Ok(false)` when it was gone; one that
+/// cannot be replayed (unverifiable, signed for another queue) is a 400.
+async fn replay(admin: &Admin, shard: &str, id: &str) -> Result<bool, ApiError> {
     match dead::replay(&admin.broker, shard, id).await {
         Ok(moved) => Ok(moved),
-        Err(BrokerError::Invalid(why)) => Err(Some(ApiError::bad_request(why))),
-        Err(e) => Err(Some(broker_error(e))),
+        Err(BrokerError::Invalid(why)) => Err(ApiError::bad_request(why)),
+        Err(e) => Err(broker_error(e)),
     }
 }
 
@@ -212,7 +212,7 @@ async fn replay_one(
 ) -> Result<Json<Value>, ApiError> {
     let action = Action::begin("dead.replay", &queue, &format!("id={id}"))?;
     let (shard, _) = find(&admin, &queue, &id).await?;
-    let moved = replay(&admin, &shard, &id).await.map_err(Option::unwrap)?;
+    let moved = replay(&admin, &shard, &id).await?;
     Ok(action.done(u64::from(moved), 0))
 }
 
@@ -258,8 +258,8 @@ async fn replay_set(
     for (shard, id) in ids(&admin, &queue, &filter).await? {
         match replay(&admin, &shard, &id).await {
             Ok(moved) => done += u64::from(moved),
-            Err(Some(e)) if e.status.as_u16() == 400 => refused += 1,
-            Err(e) => return Err(e.expect("an error")),
+            Err(e) if e.status.as_u16() == 400 => refused += 1,
+            Err(e) => return Err(e),
         }
     }
     Ok(action.done(done, refused))
