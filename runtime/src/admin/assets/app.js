@@ -55,7 +55,9 @@ function rate(v) {
   return v === null || v === undefined ? "–" : v < 10 ? v.toFixed(2) : Math.round(v).toString();
 }
 function time(msSinceEpoch) {
-  return msSinceEpoch ? new Date(msSinceEpoch).toLocaleTimeString() : "–";
+  if (!msSinceEpoch) return "–";
+  const d = new Date(msSinceEpoch);
+  return Date.now() - msSinceEpoch < 86400000 ? d.toLocaleTimeString() : d.toLocaleString();
 }
 
 function sparkline(points) {
