@@ -18,6 +18,7 @@
 //! | [`contract`] | the environment variables, ports and paths the operator sets |
 //! | `testing` (feature) | a real `redis-server` for tests |
 
+mod admin;
 mod cli;
 pub mod config;
 

@@ -272,7 +272,8 @@ pub async fn replay(broker: &Broker, queue: &str, id: &str) -> Result<bool> {
             "dead letter {id} cannot be replayed: {e}; remove it with `dead purge --id {id}`"
         ))
     })?;
-    if env.queue != queue {
+    // A shard's letters were signed for the logical queue.
+    if env.queue != keys::logical(queue) {
         return Err(BrokerError::Invalid(format!(
             "dead letter {id} was signed for queue {:?}, not {queue:?}: it cannot be replayed here; \
              remove it with `dead purge --id {id}`",

@@ -95,6 +95,8 @@ for i = 1, 3 do
         end
         if name == ARGV[1] then
           pending, last = p, l
+          -- Redis 7.0 reports nil for a group that never read: none fetched.
+          if type(r) ~= 'number' and l == '0-0' then r = 0 end
           if fetched >= 0 and type(r) == 'number' then fetched = fetched + r else fetched = -1 end
         end
       end

@@ -120,6 +120,21 @@ pub const CONFIG_JWT_SECRET_ENV: &str = "jwt_secret_env";
 /// Config key naming the env var of the broker URL (default [`ENV_REDIS_URL`]).
 pub const CONFIG_REDIS_URL_ENV: &str = "redis_url_env";
 
+/// Turns the admin API (`/_pym/admin/`) and the dashboard (`/_pym/`) on:
+/// `true`/`false` (config `admin: {enabled: ..}`; off by default).
+pub const ENV_ADMIN_ENABLED: &str = "PYM_ADMIN_ENABLED";
+/// Serve the admin API and the dashboard on this port instead of the API
+/// port (config `admin: {port: ..}`).
+pub const ENV_ADMIN_PORT: &str = "PYM_ADMIN_PORT";
+/// Config key of the admin settings (`enabled`, `port`).
+pub const CONFIG_ADMIN: &str = "admin";
+/// Path prefix of the admin API.
+pub const PATH_ADMIN: &str = "/_pym/admin";
+/// Path of the dashboard page.
+pub const PATH_DASHBOARD: &str = "/_pym/";
+/// JWT claim holding the caller's admin role: `read` or `operate`.
+pub const CLAIM_ADMIN: &str = "pym_admin";
+
 /// Environment variable holding the base URL of the API `title` (the
 /// `info.title` of its spec) for the client `api!` generates from it:
 /// `greeter` → `PYM_API_GREETER_URL`, `pet store` → `PYM_API_PET_STORE_URL`.

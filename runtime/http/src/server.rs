@@ -140,6 +140,9 @@ pub struct ServiceBuilder {
     auth: Option<Auth>,
     hooks: Vec<RouterHook>,
     reporter: Option<ErrorReporter>,
+    /// Documents whose operations are served beside the spec's (see
+    /// [`ServiceBuilder::document`]).
+    documents: Vec<Result<Spec, SpecError>>,
 }
 
 /// What the middleware and built-ins share.
@@ -198,6 +201,7 @@ impl Service {
             auth: None,
             hooks: Vec::new(),
             reporter: None,
+            documents: Vec::new(),
         }
     }
 
@@ -346,6 +350,15 @@ impl ServiceBuilder {
         self
     }
 
+    /// Serve the operations of another OpenAPI document (e.g. pym's admin
+    /// API) beside the spec's: each must be bound with
+    /// [`ServiceBuilder::handler`] and is validated and authenticated like
+    /// the spec's own. `/openapi.yaml` still serves the spec alone.
+    pub fn document(mut self, name: &str, text: &str) -> Self {
+        self.documents.push(Spec::parse(name, text));
+        self
+    }
+
     /// Bind an axum handler to the operation with this `operationId`.
     pub fn handler<H, T>(self, operation_id: &str, handler: H) -> Self
     where
@@ -409,6 +422,7 @@ impl ServiceBuilder {
             .spec
             .ok_or(ServiceError::NoSpec)?
             .map_err(ServiceError::Spec)?;
+        let spec = with_documents(spec, self.documents)?;
         check_bindings(&spec, &self.handlers)?;
         let auth = match self.auth {
             Some(a) => Some(a),
@@ -454,6 +468,51 @@ impl ServiceBuilder {
             shared,
         })
     }
+}
+
+/// `spec` with the operations of `documents` added (their paths may not
+/// be the spec's).
+fn with_documents(
+    mut spec: Spec,
+    documents: Vec<Result<Spec, SpecError>>,
+) -> Result<Spec, ServiceError> {
+    for doc in documents {
+        let doc = doc.map_err(ServiceError::Spec)?;
+        if let Some(op) = doc.operations.iter().find(|o| {
+            spec.operations
+                .iter()
+                .any(|s| path_shape(&s.path) == path_shape(&o.path) || s.id == o.id)
+        }) {
+            return Err(ServiceError::Binding(format!(
+                "operation {} ({} {}) of {} is also in the spec: rename it or move it",
+                op.id, op.method, op.path, doc.title
+            )));
+        }
+        spec.operations.extend(doc.operations);
+    }
+    Ok(spec)
+}
+
+/// A path template with its parameters unnamed (`/items/{}`): two paths
+/// of one shape are one route.
+fn path_shape(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut in_param = false;
+    for c in path.chars() {
+        match c {
+            '{' => {
+                in_param = true;
+                out.push('{');
+            }
+            '}' => {
+                in_param = false;
+                out.push('}');
+            }
+            _ if in_param => {}
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Binding check: every operation has a handler, every handler an

@@ -141,9 +141,13 @@ impl App {
                 async move { broker.ping().await }.boxed()
             });
         }
-        (self.service)(builder.extension(queue))
-            .build()
-            .map_err(usage)
+        let admin = queue.broker().cloned().filter(|_| config.admin.enabled);
+        let mut builder = (self.service)(builder.extension(queue));
+        // The admin API on the API port (on its own port: see `serve`).
+        if let Some(broker) = admin.filter(|_| config.admin.port.is_none()) {
+            builder = crate::admin::on_api_port(builder, broker);
+        }
+        builder.build().map_err(usage)
     }
 }
 

@@ -24,7 +24,7 @@ impl App {
         }
         let shutdown = pym_process::shutdown_on_signal();
         let (queue, worker_broker) = queue(&config, up, &metrics).await?;
-        let svc = self.build(&config, queue, metrics)?;
+        let svc = self.build(&config, queue.clone(), metrics)?;
         let addr = SocketAddr::new(host, config.port);
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
             usage(format!(
@@ -32,6 +32,7 @@ impl App {
             ))
         })?;
         let metrics_listener = metrics_listener(&config, host).await?;
+        let admin = admin_port(&config, &queue, host, shutdown.clone()).await?;
         let api = {
             let s = shutdown.clone();
             tokio::spawn(async move {
@@ -57,8 +58,48 @@ impl App {
             w.await
                 .map_err(|e| runtime(format!("worker task failed: {e}")))??;
         }
+        if let Some(a) = admin {
+            a.await
+                .map_err(|e| runtime(format!("admin task failed: {e}")))?
+                .map_err(|e| runtime(format!("admin HTTP server failed: {e}")))?;
+        }
         api_result.map_err(|e| runtime(format!("HTTP server failed: {e}")))
     }
+}
+
+/// The admin API and dashboard, when enabled: refused without Redis (they
+/// read the queues there); on `admin.port` they are served here, by a
+/// service of their own (else `build` adds them to the API's).
+async fn admin_port(
+    config: &Config,
+    queue: &Queue,
+    host: std::net::IpAddr,
+    shutdown: CancellationToken,
+) -> Result<Option<tokio::task::JoinHandle<std::io::Result<()>>>, Fail> {
+    if !config.admin.enabled {
+        return Ok(None);
+    }
+    let Some(broker) = queue.broker() else {
+        return Err(usage(format!(
+            "admin is enabled ({}) but {} is not set: the admin API reads the queues in Redis",
+            contract::ENV_ADMIN_ENABLED,
+            config.redis_url_env
+        )));
+    };
+    let Some(port) = config.admin.port else {
+        return Ok(None);
+    };
+    let svc = crate::admin::on_own_port(config, broker.clone()).map_err(usage)?;
+    let addr = SocketAddr::new(host, port);
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        usage(format!(
+            "cannot listen on {addr} for the admin API: {e}; choose another admin port ({})",
+            contract::ENV_ADMIN_PORT
+        ))
+    })?;
+    Ok(Some(tokio::spawn(async move {
+        svc.serve(listener, shutdown.cancelled_owned()).await
+    })))
 }
 
 /// The listener of `metrics_port`, if set, on the API's host (`0.0.0.0`

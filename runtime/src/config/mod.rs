@@ -40,6 +40,9 @@
 //!                                 # (env PYM_MAX_CONNECTIONS)
 //! metrics_port: 9100              # serve /metrics on this port (API host) and not on `port`
 //!                                 # (env PYM_METRICS_PORT; default: unset, /metrics on `port`)
+//! admin: {enabled: true, port: 9200}  # the admin API (/_pym/admin/) and dashboard (/_pym/);
+//!                                 # off by default (env PYM_ADMIN_ENABLED, PYM_ADMIN_PORT;
+//!                                 # default port: the API's)
 //! ```
 //!
 //! Timeouts are whole seconds from 1 to 86400; `max_in_flight` and
@@ -125,7 +128,9 @@ pub fn check_secret(var: &str, value: &str, dev: bool) -> Result<(), ConfigError
     Ok(())
 }
 
+mod admin;
 mod custom;
+pub use admin::AdminConfig;
 pub use custom::{Custom, current, custom, custom_all, custom_name, install};
 
 /// Keys of pymacaron's config that pym replaces, and what to write instead.
@@ -215,6 +220,8 @@ pub struct Config {
     pub http_limits: HttpLimits,
     /// `/metrics` on its own port (`None`: on `port`).
     pub metrics_port: Option<u16>,
+    /// The admin API and the dashboard (`admin:`).
+    pub admin: AdminConfig,
     /// The file it was read from, if any.
     pub source: Option<PathBuf>,
     /// The service's own keys (`x-...`), see [`custom`].
@@ -251,6 +258,7 @@ struct RawConfig {
     max_in_flight: Option<u64>,
     max_connections: Option<u64>,
     metrics_port: Option<u16>,
+    admin: Option<admin::RawAdmin>,
     #[serde(flatten)]
     rest: BTreeMap<String, yaml_serde::Value>,
 }
@@ -372,6 +380,7 @@ impl Config {
             body_limit,
             http_limits: r.http_limits(&raw)?,
             metrics_port: r.metrics_port(raw.metrics_port, port)?,
+            admin: r.admin(raw.admin, port)?,
             source: path,
             custom: Custom::of(&file, &raw.rest, |k| line_of(&text, k)),
         })
