@@ -32,6 +32,27 @@ pub struct Periodic {
     pub cron: &'static str,
     pub tz: &'static str,
     pub missed: Missed,
+    /// The task takes the [`Tick`] it runs for (else no argument).
+    pub takes_tick: bool,
+}
+
+/// The tick a periodic task runs for: the one argument a periodic task
+/// may take. Each tick fires once, so it is a natural idempotency key.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
+pub struct Tick(pub u64);
+
+impl Tick {
+    /// Milliseconds since the Unix epoch.
+    pub fn as_millis(self) -> u64 {
+        self.0
+    }
+
+    pub fn time(self) -> std::time::SystemTime {
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(self.0)
+    }
 }
 
 /// The zone of a schedule that names none.

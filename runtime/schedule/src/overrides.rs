@@ -41,6 +41,7 @@ pub struct Resolved {
     pub schedule: Schedule,
     pub missed: Missed,
     pub enabled: bool,
+    pub takes_tick: bool,
 }
 
 /// Applies `overrides` to the `declared` schedules (by task name); an
@@ -82,6 +83,7 @@ pub fn resolve(
             schedule,
             missed: p.missed,
             enabled: o.enabled.unwrap_or(true),
+            takes_tick: p.takes_tick,
         });
     }
     Ok(out)
@@ -95,6 +97,7 @@ mod tests {
         cron: "0 0 3 * * *",
         tz: "UTC",
         missed: Missed::Once,
+        takes_tick: false,
     };
 
     #[test]
