@@ -27,6 +27,7 @@ mod meta;
 pub mod names;
 mod pod;
 mod redis;
+mod schedules;
 mod task_secret;
 mod worker;
 

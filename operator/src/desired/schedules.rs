@@ -1,0 +1,86 @@
+//! `spec.workers.schedules` → the workers' `PYM_SCHEDULES` (the JSON the
+//! runtime reads with `pym_schedule::parse_overrides`), or no variable
+//! when nothing is overridden.
+
+use super::env::plain_env;
+use crate::crd::WorkersSpec;
+use k8s_openapi::api::core::v1::EnvVar;
+use pym_broker::schedule::{Override, Overrides};
+use pym_core::contract;
+
+/// The `PYM_SCHEDULES` variable of the worker pods, if any schedule is
+/// overridden.
+pub(super) fn schedules_env(w: &WorkersSpec) -> Option<EnvVar> {
+    if w.schedules.is_empty() {
+        return None;
+    }
+    let overrides: Overrides = w
+        .schedules
+        .iter()
+        .map(|(name, o)| {
+            let o = Override {
+                enabled: o.enabled,
+                cron: o.cron.clone(),
+                tz: o.tz.clone(),
+            };
+            (name.clone(), o)
+        })
+        .collect();
+    let json = serde_json::to_string(&overrides).expect("overrides serialise");
+    Some(plain_env(contract::ENV_SCHEDULES, json))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::ScheduleOverride;
+    use pym_broker::schedule::parse_overrides;
+
+    #[test]
+    fn overrides_become_the_json_the_workers_read() {
+        let o = |enabled, cron: Option<&str>, tz: Option<&str>| ScheduleOverride {
+            enabled,
+            cron: cron.map(str::to_owned),
+            tz: tz.map(str::to_owned),
+        };
+        let table = [
+            (vec![], None),
+            (
+                vec![("nightly_cleanup", o(Some(false), None, None))],
+                Some(r#"{"nightly_cleanup":{"enabled":false}}"#),
+            ),
+            (
+                vec![
+                    (
+                        "report",
+                        o(None, Some("0 30 4 * * *"), Some("Europe/Paris")),
+                    ),
+                    ("a", o(Some(true), None, None)),
+                ],
+                Some(
+                    r#"{"a":{"enabled":true},"report":{"cron":"0 30 4 * * *","tz":"Europe/Paris"}}"#,
+                ),
+            ),
+        ];
+        for (schedules, want) in table {
+            let w = WorkersSpec {
+                schedules: schedules
+                    .into_iter()
+                    .map(|(n, o)| (n.to_owned(), o))
+                    .collect(),
+                ..WorkersSpec::default()
+            };
+            let env = schedules_env(&w);
+            assert_eq!(env.as_ref().and_then(|e| e.value.as_deref()), want);
+            if let Some(e) = env {
+                assert_eq!(e.name, contract::ENV_SCHEDULES);
+                let back = parse_overrides(e.value.as_deref().unwrap(), contract::ENV_SCHEDULES);
+                assert_eq!(
+                    back.unwrap().len(),
+                    w.schedules.len(),
+                    "the workers read it back"
+                );
+            }
+        }
+    }
+}
