@@ -236,17 +236,20 @@ pub struct ScheduleInfo {
     pub last_run_ms: Option<u64>,
 }
 
+/// Definitions, last runs and next ticks, each by task name.
+type Pairs = (
+    Vec<(String, String)>,
+    Vec<(String, u64)>,
+    Vec<(String, f64)>,
+);
+
 /// The schedules of `queue`, by task name.
 pub async fn list<C: ConnectionLike + Send>(
     conn: &mut C,
     queue: &str,
 ) -> Result<Vec<ScheduleInfo>> {
     let sk = ScheduleKeys::new(queue);
-    let (defs, fired, next): (
-        Vec<(String, String)>,
-        Vec<(String, u64)>,
-        Vec<(String, f64)>,
-    ) = redis::pipe()
+    let (defs, fired, next): Pairs = redis::pipe()
         .cmd("HGETALL")
         .arg(&sk.defs)
         .cmd("HGETALL")
