@@ -1,11 +1,15 @@
 //! `spec.workers.schedules` → the workers' `PYM_SCHEDULES` (the JSON the
 //! runtime reads with `pym_schedule::parse_overrides`), or no variable
-//! when nothing is overridden.
+//! when nothing is overridden. The cron expressions and zones are checked
+//! here with the runtime's own rules, so a bad one is reported on the
+//! PymService (`InvalidSpec`) instead of crash-looping the workers; the
+//! task names can only be checked by the workers, which know their tasks.
 
+use super::DesiredError;
 use super::env::plain_env;
-use crate::crd::WorkersSpec;
+use crate::crd::{PymServiceSpec, WorkersSpec};
 use k8s_openapi::api::core::v1::EnvVar;
-use pym_broker::schedule::{Override, Overrides};
+use pym_broker::schedule::{Override, Overrides, parse_cron, parse_tz};
 use pym_core::contract;
 
 /// The `PYM_SCHEDULES` variable of the worker pods, if any schedule is
@@ -30,11 +34,72 @@ pub(super) fn schedules_env(w: &WorkersSpec) -> Option<EnvVar> {
     Some(plain_env(contract::ENV_SCHEDULES, json))
 }
 
+/// Checks the cron expression and zone of every override.
+pub(super) fn check_schedules(spec: &PymServiceSpec) -> Result<(), DesiredError> {
+    let Some(w) = spec.effective_workers() else {
+        return Ok(());
+    };
+    for (name, o) in &w.schedules {
+        let bad = |e: pym_broker::schedule::ScheduleError| DesiredError::Schedule {
+            name: name.clone(),
+            reason: e.to_string(),
+        };
+        if let Some(c) = &o.cron {
+            parse_cron(c).map_err(bad)?;
+        }
+        if let Some(tz) = &o.tz {
+            parse_tz(tz).map_err(bad)?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::crd::ScheduleOverride;
     use pym_broker::schedule::parse_overrides;
+
+    #[test]
+    fn bad_crons_and_zones_are_refused_naming_the_schedule() {
+        let spec = |cron: Option<&str>, tz: Option<&str>| -> PymServiceSpec {
+            let o = ScheduleOverride {
+                enabled: None,
+                cron: cron.map(str::to_owned),
+                tz: tz.map(str::to_owned),
+            };
+            serde_json::from_value(serde_json::json!({
+                "image": "pym/hello:dev",
+                "withAsync": true,
+                "workers": {"schedules": {"nightly_cleanup": o}},
+            }))
+            .expect("a spec")
+        };
+        let table = [
+            (Some("0 30 4 * * *"), Some("Europe/Paris"), None),
+            (None, None, None),
+            (Some("0 30 4 * *  * *"), None, Some("7 fields")),
+            (
+                None,
+                Some("Europe/Pariss"),
+                Some("not an IANA time zone name"),
+            ),
+        ];
+        for (cron, tz, want) in table {
+            let got = check_schedules(&spec(cron, tz)).map_err(|e| e.to_string());
+            match want {
+                None => assert_eq!(got, Ok(()), "{cron:?} {tz:?}"),
+                Some(w) => {
+                    let e = got.unwrap_err();
+                    assert!(
+                        e.starts_with("spec.workers.schedules.nightly_cleanup: "),
+                        "{e}"
+                    );
+                    assert!(e.contains(w), "{e}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn overrides_become_the_json_the_workers_read() {

@@ -600,3 +600,24 @@ async fn schedule_overrides_reach_the_workers_as_pym_schedules() {
         )
     );
 }
+
+/// A bad cron expression in `spec.workers.schedules` fails the reconcile
+/// before any write, naming the schedule, instead of crash-looping workers.
+#[tokio::test]
+async fn a_bad_schedule_override_fails_before_any_write() {
+    let spec = HELLO.replace(
+        "workers: {minReplicas: 2, maxReplicas: 5}",
+        "workers:\n    schedules:\n      nightly_cleanup: {cron: \"61 * * * *\"}",
+    );
+    let server = cluster_with_jwt();
+    let err = reconcile_inner(&mk_pymservice("hello", &spec), &mk_context(&server))
+        .await
+        .expect_err("a bad cron");
+    assert_eq!(err.reason(), "InvalidSpec", "{err}");
+    assert!(
+        err.to_string()
+            .contains("spec.workers.schedules.nightly_cleanup: cron expression \"61 * * * *\""),
+        "{err}"
+    );
+    assert_eq!(server.writes(), Vec::<String>::new());
+}

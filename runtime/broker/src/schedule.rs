@@ -31,7 +31,7 @@ use uuid::Uuid;
 
 pub use pym_schedule::{
     Missed, Override, Overrides, Periodic, Resolved as ResolvedSchedule, Schedule, ScheduleError,
-    Tick, parse_overrides, resolve,
+    Tick, parse_cron, parse_overrides, parse_tz, resolve,
 };
 
 /// A schedule as recorded in `pym:{q}:schedules`.
