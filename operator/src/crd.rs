@@ -79,6 +79,12 @@ pub const DEFAULT_REDIS_IMAGE: &str = "redis:7.4.6-alpine";
         json_path = ".status.lastScaleTime",
         description = "When the autoscaler last changed the worker replicas"
     ),
+    printcolumn(
+        name = "Next-Tick",
+        type_ = "date",
+        json_path = ".status.nextTick",
+        description = "The soonest next tick of the periodic tasks (autoscaler)"
+    ),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     validation = kube::core::Rule::new("size(self.metadata.name) <= 40").message("metadata.name must be at most 40 characters: child objects append suffixes such as -redis-data")
 )]
@@ -327,6 +333,34 @@ pub struct WorkersSpec {
     /// Queue-driven autoscaling between minReplicas and maxReplicas.
     #[serde(default)]
     pub autoscaling: AutoscalingSpec,
+
+    /// Changes to the periodic tasks declared in code
+    /// (`#[asynctask(cron = "..")]`), by task name: disable one, or change
+    /// its cron expression or time zone. Passed to the workers as
+    /// `PYM_SCHEDULES`; a worker refuses to start on an unknown name or a
+    /// bad expression or zone, naming it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub schedules: BTreeMap<String, ScheduleOverride>,
+}
+
+/// The change of one periodic task's schedule; an absent field keeps the
+/// value declared in code.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduleOverride {
+    /// `false` stops the ticks of this task (true when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Cron expression: 5 fields (minute hour day-of-month month
+    /// day-of-week) or 6 (second first), e.g. `0 0 3 * * *`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256))]
+    pub cron: Option<String>,
+    /// IANA time zone of the expression, e.g. `Europe/Paris` (UTC when
+    /// neither this nor the code names one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64))]
+    pub tz: Option<String>,
 }
 
 impl Default for WorkersSpec {
@@ -340,6 +374,7 @@ impl Default for WorkersSpec {
             env: Vec::new(),
             env_from: Vec::new(),
             autoscaling: AutoscalingSpec::default(),
+            schedules: BTreeMap::new(),
         }
     }
 }
@@ -532,6 +567,11 @@ pub struct PymServiceStatus {
     /// Why the autoscaler last changed the worker replicas.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_scale_reason: Option<String>,
+
+    /// The soonest next tick of the worker queues' periodic tasks, as the
+    /// workers recorded it (autoscaler).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_tick: Option<Time>,
 }
 
 /// Replica counts of one Deployment.
@@ -589,6 +629,10 @@ pub struct AutoscalerStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_scale_reason: Option<String>,
 
+    /// `nextTick`: the soonest next tick of the periodic tasks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_tick: Option<Time>,
+
     /// `conditions`: only the `Autoscaling` condition (True while the queue
     /// statistics are readable).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -617,6 +661,7 @@ impl AutoscalerStatus {
             queue_depth: status.queue_depth,
             last_scale_time: status.last_scale_time.clone(),
             last_scale_reason: status.last_scale_reason.clone(),
+            next_tick: status.next_tick.clone(),
             conditions: status
                 .conditions
                 .iter()
@@ -786,6 +831,7 @@ mod tests {
             queue_depth: Some(1240),
             last_scale_time: Some(Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH)),
             last_scale_reason: Some("queue 1240 → 6 workers".into()),
+            next_tick: Some(Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH)),
             conditions: vec![cond.clone()],
         };
         let json = serde_json::to_value(&own).unwrap();

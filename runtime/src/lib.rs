@@ -25,6 +25,7 @@ pub mod config;
 pub use cli::App;
 pub use pym_broker::{
     Expiry, Priority, Queue, SpawnError, SpawnOptions, TaskError, TaskId, TaskOptions, When,
+    task::Tick,
 };
 pub use pym_core::{Context, ErrorReport, ErrorReporter, ErrorSource, context, contract};
 pub use pym_macros::{api, asynctask};

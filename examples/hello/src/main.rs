@@ -151,6 +151,35 @@ async fn greeting(signup: &Welcome) -> Result<Option<greeter::Greeting>, TaskErr
     }
 }
 
+/// Nightly housekeeping, a periodic task: every day at 03:00 (Paris time),
+/// once across all worker replicas. Its tick is its idempotency key. A
+/// deployment changes or disables it with `spec.workers.schedules`
+/// (`PYM_SCHEDULES`); a night the workers were all down runs once when
+/// they are back (`missed = "once"`).
+#[pym_runtime::asynctask(
+    queue = "default",
+    cron = "0 0 3 * * *",
+    tz = "Europe/Paris",
+    missed = "once"
+)]
+async fn nightly_cleanup(tick: pym_runtime::Tick) -> Result<(), TaskError> {
+    tracing::info!(tick = tick.as_millis(), "nightly cleanup");
+    if let Ok(path) = std::env::var(ENV_TASK_REPORT)
+        && !path.is_empty()
+    {
+        let line =
+            json!({"task": "nightly_cleanup", "tick": tick.as_millis(), "pid": std::process::id()});
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| TaskError::retry(format!("cannot open {path}: {e}")))?;
+        f.write_all(format!("{line}\n").as_bytes())
+            .map_err(TaskError::retry)?;
+    }
+    Ok(())
+}
+
 /// Sends the welcome email (here: logs it), in the caller's context.
 #[pym_runtime::asynctask(queue = "default", max_retries = 5, timeout_secs = 30)]
 async fn send_welcome_email_async(signup: Welcome) -> Result<(), TaskError> {

@@ -42,6 +42,7 @@ mod poll;
 mod redis;
 pub mod scale;
 pub mod status;
+pub mod ticks;
 
 pub use endpoint::{EndpointOverride, find_override};
 pub use status::CONDITION;

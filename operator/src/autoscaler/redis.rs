@@ -15,6 +15,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::{Client, ResourceExt};
 use pym_broker::redis_url::with_endpoint;
+use pym_broker::schedule;
 use pym_broker::stats::queue_stats;
 use pym_broker::workers::{WorkerInfo, WorkerLiveness, live_on};
 use pym_broker::{BrokerConn, connect_reader, redact_url};
@@ -83,14 +84,25 @@ impl StatsReader {
         };
         let mut conn = self.conn(url).await?;
         let mut all = Vec::with_capacity(queues.len());
+        let mut next_tick: Option<u64> = None;
         for q in queues {
             let s = tokio::time::timeout(REDIS_TIMEOUT, queue_stats(&mut conn, q))
                 .await
                 .map_err(|_| fail("stats read timed out".into()))?
                 .map_err(|e| fail(e.to_string()))?;
             all.push(s);
+            let t = tokio::time::timeout(REDIS_TIMEOUT, schedule::next_tick(&mut conn, q))
+                .await
+                .map_err(|_| fail("next tick read timed out".into()))?
+                .map_err(|e| fail(e.to_string()))?;
+            next_tick = match (next_tick, t) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
         }
-        Ok(Sample::of(&all))
+        let mut sample = Sample::of(&all);
+        sample.next_tick_ms = next_tick;
+        Ok(sample)
     }
 
     /// The live workers of the registry in the Redis at `url` (the URL

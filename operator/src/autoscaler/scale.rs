@@ -33,6 +33,9 @@
 //! 6. **Bounds first**: a count outside `[minReplicas, maxReplicas]` (the
 //!    bounds were edited) moves inside at once, with or without statistics;
 //!    the autoscaler is the one writer of the worker replica count.
+//! 8. **Periodic tasks** ([`super::ticks`]): with no other work, a tick
+//!    due (or due within one poll interval plus the startup allowance)
+//!    wants one worker, so ticks fire with zero workers running.
 //! 7. **No statistics** (Redis unreachable): keep the current replicas.
 
 use crate::crd::WorkersSpec;
@@ -95,6 +98,9 @@ pub struct Sample {
     pub next_due_in_ms: Option<u64>,
     /// Tasks ever fetched, summed; `None` if any queue does not know.
     pub fetched_total: Option<u64>,
+    /// The soonest next tick of the queues' periodic tasks (ms since the
+    /// epoch, the workers' record; see [`super::ticks`]).
+    pub next_tick_ms: Option<u64>,
 }
 
 impl Sample {
@@ -313,6 +319,9 @@ fn to_u32(v: u64) -> u32 {
 fn raw_recommendation(p: &Policy, s: &Sample, current: u32, st: &ScaleState) -> (u32, String) {
     let work = s.work();
     if work == 0 {
+        if let Some(why) = super::ticks::wakes_a_worker(p, s) {
+            return (1, why);
+        }
         return match s.next_due_in_ms {
             Some(due)
                 if s.delayed_later > 0 && due <= p.poll_interval_ms + p.startup_allowance_ms =>

@@ -59,6 +59,7 @@ pub fn next_status(
     let cond = match poll.stats {
         Ok(sample) => {
             next.queue_depth = Some(i64::try_from(sample.work()).unwrap_or(i64::MAX));
+            next.next_tick = sample.next_tick_ms.and_then(tick_time);
             next.workers = Some(AutoscalerWorkers {
                 desired: i32::try_from(poll.decision.recommended).unwrap_or(i32::MAX),
             });
@@ -110,8 +111,16 @@ pub fn next_status(
     (next, notices)
 }
 
+/// A tick (ms since the epoch) as a status time.
+fn tick_time(ms: u64) -> Option<Time> {
+    let ms = i64::try_from(ms).ok()?;
+    Some(Time(
+        k8s_openapi::jiff::Timestamp::from_millisecond(ms).ok()?,
+    ))
+}
+
 /// Whether `next` should be written, given what was `written` last and how
-/// long ago (`None`: never). A change of the queue depth alone waits
+/// long ago (`None`: never). A change of the queue depth or next tick alone waits
 /// [`DEPTH_STATUS_EVERY`], so a busy queue does not cost one write per poll.
 pub fn should_write(
     written: &AutoscalerStatus,
@@ -123,6 +132,7 @@ pub fn should_write(
     }
     let depth_only = AutoscalerStatus {
         queue_depth: written.queue_depth,
+        next_tick: written.next_tick.clone(),
         ..next.clone()
     } == *written;
     !depth_only || since_last_write.is_none_or(|d| d >= DEPTH_STATUS_EVERY)
@@ -390,9 +400,25 @@ mod tests {
             workers: Some(AutoscalerWorkers { desired: 2 }),
             ..depth.clone()
         };
+        let tick = AutoscalerStatus {
+            next_tick: tick_time(1_772_330_400_000),
+            ..depth.clone()
+        };
         let secs = |s| Some(Duration::from_secs(s));
         let rows = [
             ("unchanged", &base, secs(60), false),
+            (
+                "depth and next tick only, just written",
+                &tick,
+                secs(1),
+                false,
+            ),
+            (
+                "depth and next tick only, written long ago",
+                &tick,
+                secs(5),
+                true,
+            ),
             ("depth only, just written", &depth, secs(1), false),
             ("depth only, written long ago", &depth, secs(5), true),
             ("depth only, never written", &depth, None, true),
@@ -401,6 +427,37 @@ mod tests {
         for (name, next, since, want) in rows {
             assert_eq!(should_write(&base, next, since), want, "{name}");
         }
+    }
+
+    #[test]
+    fn the_next_tick_read_becomes_next_tick() {
+        let sample = Sample {
+            next_tick_ms: Some(1_772_330_400_000),
+            ..Sample::default()
+        };
+        let d = decision(1, 1);
+        let poll = Poll {
+            current: 1,
+            stats: Ok(&sample),
+            decision: &d,
+            scaled: false,
+            generation: Some(1),
+            poll_interval_ms: 1000,
+        };
+        let (st, _) = next_status(&AutoscalerStatus::default(), &poll, &at(1));
+        let t = st.next_tick.clone().expect("nextTick set");
+        assert_eq!(t.0.as_millisecond(), 1_772_330_400_000);
+        assert_eq!(
+            serde_json::to_value(&st).unwrap()["nextTick"],
+            "2026-03-01T02:00:00Z"
+        );
+        let none = Sample::default();
+        let poll = Poll {
+            stats: Ok(&none),
+            ..poll
+        };
+        let (st, _) = next_status(&st, &poll, &at(2));
+        assert_eq!(st.next_tick, None, "no schedule: no next tick");
     }
 
     #[test]

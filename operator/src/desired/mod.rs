@@ -27,6 +27,7 @@ mod meta;
 pub mod names;
 mod pod;
 mod redis;
+mod schedules;
 mod task_secret;
 mod worker;
 
@@ -107,6 +108,8 @@ pub enum DesiredError {
         value: String,
         var: &'static str,
     },
+    #[error("spec.workers.schedules.{name}: {reason}")]
+    Schedule { name: String, reason: String },
 }
 
 /// spec → desired objects.
@@ -133,6 +136,7 @@ pub fn desired(svc: &PymService, inputs: &Inputs) -> Result<Desired, DesiredErro
     let task_secret = env::task_secret_source(spec, &name);
     let env = env::common_env(spec, redis_url.as_ref(), task_secret.as_ref());
     check_config(spec, &env)?;
+    schedules::check_schedules(spec)?;
     let (config_map, config_hash) = config_map::config_map(&ctx, spec)?;
     let pod_annotations = pod::pod_annotations(config_hash, &inputs.secrets_hash);
 

@@ -42,6 +42,7 @@ pub(super) fn worker_deployment(
             ..Default::default()
         },
     ]);
+    ours.extend(super::schedules::schedules_env(w));
     let env = merge_env(ours, &[&spec.env, &w.env]);
     let (vol, mount) = config_volume(ctx);
     let container = Container {

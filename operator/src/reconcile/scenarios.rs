@@ -559,3 +559,65 @@ async fn objects_of_another_owner_are_not_deleted() {
     );
     assert!(server.object(&path_of(&foreign)).is_some());
 }
+
+/// `spec.workers.schedules` reaches the worker pods as `PYM_SCHEDULES`;
+/// without overrides the variable is absent.
+#[tokio::test]
+async fn schedule_overrides_reach_the_workers_as_pym_schedules() {
+    let worker_env = |server: &ApiServer| -> Vec<Value> {
+        let w = server
+            .object(&path::<Deployment>(&names::worker_deployment("hello")))
+            .unwrap();
+        w["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let schedules = |env: &[Value]| {
+        env.iter()
+            .find(|e| e["name"] == pym_core::contract::ENV_SCHEDULES)
+            .map(|e| e["value"].as_str().unwrap().to_owned())
+    };
+    let server = cluster_with_jwt();
+    reconcile_inner(&hello(), &mk_context(&server))
+        .await
+        .unwrap();
+    assert_eq!(schedules(&worker_env(&server)), None);
+
+    let spec = HELLO.replace(
+        "workers: {minReplicas: 2, maxReplicas: 5}",
+        "workers:\n    minReplicas: 2\n    schedules:\n      nightly_cleanup: {cron: \"0 30 4 * * *\", tz: Europe/Paris}\n      report: {enabled: false}",
+    );
+    let svc = mk_pymservice("hello", &spec);
+    let server = ApiServer::new();
+    server.insert(&svc);
+    server.insert(&mk_secret("hello-jwt", "secret", "s3cret", None));
+    reconcile_inner(&svc, &mk_context(&server)).await.unwrap();
+    assert_eq!(
+        schedules(&worker_env(&server)).as_deref(),
+        Some(
+            r#"{"nightly_cleanup":{"cron":"0 30 4 * * *","tz":"Europe/Paris"},"report":{"enabled":false}}"#
+        )
+    );
+}
+
+/// A bad cron expression in `spec.workers.schedules` fails the reconcile
+/// before any write, naming the schedule, instead of crash-looping workers.
+#[tokio::test]
+async fn a_bad_schedule_override_fails_before_any_write() {
+    let spec = HELLO.replace(
+        "workers: {minReplicas: 2, maxReplicas: 5}",
+        "workers:\n    schedules:\n      nightly_cleanup: {cron: \"61 * * * *\"}",
+    );
+    let server = cluster_with_jwt();
+    let err = reconcile_inner(&mk_pymservice("hello", &spec), &mk_context(&server))
+        .await
+        .expect_err("a bad cron");
+    assert_eq!(err.reason(), "InvalidSpec", "{err}");
+    assert!(
+        err.to_string()
+            .contains("spec.workers.schedules.nightly_cleanup: cron expression \"61 * * * *\""),
+        "{err}"
+    );
+    assert_eq!(server.writes(), Vec::<String>::new());
+}

@@ -25,6 +25,7 @@ pub mod primary;
 pub mod reclaim;
 pub mod redis_url;
 pub mod retry;
+pub mod schedule;
 pub mod sentinel_events;
 pub mod sentinel_url;
 pub mod shards;

@@ -12,6 +12,7 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 pub use pym_core::Priority;
+pub use pym_schedule::{Missed, Periodic, Tick};
 
 /// The future a task body returns, boxed so the registry can hold it.
 pub type TaskFuture = Pin<Box<dyn Future<Output = Result<(), TaskError>> + Send + 'static>>;
@@ -41,6 +42,9 @@ pub struct TaskOptions {
     /// dead-lettered with reason `expired` (`on_expiry = "dead_letter"`,
     /// the default).
     pub discard_expired: bool,
+    /// A periodic task (`cron = "..", tz = "..", missed = ".."`): fired
+    /// once per tick by the workers of its queue ([`crate::schedule`]).
+    pub schedule: Option<Periodic>,
 }
 
 impl TaskOptions {
@@ -53,6 +57,7 @@ impl TaskOptions {
         replay_guard: None,
         expires_in: None,
         discard_expired: false,
+        schedule: None,
     };
 }
 

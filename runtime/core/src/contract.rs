@@ -11,6 +11,10 @@ pub const CMD_SERVE: &str = "serve";
 pub const CMD_WORKER: &str = "worker";
 /// Subcommand that runs API and worker in one process (local development).
 pub const CMD_UP: &str = "up";
+/// Overrides of the worker's periodic tasks (`spec.workers.schedules`):
+/// a JSON object of task name → `{"enabled": bool, "cron": "..", "tz": ".."}`
+/// (see `pym_schedule::Override`).
+pub const ENV_SCHEDULES: &str = "PYM_SCHEDULES";
 
 /// Redis URL of the broker (`redis://`, `rediss://`, with password if any).
 pub const ENV_REDIS_URL: &str = "PYM_REDIS_URL";

@@ -15,6 +15,10 @@
 //! | `pym:{q}:dead` | hash, id → dead-letter JSON | dead letters |
 //! | `pym:{q}:dead:index` | sorted set, score = time of death (ms) | dead-letter ids in order |
 //! | `pym:{q}:processed:<id>` | string, with a TTL | a task of `replay_guard_secs` that succeeded; a delivery of that id is skipped |
+//! | `pym:{q}:schedules` | hash, task name → schedule JSON | the periodic tasks of the queue as the workers declared them (upserted by name at worker start) |
+//! | `pym:{q}:schedules:last` | hash, task name → tick (ms) | the last tick decided (fired or dropped by the missed policy): the compare-and-set of `pym_broker::schedule` |
+//! | `pym:{q}:schedules:fired` | hash, task name → tick (ms) | the last tick enqueued (the last run, for `stats`) |
+//! | `pym:{q}:schedules:next` | sorted set, score = next tick (ms) | enabled schedules by their next fire time (the operator's autoscaler wakes a worker for a due one) |
 //! | `pym:shards` | hash, queue → shard count | queues declared with `shards: N` (N ≥ 2), the largest N declared |
 //!
 //! A sharded queue `q` of N shards is N queues of the layout above: shard 0
@@ -100,6 +104,27 @@ impl QueueKeys {
     }
 }
 
+/// The keys of a queue's periodic tasks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleKeys {
+    pub defs: String,
+    pub last: String,
+    pub fired: String,
+    pub next: String,
+}
+
+impl ScheduleKeys {
+    pub fn new(queue: &str) -> Self {
+        let base = format!("pym:{{{queue}}}:schedules");
+        ScheduleKeys {
+            last: format!("{base}:last"),
+            fired: format!("{base}:fired"),
+            next: format!("{base}:next"),
+            defs: base,
+        }
+    }
+}
+
 /// Key of the replay guard of task `id` of `queue`: set (with a TTL) once
 /// the task succeeded.
 pub fn processed(queue: &str, id: &str) -> String {
@@ -128,6 +153,16 @@ mod tests {
         assert_eq!(k.dead, "pym:{emails}:dead");
         assert_eq!(k.dead_index, "pym:{emails}:dead:index");
         assert_eq!(delayed_member(Priority::Normal, "ab.{}"), "1ab.{}");
+        let s = ScheduleKeys::new("emails");
+        assert_eq!(
+            [s.defs, s.last, s.fired, s.next],
+            [
+                "pym:{emails}:schedules",
+                "pym:{emails}:schedules:last",
+                "pym:{emails}:schedules:fired",
+                "pym:{emails}:schedules:next"
+            ]
+        );
     }
 
     #[test]

@@ -10,7 +10,8 @@ use syn::{Expr, ExprLit, Lit, LitInt, LitStr, Meta, UnOp};
 
 /// `#[asynctask(name = "..", queue = "..", max_retries = N, timeout_secs = N,
 /// priority = "high" | "normal" | "low", fresh_token, replay_guard_secs = N,
-/// expires_in_secs = N, on_expiry = "dead_letter" | "discard")]`, all
+/// expires_in_secs = N, on_expiry = "dead_letter" | "discard",
+/// cron = "..", tz = "..", missed = "skip" | "once" | "all:N")]`, all
 /// optional.
 #[derive(Debug, FromMeta)]
 pub(crate) struct TaskArgs {
@@ -27,6 +28,10 @@ pub(crate) struct TaskArgs {
     pub replay_guard_secs: Option<ReplayGuardSecs>,
     pub expires_in_secs: Option<Seconds>,
     pub on_expiry: Option<OnExpiry>,
+    /// A periodic task (see `crate::periodic`).
+    pub cron: Option<crate::periodic::Cron>,
+    pub tz: Option<crate::periodic::Tz>,
+    pub missed: Option<crate::periodic::MissedArg>,
 }
 
 impl TaskArgs {
@@ -179,7 +184,7 @@ impl FromMeta for FreshToken {
 
 /// The value of `argument = value`; `example` shows the value expected when
 /// the argument comes alone or as a list.
-fn value<'a>(mi: &'a Meta, example: &str) -> Result<&'a Expr> {
+pub(crate) fn value<'a>(mi: &'a Meta, example: &str) -> Result<&'a Expr> {
     match mi {
         Meta::NameValue(nv) => Ok(&nv.value),
         _ => {
@@ -207,7 +212,7 @@ fn integer(mi: &Meta) -> Result<(u64, &LitInt)> {
 }
 
 /// "`argument` expects `what`, found `what was written`", on the value.
-fn expected(mi: &Meta, what: &str) -> Error {
+pub(crate) fn expected(mi: &Meta, what: &str) -> Error {
     let name = path_to_string(mi.path());
     match mi {
         Meta::NameValue(nv) => Error::custom(format!(
@@ -221,7 +226,7 @@ fn expected(mi: &Meta, what: &str) -> Error {
 
 /// The literal `expr` is, if it is one (also inside the invisible group a
 /// `macro_rules!` expansion leaves around a `$x:expr`).
-fn literal(expr: &Expr) -> Option<&Lit> {
+pub(crate) fn literal(expr: &Expr) -> Option<&Lit> {
     match expr {
         Expr::Lit(ExprLit { lit, .. }) => Some(lit),
         Expr::Group(g) => literal(&g.expr),

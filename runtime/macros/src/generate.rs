@@ -32,7 +32,8 @@ pub(crate) fn task(
     let (args_ty, destructure) = args_binding(&sig.params, &idents);
     let queue = args.queue.as_ref().map(|q| &q.0);
     let queue_check = queue.map(|q| queue_check(q, pym));
-    let options = options(args, queue, pym);
+    let (schedule, tick_check) = crate::periodic::options(args, sig, pym);
+    let options = options(args, queue, schedule, pym);
     let doc = format!("Spawn handles of the task [`{fn_name}`](fn@{fn_name}).");
     let task_ty = Ident::new("Task", Span::call_site());
     let spawn_fns = spawn_fns(&task_ty, &inner_vis, pym);
@@ -47,6 +48,7 @@ pub(crate) fn task(
             use super::*;
 
             #queue_check
+            #tick_check
 
             /// Arguments of the task (one parameter: itself; several: a tuple).
             #inner_vis type Args = #args_ty;
@@ -111,7 +113,12 @@ fn queue_check(queue: &LitStr, pym: &TokenStream) -> TokenStream {
 }
 
 /// The `TaskOptions` literal: each argument given, else the runtime's default.
-fn options(args: &TaskArgs, queue: Option<&LitStr>, pym: &TokenStream) -> TokenStream {
+fn options(
+    args: &TaskArgs,
+    queue: Option<&LitStr>,
+    schedule: TokenStream,
+    pym: &TokenStream,
+) -> TokenStream {
     let default = quote!(#pym::task::TaskOptions::DEFAULT);
     let queue = match queue {
         Some(q) => quote!(#q),
@@ -167,6 +174,7 @@ fn options(args: &TaskArgs, queue: Option<&LitStr>, pym: &TokenStream) -> TokenS
             replay_guard: #replay_guard,
             expires_in: #expires_in,
             discard_expired: #discard_expired,
+            schedule: #schedule,
         }
     }
 }

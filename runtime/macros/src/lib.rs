@@ -7,6 +7,7 @@
 mod api;
 mod args;
 mod generate;
+mod periodic;
 mod signature;
 
 use proc_macro::TokenStream;
@@ -30,7 +31,11 @@ use syn::ItemFn;
 /// of a task that succeeded for N seconds and skip later deliveries of it),
 /// `expires_in_secs = N` (a task not started N seconds after it was due is
 /// not run) with `on_expiry = "dead_letter"` (default: reason `expired`) or
-/// `"discard"`. `spawn_with(&queue, SpawnOptions { .. }, args)` sets the
+/// `"discard"`, `cron = "0 */5 * * * *"` (a periodic task: 5 or 6 fields,
+/// fired once per tick across workers) with `tz = "Europe/Paris"` (an IANA
+/// zone, default UTC) and `missed = "skip" | "once" | "all:N"` (default
+/// `once`); a periodic task takes no argument or one `pym_runtime::Tick`.
+/// `spawn_with(&queue, SpawnOptions { .. }, args)` sets the
 /// delay, shard key and expiry of one spawn. Arguments: one parameter is passed as
 /// itself, several as a tuple; all must be `Serialize + DeserializeOwned`.
 /// The function itself stays callable directly (it then runs inline).
@@ -103,6 +108,9 @@ fn expand(
     let mut errors = darling::Error::accumulator();
     let args = errors.handle(args::TaskArgs::parse(attr));
     let sig = errors.handle(signature::TaskSignature::check(&func));
+    if let (Some(a), Some(s)) = (&args, &sig) {
+        errors.handle(periodic::check(a, s));
+    }
     match (errors.finish(), args, sig) {
         (Ok(()), Some(args), Some(sig)) => generate::task(&func, &args, &sig, &runtime_path()),
         (result, _, _) => {

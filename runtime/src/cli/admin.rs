@@ -187,6 +187,14 @@ pub(super) async fn stats(config: &Config, a: StatsArgs) -> Result<(), Fail> {
         return workers(&broker, a.json).await;
     }
     let mut conn = broker.conn();
+    if a.schedules {
+        let all = super::schedules::read(&mut conn, a.queue.as_deref()).await?;
+        match a.json {
+            true => println!("{}", serde_json::to_string_pretty(&all).unwrap_or_default()),
+            false => super::schedules::print(&all),
+        }
+        return Ok(());
+    }
     let all = match &a.queue {
         Some(q) => vec![stats::queue_stats(&mut conn, q).await.map_err(runtime)?],
         None => stats::all_stats(&mut conn).await.map_err(runtime)?,
@@ -203,6 +211,11 @@ pub(super) async fn stats(config: &Config, a: StatsArgs) -> Result<(), Fail> {
                 "{:<24} {:>8} {:>9} {:>11} {:>13} {:>6}",
                 s.queue, s.ready, s.in_flight, s.delayed_due, s.delayed_later, s.dead
             );
+        }
+        let periodic = super::schedules::read(&mut conn, a.queue.as_deref()).await?;
+        if !periodic.is_empty() {
+            println!();
+            super::schedules::print(&periodic);
         }
     }
     Ok(())

@@ -29,6 +29,7 @@
 
 mod admin;
 mod app;
+mod schedules;
 mod serve;
 
 pub use app::App;
@@ -154,6 +155,10 @@ struct StatsArgs {
     /// instead of the queues.
     #[arg(long)]
     workers: bool,
+    /// List the periodic tasks (cron, zone, missed policy, next fire time,
+    /// last run) instead of the queues.
+    #[arg(long, conflicts_with = "workers")]
+    schedules: bool,
 }
 
 /// An error that ends the command: message + exit status.

@@ -245,6 +245,7 @@ async fn run_worker(
             .then(|| SocketAddr::from(([0, 0, 0, 0], config.worker_port))),
         metrics: serve_metrics.unwrap_or_default(),
         error_reporter,
+        schedules: schedule_overrides()?,
         ..WorkerConfig::default()
     };
     let worker = Worker::connect(bc, wc).await.map_err(|e| match e {
@@ -255,6 +256,12 @@ async fn run_worker(
         .run(shutdown.cancelled_owned())
         .await
         .map_err(runtime)
+}
+
+/// The overrides of periodic tasks in `PYM_SCHEDULES` (none if unset).
+fn schedule_overrides() -> Result<pym_broker::schedule::Overrides, Fail> {
+    let json = std::env::var(contract::ENV_SCHEDULES).unwrap_or_default();
+    pym_broker::schedule::parse_overrides(&json, contract::ENV_SCHEDULES).map_err(usage)
 }
 
 pub(super) async fn connect(config: &Config) -> Result<Broker, Fail> {

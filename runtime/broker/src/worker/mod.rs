@@ -13,6 +13,7 @@ mod execute;
 mod fetch_loop;
 mod heartbeat;
 mod reclaim_loop;
+mod schedule_loop;
 mod server;
 mod settle_loop;
 mod shutdown;
@@ -88,6 +89,9 @@ pub struct WorkerConfig {
     pub liveness: WorkerLiveness,
     /// Told of every dead-lettered task.
     pub error_reporter: Option<pym_core::ErrorReporter>,
+    /// Changes to the periodic tasks declared in code, by task name
+    /// (`PYM_SCHEDULES`, see [`crate::schedule`]).
+    pub schedules: pym_schedule::Overrides,
 }
 
 impl Default for WorkerConfig {
@@ -109,6 +113,7 @@ impl Default for WorkerConfig {
             metrics: pym_core::Metrics::default(),
             liveness: WorkerLiveness::default(),
             error_reporter: None,
+            schedules: pym_schedule::Overrides::new(),
         }
     }
 }
@@ -211,6 +216,8 @@ struct Shared {
     tasks: TaskTracker,
     /// Cancelled when the worker goes quiet (no more fetching).
     quiet: CancellationToken,
+    /// The periodic tasks of the queues consumed.
+    schedules: Vec<schedule_loop::PeriodicTask>,
 }
 
 impl Shared {
@@ -254,6 +261,7 @@ pub struct Worker {
     config: WorkerConfig,
     queues: Vec<String>,
     registry: &'static Registry,
+    schedules: Vec<schedule_loop::PeriodicTask>,
 }
 
 impl Worker {
@@ -297,11 +305,13 @@ impl Worker {
         for q in &queues {
             validate_queue_name(q).map_err(WorkerError::Config)?;
         }
+        let schedules = schedule_loop::periodic_tasks(registry, &queues, &config.schedules)?;
         Ok(Worker {
             broker,
             config,
             queues,
             registry,
+            schedules,
         })
     }
 
@@ -344,6 +354,7 @@ impl Worker {
             config,
             queues,
             registry,
+            schedules,
         } = self;
         let (settle_tx, settle_rx) = mpsc::unbounded_channel();
         let metrics = broker.metrics().clone();
@@ -372,6 +383,7 @@ impl Worker {
             config,
             queues,
             shards,
+            schedules,
         });
         (shared, settle_rx)
     }

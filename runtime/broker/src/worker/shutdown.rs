@@ -7,6 +7,7 @@ use super::beat_loop::beat_loop;
 use super::fetch_loop::fetch_loop;
 use super::heartbeat::heartbeat_loop;
 use super::reclaim_loop::reclaim_loop;
+use super::schedule_loop::schedule_loop;
 use super::settle_loop::settle_loop;
 use super::takeover_loop::takeover_loop;
 use super::{FETCHERS, SettleOp, Shared};
@@ -73,6 +74,7 @@ impl Running {
             .collect();
         loops.push(tokio::spawn(reclaim_loop(shared.clone())));
         loops.push(tokio::spawn(takeover_loop(shared.clone())));
+        loops.push(tokio::spawn(schedule_loop(shared.clone())));
         for q in &shared.shards {
             let promoter =
                 delay::run_promoter(shared.broker.clone(), q.clone(), shared.quiet.clone());

@@ -32,6 +32,18 @@ async fn one_argument(pair: (String, u64)) -> Result<(), TaskError> {
     Ok(())
 }
 
+/// A periodic task taking the tick, and one taking nothing.
+#[asynctask(queue = "cron", cron = "0 */5 * * * *", tz = "Europe/Paris", missed = "all:3")]
+async fn every_five_minutes(tick: pym_runtime::Tick) -> Result<(), TaskError> {
+    let _ = tick.time();
+    Ok(())
+}
+
+#[asynctask(cron = "0 3 * * *")]
+async fn nightly() -> Result<(), TaskError> {
+    Ok(())
+}
+
 // Arguments coming from a `macro_rules!` expansion.
 macro_rules! task_on {
     ($queue:expr, $retries:expr) => {
@@ -77,6 +89,13 @@ fn main() {
     assert_eq!(d.expires_in, None);
     assert!(!d.discard_expired);
     assert!(matches!(one_argument::Task::OPTIONS.priority, Priority::Low));
+    assert_eq!(d.schedule, None);
+    let p = every_five_minutes::Task::OPTIONS.schedule.unwrap();
+    assert_eq!((p.cron, p.tz, p.takes_tick), ("0 */5 * * * *", "Europe/Paris", true));
+    assert_eq!(p.missed, pym_runtime::task::Missed::All(3));
+    let n = nightly::Task::OPTIONS.schedule.unwrap();
+    assert_eq!((n.cron, n.tz, n.takes_tick), ("0 3 * * *", "UTC", false));
+    assert_eq!(n.missed, pym_runtime::task::Missed::Once);
     assert_eq!(from_macro::Task::OPTIONS.queue, "generated");
     assert_eq!(from_macro::Task::OPTIONS.max_retries, 2);
 }
