@@ -38,6 +38,13 @@ async fn slow(ms: u64) -> Result<(), TaskError> {
     Ok(())
 }
 
+/// A periodic task, for the schedules view (due once a year: it never
+/// fires while the tests run).
+#[asynctask(queue = "adm", cron = "0 0 3 1 1 *", tz = "Europe/Paris")]
+async fn yearly_report() -> Result<(), TaskError> {
+    Ok(())
+}
+
 const SPEC: &str = "openapi: 3.1.0\ninfo: {title: svc, version: '1'}\npaths: {}\n";
 
 /// The service binary, when this process is a child.
@@ -466,6 +473,21 @@ async fn delayed_and_in_flight_tasks_show_the_caller_not_the_token() {
     }
     let workers = s.get("/_pym/admin/workers");
     assert_eq!(workers["workers"].as_array().unwrap().len(), 1, "{workers}");
+    // The worker declared its periodic task: the schedules view shows it.
+    let schedules = s.get("/_pym/admin/schedules");
+    let yearly = schedules["schedules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["task"] == "yearly_report")
+        .unwrap_or_else(|| panic!("no yearly_report in {schedules}"));
+    assert_eq!(
+        (yearly["queue"].as_str(), yearly["cron"].as_str(), yearly["tz"].as_str()),
+        (Some(QUEUE), Some("0 0 3 1 1 *"), Some("Europe/Paris")),
+        "{schedules}"
+    );
+    assert!(yearly["next_ms"].as_u64().is_some(), "{schedules}");
+    assert!(yearly["last_run_ms"].is_null(), "{schedules}");
     assert_eq!(s.queue()["in_flight"], 1);
     s.stop_workers();
 }

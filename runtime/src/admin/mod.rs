@@ -5,7 +5,7 @@
 //! served at `/_pym/admin/openapi.yaml`), whose operations are bound and
 //! validated like a user's spec: on the API port through
 //! [`pym_http::ServiceBuilder::document`], or alone on `admin.port`.
-//! One file per resource: `queues`, `workers`, `tasks`, `dead`; a new
+//! One file per resource: `queues`, `workers`, `schedules`, `tasks`, `dead`; a new
 //! resource is a new file, its operations in `openapi.yaml` and a line in
 //! [`bind`]. `access` holds the roles, `rates` the throughput history,
 //! `dashboard` the embedded page.
@@ -15,6 +15,7 @@ mod dashboard;
 mod dead;
 mod queues;
 mod rates;
+mod schedules;
 mod tasks;
 mod workers;
 
@@ -78,6 +79,7 @@ fn bind(builder: ServiceBuilder, admin: Admin) -> ServiceBuilder {
         .handler("pym_admin_me", access::me);
     let b = queues::bind(b);
     let b = workers::bind(b);
+    let b = schedules::bind(b);
     let b = tasks::bind(b);
     dead::bind(b)
 }

@@ -137,6 +137,16 @@ async function refreshWorkers() {
   }));
 }
 
+async function refreshSchedules() {
+  const data = await api("GET", "/schedules");
+  fill($("#schedule-list tbody"), data.schedules.map((s) => {
+    const tr = document.createElement("tr");
+    tr.append(cell(s.queue), cell(s.task), cell(s.cron), cell(s.tz), cell(s.missed),
+      cell(s.enabled ? "yes" : "no"), cell(time(s.next_ms)), cell(time(s.last_run_ms)));
+    return tr;
+  }));
+}
+
 function deadFilter() {
   const f = {};
   const task = $("#dead-task").value.trim();
@@ -232,7 +242,7 @@ function pickQueue(name, detail) {
   else tick();
 }
 
-const refreshers = { overview: refreshOverview, workers: refreshWorkers, dead: refreshDead, delayed: refreshTasks };
+const refreshers = { overview: refreshOverview, workers: refreshWorkers, schedules: refreshSchedules, dead: refreshDead, delayed: refreshTasks };
 
 async function tick() {
   try {
