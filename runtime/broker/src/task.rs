@@ -11,6 +11,7 @@ use std::pin::Pin;
 use std::sync::LazyLock;
 use std::time::Duration;
 
+pub use crate::flow;
 pub use pym_core::Priority;
 
 /// The future a task body returns, boxed so the registry can hold it.
@@ -41,6 +42,12 @@ pub struct TaskOptions {
     /// dead-lettered with reason `expired` (`on_expiry = "dead_letter"`,
     /// the default).
     pub discard_expired: bool,
+    /// `unique(..)`: one task per key at a time ([`crate::unique`]).
+    pub unique: Option<crate::flow::Unique>,
+    /// `rate = "N/s"`: a global rate limit ([`crate::flow`]).
+    pub rate: Option<crate::flow::Rate>,
+    /// `max_concurrency = N`: a global cap ([`crate::concurrency`]).
+    pub max_concurrency: Option<u32>,
 }
 
 impl TaskOptions {
@@ -53,6 +60,9 @@ impl TaskOptions {
         replay_guard: None,
         expires_in: None,
         discard_expired: false,
+        unique: None,
+        rate: None,
+        max_concurrency: None,
     };
 }
 
@@ -139,6 +149,11 @@ pub trait Task: 'static {
     const OPTIONS: TaskOptions;
     /// Run the task body.
     fn call(args: Self::Args) -> TaskFuture;
+    /// The flow-control keys of a spawn of `args` (its unique key and limit
+    /// key, rendered), in the caller's context.
+    fn flow(_args: &Self::Args) -> crate::flow::Flow {
+        crate::flow::Flow::default()
+    }
 }
 
 /// One entry of the task registry, submitted by `#[asynctask]`.

@@ -10,8 +10,9 @@ use syn::{Expr, ExprLit, Lit, LitInt, LitStr, Meta, UnOp};
 
 /// `#[asynctask(name = "..", queue = "..", max_retries = N, timeout_secs = N,
 /// priority = "high" | "normal" | "low", fresh_token, replay_guard_secs = N,
-/// expires_in_secs = N, on_expiry = "dead_letter" | "discard")]`, all
-/// optional.
+/// expires_in_secs = N, on_expiry = "dead_letter" | "discard", unique(..),
+/// rate = "N/s", max_concurrency = N, limit_key = "..")]`, all optional
+/// (the last four: see [`crate::flow`]).
 #[derive(Debug, FromMeta)]
 pub(crate) struct TaskArgs {
     /// Wire name; the function's name if absent.
@@ -27,9 +28,23 @@ pub(crate) struct TaskArgs {
     pub replay_guard_secs: Option<ReplayGuardSecs>,
     pub expires_in_secs: Option<Seconds>,
     pub on_expiry: Option<OnExpiry>,
+    pub unique: Option<crate::flow::UniqueArg>,
+    pub rate: Option<crate::flow::RateArg>,
+    pub max_concurrency: Option<crate::flow::MaxConcurrency>,
+    pub limit_key: Option<StrLit>,
 }
 
 impl TaskArgs {
+    /// The flow-control arguments ([`crate::flow`]).
+    pub(crate) fn flow(&self) -> crate::flow::FlowArgs<'_> {
+        crate::flow::FlowArgs {
+            unique: self.unique.as_ref(),
+            rate: self.rate.as_ref(),
+            max_concurrency: self.max_concurrency.as_ref(),
+            limit_key: self.limit_key.as_ref(),
+        }
+    }
+
     /// Reads the tokens between the parentheses of `#[asynctask(..)]`.
     pub(crate) fn parse(attr: TokenStream) -> Result<Self> {
         let (bare, items): (Vec<_>, Vec<_>) = NestedMeta::parse_meta_list(attr)?

@@ -11,6 +11,7 @@ mod beat_loop;
 mod dispatch;
 mod execute;
 mod fetch_loop;
+mod flow_gate;
 mod heartbeat;
 mod reclaim_loop;
 mod server;

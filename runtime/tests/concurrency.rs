@@ -1,0 +1,69 @@
+//! A global concurrency cap on a real redis-server: `max_concurrency = 2`
+//! on three worker processes (eight slots each) never runs more than two at
+//! once, and every task runs once; tasks over the cap are parked and moved
+//! back as places free up.
+
+mod flow_common;
+
+use flow_common::{children, eventually_at_least, get, queue};
+use pym_runtime::testing::RedisServer;
+use pym_runtime::{TaskError, asynctask};
+use std::time::Duration;
+
+/// Counts how many run at once (and the most seen) in Redis.
+#[asynctask(queue = "cc", max_concurrency = 2, timeout_secs = 20, max_retries = 0)]
+async fn capped(url: String, n: u32) -> Result<(), TaskError> {
+    let mut c = flow_common::conn(&url).await;
+    let _: i64 = redis::Script::new(
+        "local n = redis.call('INCR', 'running')
+         if n > tonumber(redis.call('GET', 'most') or '0') then redis.call('SET', 'most', n) end
+         return n",
+    )
+    .invoke_async(&mut c)
+    .await?;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let _: i64 = redis::cmd("DECR")
+        .arg("running")
+        .query_async(&mut c)
+        .await?;
+    let _: i64 = redis::cmd("SADD")
+        .arg("done")
+        .arg(n)
+        .query_async(&mut c)
+        .await?;
+    let _: i64 = redis::cmd("INCR").arg("runs").query_async(&mut c).await?;
+    Ok(())
+}
+
+/// The body of each worker process.
+#[tokio::test]
+async fn cap_child_worker() {
+    flow_common::child_worker_body().await;
+}
+
+#[tokio::test]
+async fn two_at_once_at_most_across_three_worker_processes() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let q = queue(&url).await;
+    let _workers = children(&url, "cc", "cap_child_worker", 3);
+    for n in 0..24 {
+        capped::spawn(&q, (url.clone(), n)).await.unwrap();
+    }
+    eventually_at_least(&url, "runs", 24, Duration::from_secs(60)).await;
+    let done: i64 = redis::cmd("SCARD")
+        .arg("done")
+        .query_async(&mut flow_common::conn(&url).await)
+        .await
+        .unwrap();
+    let (most, runs) = (get(&url, "most").await, get(&url, "runs").await);
+    println!("max_concurrency = 2, 24 tasks of 200 ms, 3 worker processes: at most {most} at once");
+    assert_eq!(most, 2, "the cap is reached and never passed");
+    assert_eq!((done, runs), (24, 24), "each task ran once");
+    let leases: i64 = redis::cmd("ZCARD")
+        .arg(pym_broker::keys::CapKeys::new("cc", "capped", None).leases)
+        .query_async(&mut flow_common::conn(&url).await)
+        .await
+        .unwrap();
+    assert_eq!(leases, 0, "every place was given back");
+}
