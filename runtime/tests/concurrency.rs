@@ -66,4 +66,10 @@ async fn two_at_once_at_most_across_three_worker_processes() {
         .await
         .unwrap();
     assert_eq!(leases, 0, "every place was given back");
+    // What the operator's autoscaler reads: the queue is capped at 2.
+    let caps =
+        pym_broker::concurrency::queue_caps(&mut flow_common::conn(&url).await, &["cc".to_owned()])
+            .await
+            .unwrap();
+    assert_eq!(caps, Some(2));
 }

@@ -16,7 +16,10 @@
 //! cap, so a place freed between the gate and the park is not missed.
 //! Nothing is spun on.
 
+use crate::task::Registry;
+use crate::{Broker, Result};
 use pym_core::keys::{self, CapKeys, QueueKeys};
+use redis::aio::ConnectionLike;
 
 /// KEYS: leases, parked, delayed, the delivery's ready stream, signal.
 /// ARGV: max, delayed member, stream field.
@@ -100,4 +103,101 @@ pub fn add_release(pipe: &mut redis::Pipeline, cap: &CapKeys, max: u32, qk: &Que
         .arg(max)
         .arg(keys::FIELD_MESSAGE)
         .ignore();
+}
+
+/// Most tasks of `queue` the caps of `registry` let run at once: the sum of
+/// their caps when every task of the queue has one that is not per key
+/// (`None` otherwise, and for a queue without tasks).
+pub fn queue_cap(registry: &Registry, queue: &str) -> Option<u64> {
+    let mut any = false;
+    let mut sum = 0u64;
+    for name in registry.names() {
+        let o = &registry.get(name)?.options;
+        if o.queue != queue {
+            continue;
+        }
+        match o.max_concurrency {
+            Some(n) if !o.limit_per_key => sum += u64::from(n),
+            _ => return None,
+        }
+        any = true;
+    }
+    any.then_some(sum)
+}
+
+/// Record the cap of each of `queues` in [`keys::CAPS`] (or remove it when
+/// not every task is capped), for the operator's autoscaler. Every worker
+/// of a deployment runs the same tasks, so each writes the same values.
+pub async fn register_caps(broker: &Broker, registry: &Registry, queues: &[String]) -> Result<()> {
+    let mut pipe = redis::pipe();
+    for q in queues {
+        match queue_cap(registry, q) {
+            Some(cap) => pipe.hset(keys::CAPS, q, cap).ignore(),
+            None => pipe.hdel(keys::CAPS, q).ignore(),
+        };
+    }
+    let () = pipe.query_async(&mut broker.conn()).await?;
+    Ok(())
+}
+
+/// The summed caps of `queues` as the workers recorded them: `None` unless
+/// every queue has one.
+pub async fn queue_caps<C: ConnectionLike + Send>(
+    conn: &mut C,
+    queues: &[String],
+) -> Result<Option<u64>> {
+    if queues.is_empty() {
+        return Ok(None);
+    }
+    let caps: Vec<Option<u64>> = redis::cmd("HMGET")
+        .arg(keys::CAPS)
+        .arg(queues)
+        .query_async(conn)
+        .await?;
+    Ok(caps.into_iter().sum())
+}
+
+#[cfg(all(test, feature = "worker"))]
+mod tests {
+    use super::*;
+    use crate::task::{Registration, Task, TaskFuture, TaskOptions};
+
+    macro_rules! task {
+        ($ty:ident, $reg:ident, $queue:expr, $max:expr, $per_key:expr) => {
+            struct $ty;
+            impl Task for $ty {
+                type Args = ();
+                const NAME: &'static str = stringify!($ty);
+                const OPTIONS: TaskOptions = TaskOptions {
+                    queue: $queue,
+                    max_concurrency: $max,
+                    limit_per_key: $per_key,
+                    ..TaskOptions::DEFAULT
+                };
+                fn call(_: ()) -> TaskFuture {
+                    Box::pin(async { Ok(()) })
+                }
+            }
+            static $reg: Registration = Registration::of::<$ty>();
+        };
+    }
+    task!(A, REG_A, "capped", Some(2), false);
+    task!(B, REG_B, "capped", Some(3), false);
+    task!(C, REG_C, "mixed", Some(2), false);
+    task!(D, REG_D, "mixed", None, false);
+    task!(E, REG_E, "keyed", Some(2), true);
+
+    #[test]
+    fn a_queue_is_capped_when_every_task_of_it_is() {
+        let r = Registry::of(&[&REG_A, &REG_B, &REG_C, &REG_D, &REG_E]);
+        let table = [
+            ("capped", Some(5)),
+            ("mixed", None),
+            ("keyed", None),
+            ("none", None),
+        ];
+        for (q, want) in table {
+            assert_eq!(queue_cap(&r, q), want, "{q}");
+        }
+    }
 }

@@ -48,6 +48,8 @@ pub struct TaskOptions {
     pub rate: Option<crate::flow::Rate>,
     /// `max_concurrency = N`: a global cap ([`crate::concurrency`]).
     pub max_concurrency: Option<u32>,
+    /// `limit_key` given: the rate and the cap count per key.
+    pub limit_per_key: bool,
 }
 
 impl TaskOptions {
@@ -63,6 +65,7 @@ impl TaskOptions {
         unique: None,
         rate: None,
         max_concurrency: None,
+        limit_per_key: false,
     };
 }
 

@@ -20,7 +20,7 @@
 //! | `pym:{q}:rate:<task>[:<key>]` | string = theoretical arrival time (ms), with a TTL | the GCRA state of a `rate` limit ([`rate`]) |
 //! | `pym:{q}:cap:<task>[:<key>]:leases` | sorted set, score = lease end (ms) | the places of a `max_concurrency` cap held by running tasks ([`CapKeys`]) |
 //! | `pym:{q}:cap:<task>[:<key>]:parked` | sorted set, score = time parked (ms) | delayed members of the tasks parked while the cap was full |
-//! | `pym:caps` | hash, `<queue>` → the lowest `max_concurrency` of a task of it without a limit key | what the autoscaler reads so it adds no worker a cap would leave idle |
+//! | `pym:caps` | hash, `<queue>` → the sum of its tasks' `max_concurrency`, present only when every task of the queue has one without a limit key | written by workers at start; the autoscaler reads it so it adds no worker a cap would leave idle |
 //!
 //! A sharded queue `q` of N shards is N queues of the layout above: shard 0
 //! is `q` itself, shard i > 0 is `q#i` (keys `pym:{q#i}:...`), so each shard

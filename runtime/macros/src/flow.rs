@@ -164,7 +164,8 @@ impl FlowArgs<'_> {
             let m = m.0;
             some(quote!(#m))
         });
-        quote!(unique: #unique, rate: #rate, max_concurrency: #max,)
+        let per_key = self.limit_key.is_some();
+        quote!(unique: #unique, rate: #rate, max_concurrency: #max, limit_per_key: #per_key,)
     }
 
     /// The task's `flow` function (none when it has no keys), or the errors
