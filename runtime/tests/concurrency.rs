@@ -35,6 +35,42 @@ async fn capped(url: String, n: u32) -> Result<(), TaskError> {
     Ok(())
 }
 
+/// One at a time per tenant (the caller's `tenant` claim).
+#[asynctask(
+    queue = "ck",
+    max_concurrency = 1,
+    limit_key = "{claim.tenant}",
+    timeout_secs = 20
+)]
+async fn per_tenant(url: String) -> Result<(), TaskError> {
+    let tenant = pym_runtime::task::flow::claim("tenant");
+    let mut c = flow_common::conn(&url).await;
+    let _: i64 = redis::Script::new(
+        "local n = redis.call('INCR', 'running:' .. ARGV[1])
+         local all = redis.call('INCR', 'running')
+         if n > tonumber(redis.call('GET', 'most:' .. ARGV[1]) or '0') then redis.call('SET', 'most:' .. ARGV[1], n) end
+         if all > tonumber(redis.call('GET', 'most') or '0') then redis.call('SET', 'most', all) end
+         return n",
+    )
+    .arg(&tenant)
+    .invoke_async(&mut c)
+    .await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _: () = redis::pipe()
+        .cmd("DECR")
+        .arg(format!("running:{tenant}"))
+        .ignore()
+        .cmd("DECR")
+        .arg("running")
+        .ignore()
+        .cmd("INCR")
+        .arg("runs")
+        .ignore()
+        .query_async(&mut c)
+        .await?;
+    Ok(())
+}
+
 /// The body of each worker process.
 #[tokio::test]
 async fn cap_child_worker() {
@@ -72,4 +108,54 @@ async fn two_at_once_at_most_across_three_worker_processes() {
             .await
             .unwrap();
     assert_eq!(caps, Some(2));
+}
+
+#[tokio::test]
+async fn a_cap_per_key_counts_each_tenant_apart() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let q = queue(&url).await;
+    for tenant in ["a", "b"] {
+        let ctx = pym_runtime::Context {
+            user_id: Some(format!("user-{tenant}")),
+            claims: Some(serde_json::json!({"sub": format!("user-{tenant}"), "tenant": tenant})),
+            ..Default::default()
+        };
+        pym_runtime::context::scope(std::sync::Arc::new(ctx), async {
+            for _ in 0..4 {
+                per_tenant::spawn(&q, url.clone()).await.unwrap();
+            }
+        })
+        .await;
+    }
+    let worker = pym_broker::worker::Worker::connect(
+        &pym_broker::BrokerConfig::new(&url, flow_common::SECRET),
+        flow_common::cfg("ck", "w"),
+    )
+    .await
+    .unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(worker.run(async move {
+        let _ = stopped.await;
+    }));
+    eventually_at_least(&url, "runs", 8, Duration::from_secs(30)).await;
+    assert_eq!(
+        (get(&url, "most:a").await, get(&url, "most:b").await),
+        (1, 1)
+    );
+    println!(
+        "cap 1 per tenant, two tenants: at most {} at once in all",
+        get(&url, "most").await
+    );
+    for tenant in ["a", "b"] {
+        let leases = pym_broker::keys::CapKeys::new("ck", "per_tenant", Some(tenant)).leases;
+        let n: i64 = redis::cmd("ZCARD")
+            .arg(leases)
+            .query_async(&mut flow_common::conn(&url).await)
+            .await
+            .unwrap();
+        assert_eq!(n, 0, "tenant {tenant}'s places given back");
+    }
+    let _ = stop.send(());
+    running.await.unwrap().unwrap();
 }

@@ -25,7 +25,7 @@ pub enum Settle {
     /// Not run, its concurrency cap being full: park the delayed-set
     /// `member` ([`crate::concurrency`]).
     Park {
-        cap: CapKeys,
+        cap: Box<CapKeys>,
         max: u32,
         member: String,
     },

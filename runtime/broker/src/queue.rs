@@ -198,7 +198,7 @@ impl Queue {
                 let id = env.id;
                 if let (Some(u), Some(_)) = (T::OPTIONS.unique, &env.flow.unique) {
                     // The key held: the holder's id, nothing enqueued.
-                    let holder = b.enqueue_unique(env, u.ttl).await?;
+                    let holder = b.enqueue_unique(env, u.ttl, key.map(str::as_bytes)).await?;
                     if holder == id {
                         self.metrics.enqueued(T::NAME, queue);
                     }

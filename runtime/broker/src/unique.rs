@@ -53,11 +53,18 @@ return 0
 impl Broker {
     /// Enqueue `env` (which carries its rendered unique key) unless the key
     /// is held: the id of the task that holds it, `env`'s own if enqueued.
-    pub async fn enqueue_unique(&self, env: Envelope, ttl: Duration) -> Result<TaskId> {
+    /// On a sharded queue, on the shard of `shard_key` (round-robin with
+    /// `None`), as [`Broker::enqueue_keyed`].
+    pub async fn enqueue_unique(
+        &self,
+        env: Envelope,
+        ttl: Duration,
+        shard_key: Option<&[u8]>,
+    ) -> Result<TaskId> {
         let key = env.flow.unique.clone().unwrap_or_default();
         let lock = keys::unique(&env.queue, &env.task, &key);
         let shards = self.register_queue(&env.queue).await?;
-        let qk = shards.pick(None);
+        let qk = shards.pick(shard_key);
         let (id, priority) = (env.id, env.priority);
         let due = env.eta.filter(|&eta| eta > now_ms()).unwrap_or(0);
         let message = self.signer().seal_owned(env);

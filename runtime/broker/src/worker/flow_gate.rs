@@ -72,7 +72,7 @@ impl Executor {
             Admit::Park { .. } => {
                 self.metrics.parked(&env.task, logical);
                 Err(Settle::Park {
-                    cap: flow::cap_keys(queue, env),
+                    cap: Box::new(flow::cap_keys(queue, env)),
                     max: reg.options.max_concurrency.unwrap_or(1),
                     member: keys::delayed_member(env.priority, message),
                 })
