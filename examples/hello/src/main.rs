@@ -7,6 +7,9 @@
 //! - `POST /signup` gets a `SignupRequest` validated against the spec,
 //!   returns the new `Signup` and spawns `send_welcome_email_async`.
 //! - `GET /me` (bearer token) returns the caller's verified claims.
+//! - `POST /me/refresh` (bearer token) spawns `refresh_profile_async`:
+//!   unique per user (a request while one is pending gets its task id) and
+//!   rate-limited to 5 per second across every worker.
 //!
 //! The task runs in the worker with the caller's context: it asks the
 //! greeter service for a greeting (when `PYM_API_GREETER_URL` is set)
@@ -103,6 +106,22 @@ impl HelloApi for Hello {
             return Err(ApiError::server_error("verified claims are not an object"));
         };
         Ok(me::Response::Ok(Me { user_id, claims }))
+    }
+
+    /// `security: [{bearer: []}]`: one pending rebuild per user.
+    async fn refresh_me(&self, claims: Claims) -> Result<refresh_me::Response, ApiError> {
+        let user_id = claims.user_id().to_string();
+        let task_id = refresh_profile_async::spawn(&self.queue, user_id)
+            .await
+            .map_err(|e| {
+                let msg = format!("cannot queue the profile rebuild: {e}");
+                if e.is_unavailable() {
+                    ApiError::service_unavailable(msg)
+                } else {
+                    ApiError::server_error(msg)
+                }
+            })?;
+        Ok(refresh_me::Response::Accepted(Refresh { task_id }))
     }
 }
 
@@ -223,6 +242,40 @@ async fn send_welcome_email_async(signup: Welcome) -> Result<(), TaskError> {
             .open(&path)
             .map_err(|e| TaskError::retry(format!("cannot open {path}: {e}")))?;
         // One write of the whole line, so readers never see half of it.
+        f.write_all(format!("{line}\n").as_bytes())
+            .map_err(TaskError::retry)?;
+    }
+    Ok(())
+}
+
+/// Rebuilds a user's profile (here: logs it, and appends a line to the
+/// task report). Unique per user until it finishes, so rebuilds asked for
+/// meanwhile are one; at most 5 start per second across every worker.
+#[pym_runtime::asynctask(
+    queue = "default",
+    unique(key = "user:{user_id}", until = "finished", ttl_secs = 300),
+    rate = "5/s",
+    timeout_secs = 30
+)]
+async fn refresh_profile_async(user_id: String) -> Result<(), TaskError> {
+    let at_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    tracing::info!(%user_id, "profile rebuilt");
+    if let Ok(path) = std::env::var(ENV_TASK_REPORT)
+        && !path.is_empty()
+    {
+        let line = json!({
+            "task": "refresh_profile_async",
+            "user_id": user_id,
+            "at_ms": at_ms,
+            "pid": std::process::id(),
+        });
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| TaskError::retry(format!("cannot open {path}: {e}")))?;
         f.write_all(format!("{line}\n").as_bytes())
             .map_err(TaskError::retry)?;
     }

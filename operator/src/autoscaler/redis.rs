@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::{Client, ResourceExt};
+use pym_broker::concurrency::queue_caps;
 use pym_broker::redis_url::with_endpoint;
 use pym_broker::schedule;
 use pym_broker::stats::queue_stats;
@@ -100,9 +101,17 @@ impl StatsReader {
                 (a, b) => a.or(b),
             };
         }
-        let mut sample = Sample::of(&all);
-        sample.next_tick_ms = next_tick;
-        Ok(sample)
+        // Unreadable caps only lose the cap rule: the statistics stand.
+        let cap = tokio::time::timeout(REDIS_TIMEOUT, queue_caps(&mut conn, queues))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .flatten();
+        Ok(Sample {
+            cap,
+            next_tick_ms: next_tick,
+            ..Sample::of(&all)
+        })
     }
 
     /// The live workers of the registry in the Redis at `url` (the URL

@@ -24,6 +24,9 @@
 //!    (default 0: any task wakes a worker). Zero is recommended only when
 //!    ready, in flight and due are all 0 — a task held by a worker (or by a
 //!    dead one, waiting to be reclaimed) always keeps one worker.
+//!    **Caps**: when every task of the queues has a `max_concurrency` (no
+//!    `limit_key`), no more than `ceil(cap / concurrency)` workers: more
+//!    would idle, the cap keeping their slots empty.
 //! 4. **Clamp** to `[minReplicas, maxReplicas]`.
 //! 5. **Stabilization**: scale up at once; scale down only to the highest
 //!    recommendation of the last `scaleDownWindowSeconds` (as the HPA does),
@@ -63,6 +66,8 @@ pub struct Policy {
     /// Target wait of a ready task, if the latency mode is on.
     pub target_latency_ms: Option<u64>,
     pub startup_allowance_ms: u64,
+    /// Tasks one worker runs at once (`spec.workers.concurrency`).
+    pub concurrency: u64,
 }
 
 impl Policy {
@@ -79,6 +84,7 @@ impl Policy {
             poll_interval_ms: nonneg(a.poll_interval_seconds).max(1) * 1000,
             target_latency_ms: a.target_latency_seconds.map(|s| nonneg(s).max(1) * 1000),
             startup_allowance_ms: DEFAULT_STARTUP_ALLOWANCE_MS,
+            concurrency: nonneg(w.concurrency).max(1),
         }
     }
 }
@@ -101,6 +107,10 @@ pub struct Sample {
     /// The soonest next tick of the queues' periodic tasks (ms since the
     /// epoch, the workers' record; see [`super::ticks`]).
     pub next_tick_ms: Option<u64>,
+    /// Most tasks the queues' concurrency caps let run at once, when every
+    /// task of every queue has one (`pym_broker::concurrency::queue_caps`);
+    /// `None`: not all capped.
+    pub cap: Option<u64>,
 }
 
 impl Sample {
@@ -349,7 +359,18 @@ fn raw_recommendation(p: &Policy, s: &Sample, current: u32, st: &ScaleState) -> 
         None => (by_depth, format!("{} per worker", p.target_per_worker)),
         Some(w_ms) => latency_replicas(p, s, current, st, w_ms, by_depth),
     };
-    (to_u32(n.max(floor_in_flight).max(1)), why)
+    let n = n.max(floor_in_flight).max(1);
+    match s.cap.map(|cap| ceil_div(cap, p.concurrency).max(1)) {
+        Some(fill) if fill < n => (
+            to_u32(fill),
+            format!(
+                "{why}; capped: {} tasks at once fill {fill} workers of {}",
+                s.cap.unwrap_or(0),
+                p.concurrency
+            ),
+        ),
+        _ => (to_u32(n), why),
+    }
 }
 
 /// Rule 2, latency mode (Little's law).
@@ -411,6 +432,38 @@ mod tests {
             poll_interval_ms: 1_000,
             target_latency_ms: None,
             startup_allowance_ms: 10_000,
+            concurrency: 10,
+        }
+    }
+
+    #[test]
+    fn no_worker_is_added_that_a_concurrency_cap_would_leave_idle() {
+        let p = policy();
+        let table = [
+            // (ready, cap, current workers, want)
+            (100, None, 1, 10),
+            (100, Some(2), 1, 1),
+            (100, Some(10), 1, 1),
+            (100, Some(11), 1, 2),
+            (100, Some(35), 1, 4),
+            (30, Some(1000), 1, 3),
+            (0, Some(2), 0, 0),
+            (5, Some(2), 0, 1),
+        ];
+        for (ready, cap, current, want) in table {
+            let s = Sample {
+                cap,
+                ..sample(0, ready, 0, 0)
+            };
+            let d = once(&p, &s, current);
+            assert_eq!(
+                d.recommended, want,
+                "{ready} ready, cap {cap:?}: {}",
+                d.reason
+            );
+            if cap.is_some() && want < 10 && ready == 100 {
+                assert!(d.reason.contains("capped"), "{}", d.reason);
+            }
         }
     }
 

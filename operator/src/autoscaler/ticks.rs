@@ -36,6 +36,7 @@ mod tests {
             min_replicas: 0,
             max_replicas: 10,
             target_per_worker: 10,
+            concurrency: 10,
             activation_threshold: 0,
             scale_down_window_ms: 0,
             poll_interval_ms: 1_000,

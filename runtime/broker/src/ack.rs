@@ -4,7 +4,7 @@
 
 use crate::dead::DeadLetter;
 use crate::{Broker, Result};
-use pym_core::keys::{self, QueueKeys};
+use pym_core::keys::{self, CapKeys, QueueKeys};
 use redis::cluster_routing::Slot;
 use std::collections::HashMap;
 
@@ -22,6 +22,45 @@ pub enum Settle {
     Dead(Box<DeadLetter>),
     /// Not run (worker draining): put the message back as ready at once.
     HandBack { message: String },
+    /// Not run, its concurrency cap being full: park the delayed-set
+    /// `member` ([`crate::concurrency`]).
+    Park {
+        cap: Box<CapKeys>,
+        max: u32,
+        member: String,
+    },
+    /// `then`, and give back what the run held ([`Release`]).
+    Release {
+        then: Box<Settle>,
+        release: Box<Release>,
+    },
+}
+
+/// What a run of a flow-controlled task holds until it is settled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Release {
+    /// The task id.
+    pub id: String,
+    /// The unique lock, released when the task finishes (`until =
+    /// "finished"`): succeeded or dead-lettered, not on a retry.
+    pub lock: Option<String>,
+    /// A place of this cap (of so many places), given back whatever the
+    /// outcome.
+    pub cap: Option<(CapKeys, u32)>,
+}
+
+impl Release {
+    /// Append the releases that settling with `then` makes.
+    fn add_to_pipe(&self, pipe: &mut redis::Pipeline, qk: &QueueKeys, then: &Settle) {
+        if let Some((cap, max)) = &self.cap {
+            crate::concurrency::add_release(pipe, cap, *max, qk, &self.id);
+        }
+        if let Some(lock) = &self.lock
+            && then.finishes()
+        {
+            crate::unique::add_release(pipe, lock, &self.id);
+        }
+    }
 }
 
 impl Settle {
@@ -31,6 +70,18 @@ impl Settle {
             Settle::Retry { .. } => "retry",
             Settle::Dead(_) => "dead",
             Settle::HandBack { .. } => "hand_back",
+            Settle::Park { .. } => "park",
+            Settle::Release { then, .. } => then.label(),
+        }
+    }
+
+    /// Whether the task is finished (succeeded or dead-lettered): no
+    /// attempt of it will run again.
+    pub fn finishes(&self) -> bool {
+        match self {
+            Settle::Ack | Settle::AckProcessed { .. } | Settle::Dead(_) => true,
+            Settle::Retry { .. } | Settle::HandBack { .. } | Settle::Park { .. } => false,
+            Settle::Release { then, .. } => then.finishes(),
         }
     }
 }
@@ -159,6 +210,13 @@ fn add_to_pipe(
                 .arg(message)
                 .ignore();
         }
+        Settle::Park { cap, max, member } => {
+            crate::concurrency::add_park(pipe, cap, *max, qk, stream, member);
+        }
+        Settle::Release { then, release } => {
+            release.add_to_pipe(pipe, qk, then);
+            return add_to_pipe(pipe, qk, stream, id, then);
+        }
     }
     add_acks_to_pipe(pipe, stream, &[id]);
 }
@@ -261,5 +319,60 @@ mod tests {
         ];
         assert_eq!(commands(&pipeline(&batch)), want);
         assert!(commands(&pipeline(&[])).is_empty());
+    }
+
+    #[test]
+    fn a_run_gives_back_its_place_always_and_its_lock_when_finished() {
+        let cap = CapKeys::new("q", "t", None);
+        let release = Release {
+            id: "id1".into(),
+            lock: Some("lock".into()),
+            cap: Some((cap.clone(), 2)),
+        };
+        let dead = crate::dead::DeadLetter::new(
+            "q",
+            "1-0",
+            "m",
+            crate::dead::Reason::Fatal,
+            "e".into(),
+            1,
+        );
+        let retry = Settle::Retry {
+            due_ms: 1,
+            member: "m".into(),
+        };
+        let back = Settle::HandBack {
+            message: "m".into(),
+        };
+        let table = [
+            // (outcome, lock released)
+            (Settle::Ack, true),
+            (Settle::Dead(Box::new(dead)), true),
+            (retry, false),
+            (back, false),
+        ];
+        for (then, lock_released) in table {
+            let label = then.label();
+            let settle = Settle::Release {
+                then: Box::new(then),
+                release: Box::new(release.clone()),
+            };
+            assert_eq!(settle.label(), label);
+            let batch = [Settlement {
+                queue: "q",
+                stream: "s",
+                id: "1-0",
+                settle: &settle,
+            }];
+            let cmds = commands(&pipeline(&batch));
+            let evals: Vec<_> = cmds.iter().filter(|c| c.starts_with("EVAL")).collect();
+            assert!(evals[0].contains(&cap.leases), "{label}: {cmds:?}");
+            assert_eq!(
+                evals.len(),
+                1 + usize::from(lock_released),
+                "{label}: {cmds:?}"
+            );
+            assert!(cmds.last().unwrap().starts_with("XDEL s 1-0"), "{label}");
+        }
     }
 }

@@ -72,6 +72,9 @@ pub struct Envelope {
     /// the task expires; retries of a task that started are not expired.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<u64>,
+    /// Unique and limit keys, a reserved rate slot ([`crate::flow`]).
+    #[serde(default, skip_serializing_if = "crate::flow::Flow::is_empty")]
+    pub flow: crate::flow::Flow,
 }
 
 impl Envelope {
@@ -95,6 +98,7 @@ impl Envelope {
             eta: None,
             last_error: None,
             expires_at: None,
+            flow: crate::flow::Flow::default(),
         }
     }
 }

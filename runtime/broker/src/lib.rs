@@ -17,10 +17,12 @@ pub mod task;
 
 pub mod ack;
 pub mod cluster_url;
+pub mod concurrency;
 pub mod dead;
 pub mod delay;
 pub mod enqueue;
 pub mod fetch;
+pub mod flow;
 pub mod primary;
 pub mod reclaim;
 pub mod redis_url;
@@ -30,6 +32,7 @@ pub mod sentinel_events;
 pub mod sentinel_url;
 pub mod shards;
 pub mod stats;
+pub mod unique;
 pub mod workers;
 
 #[cfg(feature = "worker")]

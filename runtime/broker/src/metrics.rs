@@ -37,6 +37,8 @@ pub struct TaskMetrics {
     pub retried: Family<TaskLabels, Counter>,
     pub replay_skipped: Family<TaskLabels, Counter>,
     pub expired: Family<TaskLabels, Counter>,
+    pub deferred: Family<TaskLabels, Counter>,
+    pub parked: Family<TaskLabels, Counter>,
     pub dead_lettered: Family<DeadLabels, Counter>,
     pub duration: Family<TaskLabels, Histogram>,
     pub in_flight: Family<QueueLabels, Gauge>,
@@ -64,6 +66,8 @@ impl TaskMetrics {
             retried: Family::default(),
             replay_skipped: Family::default(),
             expired: Family::default(),
+            deferred: Family::default(),
+            parked: Family::default(),
             dead_lettered: Family::default(),
             duration: Family::new_with_constructor(|| {
                 Histogram::new(exponential_buckets(0.0005, 2.0, 20))
@@ -104,6 +108,16 @@ impl TaskMetrics {
             names::TASKS_EXPIRED,
             "Tasks not started before they expired (dead-lettered or discarded)",
             m.expired.clone(),
+        );
+        r.register(
+            names::TASKS_DEFERRED,
+            "Tasks deferred to a later rate-limit slot (not an attempt)",
+            m.deferred.clone(),
+        );
+        r.register(
+            names::TASKS_PARKED,
+            "Tasks parked while their concurrency cap was full (not an attempt)",
+            m.parked.clone(),
         );
         r.register(
             names::TASKS_DEAD_LETTERED,
@@ -155,6 +169,12 @@ impl TaskMetrics {
     }
     pub fn expired(&self, task: &str, queue: &str) {
         self.expired.get_or_create(&labels(task, queue)).inc();
+    }
+    pub fn deferred(&self, task: &str, queue: &str) {
+        self.deferred.get_or_create(&labels(task, queue)).inc();
+    }
+    pub fn parked(&self, task: &str, queue: &str) {
+        self.parked.get_or_create(&labels(task, queue)).inc();
     }
     pub fn dead_lettered(&self, queue: &str, reason: &str) {
         self.dead_lettered

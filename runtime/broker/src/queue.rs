@@ -192,9 +192,18 @@ impl Queue {
             When::At(t) => Some(epoch_ms(t)),
         };
         env.expires_at = expires_at(now, env.eta, expires, T::OPTIONS.expires_in)?;
+        env.flow = T::flow(&args);
         match &self.mode {
             Mode::Redis(b) => {
                 let id = env.id;
+                if let (Some(u), Some(_)) = (T::OPTIONS.unique, &env.flow.unique) {
+                    // The key held: the holder's id, nothing enqueued.
+                    let holder = b.enqueue_unique(env, u.ttl, key.map(str::as_bytes)).await?;
+                    if holder == id {
+                        self.metrics.enqueued(T::NAME, queue);
+                    }
+                    return Ok(holder);
+                }
                 b.enqueue_keyed(env, key.map(str::as_bytes)).await?;
                 self.metrics.enqueued(T::NAME, queue);
                 Ok(id)

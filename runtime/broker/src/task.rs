@@ -11,6 +11,7 @@ use std::pin::Pin;
 use std::sync::LazyLock;
 use std::time::Duration;
 
+pub use crate::flow;
 pub use pym_core::Priority;
 pub use pym_schedule::{Missed, Periodic, Tick};
 
@@ -45,6 +46,14 @@ pub struct TaskOptions {
     /// A periodic task (`cron = "..", tz = "..", missed = ".."`): fired
     /// once per tick by the workers of its queue ([`crate::schedule`]).
     pub schedule: Option<Periodic>,
+    /// `unique(..)`: one task per key at a time ([`crate::unique`]).
+    pub unique: Option<crate::flow::Unique>,
+    /// `rate = "N/s"`: a global rate limit ([`crate::flow`]).
+    pub rate: Option<crate::flow::Rate>,
+    /// `max_concurrency = N`: a global cap ([`crate::concurrency`]).
+    pub max_concurrency: Option<u32>,
+    /// `limit_key` given: the rate and the cap count per key.
+    pub limit_per_key: bool,
 }
 
 impl TaskOptions {
@@ -58,6 +67,10 @@ impl TaskOptions {
         expires_in: None,
         discard_expired: false,
         schedule: None,
+        unique: None,
+        rate: None,
+        max_concurrency: None,
+        limit_per_key: false,
     };
 }
 
@@ -144,6 +157,11 @@ pub trait Task: 'static {
     const OPTIONS: TaskOptions;
     /// Run the task body.
     fn call(args: Self::Args) -> TaskFuture;
+    /// The flow-control keys of a spawn of `args` (its unique key and limit
+    /// key, rendered), in the caller's context.
+    fn flow(_args: &Self::Args) -> crate::flow::Flow {
+        crate::flow::Flow::default()
+    }
 }
 
 /// One entry of the task registry, submitted by `#[asynctask]`.

@@ -85,6 +85,8 @@ pub mod metrics {
     pub const TASKS_DEAD_LETTERED: &str = "pym_tasks_dead_lettered";
     pub const TASKS_REPLAY_SKIPPED: &str = "pym_tasks_replay_skipped";
     pub const TASKS_EXPIRED: &str = "pym_tasks_expired";
+    pub const TASKS_DEFERRED: &str = "pym_tasks_deferred";
+    pub const TASKS_PARKED: &str = "pym_tasks_parked";
     pub const TASK_DURATION_SECONDS: &str = "pym_task_duration_seconds";
     pub const TASKS_IN_FLIGHT: &str = "pym_tasks_in_flight";
     pub const HTTP_REQUESTS: &str = "pym_http_requests";

@@ -20,6 +20,11 @@
 //! | `pym:{q}:schedules:fired` | hash, task name → tick (ms) | the last tick enqueued (the last run, for `stats`) |
 //! | `pym:{q}:schedules:next` | sorted set, score = next tick (ms) | enabled schedules by their next fire time (the operator's autoscaler wakes a worker for a due one) |
 //! | `pym:shards` | hash, queue → shard count | queues declared with `shards: N` (N ≥ 2), the largest N declared |
+//! | `pym:{q}:unique:<task>:<key>` | string = the holder's task id, with a TTL | the lock of a `unique` task's key ([`unique`]) |
+//! | `pym:{q}:rate:<task>[:<key>]` | string = theoretical arrival time (ms), with a TTL | the GCRA state of a `rate` limit ([`rate`]) |
+//! | `pym:{q}:cap:<task>[:<key>]:leases` | sorted set, score = lease end (ms) | the places of a `max_concurrency` cap held by running tasks ([`CapKeys`]) |
+//! | `pym:{q}:cap:<task>[:<key>]:parked` | sorted set, score = time parked (ms) | delayed members of the tasks parked while the cap was full |
+//! | `pym:caps` | hash, `<queue>` → the sum of its tasks' `max_concurrency`, present only when every task of the queue has one without a limit key | written by workers at start; the autoscaler reads it so it adds no worker a cap would leave idle |
 //!
 //! A sharded queue `q` of N shards is N queues of the layout above: shard 0
 //! is `q` itself, shard i > 0 is `q#i` (keys `pym:{q#i}:...`), so each shard
@@ -131,6 +136,46 @@ pub fn processed(queue: &str, id: &str) -> String {
     format!("pym:{{{queue}}}:processed:{id}")
 }
 
+/// Hash of the concurrency caps per queue (see the table above).
+pub const CAPS: &str = "pym:caps";
+
+/// `<task>` or `<task>:<key>`: what one limit of a task is counted under.
+fn limited(task: &str, key: Option<&str>) -> String {
+    match key {
+        Some(k) => format!("{task}:{k}"),
+        None => task.to_owned(),
+    }
+}
+
+/// Lock of key `key` of unique task `task` of `queue` (its logical queue:
+/// one lock for every shard).
+pub fn unique(queue: &str, task: &str, key: &str) -> String {
+    format!("pym:{{{}}}:unique:{task}:{key}", logical(queue))
+}
+
+/// GCRA state of the rate limit of `task` (per limit key, if it has one).
+pub fn rate(queue: &str, task: &str, key: Option<&str>) -> String {
+    format!("pym:{{{}}}:rate:{}", logical(queue), limited(task, key))
+}
+
+/// The two keys of one concurrency cap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapKeys {
+    pub leases: String,
+    pub parked: String,
+}
+
+impl CapKeys {
+    /// The cap of `task` of `queue` (per limit key, if it has one).
+    pub fn new(queue: &str, task: &str, key: Option<&str>) -> Self {
+        let base = format!("pym:{{{}}}:cap:{}", logical(queue), limited(task, key));
+        CapKeys {
+            leases: format!("{base}:leases"),
+            parked: format!("{base}:parked"),
+        }
+    }
+}
+
 /// Member of the delayed set: the priority digit, then the signed message.
 pub fn delayed_member(priority: Priority, message: &str) -> String {
     let mut m = String::with_capacity(message.len() + 1);
@@ -163,6 +208,18 @@ mod tests {
                 "pym:{emails}:schedules:next"
             ]
         );
+        assert_eq!(
+            unique("emails#2", "send", "u:1"),
+            "pym:{emails}:unique:send:u:1"
+        );
+        assert_eq!(rate("emails", "send", None), "pym:{emails}:rate:send");
+        assert_eq!(
+            rate("emails", "send", Some("t1")),
+            "pym:{emails}:rate:send:t1"
+        );
+        let cap = CapKeys::new("emails", "send", Some("t1"));
+        assert_eq!(cap.leases, "pym:{emails}:cap:send:t1:leases");
+        assert_eq!(cap.parked, "pym:{emails}:cap:send:t1:parked");
     }
 
     #[test]

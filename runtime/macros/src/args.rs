@@ -11,8 +11,9 @@ use syn::{Expr, ExprLit, Lit, LitInt, LitStr, Meta, UnOp};
 /// `#[asynctask(name = "..", queue = "..", max_retries = N, timeout_secs = N,
 /// priority = "high" | "normal" | "low", fresh_token, replay_guard_secs = N,
 /// expires_in_secs = N, on_expiry = "dead_letter" | "discard",
-/// cron = "..", tz = "..", missed = "skip" | "once" | "all:N")]`, all
-/// optional.
+/// cron = "..", tz = "..", missed = "skip" | "once" | "all:N", unique(..),
+/// rate = "N/s", max_concurrency = N, limit_key = "..")]`, all optional
+/// (the last four: see [`crate::flow`]).
 #[derive(Debug, FromMeta)]
 pub(crate) struct TaskArgs {
     /// Wire name; the function's name if absent.
@@ -32,9 +33,23 @@ pub(crate) struct TaskArgs {
     pub cron: Option<crate::periodic::Cron>,
     pub tz: Option<crate::periodic::Tz>,
     pub missed: Option<crate::periodic::MissedArg>,
+    pub unique: Option<crate::flow::UniqueArg>,
+    pub rate: Option<crate::flow::RateArg>,
+    pub max_concurrency: Option<crate::flow::MaxConcurrency>,
+    pub limit_key: Option<StrLit>,
 }
 
 impl TaskArgs {
+    /// The flow-control arguments ([`crate::flow`]).
+    pub(crate) fn flow(&self) -> crate::flow::FlowArgs<'_> {
+        crate::flow::FlowArgs {
+            unique: self.unique.as_ref(),
+            rate: self.rate.as_ref(),
+            max_concurrency: self.max_concurrency.as_ref(),
+            limit_key: self.limit_key.as_ref(),
+        }
+    }
+
     /// Reads the tokens between the parentheses of `#[asynctask(..)]`.
     pub(crate) fn parse(attr: TokenStream) -> Result<Self> {
         let (bare, items): (Vec<_>, Vec<_>) = NestedMeta::parse_meta_list(attr)?

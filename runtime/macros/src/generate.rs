@@ -37,6 +37,13 @@ pub(crate) fn task(
     let doc = format!("Spawn handles of the task [`{fn_name}`](fn@{fn_name}).");
     let task_ty = Ident::new("Task", Span::call_site());
     let spawn_fns = spawn_fns(&task_ty, &inner_vis, pym);
+    let flow_fn = match args.flow().flow_fn(func, pym) {
+        Ok(f) => f,
+        Err(e) => {
+            let errors = e.write_errors();
+            return quote!(#func #errors);
+        }
+    };
 
     quote! {
         #func
@@ -71,6 +78,7 @@ pub(crate) fn task(
                         }
                     })
                 }
+                #flow_fn
             }
 
             #pym::inventory::submit! {
@@ -164,6 +172,7 @@ fn options(
         Some(OnExpiry::DeadLetter) => quote!(false),
         None => quote!(#default.discard_expired),
     };
+    let flow = args.flow().options(pym);
     quote! {
         #pym::task::TaskOptions {
             queue: #queue,
@@ -175,6 +184,7 @@ fn options(
             expires_in: #expires_in,
             discard_expired: #discard_expired,
             schedule: #schedule,
+            #flow
         }
     }
 }

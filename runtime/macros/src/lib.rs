@@ -6,6 +6,7 @@
 
 mod api;
 mod args;
+mod flow;
 mod generate;
 mod periodic;
 mod signature;

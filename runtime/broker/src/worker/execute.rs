@@ -82,6 +82,26 @@ impl Executor {
     /// say how to settle it; metrics are labelled with the queue, not the
     /// shard. `broker` answers the replay guard of the tasks that have one.
     pub async fn run(&self, broker: &Broker, queue: &str, d: &Delivery) -> Settle {
+        let mut held = None;
+        let settle = self.run_holding(broker, queue, d, &mut held).await;
+        match held {
+            Some(release) => Settle::Release {
+                then: Box::new(settle),
+                release,
+            },
+            None => settle,
+        }
+    }
+
+    /// [`Executor::run`]; `held` is what the run holds once the flow gate
+    /// let it start ([`super::flow_gate`]).
+    async fn run_holding(
+        &self,
+        broker: &Broker,
+        queue: &str,
+        d: &Delivery,
+        held: &mut Option<Box<crate::ack::Release>>,
+    ) -> Settle {
         let logical = keys::logical(queue);
         let r = match triage(d, queue, &self.rules(), now_ms()) {
             Ok(r) => r,
@@ -102,6 +122,12 @@ impl Executor {
             self.metrics.replay_skipped(&r.env.task, logical);
             return Settle::Ack;
         }
+        if crate::flow::gated(r.reg)
+            && let Err(settle) = self.gate(broker, queue, (&r.env, r.reg, r.message)).await
+        {
+            return settle;
+        }
+        *held = super::flow_gate::held(queue, &r.env, r.reg);
         // A task sent to a queue other than its own has no handles yet.
         let m = match self.handles.get(r.reg.name) {
             Some(h) if r.reg.options.queue == logical => h.clone(),

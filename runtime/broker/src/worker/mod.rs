@@ -11,6 +11,7 @@ mod beat_loop;
 mod dispatch;
 mod execute;
 mod fetch_loop;
+mod flow_gate;
 mod heartbeat;
 mod reclaim_loop;
 mod schedule_loop;
@@ -325,6 +326,7 @@ impl Worker {
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), WorkerError> {
         let grace = self.config.grace_period;
         let shards = self.broker.shard_layout(&self.queues).await?;
+        crate::concurrency::register_caps(&self.broker, self.registry, &self.queues).await?;
         let (shared, settle_rx) = self.into_shared(shards);
         let server = match shared.config.listen {
             Some(addr) => Some(

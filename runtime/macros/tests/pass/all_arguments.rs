@@ -21,6 +21,23 @@ pub async fn every_argument(to: String, _: u32, mut n: u8) -> Result<(), TaskErr
     Ok(())
 }
 
+#[asynctask(
+    unique(key = "user:{user_id}/{claim.tenant}", until = "started", ttl_secs = 60),
+    rate = "5/s",
+    max_concurrency = 3,
+    limit_key = "{claim.tenant}",
+)]
+async fn flow_controlled(user_id: String, n: u32) -> Result<(), TaskError> {
+    let _ = (user_id, n);
+    Ok(())
+}
+
+#[asynctask(unique = "{n}", rate = "100/m")]
+async fn unique_in_short(n: u32) -> Result<(), TaskError> {
+    let _ = n;
+    Ok(())
+}
+
 #[asynctask]
 async fn no_argument() -> Result<(), std::io::Error> {
     Ok(())
@@ -98,4 +115,20 @@ fn main() {
     assert_eq!(n.missed, pym_runtime::task::Missed::Once);
     assert_eq!(from_macro::Task::OPTIONS.queue, "generated");
     assert_eq!(from_macro::Task::OPTIONS.max_retries, 2);
+
+    let f = flow_controlled::Task::OPTIONS;
+    assert_eq!(f.unique.map(|u| (u.until_started, u.ttl)), Some((true, Duration::from_secs(60))));
+    assert_eq!(f.rate.map(|r| (r.count, r.period)), Some((5, Duration::from_secs(1))));
+    assert_eq!(f.max_concurrency, Some(3));
+    let keys = flow_controlled::Task::flow(&("ann".to_owned(), 1));
+    assert_eq!(keys.unique.as_deref(), Some("user:ann/"), "no claim outside a request");
+    assert_eq!(keys.limit.as_deref(), Some(""));
+    let u = unique_in_short::Task::OPTIONS.unique.unwrap();
+    assert!(!u.until_started);
+    assert_eq!(unique_in_short::Task::flow(&7).unique.as_deref(), Some("7"));
+    assert_eq!(unique_in_short::Task::OPTIONS.rate.unwrap().period, Duration::from_secs(60));
+    assert_eq!(d.unique, None);
+    assert_eq!(d.rate, None);
+    assert_eq!(d.max_concurrency, None);
+    assert!(no_argument::Task::flow(&()).is_empty());
 }
