@@ -29,6 +29,7 @@ pub mod sentinel_events;
 pub mod sentinel_url;
 pub mod shards;
 pub mod stats;
+pub mod task_spans;
 pub mod workers;
 
 #[cfg(feature = "worker")]

@@ -4,6 +4,7 @@
 use crate::envelope::{Envelope, now_ms};
 use crate::metrics::TaskMetrics;
 use crate::task::{Task, TaskError, validate_queue_name};
+use crate::task_spans;
 use crate::{Broker, BrokerConfig, BrokerError};
 use pym_core::Metrics;
 use pym_core::context::{self, Context};
@@ -195,7 +196,10 @@ impl Queue {
         match &self.mode {
             Mode::Redis(b) => {
                 let id = env.id;
-                b.enqueue_keyed(env, key.map(str::as_bytes)).await?;
+                let span = task_spans::enqueue(&mut env);
+                let enqueued = b.enqueue_keyed(env, key.map(str::as_bytes)).await;
+                task_spans::enqueued(span, enqueued.as_ref().map(|_| ()));
+                enqueued?;
                 self.metrics.enqueued(T::NAME, queue);
                 Ok(id)
             }

@@ -41,6 +41,10 @@ pub struct TaskOptions {
     /// dead-lettered with reason `expired` (`on_expiry = "dead_letter"`,
     /// the default).
     pub discard_expired: bool,
+    /// Each run is the root of a trace of its own, with a link to the
+    /// span that enqueued it (`trace_link`), rather than that span's child:
+    /// for a task one run of which may answer many requests.
+    pub trace_link: bool,
 }
 
 impl TaskOptions {
@@ -53,6 +57,7 @@ impl TaskOptions {
         replay_guard: None,
         expires_in: None,
         discard_expired: false,
+        trace_link: false,
     };
 }
 

@@ -10,8 +10,8 @@ use syn::{Expr, ExprLit, Lit, LitInt, LitStr, Meta, UnOp};
 
 /// `#[asynctask(name = "..", queue = "..", max_retries = N, timeout_secs = N,
 /// priority = "high" | "normal" | "low", fresh_token, replay_guard_secs = N,
-/// expires_in_secs = N, on_expiry = "dead_letter" | "discard")]`, all
-/// optional.
+/// expires_in_secs = N, on_expiry = "dead_letter" | "discard", trace_link)]`,
+/// all optional.
 #[derive(Debug, FromMeta)]
 pub(crate) struct TaskArgs {
     /// Wire name; the function's name if absent.
@@ -27,6 +27,8 @@ pub(crate) struct TaskArgs {
     pub replay_guard_secs: Option<ReplayGuardSecs>,
     pub expires_in_secs: Option<Seconds>,
     pub on_expiry: Option<OnExpiry>,
+    #[darling(default)]
+    pub trace_link: TraceLink,
 }
 
 impl TaskArgs {
@@ -242,5 +244,22 @@ fn found(expr: &Expr) -> String {
             Expr::Path(p) => format!("`{}`", path_to_string(&p.path)),
             _ => "an expression".to_owned(),
         },
+    }
+}
+
+/// `trace_link`, a flag: each run starts a trace of its own, linked to the
+/// span that enqueued it.
+#[derive(Debug, Default)]
+pub(crate) struct TraceLink(pub bool);
+
+impl FromMeta for TraceLink {
+    fn from_meta(mi: &Meta) -> Result<Self> {
+        match mi {
+            Meta::Path(_) => Ok(Self(true)),
+            _ => Err(Error::custom(
+                "`trace_link` is a flag and takes no value: write `trace_link` alone",
+            )
+            .with_span(mi)),
+        }
     }
 }

@@ -138,6 +138,7 @@ fn options(args: &TaskArgs, queue: Option<&LitStr>, pym: &TokenStream) -> TokenS
         None => quote!(#default.priority),
     };
     let fresh_token = args.fresh_token.0;
+    let trace_link = args.trace_link.0;
     let replay_guard = match &args.replay_guard_secs {
         Some(r) => {
             let r = r.0;
@@ -167,6 +168,7 @@ fn options(args: &TaskArgs, queue: Option<&LitStr>, pym: &TokenStream) -> TokenS
             replay_guard: #replay_guard,
             expires_in: #expires_in,
             discard_expired: #discard_expired,
+            trace_link: #trace_link,
         }
     }
 }

@@ -30,7 +30,8 @@ use syn::ItemFn;
 /// of a task that succeeded for N seconds and skip later deliveries of it),
 /// `expires_in_secs = N` (a task not started N seconds after it was due is
 /// not run) with `on_expiry = "dead_letter"` (default: reason `expired`) or
-/// `"discard"`. `spawn_with(&queue, SpawnOptions { .. }, args)` sets the
+/// `"discard"`, `trace_link` (each run starts a trace of its own, linked to
+/// the span that enqueued it, instead of continuing the caller's). `spawn_with(&queue, SpawnOptions { .. }, args)` sets the
 /// delay, shard key and expiry of one spawn. Arguments: one parameter is passed as
 /// itself, several as a tuple; all must be `Serialize + DeserializeOwned`.
 /// The function itself stays callable directly (it then runs inline).

@@ -30,6 +30,7 @@
 mod admin;
 mod app;
 mod serve;
+mod spans;
 
 pub use app::App;
 
