@@ -7,6 +7,8 @@
 //! - `POST /signup` gets a `SignupRequest` validated against the spec,
 //!   returns the new `Signup` and spawns `send_welcome_email_async`.
 //! - `GET /me` (bearer token) returns the caller's verified claims.
+//! - `POST /me/refresh` (bearer token) queues `refresh_profile_async`, a
+//!   `trace_link` task: its runs start traces of their own.
 //!
 //! The task runs in the worker with the caller's context: it asks the
 //! greeter service for a greeting (when `PYM_API_GREETER_URL` is set)
@@ -104,6 +106,22 @@ impl HelloApi for Hello {
         };
         Ok(me::Response::Ok(Me { user_id, claims }))
     }
+
+    /// `security: [{bearer: []}]`: queues the rebuild of the caller's profile.
+    async fn refresh_me(&self, claims: Claims) -> Result<refresh_me::Response, ApiError> {
+        let user_id = claims.user_id().to_string();
+        let task_id = refresh_profile_async::spawn(&self.queue, user_id)
+            .await
+            .map_err(|e| {
+                let msg = format!("cannot queue the profile rebuild: {e}");
+                if e.is_unavailable() {
+                    ApiError::service_unavailable(msg)
+                } else {
+                    ApiError::server_error(msg)
+                }
+            })?;
+        Ok(refresh_me::Response::Accepted(Refresh { task_id }))
+    }
 }
 
 /// The greeter client, when `PYM_API_GREETER_URL` is set; a wrong URL
@@ -172,22 +190,43 @@ async fn send_welcome_email_async(signup: Welcome) -> Result<(), TaskError> {
         tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
         tracing::info!(email = %signup.email, "welcome email sent");
     }
+    append_report(&json!({
+        "task": "send_welcome_email_async",
+        "signup": signup,
+        "user_id": ctx.user_id,
+        "claims": ctx.claims,
+        "request_id": ctx.request_id,
+        "traceparent": ctx.traceparent,
+        "method": ctx.method,
+        "path": ctx.path,
+        "has_token": ctx.token.is_some(),
+        "greeting": greeting,
+        "pid": std::process::id(),
+    }))?;
+    Ok(())
+}
+
+/// Rebuilds a user's profile (here: reports what it saw). One rebuild may
+/// answer many requests, so it is `trace_link`: each run starts a trace of
+/// its own, linked to the request's.
+#[pym_runtime::asynctask(queue = "default", max_retries = 5, timeout_secs = 30, trace_link)]
+async fn refresh_profile_async(user_id: String) -> Result<(), TaskError> {
+    let ctx = pym_runtime::context();
+    tracing::info!(%user_id, request_id = ?ctx.request_id, "profile rebuilt");
+    append_report(&json!({
+        "task": "refresh_profile_async",
+        "user_id": user_id,
+        "request_id": ctx.request_id,
+        "traceparent": ctx.traceparent,
+        "pid": std::process::id(),
+    }))
+}
+
+/// Append `line` to the task report (`HELLO_TASK_REPORT`), if one is named.
+fn append_report(line: &serde_json::Value) -> Result<(), TaskError> {
     if let Ok(path) = std::env::var(ENV_TASK_REPORT)
         && !path.is_empty()
     {
-        let line = json!({
-            "task": "send_welcome_email_async",
-            "signup": signup,
-            "user_id": ctx.user_id,
-            "claims": ctx.claims,
-            "request_id": ctx.request_id,
-            "traceparent": ctx.traceparent,
-            "method": ctx.method,
-            "path": ctx.path,
-            "has_token": ctx.token.is_some(),
-            "greeting": greeting,
-            "pid": std::process::id(),
-        });
         let mut f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)

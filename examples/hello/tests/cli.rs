@@ -124,7 +124,7 @@ fn help_on_every_command() {
 fn check_binds_and_names_missing_secret() {
     let o = hello(&["check"], &[("PYM_JWT_SECRET", SECRET)]);
     assert!(o.status.success(), "{}", text(&o));
-    assert!(text(&o).contains("2 operations bound"), "{}", text(&o));
+    assert!(text(&o).contains("3 operations bound"), "{}", text(&o));
     let o = hello(&["check"], &[]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("PYM_JWT_SECRET"), "{}", text(&o));
