@@ -4,7 +4,8 @@
 //! BENCH_CONCURRENCY, BENCH_BACKLOG to change sizes; BENCH_BACKLOG=0 skips
 //! the 1,000,000-task backlog; BENCH_ONLY=enqueue,consume,latency,delay,
 //! backlog,celery runs only the phases named; BENCH_WORKER_CONCURRENCY and
-//! BENCH_BATCH override the consuming worker's settings).
+//! BENCH_BATCH override the consuming worker's settings; the OTEL_* settings
+//! export spans, as `serve` and `worker` do).
 
 use pym_broker::envelope::Envelope;
 use pym_broker::worker::{Worker, WorkerConfig};
@@ -113,8 +114,14 @@ fn phase(phase: &str) -> bool {
     }
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    // With OTEL_EXPORTER_OTLP_ENDPOINT set, spans are exported as `serve`
+    // and `worker` export them (the cost of tracing every task).
+    let _spans = pym_trace::exporter::init("bench").expect("the OTEL_* settings");
+    tokio::runtime::Runtime::new().unwrap().block_on(run());
+}
+
+async fn run() {
     // cargo bench passes --bench; ignore arguments.
     let n = env_usize("BENCH_N", 500_000);
     let clients = env_usize("BENCH_CONCURRENCY", 50);

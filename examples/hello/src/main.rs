@@ -8,8 +8,10 @@
 //!   returns the new `Signup` and spawns `send_welcome_email_async`.
 //! - `GET /me` (bearer token) returns the caller's verified claims.
 //! - `POST /me/refresh` (bearer token) spawns `refresh_profile_async`:
-//!   unique per user (a request while one is pending gets its task id) and
-//!   rate-limited to 5 per second across every worker.
+//!   unique per user (a request while one is pending gets its task id),
+//!   rate-limited to 5 per second across every worker, and `trace_link`
+//!   (one rebuild may answer many requests: its runs start traces of their
+//!   own, linked to the request's).
 //!
 //! The task runs in the worker with the caller's context: it asks the
 //! greeter service for a greeting (when `PYM_API_GREETER_URL` is set)
@@ -220,22 +222,27 @@ async fn send_welcome_email_async(signup: Welcome) -> Result<(), TaskError> {
         tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
         tracing::info!(email = %signup.email, "welcome email sent");
     }
+    append_report(&json!({
+        "task": "send_welcome_email_async",
+        "signup": signup,
+        "user_id": ctx.user_id,
+        "claims": ctx.claims,
+        "request_id": ctx.request_id,
+        "traceparent": ctx.traceparent,
+        "method": ctx.method,
+        "path": ctx.path,
+        "has_token": ctx.token.is_some(),
+        "greeting": greeting,
+        "pid": std::process::id(),
+    }))?;
+    Ok(())
+}
+
+/// Append `line` to the task report (`HELLO_TASK_REPORT`), if one is named.
+fn append_report(line: &serde_json::Value) -> Result<(), TaskError> {
     if let Ok(path) = std::env::var(ENV_TASK_REPORT)
         && !path.is_empty()
     {
-        let line = json!({
-            "task": "send_welcome_email_async",
-            "signup": signup,
-            "user_id": ctx.user_id,
-            "claims": ctx.claims,
-            "request_id": ctx.request_id,
-            "traceparent": ctx.traceparent,
-            "method": ctx.method,
-            "path": ctx.path,
-            "has_token": ctx.token.is_some(),
-            "greeting": greeting,
-            "pid": std::process::id(),
-        });
         let mut f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -250,36 +257,30 @@ async fn send_welcome_email_async(signup: Welcome) -> Result<(), TaskError> {
 
 /// Rebuilds a user's profile (here: logs it, and appends a line to the
 /// task report). Unique per user until it finishes, so rebuilds asked for
-/// meanwhile are one; at most 5 start per second across every worker.
+/// meanwhile are one; at most 5 start per second across every worker. One
+/// rebuild may answer many requests, so it is `trace_link`: each run starts
+/// a trace of its own, linked to the request's.
 #[pym_runtime::asynctask(
     queue = "default",
     unique(key = "user:{user_id}", until = "finished", ttl_secs = 300),
     rate = "5/s",
-    timeout_secs = 30
+    timeout_secs = 30,
+    trace_link
 )]
 async fn refresh_profile_async(user_id: String) -> Result<(), TaskError> {
     let at_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
-    tracing::info!(%user_id, "profile rebuilt");
-    if let Ok(path) = std::env::var(ENV_TASK_REPORT)
-        && !path.is_empty()
-    {
-        let line = json!({
-            "task": "refresh_profile_async",
-            "user_id": user_id,
-            "at_ms": at_ms,
-            "pid": std::process::id(),
-        });
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| TaskError::retry(format!("cannot open {path}: {e}")))?;
-        f.write_all(format!("{line}\n").as_bytes())
-            .map_err(TaskError::retry)?;
-    }
-    Ok(())
+    let ctx = pym_runtime::context();
+    tracing::info!(%user_id, request_id = ?ctx.request_id, "profile rebuilt");
+    append_report(&json!({
+        "task": "refresh_profile_async",
+        "user_id": user_id,
+        "at_ms": at_ms,
+        "request_id": ctx.request_id,
+        "traceparent": ctx.traceparent,
+        "pid": std::process::id(),
+    }))
 }
 
 /// The error reporter (pymacaron's `error_reporter`): every 5xx, handler

@@ -33,6 +33,7 @@ pub mod sentinel_url;
 pub mod shards;
 pub mod stats;
 pub mod unique;
+pub mod task_spans;
 pub mod workers;
 
 #[cfg(feature = "worker")]

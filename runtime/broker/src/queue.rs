@@ -4,6 +4,7 @@
 use crate::envelope::{Envelope, now_ms};
 use crate::metrics::TaskMetrics;
 use crate::task::{Task, TaskError, validate_queue_name};
+use crate::task_spans;
 use crate::{Broker, BrokerConfig, BrokerError};
 use pym_core::Metrics;
 use pym_core::context::{self, Context};
@@ -196,15 +197,20 @@ impl Queue {
         match &self.mode {
             Mode::Redis(b) => {
                 let id = env.id;
+                let span = task_spans::enqueue(&mut env);
                 if let (Some(u), Some(_)) = (T::OPTIONS.unique, &env.flow.unique) {
                     // The key held: the holder's id, nothing enqueued.
-                    let holder = b.enqueue_unique(env, u.ttl, key.map(str::as_bytes)).await?;
+                    let held = b.enqueue_unique(env, u.ttl, key.map(str::as_bytes)).await;
+                    task_spans::enqueued(span, held.as_ref().map(|_| ()));
+                    let holder = held?;
                     if holder == id {
                         self.metrics.enqueued(T::NAME, queue);
                     }
                     return Ok(holder);
                 }
-                b.enqueue_keyed(env, key.map(str::as_bytes)).await?;
+                let enqueued = b.enqueue_keyed(env, key.map(str::as_bytes)).await;
+                task_spans::enqueued(span, enqueued.as_ref().map(|_| ()));
+                enqueued?;
                 self.metrics.enqueued(T::NAME, queue);
                 Ok(id)
             }

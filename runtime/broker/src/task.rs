@@ -54,6 +54,10 @@ pub struct TaskOptions {
     pub max_concurrency: Option<u32>,
     /// `limit_key` given: the rate and the cap count per key.
     pub limit_per_key: bool,
+    /// Each run is the root of a trace of its own, with a link to the
+    /// span that enqueued it (`trace_link`), rather than that span's child:
+    /// for a task one run of which may answer many requests.
+    pub trace_link: bool,
 }
 
 impl TaskOptions {
@@ -71,6 +75,7 @@ impl TaskOptions {
         rate: None,
         max_concurrency: None,
         limit_per_key: false,
+        trace_link: false,
     };
 }
 

@@ -16,6 +16,7 @@ pub mod error;
 mod metrics;
 pub mod readiness;
 mod request_id;
+mod request_span;
 mod server;
 pub mod spec;
 pub mod typed;

@@ -49,6 +49,7 @@ use crate::error::{ApiError, PymError, normalize};
 use crate::metrics::{HttpMetrics, Label, RequestLabels, method_label};
 use crate::readiness::{Check, Readiness};
 use crate::request_id;
+use crate::request_span;
 use crate::spec::{AuthMode, Operation, Spec, SpecError};
 use crate::typed::Input;
 use crate::validate;
@@ -713,13 +714,16 @@ impl Around for Arc<OpState> {
 /// `PYM_LOG=info,pym_http=debug`), for subscribers that work on spans.
 async fn request<S: Inner>(shared: Arc<Shared>, req: Request, inner: S) -> Response {
     let started = Instant::now();
-    let traceparent = continue_trace(
-        req.headers()
-            .get(TRACEPARENT_HEADER)
-            .and_then(|v| v.to_str().ok()),
-    );
+    let incoming = req
+        .headers()
+        .get(TRACEPARENT_HEADER)
+        .and_then(|v| v.to_str().ok());
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    let otel = request_span::start(&method, &path, incoming);
+    let traceparent = otel
+        .traceparent()
+        .unwrap_or_else(|| continue_trace(incoming));
     // Built-ins and unmatched routes run in a context with the request id;
     // operations extend it with the caller (user, claims, token).
     let base = Arc::new(Context {
@@ -737,7 +741,7 @@ async fn request<S: Inner>(shared: Arc<Shared>, req: Request, inner: S) -> Respo
     let s = &shared;
     let handled = async move {
         let response = normalize(limited(s, req, inner).await).await;
-        done(s, &method, &path, started, &response);
+        done(s, &method, &path, started, &response, otel);
         response
     };
     context::scope(base, handled.instrument(span)).await
@@ -750,6 +754,7 @@ fn done(
     path: &str,
     started: Instant,
     response: &Response,
+    otel: pym_trace::Span,
 ) {
     let labels = RequestLabels {
         operation: Label(
@@ -765,6 +770,7 @@ fn done(
     };
     let elapsed = started.elapsed().as_secs_f64();
     shared.http_metrics.observe(&labels, elapsed);
+    request_span::finish(otel, method, &labels.operation.0, labels.status);
     if labels.status >= 500
         && let Some(reporter) = &shared.reporter
     {

@@ -12,8 +12,8 @@ use syn::{Expr, ExprLit, Lit, LitInt, LitStr, Meta, UnOp};
 /// priority = "high" | "normal" | "low", fresh_token, replay_guard_secs = N,
 /// expires_in_secs = N, on_expiry = "dead_letter" | "discard",
 /// cron = "..", tz = "..", missed = "skip" | "once" | "all:N", unique(..),
-/// rate = "N/s", max_concurrency = N, limit_key = "..")]`, all optional
-/// (the last four: see [`crate::flow`]).
+/// rate = "N/s", max_concurrency = N, limit_key = "..", trace_link)]`, all
+/// optional (unique, rate, max_concurrency, limit_key: see [`crate::flow`]).
 #[derive(Debug, FromMeta)]
 pub(crate) struct TaskArgs {
     /// Wire name; the function's name if absent.
@@ -37,6 +37,8 @@ pub(crate) struct TaskArgs {
     pub rate: Option<crate::flow::RateArg>,
     pub max_concurrency: Option<crate::flow::MaxConcurrency>,
     pub limit_key: Option<StrLit>,
+    #[darling(default)]
+    pub trace_link: TraceLink,
 }
 
 impl TaskArgs {
@@ -262,5 +264,22 @@ fn found(expr: &Expr) -> String {
             Expr::Path(p) => format!("`{}`", path_to_string(&p.path)),
             _ => "an expression".to_owned(),
         },
+    }
+}
+
+/// `trace_link`, a flag: each run starts a trace of its own, linked to the
+/// span that enqueued it.
+#[derive(Debug, Default)]
+pub(crate) struct TraceLink(pub bool);
+
+impl FromMeta for TraceLink {
+    fn from_meta(mi: &Meta) -> Result<Self> {
+        match mi {
+            Meta::Path(_) => Ok(Self(true)),
+            _ => Err(Error::custom(
+                "`trace_link` is a flag and takes no value: write `trace_link` alone",
+            )
+            .with_span(mi)),
+        }
     }
 }

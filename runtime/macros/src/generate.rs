@@ -153,6 +153,7 @@ fn options(
         None => quote!(#default.priority),
     };
     let fresh_token = args.fresh_token.0;
+    let trace_link = args.trace_link.0;
     let replay_guard = match &args.replay_guard_secs {
         Some(r) => {
             let r = r.0;
@@ -185,6 +186,7 @@ fn options(
             discard_expired: #discard_expired,
             schedule: #schedule,
             #flow
+            trace_link: #trace_link,
         }
     }
 }

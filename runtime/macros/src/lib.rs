@@ -36,6 +36,8 @@ use syn::ItemFn;
 /// fired once per tick across workers) with `tz = "Europe/Paris"` (an IANA
 /// zone, default UTC) and `missed = "skip" | "once" | "all:N"` (default
 /// `once`); a periodic task takes no argument or one `pym_runtime::Tick`.
+/// `trace_link` (each run starts a trace of its own, linked to the span
+/// that enqueued it, instead of continuing the caller's).
 /// `spawn_with(&queue, SpawnOptions { .. }, args)` sets the
 /// delay, shard key and expiry of one spawn. Arguments: one parameter is passed as
 /// itself, several as a tuple; all must be `Serialize + DeserializeOwned`.

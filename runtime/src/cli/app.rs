@@ -101,6 +101,10 @@ impl App {
             }
         };
         let (_logs, json_logs) = init_logging();
+        let _spans = match super::spans::start(&cli.command, self.name) {
+            Ok(spans) => spans,
+            Err(fail) => return fail.exit(json_logs),
+        };
         let rt = match tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
@@ -113,14 +117,7 @@ impl App {
         };
         match rt.block_on(self.dispatch(cli)) {
             Ok(()) => ExitCode::SUCCESS,
-            Err(Fail(code, msg)) => {
-                if json_logs {
-                    tracing::error!("{msg}");
-                } else {
-                    eprintln!("error: {msg}");
-                }
-                ExitCode::from(code)
-            }
+            Err(fail) => fail.exit(json_logs),
         }
     }
 
@@ -161,4 +158,17 @@ fn init_logging() -> (logs::LogGuard, bool) {
         tracing::warn!("{e}");
     }
     (guard, format == logs::Format::Json)
+}
+
+impl Fail {
+    /// Say why (as a log line with JSON logs) and give the exit status.
+    fn exit(self, json_logs: bool) -> ExitCode {
+        let Fail(code, msg) = self;
+        if json_logs {
+            tracing::error!("{msg}");
+        } else {
+            eprintln!("error: {msg}");
+        }
+        ExitCode::from(code)
+    }
 }

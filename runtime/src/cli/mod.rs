@@ -31,6 +31,7 @@ mod admin;
 mod app;
 mod schedules;
 mod serve;
+mod spans;
 
 pub use app::App;
 

@@ -8,7 +8,8 @@ use crate::envelope::{Envelope, Signer, now_ms};
 use crate::fetch::Delivery;
 use crate::metrics::{TaskHandles, TaskMetrics};
 use crate::retry::{Backoff, next_attempt};
-use crate::task::{Registration, Registry, TaskFuture};
+use crate::task::{Registration, Registry, TaskFuture, TaskOptions};
+use crate::task_spans;
 use futures::FutureExt;
 use pym_core::context;
 use pym_core::keys;
@@ -141,7 +142,7 @@ impl Executor {
             reg,
             fut,
         } = r;
-        let (error, retryable) = match execute(&env, reg.options.timeout, fut).await {
+        let (error, retryable) = match execute(&env, &reg.options, fut).await {
             Ok(()) => {
                 m.finished(true, started.elapsed().as_secs_f64());
                 return match guard {
@@ -255,10 +256,21 @@ struct Failure {
     max_retries: u32,
 }
 
-/// Run a task in its caller's context, with its timeout and a panic guard.
-/// `Err((error, retryable))` when it failed.
-async fn execute(env: &Envelope, timeout: Duration, fut: TaskFuture) -> Result<(), (String, bool)> {
-    let ctx = Arc::new(env.ctx.clone());
+/// Run a task in its caller's context, with its timeout and a panic guard,
+/// in its `run` span ([`task_spans`]). `Err((error, retryable))` when it
+/// failed.
+async fn execute(
+    env: &Envelope,
+    options: &TaskOptions,
+    fut: TaskFuture,
+) -> Result<(), (String, bool)> {
+    let timeout = options.timeout;
+    let (otel, traceparent) = task_spans::run(env, options.trace_link);
+    let mut ctx = env.ctx.clone();
+    if traceparent.is_some() {
+        ctx.traceparent = traceparent;
+    }
+    let ctx = Arc::new(ctx);
     let span = tracing::info_span!(
         "task",
         task = %env.task,
@@ -272,7 +284,7 @@ async fn execute(env: &Envelope, timeout: Duration, fut: TaskFuture) -> Result<(
     )
     .instrument(span)
     .await;
-    match result {
+    let outcome = match result {
         Ok(Ok(Ok(()))) => Ok(()),
         Ok(Ok(Err(e))) => Err((e.message().to_owned(), e.is_retryable())),
         Ok(Err(panic)) => Err((format!("task panicked: {}", panic_message(&*panic)), true)),
@@ -280,7 +292,12 @@ async fn execute(env: &Envelope, timeout: Duration, fut: TaskFuture) -> Result<(
             format!("task timed out after {}", fmt_duration(timeout)),
             true,
         )),
-    }
+    };
+    task_spans::ran(
+        otel,
+        outcome.as_ref().map(|_| ()).map_err(|(e, _)| e.as_str()),
+    );
+    outcome
 }
 
 /// What a delivery is checked against before it runs.
