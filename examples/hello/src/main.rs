@@ -73,7 +73,7 @@ impl HelloApi for Hello {
             name: name.clone(),
             referred_by: referred_by.clone(),
         };
-        let task_id = send_welcome_email_async::spawn(&self.queue, welcome)
+        let task = send_welcome_email_async::spawn(&self.queue, welcome)
             .await
             .map_err(|e| {
                 // Redis down or its master switching: 503, the client may
@@ -86,6 +86,7 @@ impl HelloApi for Hello {
                     ApiError::server_error(msg)
                 }
             })?;
+        let task_id = task.id();
         tracing::info!(signup_id = %id, %task_id, "signed up");
         Ok(signup::Response::Created(Signup {
             id,

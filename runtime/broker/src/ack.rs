@@ -22,6 +22,11 @@ pub enum Settle {
     Dead(Box<DeadLetter>),
     /// Not run (worker draining): put the message back as ready at once.
     HandBack { message: String },
+    /// A tracked task's outcome: write its record, then settle as `then`.
+    Record {
+        write: Box<crate::task_record::RecordWrite>,
+        then: Box<Settle>,
+    },
 }
 
 impl Settle {
@@ -31,6 +36,7 @@ impl Settle {
             Settle::Retry { .. } => "retry",
             Settle::Dead(_) => "dead",
             Settle::HandBack { .. } => "hand_back",
+            Settle::Record { then, .. } => then.label(),
         }
     }
 }
@@ -158,6 +164,10 @@ fn add_to_pipe(
                 .arg(keys::FIELD_MESSAGE)
                 .arg(message)
                 .ignore();
+        }
+        Settle::Record { write, then } => {
+            write.add_to_pipe(pipe);
+            return add_to_pipe(pipe, qk, stream, id, then);
         }
     }
     add_acks_to_pipe(pipe, stream, &[id]);

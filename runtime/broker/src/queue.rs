@@ -2,6 +2,7 @@
 //! tests and `up` without Redis).
 
 use crate::envelope::{Envelope, now_ms};
+use crate::handle::TaskHandle;
 use crate::metrics::TaskMetrics;
 use crate::task::{Task, TaskError, validate_queue_name};
 use crate::{Broker, BrokerConfig, BrokerError};
@@ -160,7 +161,11 @@ impl Queue {
     }
 
     /// Spawn `T` with `args`, capturing the current request context.
-    pub async fn spawn<T: Task>(&self, args: T::Args, when: When) -> Result<TaskId, SpawnError> {
+    pub async fn spawn<T: Task>(
+        &self,
+        args: T::Args,
+        when: When,
+    ) -> Result<TaskHandle, SpawnError> {
         let opts = SpawnOptions {
             when,
             ..SpawnOptions::default()
@@ -174,7 +179,7 @@ impl Queue {
         &self,
         args: T::Args,
         opts: SpawnOptions<'_>,
-    ) -> Result<TaskId, SpawnError> {
+    ) -> Result<TaskHandle, SpawnError> {
         let SpawnOptions {
             when,
             shard_key: key,
@@ -195,9 +200,16 @@ impl Queue {
         match &self.mode {
             Mode::Redis(b) => {
                 let id = env.id;
-                b.enqueue_keyed(env, key.map(str::as_bytes)).await?;
+                let key = key.map(str::as_bytes);
+                let sent_to = match T::OPTIONS.track {
+                    None => {
+                        b.enqueue_keyed(env, key).await?;
+                        Arc::from([])
+                    }
+                    Some(ttl) => Arc::from([b.enqueue_tracked(env, key, ttl).await?]),
+                };
                 self.metrics.enqueued(T::NAME, queue);
-                Ok(id)
+                Ok(TaskHandle::new::<T>(id, Some(b.clone()), sent_to))
             }
             Mode::Eager => {
                 // Round-trip the arguments as a worker would, so eager tests
@@ -208,7 +220,7 @@ impl Queue {
                 context::scope(ctx, T::call(args))
                     .await
                     .map_err(SpawnError::Eager)?;
-                Ok(env.id)
+                Ok(TaskHandle::new::<T>(env.id, None, Arc::from([])))
             }
         }
     }

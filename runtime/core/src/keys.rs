@@ -15,6 +15,8 @@
 //! | `pym:{q}:dead` | hash, id → dead-letter JSON | dead letters |
 //! | `pym:{q}:dead:index` | sorted set, score = time of death (ms) | dead-letter ids in order |
 //! | `pym:{q}:processed:<id>` | string, with a TTL | a task of `replay_guard_secs` that succeeded; a delivery of that id is skipped |
+//! | `pym:{q}:task:<id>` | hash, with a TTL | the record of a task declared `track`: state, progress, result, error (`pym_broker::task_record`) |
+//! | `pym:{q}:cancelled` | sorted set, score = time of the cancel (ms, Redis's clock) | ids of cancelled tasks, kept [`CANCEL_KEEP_MS`] (`pym_broker::cancel`) |
 //! | `pym:shards` | hash, queue → shard count | queues declared with `shards: N` (N ≥ 2), the largest N declared |
 //!
 //! A sharded queue `q` of N shards is N queues of the layout above: shard 0
@@ -106,6 +108,20 @@ pub fn processed(queue: &str, id: &str) -> String {
     format!("pym:{{{queue}}}:processed:{id}")
 }
 
+/// Key of the record of task `id` of `queue` (a queue or a shard).
+pub fn task_record(queue: &str, id: &str) -> String {
+    format!("pym:{{{queue}}}:task:{id}")
+}
+
+/// Key of the cancelled ids of `queue` (a queue or a shard).
+pub fn cancelled(queue: &str) -> String {
+    format!("pym:{{{queue}}}:cancelled")
+}
+
+/// How long a cancel is remembered (7 days): an untracked task picked
+/// later than this after its cancel runs.
+pub const CANCEL_KEEP_MS: u64 = 7 * 24 * 3600 * 1000;
+
 /// Member of the delayed set: the priority digit, then the signed message.
 pub fn delayed_member(priority: Priority, message: &str) -> String {
     let mut m = String::with_capacity(message.len() + 1);
@@ -128,6 +144,8 @@ mod tests {
         assert_eq!(k.dead, "pym:{emails}:dead");
         assert_eq!(k.dead_index, "pym:{emails}:dead:index");
         assert_eq!(delayed_member(Priority::Normal, "ab.{}"), "1ab.{}");
+        assert_eq!(task_record("q#1", "i"), "pym:{q#1}:task:i");
+        assert_eq!(cancelled("emails"), "pym:{emails}:cancelled");
     }
 
     #[test]
