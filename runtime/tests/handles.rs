@@ -297,6 +297,9 @@ async fn a_cancelled_task_reports_cancelled_and_untracked_handles_say_so() {
     }
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(ran("add-10-20"), 0, "cancelled: never ran");
+    // An untracked task writes no record.
+    let plain_key = keys::task_record("h", &plain.id().to_string());
+    assert_eq!(ttl_of(&url, &plain_key).await, -2, "no such key");
     assert_eq!(h.status().await.unwrap(), TaskState::Cancelled);
     // Eager queues keep no record.
     let eager = add::spawn(&Queue::eager(), (1, 1)).await.unwrap();
