@@ -232,6 +232,22 @@ async fn a_handle_reports_queued_delayed_running_with_progress_and_a_typed_resul
     let json = serde_json::to_string(&r).unwrap();
     assert!(!json.contains("step\""), "{json}");
     assert_eq!(later.status().await.unwrap(), TaskState::Delayed);
+    // From the id alone (the admin API's reader).
+    let mut c = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let found = pym_runtime::task_record::find(&mut c, step.id())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (found.state, found.queue.as_str()),
+        (TaskState::Succeeded, "h")
+    );
+    let none = pym_runtime::task_record::find(&mut c, uuid::Uuid::now_v7()).await;
+    assert!(none.unwrap().is_none());
     w.stop().await;
 }
 

@@ -191,6 +191,34 @@ pub async fn read<C: ConnectionLike + Send>(
     Ok(from_fields(id, queue, &fields))
 }
 
+/// The record of task `id` on whichever queue (or shard) holds it, from
+/// the id alone (for the admin API's `GET /_pym/admin/tasks/{id}`): one
+/// `HGETALL` per queue and shard ever used, in one pipeline.
+pub async fn find<C: ConnectionLike + Send>(conn: &mut C, id: Uuid) -> Result<Option<TaskRecord>> {
+    let queues: Vec<String> = redis::cmd("SMEMBERS")
+        .arg(keys::QUEUES)
+        .query_async(conn)
+        .await?;
+    let counts = crate::shards::recorded(conn).await?;
+    let shards: Vec<String> = queues
+        .iter()
+        .flat_map(|q| keys::shards(q, counts.get(q).copied().unwrap_or(1)))
+        .collect();
+    if shards.is_empty() {
+        return Ok(None);
+    }
+    let mut pipe = redis::pipe();
+    for q in &shards {
+        pipe.cmd("HGETALL")
+            .arg(keys::task_record(q, &id.to_string()));
+    }
+    let all: Vec<HashMap<String, String>> = pipe.query_async(conn).await?;
+    Ok(shards
+        .iter()
+        .zip(&all)
+        .find_map(|(q, fields)| from_fields(id, q, fields)))
+}
+
 /// One write of a record: fields, then the TTL.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordWrite {
