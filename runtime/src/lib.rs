@@ -23,9 +23,11 @@ mod cli;
 pub mod config;
 
 pub use cli::App;
+/// Task records (`#[asynctask(track)]`): what a handle reads.
+pub use pym_broker::task_record;
 pub use pym_broker::{
-    Expiry, Priority, Queue, SpawnError, SpawnOptions, TaskError, TaskId, TaskOptions, When,
-    task::Tick,
+    Cancelled, Expiry, HandleError, Priority, Queue, SpawnError, SpawnOptions, TaskError,
+    TaskHandle, TaskId, TaskOptions, TaskRecord, TaskState, When, task::Tick,
 };
 pub use pym_core::{Context, ErrorReport, ErrorReporter, ErrorSource, context, contract};
 pub use pym_macros::{api, asynctask};

@@ -482,7 +482,11 @@ async fn delayed_and_in_flight_tasks_show_the_caller_not_the_token() {
         .find(|x| x["task"] == "yearly_report")
         .unwrap_or_else(|| panic!("no yearly_report in {schedules}"));
     assert_eq!(
-        (yearly["queue"].as_str(), yearly["cron"].as_str(), yearly["tz"].as_str()),
+        (
+            yearly["queue"].as_str(),
+            yearly["cron"].as_str(),
+            yearly["tz"].as_str()
+        ),
         (Some(QUEUE), Some("0 0 3 1 1 *"), Some("Europe/Paris")),
         "{schedules}"
     );

@@ -65,7 +65,10 @@ async fn fifty_concurrent_producers_over_two_keys_enqueue_two_tasks() {
             } else {
                 q
             };
-            let id = refresh::spawn(&q, (url, user.to_owned())).await.unwrap();
+            let id = refresh::spawn(&q, (url, user.to_owned()))
+                .await
+                .unwrap()
+                .id();
             (user, id)
         })
     });
@@ -110,7 +113,8 @@ async fn fifty_concurrent_producers_over_two_keys_enqueue_two_tasks() {
     for _ in 0..100 {
         let id = refresh::spawn(&q, (url.clone(), "alice".into()))
             .await
-            .unwrap();
+            .unwrap()
+            .id();
         if !ids["alice"].contains(&id) {
             fresh = Some(id);
             break;

@@ -41,7 +41,7 @@ impl {{Camel}}Api for {{Camel}}Service {
             to: body.to.to_string(),
             text: String::from(body.text),
         };
-        let task_id = deliver_message_async::spawn(&self.queue, delivery)
+        let task = deliver_message_async::spawn(&self.queue, delivery)
             .await
             .map_err(|e| {
                 // Redis down or its master switching: 503, the client may
@@ -54,6 +54,7 @@ impl {{Camel}}Api for {{Camel}}Service {
                     ApiError::server_error(msg)
                 }
             })?;
+        let task_id = task.id();
         Ok(send_message::Response::Accepted(Accepted {
             task_id,
             sent_by: caller.map(|c| c.user_id().to_string()),

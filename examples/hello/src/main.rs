@@ -78,7 +78,7 @@ impl HelloApi for Hello {
             name: name.clone(),
             referred_by: referred_by.clone(),
         };
-        let task_id = send_welcome_email_async::spawn(&self.queue, welcome)
+        let task = send_welcome_email_async::spawn(&self.queue, welcome)
             .await
             .map_err(|e| {
                 // Redis down or its master switching: 503, the client may
@@ -91,6 +91,7 @@ impl HelloApi for Hello {
                     ApiError::server_error(msg)
                 }
             })?;
+        let task_id = task.id();
         tracing::info!(signup_id = %id, %task_id, "signed up");
         Ok(signup::Response::Created(Signup {
             id,
@@ -123,7 +124,9 @@ impl HelloApi for Hello {
                     ApiError::server_error(msg)
                 }
             })?;
-        Ok(refresh_me::Response::Accepted(Refresh { task_id }))
+        Ok(refresh_me::Response::Accepted(Refresh {
+            task_id: task_id.id(),
+        }))
     }
 }
 

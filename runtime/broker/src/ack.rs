@@ -34,6 +34,11 @@ pub enum Settle {
         then: Box<Settle>,
         release: Box<Release>,
     },
+    /// A tracked task's outcome: write its record, then settle as `then`.
+    Record {
+        write: Box<crate::task_record::RecordWrite>,
+        then: Box<Settle>,
+    },
 }
 
 /// What a run of a flow-controlled task holds until it is settled.
@@ -71,7 +76,7 @@ impl Settle {
             Settle::Dead(_) => "dead",
             Settle::HandBack { .. } => "hand_back",
             Settle::Park { .. } => "park",
-            Settle::Release { then, .. } => then.label(),
+            Settle::Release { then, .. } | Settle::Record { then, .. } => then.label(),
         }
     }
 
@@ -81,7 +86,7 @@ impl Settle {
         match self {
             Settle::Ack | Settle::AckProcessed { .. } | Settle::Dead(_) => true,
             Settle::Retry { .. } | Settle::HandBack { .. } | Settle::Park { .. } => false,
-            Settle::Release { then, .. } => then.finishes(),
+            Settle::Release { then, .. } | Settle::Record { then, .. } => then.finishes(),
         }
     }
 }
@@ -215,6 +220,10 @@ fn add_to_pipe(
         }
         Settle::Release { then, release } => {
             release.add_to_pipe(pipe, qk, then);
+            return add_to_pipe(pipe, qk, stream, id, then);
+        }
+        Settle::Record { write, then } => {
+            write.add_to_pipe(pipe);
             return add_to_pipe(pipe, qk, stream, id, then);
         }
     }

@@ -9,9 +9,10 @@ use redis::Script;
 use std::sync::LazyLock;
 
 /// ZADD a delayed member and wake a promoter if it became the earliest.
-static SCHEDULE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
+static SCHEDULE: LazyLock<Script> = LazyLock::new(|| Script::new(SCHEDULE_LUA));
+
+/// The source of [`SCHEDULE`] (KEYS: delayed, signal; ARGV: due, member).
+pub(crate) const SCHEDULE_LUA: &str = r#"
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
 local head = redis.call('ZRANGE', KEYS[1], 0, 0)
 if head[1] == ARGV[2] then
@@ -19,9 +20,7 @@ if head[1] == ARGV[2] then
   redis.call('LTRIM', KEYS[2], 0, 0)
 end
 return 1
-"#,
-    )
-});
+"#;
 
 impl Broker {
     /// Sign and enqueue one envelope (delayed if its `eta` is in the future).

@@ -16,6 +16,7 @@ pub mod queue;
 pub mod task;
 
 pub mod ack;
+pub mod cancel;
 pub mod cluster_url;
 pub mod concurrency;
 pub mod dead;
@@ -23,6 +24,7 @@ pub mod delay;
 pub mod enqueue;
 pub mod fetch;
 pub mod flow;
+pub mod handle;
 pub mod primary;
 pub mod reclaim;
 pub mod redis_url;
@@ -32,16 +34,20 @@ pub mod sentinel_events;
 pub mod sentinel_url;
 pub mod shards;
 pub mod stats;
-pub mod unique;
+pub mod task_record;
 pub mod task_spans;
+pub mod unique;
 pub mod workers;
 
 #[cfg(feature = "worker")]
 pub mod worker;
 
 pub use broker::{Broker, BrokerConfig, BrokerError, Result, connect_reader, redis_unavailable};
+pub use cancel::Cancelled;
+pub use handle::{HandleError, TaskHandle};
 pub use primary::BrokerConn;
 pub use pym_core::keys;
 pub use queue::{Expiry, Queue, SpawnError, SpawnOptions, TaskId, When};
 pub use redis_url::redact as redact_url;
 pub use task::{Priority, TaskError, TaskOptions};
+pub use task_record::{TaskRecord, TaskState};

@@ -2,6 +2,7 @@
 //! tests and `up` without Redis).
 
 use crate::envelope::{Envelope, now_ms};
+use crate::handle::TaskHandle;
 use crate::metrics::TaskMetrics;
 use crate::task::{Task, TaskError, validate_queue_name};
 use crate::task_spans;
@@ -161,7 +162,11 @@ impl Queue {
     }
 
     /// Spawn `T` with `args`, capturing the current request context.
-    pub async fn spawn<T: Task>(&self, args: T::Args, when: When) -> Result<TaskId, SpawnError> {
+    pub async fn spawn<T: Task>(
+        &self,
+        args: T::Args,
+        when: When,
+    ) -> Result<TaskHandle, SpawnError> {
         let opts = SpawnOptions {
             when,
             ..SpawnOptions::default()
@@ -175,7 +180,7 @@ impl Queue {
         &self,
         args: T::Args,
         opts: SpawnOptions<'_>,
-    ) -> Result<TaskId, SpawnError> {
+    ) -> Result<TaskHandle, SpawnError> {
         let SpawnOptions {
             when,
             shard_key: key,
@@ -198,21 +203,28 @@ impl Queue {
             Mode::Redis(b) => {
                 let id = env.id;
                 let span = task_spans::enqueue(&mut env);
+                let key = key.map(str::as_bytes);
                 if let (Some(u), Some(_)) = (T::OPTIONS.unique, &env.flow.unique) {
                     // The key held: the holder's id, nothing enqueued.
-                    let held = b.enqueue_unique(env, u.ttl, key.map(str::as_bytes)).await;
+                    let held = b.enqueue_unique(env, u.ttl, key).await;
                     task_spans::enqueued(span, held.as_ref().map(|_| ()));
                     let holder = held?;
                     if holder == id {
                         self.metrics.enqueued(T::NAME, queue);
                     }
-                    return Ok(holder);
+                    return Ok(TaskHandle::new::<T>(holder, Some(b.clone()), Arc::from([])));
                 }
-                let enqueued = b.enqueue_keyed(env, key.map(str::as_bytes)).await;
+                let enqueued = match T::OPTIONS.track {
+                    None => b.enqueue_keyed(env, key).await.map(|_| Arc::from([])),
+                    Some(ttl) => b
+                        .enqueue_tracked(env, key, ttl)
+                        .await
+                        .map(|q| Arc::from([q])),
+                };
                 task_spans::enqueued(span, enqueued.as_ref().map(|_| ()));
-                enqueued?;
+                let sent_to = enqueued?;
                 self.metrics.enqueued(T::NAME, queue);
-                Ok(id)
+                Ok(TaskHandle::new::<T>(id, Some(b.clone()), sent_to))
             }
             Mode::Eager => {
                 // Round-trip the arguments as a worker would, so eager tests
@@ -223,7 +235,7 @@ impl Queue {
                 context::scope(ctx, T::call(args))
                     .await
                     .map_err(SpawnError::Eager)?;
-                Ok(env.id)
+                Ok(TaskHandle::new::<T>(env.id, None, Arc::from([])))
             }
         }
     }

@@ -58,6 +58,10 @@ pub struct TaskOptions {
     /// span that enqueued it (`trace_link`), rather than that span's child:
     /// for a task one run of which may answer many requests.
     pub trace_link: bool,
+    /// Tracked (`track`, `track(ttl_secs = N)`): the task keeps a record
+    /// (state, progress, result) with this time to live, read through its
+    /// handle ([`crate::task_record`]). `None`: no record.
+    pub track: Option<Duration>,
 }
 
 impl TaskOptions {
@@ -76,6 +80,7 @@ impl TaskOptions {
         max_concurrency: None,
         limit_per_key: false,
         trace_link: false,
+        track: None,
     };
 }
 
@@ -151,6 +156,28 @@ impl<E: std::error::Error + Send + Sync + 'static> From<E> for TaskError {
         }
         TaskError::retry(message)
     }
+}
+
+/// What a task function returns: `Result<T, E>`; `T` is the result a
+/// tracked task keeps in its record.
+pub trait TaskReturn {
+    type Ok;
+}
+
+impl<T, E> TaskReturn for Result<T, E> {
+    type Ok = T;
+}
+
+/// Keep `value` as the result of the running tracked task (called by the
+/// code `#[asynctask(track)]` generates); a value that does not serialise
+/// fails the task for good.
+pub fn keep_result<T: Serialize>(value: &T) -> Result<(), TaskError> {
+    let json = serde_json::to_string(value)
+        .map_err(|e| TaskError::fatal(format!("the task's result does not serialise: {e}")))?;
+    if let Some(run) = pym_core::task_run::current() {
+        run.set_result(json);
+    }
+    Ok(())
 }
 
 /// A task: implemented by `#[asynctask]`, rarely by hand.

@@ -455,3 +455,56 @@ async fn a_sharded_queue_spreads_over_the_three_masters() {
     let s = stats::queue_stats(&mut reader, "feed").await.unwrap();
     assert_eq!((s.ready, s.in_flight), (0, 0), "{s:?}");
 }
+
+/// A tracked task: its record shares its queue's slot.
+#[asynctask(queue = "images", track)]
+async fn tracked_resize(tag: String) -> Result<String, TaskError> {
+    mark(tag.clone())?;
+    Ok(format!("resized {tag}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tracked_and_cancelled_tasks_on_three_masters() {
+    use pym_broker::{Cancelled, TaskState};
+    let cluster = RedisCluster::start(3);
+    let url = cluster.url();
+    let queue = Queue::connect(&config(&url)).await.unwrap();
+    // Cancelled before any worker: a tracked one, and untracked ones of
+    // queues on the two other masters.
+    let dropped = tracked_resize::spawn(&queue, "c-dropped".into())
+        .await
+        .unwrap();
+    assert_eq!(dropped.cancel().await.unwrap(), Cancelled::BeforeStart);
+    let mail = send_mail::spawn(&queue, "c-mail".into()).await.unwrap();
+    let sms = send_sms::spawn_in(&queue, Duration::from_millis(300), "c-sms".into())
+        .await
+        .unwrap();
+    assert_eq!(
+        send_mail::cancel(&queue, &mail).await.unwrap(),
+        Cancelled::Marked
+    );
+    assert_eq!(
+        send_sms::cancel(&queue, &sms).await.unwrap(),
+        Cancelled::Marked
+    );
+    let kept = tracked_resize::spawn(&queue, "c-kept".into())
+        .await
+        .unwrap();
+    let w = start_worker(&url, "w-tracked").await;
+    let r = kept.wait(LIMIT).await.unwrap();
+    assert_eq!(r.state, TaskState::Succeeded);
+    assert_eq!(
+        kept.result().await.unwrap().as_deref(),
+        Some("resized c-kept")
+    );
+    send_sms::spawn_in(&queue, Duration::from_millis(600), "c-after".into())
+        .await
+        .unwrap();
+    eventually("a task due after the cancelled ones ran", || {
+        done("c-after")
+    })
+    .await;
+    assert!(!done("c-dropped") && !done("c-mail") && !done("c-sms"));
+    assert_eq!(dropped.status().await.unwrap(), TaskState::Cancelled);
+    w.stop().await;
+}

@@ -57,6 +57,31 @@ impl Context {
     pub fn token_expiry(&self) -> Option<u64> {
         self.claims.as_ref()?.get("exp")?.as_u64()
     }
+
+    /// In a task run by a worker: whether the task was cancelled
+    /// (`<task>::cancel`, from any process; seen within about a second).
+    /// Cooperative: the task checks it and stops. `false` elsewhere.
+    pub fn cancelled(&self) -> bool {
+        crate::task_run::current().is_some_and(|r| r.is_cancelled())
+    }
+
+    /// In a task run by a worker: completes once the task is cancelled
+    /// (for `tokio::select!`); never elsewhere.
+    pub async fn until_cancelled(&self) {
+        match crate::task_run::current() {
+            Some(r) => r.until_cancelled().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// In a task run by a worker: report progress (`fraction` from 0 to 1,
+    /// and a message), shown by its handle within about a second if the
+    /// task is tracked. Ignored elsewhere.
+    pub fn progress(&self, fraction: f64, message: impl Into<String>) {
+        if let Some(r) = crate::task_run::current() {
+            r.set_progress(fraction, message.into());
+        }
+    }
 }
 
 impl fmt::Debug for Context {

@@ -19,6 +19,8 @@
 //! | `pym:{q}:schedules:last` | hash, task name → tick (ms) | the last tick decided (fired or dropped by the missed policy): the compare-and-set of `pym_broker::schedule` |
 //! | `pym:{q}:schedules:fired` | hash, task name → tick (ms) | the last tick enqueued (the last run, for `stats`) |
 //! | `pym:{q}:schedules:next` | sorted set, score = next tick (ms) | enabled schedules by their next fire time (the operator's autoscaler wakes a worker for a due one) |
+//! | `pym:{q}:task:<id>` | hash, with a TTL | the record of a task declared `track`: state, progress, result, error (`pym_broker::task_record`) |
+//! | `pym:{q}:cancelled` | sorted set, score = time of the cancel (ms, Redis's clock) | ids of cancelled tasks, kept [`CANCEL_KEEP_MS`] (`pym_broker::cancel`) |
 //! | `pym:shards` | hash, queue → shard count | queues declared with `shards: N` (N ≥ 2), the largest N declared |
 //! | `pym:{q}:unique:<task>:<key>` | string = the holder's task id, with a TTL | the lock of a `unique` task's key ([`unique`]) |
 //! | `pym:{q}:rate:<task>[:<key>]` | string = theoretical arrival time (ms), with a TTL | the GCRA state of a `rate` limit ([`rate`]) |
@@ -175,6 +177,19 @@ impl CapKeys {
         }
     }
 }
+/// Key of the record of task `id` of `queue` (a queue or a shard).
+pub fn task_record(queue: &str, id: &str) -> String {
+    format!("pym:{{{queue}}}:task:{id}")
+}
+
+/// Key of the cancelled ids of `queue` (a queue or a shard).
+pub fn cancelled(queue: &str) -> String {
+    format!("pym:{{{queue}}}:cancelled")
+}
+
+/// How long a cancel is remembered (7 days): an untracked task picked
+/// later than this after its cancel runs.
+pub const CANCEL_KEEP_MS: u64 = 7 * 24 * 3600 * 1000;
 
 /// Member of the delayed set: the priority digit, then the signed message.
 pub fn delayed_member(priority: Priority, message: &str) -> String {
@@ -220,6 +235,8 @@ mod tests {
         let cap = CapKeys::new("emails", "send", Some("t1"));
         assert_eq!(cap.leases, "pym:{emails}:cap:send:t1:leases");
         assert_eq!(cap.parked, "pym:{emails}:cap:send:t1:parked");
+        assert_eq!(task_record("q#1", "i"), "pym:{q#1}:task:i");
+        assert_eq!(cancelled("emails"), "pym:{emails}:cancelled");
     }
 
     #[test]

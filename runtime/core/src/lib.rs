@@ -13,6 +13,7 @@ pub mod metrics;
 mod panic;
 mod priority;
 pub mod queue_name;
+pub mod task_run;
 
 pub use context::{Context, context};
 pub use error_report::{ErrorReport, ErrorReporter, ErrorSource};

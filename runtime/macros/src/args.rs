@@ -12,8 +12,9 @@ use syn::{Expr, ExprLit, Lit, LitInt, LitStr, Meta, UnOp};
 /// priority = "high" | "normal" | "low", fresh_token, replay_guard_secs = N,
 /// expires_in_secs = N, on_expiry = "dead_letter" | "discard",
 /// cron = "..", tz = "..", missed = "skip" | "once" | "all:N", unique(..),
-/// rate = "N/s", max_concurrency = N, limit_key = "..", trace_link)]`, all
-/// optional (unique, rate, max_concurrency, limit_key: see [`crate::flow`]).
+/// rate = "N/s", max_concurrency = N, limit_key = "..", trace_link,
+/// track | track(ttl_secs = N))]`, all optional (unique, rate,
+/// max_concurrency, limit_key: see [`crate::flow`]).
 #[derive(Debug, FromMeta)]
 pub(crate) struct TaskArgs {
     /// Wire name; the function's name if absent.
@@ -39,6 +40,7 @@ pub(crate) struct TaskArgs {
     pub limit_key: Option<StrLit>,
     #[darling(default)]
     pub trace_link: TraceLink,
+    pub track: Option<Track>,
 }
 
 impl TaskArgs {
@@ -156,6 +158,41 @@ impl FromMeta for OnExpiry {
             Some(Lit::Str(s)) if s.value() == "discard" => Ok(Self::Discard),
             _ => Err(expected(mi, EXPECTED)),
         }
+    }
+}
+
+/// `track` (a record kept a day) or `track(ttl_secs = N)`: the task keeps a
+/// record (state, progress, result) with that TTL; `None`: the default.
+#[derive(Debug)]
+pub(crate) struct Track {
+    pub ttl_secs: Option<u64>,
+}
+
+impl FromMeta for Track {
+    fn from_meta(mi: &Meta) -> Result<Self> {
+        const FORM: &str = "`track` is a flag or `track(ttl_secs = N)`";
+        let list = match mi {
+            Meta::Path(_) => return Ok(Self { ttl_secs: None }),
+            Meta::List(list) => list,
+            Meta::NameValue(_) => {
+                return Err(Error::custom(format!("{FORM}, not `track = ...`")).with_span(mi));
+            }
+        };
+        let mut ttl_secs = None;
+        for item in NestedMeta::parse_meta_list(list.tokens.clone())? {
+            match &item {
+                NestedMeta::Meta(m) if m.path().is_ident("ttl_secs") => {
+                    ttl_secs = Some(Seconds::from_meta(m)?.0);
+                }
+                _ => {
+                    return Err(
+                        Error::custom(format!("{FORM}: unknown item in `track(..)`"))
+                            .with_span(&item),
+                    );
+                }
+            }
+        }
+        Ok(Self { ttl_secs })
     }
 }
 

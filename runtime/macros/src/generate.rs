@@ -7,7 +7,7 @@
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
-use syn::{Ident, ItemFn, LitStr, Type, Visibility};
+use syn::{Ident, ItemFn, LitStr, ReturnType, Type, Visibility};
 
 use crate::args::{OnExpiry, Priority, TaskArgs};
 use crate::signature::TaskSignature;
@@ -44,6 +44,15 @@ pub(crate) fn task(
             return quote!(#func #errors);
         }
     };
+    let output = match &func.sig.output {
+        ReturnType::Type(_, ty) => quote!(<#ty as #pym::task::TaskReturn>::Ok),
+        ReturnType::Default => quote!(()),
+    };
+    // A tracked task keeps its result in its record.
+    let ok = match args.track {
+        Some(_) => quote!(::core::result::Result::Ok(__value) => #pym::task::keep_result(&__value)),
+        None => quote!(::core::result::Result::Ok(_) => ::core::result::Result::Ok(())),
+    };
 
     quote! {
         #func
@@ -60,6 +69,9 @@ pub(crate) fn task(
             /// Arguments of the task (one parameter: itself; several: a tuple).
             #inner_vis type Args = #args_ty;
 
+            /// What the task returns in `Ok` (its handle's `result()`).
+            #inner_vis type Output = #output;
+
             /// The task type registered with the worker.
             #inner_vis struct #task_ty;
 
@@ -71,7 +83,7 @@ pub(crate) fn task(
                     ::std::boxed::Box::pin(async move {
                         #destructure
                         match super::#fn_name(#(#idents),*).await {
-                            ::core::result::Result::Ok(_) => ::core::result::Result::Ok(()),
+                            #ok,
                             ::core::result::Result::Err(e) => ::core::result::Result::Err(
                                 ::core::convert::Into::<#pym::task::TaskError>::into(e),
                             ),
@@ -174,6 +186,17 @@ fn options(
         None => quote!(#default.discard_expired),
     };
     let flow = args.flow().options(pym);
+    let track = match &args.track {
+        Some(t) => {
+            let secs = t.ttl_secs;
+            let ttl = match secs {
+                Some(n) => quote!(::core::time::Duration::from_secs(#n)),
+                None => quote!(#pym::task_record::DEFAULT_TTL),
+            };
+            quote!(::core::option::Option::Some(#ttl))
+        }
+        None => quote!(#default.track),
+    };
     quote! {
         #pym::task::TaskOptions {
             queue: #queue,
@@ -187,18 +210,21 @@ fn options(
             schedule: #schedule,
             #flow
             trace_link: #trace_link,
+            track: #track,
         }
     }
 }
 
 /// `spawn`, `spawn_in` and `spawn_at`: enqueue now, after a delay, at a
 /// time; `spawn_keyed`: now, on the shard of a key; `spawn_with`: with
-/// every option (when, shard key, expiry).
+/// every option (when, shard key, expiry), the one that makes the handle
+/// the others return. `handle` and `cancel`: from an id, in any process.
 fn spawn_fns(task_ty: &Ident, inner_vis: &TokenStream, pym: &TokenStream) -> TokenStream {
+    let result = quote!(::core::result::Result<#pym::TaskHandle<Output>, #pym::SpawnError>);
     quote! {
         /// Enqueue the task now (in the caller's context).
-        #inner_vis async fn spawn(queue: &#pym::Queue, args: Args) -> ::core::result::Result<#pym::TaskId, #pym::SpawnError> {
-            queue.spawn::<#task_ty>(args, #pym::When::Now).await
+        #inner_vis async fn spawn(queue: &#pym::Queue, args: Args) -> #result {
+            spawn_with(queue, ::core::default::Default::default(), args).await
         }
 
         /// Enqueue the task to run after `delay`.
@@ -206,8 +232,12 @@ fn spawn_fns(task_ty: &Ident, inner_vis: &TokenStream, pym: &TokenStream) -> Tok
             queue: &#pym::Queue,
             delay: ::core::time::Duration,
             args: Args,
-        ) -> ::core::result::Result<#pym::TaskId, #pym::SpawnError> {
-            queue.spawn::<#task_ty>(args, #pym::When::After(delay)).await
+        ) -> #result {
+            let opts = #pym::SpawnOptions {
+                when: #pym::When::After(delay),
+                ..::core::default::Default::default()
+            };
+            spawn_with(queue, opts, args).await
         }
 
         /// Enqueue the task to run at `at`.
@@ -215,8 +245,12 @@ fn spawn_fns(task_ty: &Ident, inner_vis: &TokenStream, pym: &TokenStream) -> Tok
             queue: &#pym::Queue,
             at: ::std::time::SystemTime,
             args: Args,
-        ) -> ::core::result::Result<#pym::TaskId, #pym::SpawnError> {
-            queue.spawn::<#task_ty>(args, #pym::When::At(at)).await
+        ) -> #result {
+            let opts = #pym::SpawnOptions {
+                when: #pym::When::At(at),
+                ..::core::default::Default::default()
+            };
+            spawn_with(queue, opts, args).await
         }
 
         /// Enqueue the task now, on the shard of `key` if its queue is
@@ -225,12 +259,12 @@ fn spawn_fns(task_ty: &Ident, inner_vis: &TokenStream, pym: &TokenStream) -> Tok
             queue: &#pym::Queue,
             key: &str,
             args: Args,
-        ) -> ::core::result::Result<#pym::TaskId, #pym::SpawnError> {
+        ) -> #result {
             let opts = #pym::SpawnOptions {
                 shard_key: ::core::option::Option::Some(key),
                 ..::core::default::Default::default()
             };
-            queue.spawn_with::<#task_ty>(args, opts).await
+            spawn_with(queue, opts, args).await
         }
 
         /// Enqueue the task with `opts`: when, the shard key, the expiry.
@@ -238,8 +272,29 @@ fn spawn_fns(task_ty: &Ident, inner_vis: &TokenStream, pym: &TokenStream) -> Tok
             queue: &#pym::Queue,
             opts: #pym::SpawnOptions<'_>,
             args: Args,
-        ) -> ::core::result::Result<#pym::TaskId, #pym::SpawnError> {
-            queue.spawn_with::<#task_ty>(args, opts).await
+        ) -> #result {
+            queue
+                .spawn_with::<#task_ty>(args, opts)
+                .await
+                .map(#pym::TaskHandle::typed)
+        }
+
+        /// The handle of the task `id` (spawned by any process).
+        #inner_vis fn handle(
+            queue: &#pym::Queue,
+            id: impl ::core::convert::Into<#pym::TaskId>,
+        ) -> #pym::TaskHandle<Output> {
+            #pym::TaskHandle::of::<#task_ty>(queue, id.into())
+        }
+
+        /// Cancel the task `id` (an id or a handle), from any process: if it
+        /// has not started it never runs; if it runs, it is told through its
+        /// context (`context().cancelled()`).
+        #inner_vis async fn cancel(
+            queue: &#pym::Queue,
+            id: impl ::core::convert::Into<#pym::TaskId>,
+        ) -> ::core::result::Result<#pym::Cancelled, #pym::HandleError> {
+            handle(queue, id).cancel().await
         }
     }
 }

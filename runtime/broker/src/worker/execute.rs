@@ -1,6 +1,7 @@
 //! Running one delivered task: verify, decode, restore the caller's context,
 //! run with a timeout and panic guard, and decide how to settle it.
 
+use super::tracking::{self, Watch};
 use crate::Broker;
 use crate::ack::Settle;
 use crate::dead::{DeadLetter, Reason};
@@ -9,11 +10,13 @@ use crate::fetch::Delivery;
 use crate::metrics::{TaskHandles, TaskMetrics};
 use crate::retry::{Backoff, next_attempt};
 use crate::task::{Registration, Registry, TaskFuture, TaskOptions};
+use crate::task_record;
 use crate::task_spans;
 use futures::FutureExt;
 use pym_core::context;
 use pym_core::keys;
 use pym_core::panic_message;
+use pym_core::task_run::{self, TaskRun};
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -32,6 +35,8 @@ pub(crate) struct Executor {
     pub metrics: Arc<TaskMetrics>,
     /// Told of every dead letter.
     pub reporter: Option<pym_core::ErrorReporter>,
+    /// Cancelled ids and the running tasks ([`tracking`]).
+    pub watch: Arc<Watch>,
 }
 
 impl Executor {
@@ -62,6 +67,7 @@ impl Executor {
             handles,
             metrics,
             reporter: None,
+            watch: Arc::default(),
         }
     }
 
@@ -84,7 +90,7 @@ impl Executor {
     /// shard. `broker` answers the replay guard of the tasks that have one.
     pub async fn run(&self, broker: &Broker, queue: &str, d: &Delivery) -> Settle {
         let mut held = None;
-        let settle = self.run_holding(broker, queue, d, &mut held).await;
+        let settle = self.run_tracked(broker, queue, d, &mut held).await;
         match held {
             Some(release) => Settle::Release {
                 then: Box::new(settle),
@@ -94,20 +100,97 @@ impl Executor {
         }
     }
 
-    /// [`Executor::run`]; `held` is what the run holds once the flow gate
-    /// let it start ([`super::flow_gate`]).
-    async fn run_holding(
+    /// [`Executor::run`], with the task's record and cancellation when it
+    /// has them; `held` is what the run holds once the flow gate let it
+    /// start ([`super::flow_gate`]).
+    async fn run_tracked(
         &self,
         broker: &Broker,
         queue: &str,
         d: &Delivery,
         held: &mut Option<Box<crate::ack::Release>>,
     ) -> Settle {
-        let logical = keys::logical(queue);
         let r = match triage(d, queue, &self.rules(), now_ms()) {
             Ok(r) => r,
-            Err(dead) => return self.dead(dead),
+            Err(dead) => return self.dead_recorded(dead),
         };
+        let id = r.env.id;
+        let record = r.reg.options.track.map(|ttl| (ttl, r.reg.options.timeout));
+        if self.watch.is_cancelled(&id) {
+            tracing::info!(queue, task = %r.env.task, %id, "task cancelled: acked, not run");
+            return self.cancelled(queue, &id, record.map(|r| r.0));
+        }
+        if let Some((ttl, timeout)) = record {
+            let ttl_secs = (ttl + timeout).as_secs();
+            match task_record::start(broker, queue, &r.env, ttl_secs).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::info!(queue, task = %r.env.task, %id, "task cancelled: acked, not run");
+                    return Settle::Ack;
+                }
+                Err(e) => {
+                    tracing::warn!(queue, %id, error = %e, "cannot record the task's start: it runs");
+                }
+            }
+        }
+        let run = TaskRun::new();
+        let shard = record.map(|(ttl, _)| (Arc::from(queue), ttl));
+        self.watch.enter(id, run.clone(), shard);
+        let settle =
+            task_run::scope(run.clone(), self.run_runnable(broker, queue, d, r, held)).await;
+        self.watch.leave(&id);
+        let record = record.map(|(ttl, _)| (queue, &id, ttl));
+        tracking::settle_run(settle, &run, record, &self.signer)
+    }
+
+    /// Acked unrun, and recorded `cancelled` if tracked (`ttl`).
+    fn cancelled(&self, queue: &str, id: &uuid::Uuid, ttl: Option<Duration>) -> Settle {
+        match ttl {
+            None => Settle::Ack,
+            Some(ttl) => {
+                let outcome = task_record::Outcome::Error("cancelled before it started".into());
+                let state = task_record::TaskState::Cancelled;
+                let write = task_record::settled(queue, id, ttl, state, outcome);
+                tracking::recorded(Settle::Ack, write)
+            }
+        }
+    }
+
+    /// [`Executor::dead`], with the record write of a tracked task
+    /// (`expired`, `dead`).
+    fn dead_recorded(&self, dead: Box<DeadLetter>) -> Settle {
+        let track = dead
+            .task
+            .as_deref()
+            .and_then(|t| self.registry.get(t)?.options.track);
+        let id = dead.id.parse::<uuid::Uuid>();
+        let (queue, state, error) = (
+            dead.queue.clone(),
+            tracking::dead_state(dead.reason),
+            dead.error.clone(),
+        );
+        let settle = self.dead(dead);
+        match (track, id) {
+            (Some(ttl), Ok(id)) => {
+                let outcome = task_record::Outcome::Error(error);
+                let write = task_record::settled(&queue, &id, ttl, state, outcome);
+                tracking::recorded(settle, write)
+            }
+            _ => settle,
+        }
+    }
+
+    /// Run a delivery that passed triage (under its replay guard, if it
+    /// has one) and say how to settle it.
+    async fn run_runnable(
+        &self,
+        broker: &Broker,
+        queue: &str,
+        d: &Delivery,
+        r: Runnable<'_>,
+        held: &mut Option<Box<crate::ack::Release>>,
+    ) -> Settle {
+        let logical = keys::logical(queue);
         let guard = r
             .reg
             .options

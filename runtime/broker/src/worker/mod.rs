@@ -19,6 +19,7 @@ mod server;
 mod settle_loop;
 mod shutdown;
 mod takeover_loop;
+mod tracking;
 
 use crate::ack::Settle;
 use crate::fetch::Delivery;
@@ -344,6 +345,12 @@ impl Worker {
             name = %shared.config.name, queues = ?shared.queues, shards = shared.shards.len(),
             concurrency = shared.config.concurrency, "worker started"
         );
+        // Cancels made before the start are known before the first fetch.
+        let watch = &shared.executor.watch;
+        if let Err(e) = watch.poll(&shared.broker, &shared.shards).await {
+            tracing::warn!(error = %e, "cannot read cancelled tasks at start");
+        }
+        tokio::spawn(tracking::watch_loop(shared.clone()));
         let running = shutdown::Running::start(shared, settle_rx, server);
         shutdown.await;
         running.stop(Instant::now() + grace).await;

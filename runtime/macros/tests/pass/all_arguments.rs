@@ -14,6 +14,7 @@ use std::time::Duration;
     replay_guard_secs = 3600,
     expires_in_secs = 600,
     on_expiry = "discard",
+    track(ttl_secs = 90),
 )]
 pub async fn every_argument(to: String, _: u32, mut n: u8) -> Result<(), TaskError> {
     n += 1;
@@ -72,6 +73,18 @@ macro_rules! task_on {
 }
 task_on!("generated", 2);
 
+/// A tracked task: its handle reads a typed result.
+#[derive(pym_runtime::__private::serde::Serialize, pym_runtime::__private::serde::Deserialize)]
+#[serde(crate = "pym_runtime::__private::serde")]
+pub struct Report {
+    pub lines: u32,
+}
+
+#[asynctask(track)]
+async fn tracked() -> Result<Report, TaskError> {
+    Ok(Report { lines: 3 })
+}
+
 #[allow(dead_code)]
 async fn spawn_all(queue: &Queue) {
     let _ = every_argument::spawn(queue, ("a".into(), 1, 2)).await;
@@ -84,6 +97,15 @@ async fn spawn_all(queue: &Queue) {
         ..Default::default()
     };
     let _ = from_macro::spawn_with(queue, opts, ()).await;
+    // Handles: the id, typed results, from an id or a handle.
+    if let Ok(h) = tracked::spawn(queue, ()).await {
+        let id: pym_runtime::TaskId = h.id();
+        let _: Result<Option<Report>, pym_runtime::HandleError> = h.result().await;
+        let _: Result<pym_runtime::TaskState, _> = tracked::handle(queue, id).status().await;
+        let _ = tracked::cancel(queue, &h).await;
+        let _ = tracked::cancel(queue, id).await;
+        assert_eq!(h.to_string(), id.to_string());
+    }
 }
 
 fn main() {
@@ -97,6 +119,11 @@ fn main() {
     assert_eq!(o.replay_guard, Some(Duration::from_secs(3600)));
     assert_eq!(o.expires_in, Some(Duration::from_secs(600)));
     assert!(o.discard_expired);
+    assert_eq!(o.track, Some(Duration::from_secs(90)));
+    assert_eq!(
+        tracked::Task::OPTIONS.track,
+        Some(pym_runtime::task_record::DEFAULT_TTL)
+    );
 
     let d = no_argument::Task::OPTIONS;
     assert_eq!(no_argument::Task::NAME, "no_argument");
@@ -105,6 +132,7 @@ fn main() {
     assert_eq!(d.replay_guard, None);
     assert_eq!(d.expires_in, None);
     assert!(!d.discard_expired);
+    assert_eq!(d.track, None);
     assert!(matches!(one_argument::Task::OPTIONS.priority, Priority::Low));
     assert_eq!(d.schedule, None);
     let p = every_five_minutes::Task::OPTIONS.schedule.unwrap();
