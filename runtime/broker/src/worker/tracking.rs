@@ -14,6 +14,7 @@ use crate::task_record::{self, Outcome, RecordWrite, TaskState, field};
 use pym_core::keys;
 use pym_core::task_run::TaskRun;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use uuid::Uuid;
@@ -33,6 +34,9 @@ struct Running {
 pub(crate) struct Watch {
     /// Ids cancelled on the queues read, with when (ms, Redis's clock).
     cancelled: Mutex<HashMap<Uuid, u64>>,
+    /// Whether `cancelled` holds any id: while none is, a run's check is
+    /// one atomic load, not a lock (the path of every untracked task).
+    any_cancelled: AtomicBool,
     /// Per queue read: ids cancelled at or after this were not all read.
     since: Mutex<Vec<u64>>,
     running: Mutex<HashMap<Uuid, Running>>,
@@ -41,7 +45,8 @@ pub(crate) struct Watch {
 impl Watch {
     /// Whether `id` was cancelled (as of the last read, at most a second ago).
     pub fn is_cancelled(&self, id: &Uuid) -> bool {
-        self.cancelled.lock().unwrap().contains_key(id)
+        self.any_cancelled.load(Ordering::Acquire)
+            && self.cancelled.lock().unwrap().contains_key(id)
     }
 
     /// Task `id` starts as `run` (tracked: its record on `queue`, kept `ttl`).
@@ -107,6 +112,8 @@ impl Watch {
         }
         let latest = since.iter().copied().max().unwrap_or(0);
         cancelled.retain(|_, at| *at + keys::CANCEL_KEEP_MS > latest);
+        self.any_cancelled
+            .store(!cancelled.is_empty(), Ordering::Release);
         fresh
     }
 }
