@@ -80,17 +80,7 @@ impl HelloApi for Hello {
         };
         let task = send_welcome_email_async::spawn(&self.queue, welcome)
             .await
-            .map_err(|e| {
-                // Redis down or its master switching: 503, the client may
-                // retry; anything else (arguments that do not serialise) is
-                // a bug, 500.
-                let msg = format!("cannot queue the welcome email: {e}");
-                if e.is_unavailable() {
-                    ApiError::service_unavailable(msg)
-                } else {
-                    ApiError::server_error(msg)
-                }
-            })?;
+            .map_err(|e| spawn_failed("the welcome email", &e))?;
         let task_id = task.id();
         tracing::info!(signup_id = %id, %task_id, "signed up");
         Ok(signup::Response::Created(Signup {
@@ -116,17 +106,22 @@ impl HelloApi for Hello {
         let user_id = claims.user_id().to_string();
         let task_id = refresh_profile_async::spawn(&self.queue, user_id)
             .await
-            .map_err(|e| {
-                let msg = format!("cannot queue the profile rebuild: {e}");
-                if e.is_unavailable() {
-                    ApiError::service_unavailable(msg)
-                } else {
-                    ApiError::server_error(msg)
-                }
-            })?;
+            .map_err(|e| spawn_failed("the profile rebuild", &e))?;
         Ok(refresh_me::Response::Accepted(Refresh {
             task_id: task_id.id(),
         }))
+    }
+}
+
+/// A spawn of `what` that failed: Redis down or its master switching is a
+/// 503 (the client may retry); anything else (arguments that do not
+/// serialise) is a bug, 500.
+fn spawn_failed(what: &str, e: &pym_runtime::SpawnError) -> ApiError {
+    let msg = format!("cannot queue {what}: {e}");
+    if e.is_unavailable() {
+        ApiError::service_unavailable(msg)
+    } else {
+        ApiError::server_error(msg)
     }
 }
 

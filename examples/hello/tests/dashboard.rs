@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{BIN, Procs, http, report_lines, spawn_hello, wait_for};
+use common::{Procs, http, report_lines, spawn_hello, wait_for};
 use fantoccini::{Client, ClientBuilder, Locator};
 use pym_runtime::testing::{RedisServer, free_port};
 use serde_json::{Value, json};
@@ -22,22 +22,10 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const SEEN_WITHIN: Duration = Duration::from_secs(20);
 
 fn token(user: &str, role: &str) -> String {
-    let out = Command::new(BIN)
-        .args([
-            "token",
-            user,
-            "--claims",
-            &json!({"pym_admin": role}).to_string(),
-        ])
-        .env("PYM_JWT_SECRET", SECRET)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+    common::mint_token(
+        SECRET,
+        &[user, "--claims", &json!({"pym_admin": role}).to_string()],
+    )
 }
 
 /// Chromium, headless and offline, through chromedriver on `port`.

@@ -17,12 +17,11 @@
 
 mod common;
 
-use common::{BIN, Procs, Reply, http, report_lines, start_api_and_worker, wait_for};
+use common::{Procs, Reply, http, report_lines, start_api_and_worker, wait_for};
 use pym_runtime::testing::{SentinelSet, free_port};
 use serde_json::Value;
 use std::collections::HashSet;
 use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -123,17 +122,7 @@ fn signups_answer_503_while_the_master_switches_then_succeed_again() {
         (&dir, &report),
         Duration::from_secs(60),
     );
-    let out = Command::new(BIN)
-        .args(["token", "user-failover"])
-        .env("PYM_JWT_SECRET", SECRET)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let token = common::mint_token(SECRET, &["user-failover"]);
 
     let stop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(Mutex::new(Vec::<Sent>::new()));

@@ -7,27 +7,16 @@
 
 mod common;
 
-use common::{BIN, Procs, http, report_lines, spawn_hello, start_api_and_worker, wait_for};
+use common::{Procs, http, report_lines, spawn_hello, start_api_and_worker, wait_for};
 use pym_runtime::testing::{RedisServer, free_port};
 use serde_json::Value;
 use std::collections::HashSet;
-use std::process::Command;
 use std::time::Duration;
 
 const SECRET: &str = "refresh-secret-0123456789abcdefghijklmn";
 
 fn token(user: &str) -> String {
-    let out = Command::new(BIN)
-        .args(["token", user])
-        .env("PYM_JWT_SECRET", SECRET)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+    common::mint_token(SECRET, &[user])
 }
 
 /// `POST /me/refresh` as the bearer of `token`: the task id answered.

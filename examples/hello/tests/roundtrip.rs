@@ -42,22 +42,10 @@ fn context_round_trip_through_redis_and_a_worker_process() {
     let (worker_log, api_log) = (dir.join("worker.log"), dir.join("api.log"));
 
     // A token minted by the binary itself.
-    let out = Command::new(BIN)
-        .args([
-            "token",
-            "user-42",
-            "--claims",
-            r#"{"role":"admin","plan":"pro"}"#,
-        ])
-        .env("PYM_JWT_SECRET", SECRET)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let token = common::mint_token(
+        SECRET,
+        &["user-42", "--claims", r#"{"role":"admin","plan":"pro"}"#],
     );
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
     let auth = format!("Bearer {token}");
     let trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
 

@@ -15,6 +15,23 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_hello");
 /// How long one request may take (connect, write, read) before it fails.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A token for `args` (`USER [--claims JSON]`), minted by `hello token`
+/// with the JWT secret `secret`.
+pub fn mint_token(secret: &str, args: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .arg("token")
+        .args(args)
+        .env("PYM_JWT_SECRET", secret)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
 /// Children killed (by their own handle) when the test ends, pass or fail.
 pub struct Procs(pub Vec<Child>);
 impl Drop for Procs {
