@@ -183,20 +183,11 @@ async fn greeting(signup: &Welcome) -> Result<Option<greeter::Greeting>, TaskErr
 )]
 async fn nightly_cleanup(tick: pym_runtime::Tick) -> Result<(), TaskError> {
     tracing::info!(tick = tick.as_millis(), "nightly cleanup");
-    if let Ok(path) = std::env::var(ENV_TASK_REPORT)
-        && !path.is_empty()
-    {
-        let line =
-            json!({"task": "nightly_cleanup", "tick": tick.as_millis(), "pid": std::process::id()});
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| TaskError::retry(format!("cannot open {path}: {e}")))?;
-        f.write_all(format!("{line}\n").as_bytes())
-            .map_err(TaskError::retry)?;
-    }
-    Ok(())
+    append_report(&json!({
+        "task": "nightly_cleanup",
+        "tick": tick.as_millis(),
+        "pid": std::process::id(),
+    }))
 }
 
 /// Sends the welcome email (here: logs it), in the caller's context.
