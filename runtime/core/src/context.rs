@@ -120,8 +120,11 @@ pub fn with_current<R>(f: impl FnOnce(Option<&Context>) -> R) -> R {
 }
 
 /// Run `fut` with `ctx` as its current context.
-pub async fn scope<F: Future>(ctx: Arc<Context>, fut: F) -> F::Output {
-    CURRENT.scope(ctx, fut).await
+///
+/// Not an `async fn`: that would hold `fut` twice (its argument and the
+/// scope's future), and the future of every task run is moved on spawn.
+pub fn scope<F: Future>(ctx: Arc<Context>, fut: F) -> impl Future<Output = F::Output> {
+    CURRENT.scope(ctx, fut)
 }
 
 #[cfg(test)]

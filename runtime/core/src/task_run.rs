@@ -83,8 +83,11 @@ tokio::task_local! {
 }
 
 /// Run `fut` as the run `run`.
-pub async fn scope<F: Future>(run: Arc<TaskRun>, fut: F) -> F::Output {
-    RUN.scope(run, fut).await
+///
+/// Not an `async fn`: that would hold `fut` twice (its argument and the
+/// scope's future), and the future of every task run is moved on spawn.
+pub fn scope<F: Future>(run: Arc<TaskRun>, fut: F) -> impl Future<Output = F::Output> {
+    RUN.scope(run, fut)
 }
 
 /// The current run (`None` outside a task run by a worker).

@@ -30,8 +30,10 @@ pub(super) async fn dispatch(
         }
         let sh = shared.clone();
         let task_key = key.clone();
+        // The run's future is boxed: the spawned future is moved several
+        // times on spawn, and a small one moves cheaply.
         let handle = shared.tasks.spawn(async move {
-            let settle = sh.executor.run(&sh.broker, &queue, &d).await;
+            let settle = Box::pin(sh.executor.run(&sh.broker, &queue, &d)).await;
             sh.settle(task_key, settle);
             drop(slot);
         });
