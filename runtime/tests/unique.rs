@@ -1,6 +1,7 @@
 //! Unique tasks on a real redis-server: 50 concurrent producers over two
 //! keys enqueue two tasks, each producer answered with its key's task id;
-//! the lock is released when the task finishes (or starts), not before.
+//! the lock is released when the task finishes (or starts), not before,
+//! and by a task that never starts (expired, cancelled before it started).
 
 mod flow_common;
 
@@ -38,6 +39,32 @@ async fn slow(url: String, n: u32) -> Result<(), TaskError> {
     let _: Option<(String, String)> = redis::cmd("BLPOP")
         .arg(format!("go:{n}"))
         .arg(10)
+        .query_async(&mut c)
+        .await?;
+    Ok(())
+}
+
+/// Unique until it finishes, expired a second after it is due.
+#[asynctask(
+    queue = "uq2",
+    unique(key = "{n}", until = "finished", ttl_secs = 600),
+    expires_in_secs = 1
+)]
+async fn perishable(url: String, n: u32) -> Result<(), TaskError> {
+    let mut c = flow_common::conn(&url).await;
+    let _: i64 = redis::cmd("INCR")
+        .arg(format!("perishable:{n}"))
+        .query_async(&mut c)
+        .await?;
+    Ok(())
+}
+
+/// Unique until it starts, with no expiry: cancelled before it starts.
+#[asynctask(queue = "uq2", unique(key = "{n}", until = "started"))]
+async fn cancellable(url: String, n: u32) -> Result<(), TaskError> {
+    let mut c = flow_common::conn(&url).await;
+    let _: i64 = redis::cmd("INCR")
+        .arg(format!("cancellable:{n}"))
         .query_async(&mut c)
         .await?;
     Ok(())
@@ -142,6 +169,92 @@ async fn fifty_concurrent_producers_over_two_keys_enqueue_two_tasks() {
         .query_async(&mut flow_common::conn(&url).await)
         .await
         .unwrap();
+    let _ = stop.send(());
+    running.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_task_that_never_starts_gives_its_lock_back() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let q = queue(&url).await;
+    let expiring = perishable::spawn(&q, (url.clone(), 1)).await.unwrap();
+    let cancelled = cancellable::spawn(&q, (url.clone(), 2)).await.unwrap();
+    let _ = cancelled.cancel().await.unwrap();
+    let again = perishable::spawn(&q, (url.clone(), 1)).await.unwrap();
+    assert_eq!(
+        again.id(),
+        expiring.id(),
+        "the key is held before a worker runs"
+    );
+    let again = cancellable::spawn(&q, (url.clone(), 2)).await.unwrap();
+    assert_eq!(
+        again.id(),
+        cancelled.id(),
+        "the key is held before a worker runs"
+    );
+    // Past its expiry before any worker picks it.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let worker = Worker::connect(
+        &BrokerConfig::new(&url, flow_common::SECRET),
+        cfg("uq2", "w"),
+    )
+    .await
+    .unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(worker.run(async move {
+        let _ = stopped.await;
+    }));
+    let locks = [
+        keys::unique("uq2", "perishable", "1"),
+        keys::unique("uq2", "cancellable", "2"),
+    ];
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let held: Vec<Option<String>> = redis::cmd("MGET")
+            .arg(&locks)
+            .query_async(&mut flow_common::conn(&url).await)
+            .await
+            .unwrap();
+        if held.iter().all(Option::is_none) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "locks still held: {held:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        get(&url, "perishable:1").await,
+        0,
+        "the expired task never ran"
+    );
+    assert_eq!(
+        get(&url, "cancellable:2").await,
+        0,
+        "the cancelled task never ran"
+    );
+    let dead = pym_broker::dead::count(&mut flow_common::conn(&url).await, "uq2")
+        .await
+        .unwrap();
+    assert_eq!(dead, 1, "the expired task is dead-lettered");
+    // Each key is free: a new spawn enqueues a new task, which runs.
+    let fresh = perishable::spawn(&q, (url.clone(), 1)).await.unwrap();
+    assert_ne!(
+        fresh.id(),
+        expiring.id(),
+        "the expired task's key was given back"
+    );
+    let fresh = cancellable::spawn(&q, (url.clone(), 2)).await.unwrap();
+    assert_ne!(
+        fresh.id(),
+        cancelled.id(),
+        "the cancelled task's key was given back"
+    );
+    for key in ["perishable:1", "cancellable:2"] {
+        eventually_at_least(&url, key, 1, Duration::from_secs(20)).await;
+    }
     let _ = stop.send(());
     running.await.unwrap().unwrap();
 }

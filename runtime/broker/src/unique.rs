@@ -8,7 +8,9 @@
 //! [`crate::flow`]) or when it finishes (`until = "finished"`: succeeded or
 //! dead-lettered, in the same transaction as the ack, [`add_release`]). A
 //! retry keeps it; a worker that crashes before the ack keeps it until the
-//! task, taken over by another worker, finishes, or until the TTL ends.
+//! task, taken over by another worker, finishes, or until the TTL ends. A
+//! task that never starts (dead-lettered before it ran, cancelled before it
+//! started) gives it back with its dead letter or ack.
 //! Only the holder releases: a lock that expired and was taken by a newer
 //! task stays that task's.
 

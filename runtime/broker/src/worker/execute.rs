@@ -112,20 +112,27 @@ impl Executor {
     ) -> Settle {
         let r = match triage(d, queue, &self.rules(), now_ms()) {
             Ok(r) => r,
-            Err(dead) => return self.dead_recorded(dead),
+            Err(dead) => {
+                *held = self.unstarted(queue, d);
+                return self.dead_recorded(dead);
+            }
         };
         let id = r.env.id;
         let record = r.reg.options.track.map(|ttl| (ttl, r.reg.options.timeout));
         if self.watch.is_cancelled(&id) {
             tracing::info!(queue, task = %r.env.task, %id, "task cancelled: acked, not run");
+            *held = super::flow_gate::held_unstarted(queue, &r.env, r.reg);
             return self.cancelled(queue, &id, record.map(|r| r.0));
         }
         if let Some((ttl, timeout)) = record {
             let ttl_secs = (ttl + timeout).as_secs();
-            match task_record::start(broker, queue, &r.env, ttl_secs).await {
+            // Boxed, as every rare await of the run: a run's future is
+            // allocated at its full size for every task.
+            match Box::pin(task_record::start(broker, queue, &r.env, ttl_secs)).await {
                 Ok(true) => {}
                 Ok(false) => {
                     tracing::info!(queue, task = %r.env.task, %id, "task cancelled: acked, not run");
+                    *held = super::flow_gate::held_unstarted(queue, &r.env, r.reg);
                     return Settle::Ack;
                 }
                 Err(e) => {
@@ -141,6 +148,14 @@ impl Executor {
         self.watch.leave(&id);
         let record = record.map(|(ttl, _)| (queue, &id, ttl));
         tracking::settle_run(settle, &run, record, &self.signer)
+    }
+
+    /// What delivery `d`, dead-lettered before it started, gives back (the
+    /// lock of a unique task), if its message can be read.
+    fn unstarted(&self, queue: &str, d: &Delivery) -> Option<Box<crate::ack::Release>> {
+        let env = self.signer.open(d.message.as_deref()?).ok()?;
+        let reg = self.registry.get(&env.task)?;
+        super::flow_gate::held_unstarted(queue, &env, reg)
     }
 
     /// Acked unrun, and recorded `cancelled` if tracked (`ttl`).
@@ -197,7 +212,7 @@ impl Executor {
             .replay_guard
             .map(|ttl| (keys::processed(queue, &r.env.id.to_string()), ttl));
         if let Some((key, _)) = &guard
-            && already_processed(broker, key).await
+            && Box::pin(already_processed(broker, key)).await
         {
             tracing::info!(
                 queue, task = %r.env.task, id = %r.env.id, entry = %d.id,
@@ -207,7 +222,8 @@ impl Executor {
             return Settle::Ack;
         }
         if crate::flow::gated(r.reg)
-            && let Err(settle) = self.gate(broker, queue, (&r.env, r.reg, r.message)).await
+            && let Err(settle) =
+                Box::pin(self.gate(broker, queue, (&r.env, r.reg, r.message))).await
         {
             return settle;
         }

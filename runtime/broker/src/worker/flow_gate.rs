@@ -34,6 +34,25 @@ pub(crate) fn held(queue: &str, env: &Envelope, reg: &Registration) -> Option<Bo
     })
 }
 
+/// What a task that will never start (dead-lettered before it ran,
+/// expired, cancelled before it started) gives back: the lock of a unique
+/// task, whether unique until it starts or until it finishes, released with
+/// the dead letter or the ack. `None` for a task that is not unique.
+pub(crate) fn held_unstarted(
+    queue: &str,
+    env: &Envelope,
+    reg: &Registration,
+) -> Option<Box<Release>> {
+    let (Some(_), Some(k)) = (reg.options.unique, &env.flow.unique) else {
+        return None;
+    };
+    Some(Box::new(Release {
+        id: env.id.to_string(),
+        lock: Some(keys::unique(queue, &env.task, k)),
+        cap: None,
+    }))
+}
+
 impl Executor {
     /// Ask the gate whether `env` (delivered as `message`) may start now:
     /// `Err` with how to settle it when it may not (deferred to its rate
