@@ -6,7 +6,8 @@
 //! standard error JSON; dead letters listed with filters, shown decoded
 //! without the token, replayed one / a filtered set / all, purged likewise,
 //! and nothing touched by a read token; delayed and in-flight tasks with
-//! the caller's user id and request id and no token; the admin port.
+//! the caller's user id and request id and no token; a tracked task's
+//! record read and the task cancelled by id; the admin port.
 
 use pym_core::context::{self, Context};
 use pym_runtime::testing::{RedisServer, free_port};
@@ -36,6 +37,12 @@ async fn doomed_b(n: u32) -> Result<(), TaskError> {
 async fn slow(ms: u64) -> Result<(), TaskError> {
     tokio::time::sleep(Duration::from_millis(ms)).await;
     Ok(())
+}
+
+/// A tracked task, for `GET /_pym/admin/tasks/{id}`: returns its double.
+#[asynctask(queue = "adm", track)]
+async fn doubled(n: u32) -> Result<u32, TaskError> {
+    Ok(n * 2)
 }
 
 /// A periodic task, for the schedules view (due once a year: it never
@@ -558,4 +565,88 @@ async fn a_sharded_queues_dead_letters_are_found_and_replayed_in_every_shard() {
         (Some(0), Some(4)),
         "{v}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tracked_task_is_shown_and_cancelled_by_id() {
+    let mut s = start(&[]);
+    let q = s.queue_handle().await;
+    let h = doubled::spawn(&q, 21).await.unwrap();
+    let path = format!("/_pym/admin/tasks/{}", h.id());
+    let r = s.get(&path);
+    assert_eq!(
+        (r["task"].as_str(), r["state"].as_str(), r["queue"].as_str()),
+        (Some("doubled"), Some("queued"), Some(QUEUE)),
+        "{r}"
+    );
+    // Bad ids and unknown ids, in the standard error JSON.
+    let (status, e) = s.call("GET", "/_pym/admin/tasks/nope", &s.read, "");
+    assert_eq!(
+        (status, e["error"].as_str()),
+        (400, Some("INVALID_PARAMETER")),
+        "{e}"
+    );
+    let unknown = uuid::Uuid::now_v7();
+    let (status, e) = s.call("GET", &format!("/_pym/admin/tasks/{unknown}"), &s.read, "");
+    assert_eq!(status, 404, "{e}");
+    assert!(
+        e["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("not tracked"),
+        "{e}"
+    );
+    // Cancelling takes the operate role.
+    let cancel = format!("{path}/cancel");
+    let (status, _) = s.call("POST", &cancel, &s.read, "");
+    assert_eq!(status, 403);
+    let (status, v) = s.call("POST", &cancel, &s.operate, "");
+    assert_eq!(
+        (status, v["outcome"].as_str()),
+        (200, Some("before_start")),
+        "{v}"
+    );
+    assert!(v["action_id"].is_string(), "{v}");
+    assert_eq!(s.get(&path)["state"], "cancelled");
+    let (_, again) = s.call("POST", &cancel, &s.operate, "");
+    assert_eq!(
+        (again["outcome"].as_str(), again["state"].as_str()),
+        (Some("already_finished"), Some("cancelled")),
+        "{again}"
+    );
+    // An untracked task has no record: its queue is needed to mark it.
+    let untracked = slow::spawn(&q, 1).await.unwrap();
+    let cancel = format!("/_pym/admin/tasks/{}/cancel", untracked.id());
+    let (status, e) = s.call("POST", &cancel, &s.operate, "");
+    assert_eq!(status, 400, "{e}");
+    assert!(
+        e["error_description"].as_str().unwrap().contains("queue"),
+        "{e}"
+    );
+    let (status, v) = s.call(
+        "POST",
+        &cancel,
+        &s.operate,
+        &json!({"queue": QUEUE}).to_string(),
+    );
+    assert_eq!(
+        (status, v["outcome"].as_str()),
+        (200, Some("marked")),
+        "{v}"
+    );
+    // A worker never runs the cancelled one; a new one succeeds with its result.
+    s.worker();
+    let done = doubled::spawn(&q, 4).await.unwrap();
+    let path = format!("/_pym/admin/tasks/{}", done.id());
+    wait_for("the task to succeed", Duration::from_secs(20), || {
+        s.get(&path)["state"] == "succeeded"
+    });
+    let r = s.get(&path);
+    assert_eq!(r["result"], 8, "{r}");
+    assert!(r["started_ms"].is_u64() && r["finished_ms"].is_u64(), "{r}");
+    assert_eq!(
+        s.get(&format!("/_pym/admin/tasks/{}", h.id()))["state"],
+        "cancelled"
+    );
+    s.stop_workers();
 }

@@ -5,7 +5,8 @@
 //! served at `/_pym/admin/openapi.yaml`), whose operations are bound and
 //! validated like a user's spec: on the API port through
 //! [`pym_http::ServiceBuilder::document`], or alone on `admin.port`.
-//! One file per resource: `queues`, `workers`, `schedules`, `tasks`, `dead`; a new
+//! One file per resource: `queues`, `workers`, `schedules`, `tasks` (the
+//! delayed and in-flight lists), `records` (one tracked task), `dead`; a new
 //! resource is a new file, its operations in `openapi.yaml` and a line in
 //! [`bind`]. `access` holds the roles, `rates` the throughput history,
 //! `dashboard` the embedded page.
@@ -15,6 +16,7 @@ mod dashboard;
 mod dead;
 mod queues;
 mod rates;
+mod records;
 mod schedules;
 mod tasks;
 mod workers;
@@ -81,6 +83,7 @@ fn bind(builder: ServiceBuilder, admin: Admin) -> ServiceBuilder {
     let b = workers::bind(b);
     let b = schedules::bind(b);
     let b = tasks::bind(b);
+    let b = records::bind(b);
     dead::bind(b)
 }
 
