@@ -188,14 +188,36 @@ pub(crate) struct QueueShards {
     next: AtomicUsize,
 }
 
+/// Which shard of a sharded queue a task is sent to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShardChoice<'a> {
+    /// The next one, round-robin.
+    Next,
+    /// The shard of this key: the same key, the same shard, so a key's
+    /// tasks keep their order.
+    Key(&'a [u8]),
+    /// Shard 0, whose keys are the queue's own: a flow-controlled task
+    /// (unique, rate-limited, capped), whose lock, rate and cap keys are
+    /// the queue's, so that on a Redis Cluster its enqueue, gate and ack
+    /// each touch one slot ([`crate::flow::on_first_shard`]).
+    First,
+}
+
+impl<'a> From<Option<&'a [u8]>> for ShardChoice<'a> {
+    fn from(key: Option<&'a [u8]>) -> Self {
+        key.map_or(ShardChoice::Next, ShardChoice::Key)
+    }
+}
+
 impl QueueShards {
-    /// The keys of the shard of the next task: round-robin, or by `key`.
-    pub(crate) fn pick(&self, key: Option<&[u8]>) -> &QueueKeys {
+    /// The keys of the shard `choice` names.
+    pub(crate) fn pick(&self, choice: ShardChoice<'_>) -> &QueueKeys {
         let n = self.keys.len();
-        let i = match key {
+        let i = match choice {
             _ if n == 1 => 0,
-            Some(k) => usize::from(shards::shard_of_key(k, n as u16)),
-            None => self.next.fetch_add(1, Ordering::Relaxed) % n,
+            ShardChoice::First => 0,
+            ShardChoice::Key(k) => usize::from(shards::shard_of_key(k, n as u16)),
+            ShardChoice::Next => self.next.fetch_add(1, Ordering::Relaxed) % n,
         };
         &self.keys[i]
     }

@@ -3,7 +3,7 @@
 //! queue, to those of one shard ([`crate::shards`]).
 
 use crate::envelope::{Envelope, now_ms};
-use crate::{Broker, Result};
+use crate::{Broker, Result, ShardChoice};
 use pym_core::keys;
 use redis::Script;
 use std::sync::LazyLock;
@@ -25,14 +25,14 @@ return 1
 impl Broker {
     /// Sign and enqueue one envelope (delayed if its `eta` is in the future).
     pub async fn enqueue(&self, env: Envelope) -> Result<()> {
-        self.enqueue_keyed(env, None).await
+        self.enqueue_keyed(env, ShardChoice::Next).await
     }
 
-    /// [`Broker::enqueue`] on the shard of `key` (the same key, the same
-    /// shard, so a key's tasks keep their order), or round-robin with `None`.
-    pub async fn enqueue_keyed(&self, env: Envelope, key: Option<&[u8]>) -> Result<()> {
+    /// [`Broker::enqueue`] on the shard `shard` names (of a key: the same
+    /// key, the same shard, so a key's tasks keep their order).
+    pub async fn enqueue_keyed(&self, env: Envelope, shard: ShardChoice<'_>) -> Result<()> {
         let shards = self.register_queue(&env.queue).await?;
-        let qk = shards.pick(key);
+        let qk = shards.pick(shard);
         let (eta, priority) = (env.eta, env.priority);
         let message = self.signer().seal_owned(env);
         match eta {
@@ -66,7 +66,7 @@ impl Broker {
         let mut pipe = redis::pipe();
         for env in envs {
             let shards = self.register_queue(&env.queue).await?;
-            let qk = shards.pick(None);
+            let qk = shards.pick(ShardChoice::Next);
             pipe.cmd("XADD")
                 .arg(qk.ready(env.priority))
                 .arg("*")

@@ -14,7 +14,7 @@
 
 use crate::Broker;
 use crate::envelope::Envelope;
-use crate::task::Registration;
+use crate::task::{Registration, TaskOptions};
 use pym_core::keys::{self, CapKeys};
 use redis::Script;
 use serde::{Deserialize, Serialize};
@@ -164,6 +164,16 @@ pub fn gated(reg: &Registration) -> bool {
     o.rate.is_some() || o.max_concurrency.is_some() || o.unique.is_some_and(|u| u.until_started)
 }
 
+/// Whether a task declared with `options` is sent to shard 0 of a
+/// sharded queue, whatever its shard key: its lock, rate and cap keys are
+/// its queue's (`pym:{q}:…`), and a script or a transaction that touches
+/// them and a shard's stream must find both in one Redis Cluster slot.
+/// Such tasks are limited by their shared keys anyway, so they lose
+/// nothing that sharding would give them.
+pub fn on_first_shard(options: &TaskOptions) -> bool {
+    options.unique.is_some() || options.rate.is_some() || options.max_concurrency.is_some()
+}
+
 /// The cap keys of `env` (its task's, per its limit key).
 pub fn cap_keys(queue: &str, env: &Envelope) -> CapKeys {
     CapKeys::new(queue, &env.task, env.flow.limit.as_deref())
@@ -206,6 +216,53 @@ pub async fn admit(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flow_controlled_tasks_go_to_the_first_shard() {
+        let d = TaskOptions::DEFAULT;
+        let unique = Unique {
+            until_started: false,
+            ttl: Duration::from_secs(1),
+        };
+        let rate = Rate {
+            count: 1,
+            period: Duration::from_secs(1),
+        };
+        let table = [
+            (d, false),
+            (
+                TaskOptions {
+                    track: Some(Duration::from_secs(1)),
+                    ..d
+                },
+                false,
+            ),
+            (
+                TaskOptions {
+                    unique: Some(unique),
+                    ..d
+                },
+                true,
+            ),
+            (
+                TaskOptions {
+                    rate: Some(rate),
+                    ..d
+                },
+                true,
+            ),
+            (
+                TaskOptions {
+                    max_concurrency: Some(2),
+                    ..d
+                },
+                true,
+            ),
+        ];
+        for (options, want) in table {
+            assert_eq!(on_first_shard(&options), want, "{options:?}");
+        }
+    }
 
     #[test]
     fn a_rate_spaces_starts_evenly() {

@@ -14,7 +14,6 @@ use pym_core::keys;
 use serde::de::DeserializeOwned;
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Why a handle could not answer.
@@ -51,21 +50,26 @@ pub struct TaskHandle<T = ()> {
     task: &'static str,
     queue: &'static str,
     tracked: bool,
-    /// The queues (shards) that may hold it: the one it was sent to, or
-    /// none known (then every shard of its queue).
-    queues: Arc<[String]>,
+    /// The queue (shard) it was sent to, if known (else any shard of its
+    /// queue may hold it). Not a shared list: a spawn allocates nothing
+    /// for it.
+    sent_to: Option<String>,
     broker: Option<Broker>,
     _result: PhantomData<fn() -> T>,
 }
 
 impl<T> TaskHandle<T> {
-    pub(crate) fn new<K: Task>(id: TaskId, broker: Option<Broker>, queues: Arc<[String]>) -> Self {
+    pub(crate) fn new<K: Task>(
+        id: TaskId,
+        broker: Option<Broker>,
+        sent_to: Option<String>,
+    ) -> Self {
         TaskHandle {
             id,
             task: K::NAME,
             queue: K::OPTIONS.queue,
             tracked: K::OPTIONS.track.is_some(),
-            queues,
+            sent_to,
             broker,
             _result: PhantomData,
         }
@@ -74,18 +78,18 @@ impl<T> TaskHandle<T> {
     /// The handle of task `id` of type `K` spawned on `queue` by any
     /// process.
     pub fn of<K: Task>(queue: &Queue, id: TaskId) -> Self {
-        Self::new::<K>(id, queue.broker().cloned(), Arc::from([]))
+        Self::new::<K>(id, queue.broker().cloned(), None)
     }
 
     /// The queues that may hold the task: the one it was sent to, else
     /// every shard of its queue (declared here or recorded).
-    async fn queues(&self, broker: &Broker) -> Result<Arc<[String]>, HandleError> {
-        if !self.queues.is_empty() {
-            return Ok(self.queues.clone());
+    async fn queues(&self, broker: &Broker) -> Result<Vec<String>, HandleError> {
+        if let Some(q) = &self.sent_to {
+            return Ok(vec![q.clone()]);
         }
         let recorded = shards::recorded_of(&mut broker.conn(), self.queue).await?;
         let n = recorded.max(broker.declared_shards(self.queue));
-        Ok(keys::shards(self.queue, n).into())
+        Ok(keys::shards(self.queue, n))
     }
 
     /// The same handle, reading the result as `U`.
@@ -95,7 +99,7 @@ impl<T> TaskHandle<T> {
             task: self.task,
             queue: self.queue,
             tracked: self.tracked,
-            queues: self.queues,
+            sent_to: self.sent_to,
             broker: self.broker,
             _result: PhantomData,
         }
@@ -203,7 +207,7 @@ impl<T> Clone for TaskHandle<T> {
             task: self.task,
             queue: self.queue,
             tracked: self.tracked,
-            queues: self.queues.clone(),
+            sent_to: self.sent_to.clone(),
             broker: self.broker.clone(),
             _result: PhantomData,
         }

@@ -42,7 +42,9 @@ pub mod workers;
 #[cfg(feature = "worker")]
 pub mod worker;
 
-pub use broker::{Broker, BrokerConfig, BrokerError, Result, connect_reader, redis_unavailable};
+pub use broker::{
+    Broker, BrokerConfig, BrokerError, Result, ShardChoice, connect_reader, redis_unavailable,
+};
 pub use cancel::Cancelled;
 pub use handle::{HandleError, TaskHandle};
 pub use primary::BrokerConn;

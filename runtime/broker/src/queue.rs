@@ -6,7 +6,7 @@ use crate::handle::TaskHandle;
 use crate::metrics::TaskMetrics;
 use crate::task::{Task, TaskError, validate_queue_name};
 use crate::task_spans;
-use crate::{Broker, BrokerConfig, BrokerError};
+use crate::{Broker, BrokerConfig, BrokerError, ShardChoice};
 use pym_core::Metrics;
 use pym_core::context::{self, Context};
 use serde_json::value::RawValue;
@@ -82,7 +82,9 @@ pub enum Expiry {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SpawnOptions<'a> {
     pub when: When,
-    /// On a sharded queue, the shard of this key (see [`crate::shards`]).
+    /// On a sharded queue, the shard of this key (see [`crate::shards`]);
+    /// ignored by a flow-controlled task, which always goes to shard 0
+    /// ([`crate::flow::on_first_shard`]).
     pub shard_key: Option<&'a str>,
     /// Overrides the task's `expires_in_secs`.
     pub expires: Option<Expiry>,
@@ -203,7 +205,11 @@ impl Queue {
             Mode::Redis(b) => {
                 let id = env.id;
                 let span = task_spans::enqueue(&mut env);
-                let key = key.map(str::as_bytes);
+                let key = match key {
+                    _ if crate::flow::on_first_shard(&T::OPTIONS) => ShardChoice::First,
+                    Some(k) => ShardChoice::Key(k.as_bytes()),
+                    None => ShardChoice::Next,
+                };
                 if let (Some(u), Some(_)) = (T::OPTIONS.unique, &env.flow.unique) {
                     // The key held: the holder's id, nothing enqueued.
                     let held = b.enqueue_unique(env, u.ttl, key).await;
@@ -212,14 +218,11 @@ impl Queue {
                     if holder == id {
                         self.metrics.enqueued(T::NAME, queue);
                     }
-                    return Ok(TaskHandle::new::<T>(holder, Some(b.clone()), Arc::from([])));
+                    return Ok(TaskHandle::new::<T>(holder, Some(b.clone()), None));
                 }
                 let enqueued = match T::OPTIONS.track {
-                    None => b.enqueue_keyed(env, key).await.map(|_| Arc::from([])),
-                    Some(ttl) => b
-                        .enqueue_tracked(env, key, ttl)
-                        .await
-                        .map(|q| Arc::from([q])),
+                    None => b.enqueue_keyed(env, key).await.map(|()| None),
+                    Some(ttl) => b.enqueue_tracked(env, key, ttl).await.map(Some),
                 };
                 task_spans::enqueued(span, enqueued.as_ref().map(|_| ()));
                 let sent_to = enqueued?;
@@ -235,7 +238,7 @@ impl Queue {
                 context::scope(ctx, T::call(args))
                     .await
                     .map_err(SpawnError::Eager)?;
-                Ok(TaskHandle::new::<T>(env.id, None, Arc::from([])))
+                Ok(TaskHandle::new::<T>(env.id, None, None))
             }
         }
     }

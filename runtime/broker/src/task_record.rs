@@ -9,7 +9,7 @@
 //! (JSON) or the last error; never the caller's token or the arguments.
 
 use crate::envelope::{Envelope, now_ms};
-use crate::{Broker, Result};
+use crate::{Broker, Result, ShardChoice};
 use pym_core::keys;
 use redis::Script;
 use redis::aio::ConnectionLike;
@@ -354,11 +354,11 @@ impl Broker {
     pub async fn enqueue_tracked(
         &self,
         env: Envelope,
-        key: Option<&[u8]>,
+        shard: ShardChoice<'_>,
         ttl: Duration,
     ) -> Result<String> {
         let shards = self.register_queue(&env.queue).await?;
-        let qk = shards.pick(key);
+        let qk = shards.pick(shard);
         let now = now_ms();
         let mut pipe = redis::pipe();
         pipe.atomic();

@@ -15,7 +15,7 @@
 //! task stays that task's.
 
 use crate::envelope::{Envelope, now_ms};
-use crate::{Broker, Result, TaskId};
+use crate::{Broker, Result, ShardChoice, TaskId};
 use pym_core::keys;
 use redis::Script;
 use std::sync::LazyLock;
@@ -55,18 +55,18 @@ return 0
 impl Broker {
     /// Enqueue `env` (which carries its rendered unique key) unless the key
     /// is held: the id of the task that holds it, `env`'s own if enqueued.
-    /// On a sharded queue, on the shard of `shard_key` (round-robin with
-    /// `None`), as [`Broker::enqueue_keyed`].
+    /// On a sharded queue, on the shard `shard` names (shard 0 for a
+    /// unique task, [`crate::flow::on_first_shard`]).
     pub async fn enqueue_unique(
         &self,
         env: Envelope,
         ttl: Duration,
-        shard_key: Option<&[u8]>,
+        shard: ShardChoice<'_>,
     ) -> Result<TaskId> {
         let key = env.flow.unique.clone().unwrap_or_default();
         let lock = keys::unique(&env.queue, &env.task, &key);
         let shards = self.register_queue(&env.queue).await?;
-        let qk = shards.pick(shard_key);
+        let qk = shards.pick(shard);
         let (id, priority) = (env.id, env.priority);
         let due = env.eta.filter(|&eta| eta > now_ms()).unwrap_or(0);
         let message = self.signer().seal_owned(env);

@@ -5,7 +5,8 @@
 //! masters (checked with `CLUSTER KEYSLOT`/`CLUSTER SLOTS`), a retry, a
 //! delayed task, a dead letter, settling outcomes of several queues in one
 //! batch, pipelines spanning slots, and what the operator's autoscaler
-//! reads (`queue_stats`, `workers::live_on`) through `connect_reader`.
+//! reads (`queue_stats`, `workers::live_on`) through `connect_reader`;
+//! flow-controlled tasks (unique, rate, cap) of a sharded queue.
 
 use pym_broker::ack::{self, Settle, Settlement};
 use pym_broker::worker::{Worker, WorkerConfig};
@@ -454,6 +455,96 @@ async fn a_sharded_queue_spreads_over_the_three_masters() {
     }
     let s = stats::queue_stats(&mut reader, "feed").await.unwrap();
     assert_eq!((s.ready, s.in_flight), (0, 0), "{s:?}");
+}
+
+/// A flow-controlled task of the sharded queue: unique per tag, rate-limited
+/// and capped. Its lock, rate and cap keys are `{feed}`'s, so it is sent
+/// to shard 0 (`feed`) whatever its shard key.
+#[asynctask(
+    queue = "feed",
+    unique(key = "{tag}", until = "finished", ttl_secs = 60),
+    rate = "200/s",
+    max_concurrency = 2
+)]
+async fn digest(tag: String) -> Result<(), TaskError> {
+    count_call(&tag);
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    mark(tag)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flow_controlled_tasks_of_a_sharded_queue_stay_in_one_slot() {
+    let cluster = RedisCluster::start(3);
+    let url = cluster.url();
+    let declared = pym_broker::shards::parse("feed=3").unwrap();
+    let queue = Queue::connect(&config(&url).with_shards(declared.clone()))
+        .await
+        .unwrap();
+    // Each tag spawned twice, with and without a shard key: one task each.
+    let tags: Vec<String> = (0..30).map(|i| format!("digest-{i}")).collect();
+    for tag in &tags {
+        let first = digest::spawn(&queue, tag.clone()).await.unwrap();
+        let again = digest::spawn_keyed(&queue, tag, tag.clone()).await.unwrap();
+        assert_eq!(first.id(), again.id(), "{tag}: the key is held");
+    }
+    let ready = |shard: &str| {
+        let key = QueueKeys::new(shard)
+            .ready(pym_runtime::Priority::Normal)
+            .to_owned();
+        let port = cluster.master_of(&key);
+        async move {
+            let n: u64 = redis::cmd("XLEN")
+                .arg(&key)
+                .query_async(&mut node(port).await)
+                .await
+                .unwrap();
+            n
+        }
+    };
+    assert_eq!(ready("feed").await, 30, "all on shard 0");
+    for s in ["feed#1", "feed#2"] {
+        assert_eq!(ready(s).await, 0, "{s}");
+    }
+    let worker = WorkerConfig {
+        queues: vec!["feed".into()],
+        ..worker_config("w-digest")
+    };
+    let worker = Worker::connect(&config(&url).with_shards(declared), worker)
+        .await
+        .unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(worker.run(async move {
+        let _ = stopped.await;
+    }));
+    eventually("30 flow-controlled tasks ran", || {
+        tags.iter().all(|t| done(t))
+    })
+    .await;
+    // Each ran once, and its lock went with its ack: a new spawn enqueues.
+    for tag in &tags {
+        assert_eq!(CALLS.lock().unwrap()[tag], 1, "{tag}");
+    }
+    let mut reader = pym_broker::connect_reader(&url, Duration::from_secs(2))
+        .await
+        .unwrap();
+    let lock = keys::unique("feed", "digest", "digest-0");
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let held: Option<String> = redis::cmd("GET")
+            .arg(&lock)
+            .query_async(&mut reader)
+            .await
+            .unwrap();
+        if held.is_none() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{lock} still held");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let s = stats::queue_stats(&mut reader, "feed").await.unwrap();
+    assert_eq!((s.ready, s.in_flight, s.dead), (0, 0, 0), "{s:?}");
+    let _ = stop.send(());
+    handle.await.unwrap().unwrap();
 }
 
 /// A tracked task: its record shares its queue's slot.
