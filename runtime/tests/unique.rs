@@ -7,7 +7,7 @@ mod flow_common;
 
 use flow_common::{cfg, eventually_at_least, get, queue};
 use pym_broker::worker::Worker;
-use pym_broker::{BrokerConfig, keys};
+use pym_broker::{BrokerConfig, TaskState, keys};
 use pym_runtime::testing::RedisServer;
 use pym_runtime::{TaskError, TaskId, asynctask};
 use std::collections::{HashMap, HashSet};
@@ -68,6 +68,12 @@ async fn cancellable(url: String, n: u32) -> Result<(), TaskError> {
         .query_async(&mut c)
         .await?;
     Ok(())
+}
+
+/// Unique and tracked: its record is written with its lock.
+#[asynctask(queue = "uq3", unique(key = "{n}"), track)]
+async fn tracked_unique(n: u32) -> Result<u32, TaskError> {
+    Ok(n)
 }
 
 async fn ready_len(url: &str) -> i64 {
@@ -257,4 +263,19 @@ async fn a_task_that_never_starts_gives_its_lock_back() {
     }
     let _ = stop.send(());
     running.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_unique_tracked_task_is_recorded_queued_at_its_spawn() {
+    let redis = RedisServer::start();
+    let q = queue(&redis.url()).await;
+    let h = tracked_unique::spawn(&q, 5).await.unwrap();
+    assert_eq!(h.status().await.unwrap(), TaskState::Queued);
+    let again = tracked_unique::spawn(&q, 5).await.unwrap();
+    assert_eq!(again.id(), h.id());
+    assert_eq!(again.status().await.unwrap(), TaskState::Queued);
+    let later = tracked_unique::spawn_in(&q, Duration::from_secs(60), 6)
+        .await
+        .unwrap();
+    assert_eq!(later.status().await.unwrap(), TaskState::Delayed);
 }

@@ -212,7 +212,9 @@ impl Queue {
                 };
                 if let (Some(u), Some(_)) = (T::OPTIONS.unique, &env.flow.unique) {
                     // The key held: the holder's id, nothing enqueued.
-                    let held = b.enqueue_unique(env, u.ttl, key).await;
+                    // Boxed, as the tracked branch: the spawn's future is
+                    // built (and moved) at its full size by every spawn.
+                    let held = Box::pin(b.enqueue_unique(env, u.ttl, key, T::OPTIONS.track)).await;
                     task_spans::enqueued(span, held.as_ref().map(|_| ()));
                     let holder = held?;
                     if holder == id {
@@ -222,7 +224,7 @@ impl Queue {
                 }
                 let enqueued = match T::OPTIONS.track {
                     None => b.enqueue_keyed(env, key).await.map(|()| None),
-                    Some(ttl) => b.enqueue_tracked(env, key, ttl).await.map(Some),
+                    Some(ttl) => Box::pin(b.enqueue_tracked(env, key, ttl)).await.map(Some),
                 };
                 task_spans::enqueued(span, enqueued.as_ref().map(|_| ()));
                 let sent_to = enqueued?;

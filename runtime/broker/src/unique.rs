@@ -21,8 +21,10 @@ use redis::Script;
 use std::sync::LazyLock;
 use std::time::Duration;
 
-/// KEYS: lock, ready stream, delayed set, signal. ARGV: id, TTL ms, message,
-/// due ms (0: now), priority digit, stream field. Returns the holder's id.
+/// KEYS: lock, ready stream, delayed set, signal, and the record of a
+/// tracked task. ARGV: id, TTL ms, message, due ms (0: now), priority
+/// digit, stream field, and for a record its TTL (s) then its fields and
+/// values. Returns the holder's id.
 static LOCK_AND_ENQUEUE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
@@ -41,6 +43,10 @@ if due > 0 then
 else
   redis.call('XADD', KEYS[2], '*', ARGV[6], ARGV[3])
 end
+if KEYS[5] then
+  redis.call('HSET', KEYS[5], unpack(ARGV, 8))
+  redis.call('EXPIRE', KEYS[5], ARGV[7])
+end
 return ARGV[1]
 "#,
     )
@@ -55,6 +61,8 @@ return 0
 impl Broker {
     /// Enqueue `env` (which carries its rendered unique key) unless the key
     /// is held: the id of the task that holds it, `env`'s own if enqueued.
+    /// A tracked task (`track`: its record's TTL) gets its record in the
+    /// same script, as [`Broker::enqueue_tracked`] does.
     /// On a sharded queue, on the shard `shard` names (shard 0 for a
     /// unique task, [`crate::flow::on_first_shard`]).
     pub async fn enqueue_unique(
@@ -62,17 +70,20 @@ impl Broker {
         env: Envelope,
         ttl: Duration,
         shard: ShardChoice<'_>,
+        track: Option<Duration>,
     ) -> Result<TaskId> {
         let key = env.flow.unique.clone().unwrap_or_default();
         let lock = keys::unique(&env.queue, &env.task, &key);
         let shards = self.register_queue(&env.queue).await?;
         let qk = shards.pick(shard);
         let (id, priority) = (env.id, env.priority);
-        let due = env.eta.filter(|&eta| eta > now_ms()).unwrap_or(0);
+        let now = now_ms();
+        let due = env.eta.filter(|&eta| eta > now).unwrap_or(0);
+        let record = track.map(|t| crate::task_record::spawned(&qk.queue, &env, t, now));
         let message = self.signer().seal_owned(env);
         let member = keys::delayed_member(priority, "");
-        let holder: String = LOCK_AND_ENQUEUE
-            .key(lock)
+        let mut script = LOCK_AND_ENQUEUE.key(lock);
+        script
             .key(qk.ready(priority))
             .key(&qk.delayed)
             .key(&qk.signal)
@@ -81,9 +92,14 @@ impl Broker {
             .arg(message)
             .arg(due)
             .arg(member)
-            .arg(keys::FIELD_MESSAGE)
-            .invoke_async(&mut self.conn())
-            .await?;
+            .arg(keys::FIELD_MESSAGE);
+        if let Some(r) = &record {
+            script.key(&r.key).arg(r.ttl_secs);
+            for (f, v) in &r.fields {
+                script.arg(*f).arg(v);
+            }
+        }
+        let holder: String = script.invoke_async(&mut self.conn()).await?;
         TaskId::parse_str(&holder).map_err(|e| {
             crate::BrokerError::Invalid(format!("unique lock holds {holder:?}, not a task id: {e}"))
         })
