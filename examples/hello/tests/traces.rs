@@ -6,10 +6,14 @@
 //!   the one before, and the task sees its `run` span as its traceparent;
 //! - a `trace_link` task (`refresh_profile_async`) runs in a trace of its
 //!   own, linked to its `enqueue` span;
+//! - the task's call to another service (a fake greeter here) is a client
+//!   span, the child of `run`, and the parent the called service is given;
+//!   a call answered 500 and the run it failed are errors;
 //! - probes make no span;
 //! - `http/json` and `OTEL_SERVICE_NAME` are honoured, and the spans left
 //!   in the batch are flushed when the process stops;
-//! - `grpc` stops the binary with exit 2, naming the variable.
+//! - `grpc` stops the binary with exit 2, naming the variable;
+//! - a failed export is logged (the SDK's error, at ERROR).
 //!
 //! Needs `redis-server` on PATH (Debian package `redis-server`).
 
@@ -168,6 +172,43 @@ fn one(got: &Shared, name: &str) -> Got {
     spans[0].clone()
 }
 
+/// What the fake greeter was called with: (email, traceparent).
+type Calls = Arc<Mutex<Vec<(String, String)>>>;
+
+/// A greeter on a free port, served by `rt`: answers a greeting, or a 500
+/// to an email starting with `fail`; keeps each call's traceparent.
+fn fake_greeter(rt: &tokio::runtime::Runtime) -> (u16, Calls) {
+    async fn greet(
+        State(calls): State<Calls>,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> (StatusCode, String) {
+        let req: Value = serde_json::from_slice(&body).unwrap_or_default();
+        let email = req["email"].as_str().unwrap_or("").to_string();
+        let tp = headers
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        calls.lock().unwrap().push((email.clone(), tp));
+        if email.starts_with("fail") {
+            let e = r#"{"status":500,"error":"SERVER_ERROR","error_description":"greeter broke"}"#;
+            return (StatusCode::INTERNAL_SERVER_ERROR, e.into());
+        }
+        (StatusCode::CREATED, r#"{"text":"Welcome!"}"#.into())
+    }
+    let calls = Calls::default();
+    let app = axum::Router::new()
+        .route("/greetings", axum::routing::post(greet))
+        .with_state(calls.clone());
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    rt.spawn(async move { axum::serve(listener, app).await });
+    (port, calls)
+}
+
 /// `hello serve` and `hello worker` with `env`, once both are ready.
 fn start(procs: &mut Procs, env: &[(&str, String)], dir: &Path, (api, worker): (u16, u16)) {
     procs
@@ -209,6 +250,7 @@ fn request_enqueue_and_run_spans_reach_an_otlp_collector() {
     let dir = dir.path();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (otlp, got) = collector(&rt);
+    let (greeter, calls) = fake_greeter(&rt);
     let redis_server = RedisServer::start();
     let (api, worker) = (free_port(), free_port());
     let report = dir.join("report.jsonl");
@@ -224,6 +266,7 @@ fn request_enqueue_and_run_spans_reach_an_otlp_collector() {
             format!("http://127.0.0.1:{otlp}"),
         ),
         ("OTEL_BSP_SCHEDULE_DELAY", "100".to_string()),
+        ("PYM_API_GREETER_URL", format!("http://127.0.0.1:{greeter}")),
     ];
     let mut procs = Procs(Vec::new());
     start(&mut procs, &env, dir, (api, worker));
@@ -277,6 +320,53 @@ fn request_enqueue_and_run_spans_reach_an_otlp_collector() {
     assert!(run.links.is_empty() && !run.error, "{run:?}");
     let welcome = reported(&report, "send_welcome_email_async");
     assert_eq!(welcome["traceparent"], run.traceparent(), "{welcome}");
+    // the task's call to greeter: a client span, the child of the run,
+    // and greeter's parent is that span
+    let call = one(&got, "POST greeter");
+    assert_eq!((call.trace.as_str(), &call.parent), (TRACE, &run.id));
+    assert_eq!(call.kind, SpanKind::Client as i32);
+    assert_eq!(call.attr("http.response.status_code"), Some(201.into()));
+    assert_eq!(call.attr("pym.service"), Some("greeter".into()));
+    assert!(!call.error, "{call:?}");
+    let sent = calls.lock().unwrap().clone();
+    assert_eq!(
+        sent,
+        [("ann@example.com".to_string(), call.traceparent())],
+        "greeter's parent is the call's span"
+    );
+
+    // a call answered 500: the call and the run that failed are errors
+    let failing = "0123456789abcdef0123456789abcdef";
+    let r = http(
+        api,
+        "POST",
+        "/signup",
+        &[
+            ("content-type", "application/json"),
+            ("traceparent", &format!("00-{failing}-{CALLER_SPAN}-01")),
+        ],
+        r#"{"email":"fail@example.com"}"#,
+    )
+    .unwrap();
+    assert_eq!(r.status, 201, "{}", r.body);
+    let of_trace = |name: &str| {
+        let mut spans = Vec::new();
+        wait_for(name, Duration::from_secs(20), || {
+            spans = named(&got, name)
+                .into_iter()
+                .filter(|s| s.trace == failing)
+                .collect();
+            !spans.is_empty()
+        });
+        spans[0].clone()
+    };
+    let (call, run) = (
+        of_trace("POST greeter"),
+        of_trace("run send_welcome_email_async"),
+    );
+    assert_eq!(call.parent, run.id);
+    assert!(call.error && run.error, "{call:?} {run:?}");
+    assert_eq!(call.attr("http.response.status_code"), Some(500.into()));
 
     // a trace_link task: a trace of its own, linked to its enqueue
     let r = http(
@@ -313,7 +403,7 @@ fn request_enqueue_and_run_spans_reach_an_otlp_collector() {
         .iter()
         .filter_map(|s| s.attr("url.path"))
         .collect();
-    assert_eq!(paths, ["/signup", "/me/refresh"], "{paths:?}");
+    assert_eq!(paths, ["/signup", "/signup", "/me/refresh"], "{paths:?}");
     assert!(
         got.lock()
             .unwrap()
@@ -388,4 +478,50 @@ fn an_unusable_setting_stops_the_binary_naming_it() {
             "{cmd}: {stderr}"
         );
     }
+}
+
+#[test]
+fn a_failed_export_is_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let redis_server = RedisServer::start();
+    let api = free_port();
+    // Nothing listens there: every export fails.
+    let nowhere = free_port();
+    let env = vec![
+        ("PYM_REDIS_URL", redis_server.url()),
+        ("PYM_JWT_SECRET", SECRET.to_string()),
+        ("PYM_PORT", api.to_string()),
+        ("PYM_LOG_FORMAT", "json".to_string()),
+        (
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("http://127.0.0.1:{nowhere}"),
+        ),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100".to_string()),
+    ];
+    let log = dir.path().join("api.log");
+    let _serve = Procs(vec![spawn_hello(&["serve"], &env, &log)]);
+    wait_for("the API", Duration::from_secs(20), || {
+        http(api, "GET", "/readyz", &[], "").is_ok_and(|r| r.status == 200)
+    });
+    let r = http(
+        api,
+        "GET",
+        "/me",
+        &[("authorization", &token("user-9"))],
+        "",
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let mut logged = String::new();
+    wait_for(
+        "the export error in the log",
+        Duration::from_secs(20),
+        || {
+            logged = std::fs::read_to_string(&log).unwrap_or_default();
+            logged.contains("ExportError")
+        },
+    );
+    let line = logged.lines().find(|l| l.contains("ExportError")).unwrap();
+    let v: Value = serde_json::from_str(line).unwrap();
+    assert_eq!(v["level"], "ERROR", "{line}");
 }

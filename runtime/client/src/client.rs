@@ -147,9 +147,16 @@ impl Client {
         let inner = &*self.inner;
         let call = format!("{}: {} {}", inner.service, request.method, request.path);
         let url = self.url(&request)?;
-        let span_id = rand::random::<u64>() | 1;
-        let fwd = pym_core::context::with_current(|ctx| {
-            forward::forwarded(ctx, &inner.config.credentials, span_id)
+        let (mut span, fwd) = pym_core::context::with_current(|ctx| {
+            let span = call_span(&inner.service, &url, &request, ctx);
+            // The called service's parent: this call's exported span, or
+            // (spans off) an id of this call that nothing records.
+            let span_id = span
+                .traceparent()
+                .and_then(|tp| u64::from_str_radix(tp.get(36..52)?, 16).ok())
+                .unwrap_or_else(|| rand::random::<u64>() | 1);
+            let fwd = forward::forwarded(ctx, &inner.config.credentials, span_id);
+            (span, fwd)
         });
         let headers = headers(&fwd, &request)?;
         let cfg = &inner.config;
@@ -177,13 +184,15 @@ impl Client {
                 );
             })
             .await;
-        sent.map_err(|mut a| {
-            let n = attempts.load(Ordering::Relaxed);
+        let n = attempts.load(Ordering::Relaxed);
+        let sent = sent.map_err(|mut a| {
             if n > 1 {
                 a.error.description = format!("{} ({n} attempts)", a.error.description);
             }
             a.error
-        })
+        });
+        ended(&mut span, &sent, n);
+        sent
     }
 
     fn url(&self, request: &Request) -> Result<Url, ApiError> {
@@ -237,6 +246,58 @@ impl Client {
             });
         }
         Ok(answer)
+    }
+}
+
+/// The span of a call (kind client, `<METHOD> <service>`), the child of the
+/// caller's span, when spans are exported; no span otherwise.
+fn call_span(
+    service: &str,
+    url: &Url,
+    request: &Request,
+    ctx: Option<&pym_core::Context>,
+) -> pym_trace::Span {
+    if !pym_trace::exporting() {
+        return pym_trace::Span::none();
+    }
+    use pym_trace::KeyValue;
+    let mut full = url.clone();
+    full.set_query(None);
+    pym_trace::Span::start(
+        format!("{} {service}", request.method),
+        pym_trace::Kind::Client,
+        ctx.and_then(|c| c.traceparent.as_deref()),
+        None,
+        vec![
+            KeyValue::new("http.request.method", request.method.to_string()),
+            KeyValue::new("server.address", url.host_str().unwrap_or("").to_owned()),
+            KeyValue::new("url.full", full.to_string()),
+            KeyValue::new("pym.service", service.to_owned()),
+        ],
+    )
+}
+
+/// End a call's span: the status answered, the attempts made, failed when
+/// the call failed or the answer is a 5xx.
+fn ended(span: &mut pym_trace::Span, sent: &Result<Answer, ApiError>, attempts: usize) {
+    if !span.is_recording() {
+        return;
+    }
+    use pym_trace::KeyValue;
+    span.set_attribute(KeyValue::new("pym.attempts", attempts as i64));
+    match sent {
+        Ok(a) => {
+            let status = a.status.as_u16();
+            span.set_attribute(KeyValue::new(
+                "http.response.status_code",
+                i64::from(status),
+            ));
+            if status >= 500 {
+                span.set_error(format!("answered {status}"));
+            }
+        }
+        // No status attribute: a transport failure's status is our own.
+        Err(e) => span.set_error(e.description.clone()),
     }
 }
 

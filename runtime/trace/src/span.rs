@@ -42,6 +42,8 @@ pub enum Kind {
     Producer,
     /// A message processed (a task run).
     Consumer,
+    /// An HTTP call made to another service.
+    Client,
 }
 
 /// A span being recorded (or, when nothing exports, nothing): ended when
@@ -81,6 +83,7 @@ impl Span {
                 Kind::Server => SpanKind::Server,
                 Kind::Producer => SpanKind::Producer,
                 Kind::Consumer => SpanKind::Consumer,
+                Kind::Client => SpanKind::Client,
             })
             .with_attributes(attributes)
             .with_links(links);
