@@ -66,6 +66,31 @@ impl TaskArgs {
                     .with_span(lit)
             })
             .collect();
+        // Unknown arguments are told here, with the list of the known ones
+        // (darling stops listing them past a handful).
+        let unknown_name = |item: &NestedMeta| match item {
+            NestedMeta::Meta(m) => {
+                Some(path_to_string(m.path())).filter(|name| !ARGUMENTS.contains(&name.as_str()))
+            }
+            _ => None,
+        };
+        let (unknown, items): (Vec<_>, Vec<_>) = items
+            .into_iter()
+            .partition(|item| unknown_name(item).is_some());
+        errors.extend(unknown.iter().map(|item| {
+            let name = unknown_name(item).unwrap_or_default();
+            let guess = ARGUMENTS
+                .iter()
+                .map(|a| (strsim::jaro_winkler(&name, a), a))
+                .filter(|(score, _)| *score > 0.8)
+                .max_by(|x, y| x.0.total_cmp(&y.0))
+                .map_or(String::new(), |(_, a)| format!(" (did you mean `{a}`?)"));
+            Error::custom(format!(
+                "unknown argument `{name}`{guess}; #[asynctask] takes: {}",
+                ARGUMENTS.join(", ")
+            ))
+            .with_span(item)
+        }));
         match Self::from_list(&items) {
             Ok(args) if errors.is_empty() => Ok(args),
             Ok(_) => Err(Error::multiple(errors)),
@@ -76,6 +101,29 @@ impl TaskArgs {
         }
     }
 }
+
+/// Every argument of `#[asynctask(..)]`, as written: the fields of
+/// [`TaskArgs`] (a test checks that each one is known to it).
+pub(crate) const ARGUMENTS: [&str; 18] = [
+    "name",
+    "queue",
+    "priority",
+    "max_retries",
+    "timeout_secs",
+    "fresh_token",
+    "replay_guard_secs",
+    "expires_in_secs",
+    "on_expiry",
+    "cron",
+    "tz",
+    "missed",
+    "unique",
+    "rate",
+    "max_concurrency",
+    "limit_key",
+    "trace_link",
+    "track",
+];
 
 /// A string literal: `queue = "emails"`.
 #[derive(Debug)]
@@ -318,5 +366,37 @@ impl FromMeta for TraceLink {
             )
             .with_span(mi)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_argument_listed_is_one_darling_knows() {
+        for name in ARGUMENTS {
+            let ident = syn::Ident::new(name, proc_macro2::Span::call_site());
+            let item = NestedMeta::Meta(syn::parse_quote!(#ident));
+            let told = TaskArgs::from_list(&[item]).err().map(|e| e.to_string());
+            assert!(
+                !told.as_deref().unwrap_or("").contains("Unknown field"),
+                "{name}: {told:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_unknown_argument_is_told_with_the_known_ones() {
+        let e = TaskArgs::parse(quote::quote!(queue = "q", urgent)).unwrap_err();
+        let told = e.to_string();
+        assert!(told.contains("unknown argument `urgent`;"), "{told}");
+        let e = TaskArgs::parse(quote::quote!(retries = 3)).unwrap_err();
+        let told = e.to_string();
+        assert!(
+            told.contains("`retries` (did you mean `max_retries`?)"),
+            "{told}"
+        );
+        assert!(told.contains("max_concurrency, limit_key"), "{told}");
     }
 }
