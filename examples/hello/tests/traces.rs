@@ -144,12 +144,17 @@ fn collector(rt: &tokio::runtime::Runtime) -> (u16, Shared) {
     let app = axum::Router::new()
         .route("/v1/traces", axum::routing::post(receive))
         .with_state(got.clone());
+    (serve(rt, app), got)
+}
+
+/// Serve `app` on a free port with `rt`; the port.
+fn serve(rt: &tokio::runtime::Runtime, app: axum::Router) -> u16 {
     let listener = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
     let port = listener.local_addr().unwrap().port();
     rt.spawn(async move { axum::serve(listener, app).await });
-    (port, got)
+    port
 }
 
 /// The spans received so far named `name`.
@@ -201,12 +206,7 @@ fn fake_greeter(rt: &tokio::runtime::Runtime) -> (u16, Calls) {
     let app = axum::Router::new()
         .route("/greetings", axum::routing::post(greet))
         .with_state(calls.clone());
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let port = listener.local_addr().unwrap().port();
-    rt.spawn(async move { axum::serve(listener, app).await });
-    (port, calls)
+    (serve(rt, app), calls)
 }
 
 /// `hello serve` and `hello worker` with `env`, once both are ready.

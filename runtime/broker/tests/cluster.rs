@@ -125,14 +125,30 @@ struct Running {
 }
 
 async fn start_worker(url: &str, name: &str) -> Running {
-    let worker = Worker::connect(&config(url), worker_config(name))
-        .await
-        .unwrap();
+    run_worker(&config(url), worker_config(name)).await
+}
+
+/// A worker of `config` on the broker of `bc`, started.
+async fn run_worker(bc: &BrokerConfig, config: WorkerConfig) -> Running {
+    let worker = Worker::connect(bc, config).await.unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let handle = tokio::spawn(worker.run(async move {
         let _ = stopped.await;
     }));
     Running { stop, handle }
+}
+
+/// A worker of the sharded queue `feed` (shards `declared`), started.
+async fn start_feed_worker(
+    url: &str,
+    declared: pym_broker::shards::Declared,
+    name: &str,
+) -> Running {
+    let config = WorkerConfig {
+        queues: vec!["feed".into()],
+        ..worker_config(name)
+    };
+    run_worker(&self::config(url).with_shards(declared), config).await
 }
 
 impl Running {
@@ -417,23 +433,12 @@ async fn a_sharded_queue_spreads_over_the_three_masters() {
     for i in 0..60 {
         post::spawn(&queue, format!("feed-{i}")).await.unwrap();
     }
-    let worker = WorkerConfig {
-        queues: vec!["feed".into()],
-        ..worker_config("w-feed")
-    };
-    let worker = Worker::connect(&config(&url).with_shards(declared), worker)
-        .await
-        .unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let handle = tokio::spawn(worker.run(async move {
-        let _ = stopped.await;
-    }));
+    let worker = start_feed_worker(&url, declared, "w-feed").await;
     eventually("60 tasks of the sharded queue ran", || {
         (0..60).all(|i| done(&format!("feed-{i}")))
     })
     .await;
-    let _ = stop.send(());
-    handle.await.unwrap().unwrap();
+    worker.stop().await;
     // Each shard, on its own master, delivered its third.
     let mut reader = pym_broker::connect_reader(&url, Duration::from_secs(2))
         .await
@@ -505,17 +510,7 @@ async fn flow_controlled_tasks_of_a_sharded_queue_stay_in_one_slot() {
     for s in ["feed#1", "feed#2"] {
         assert_eq!(ready(s).await, 0, "{s}");
     }
-    let worker = WorkerConfig {
-        queues: vec!["feed".into()],
-        ..worker_config("w-digest")
-    };
-    let worker = Worker::connect(&config(&url).with_shards(declared), worker)
-        .await
-        .unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let handle = tokio::spawn(worker.run(async move {
-        let _ = stopped.await;
-    }));
+    let worker = start_feed_worker(&url, declared, "w-digest").await;
     eventually("30 flow-controlled tasks ran", || {
         tags.iter().all(|t| done(t))
     })
@@ -543,8 +538,7 @@ async fn flow_controlled_tasks_of_a_sharded_queue_stay_in_one_slot() {
     }
     let s = stats::queue_stats(&mut reader, "feed").await.unwrap();
     assert_eq!((s.ready, s.in_flight, s.dead), (0, 0, 0), "{s:?}");
-    let _ = stop.send(());
-    handle.await.unwrap().unwrap();
+    worker.stop().await;
 }
 
 /// A tracked task: its record shares its queue's slot.
