@@ -322,11 +322,12 @@ fn request_enqueue_and_run_spans_reach_an_otlp_collector() {
     assert_eq!(welcome["traceparent"], run.traceparent(), "{welcome}");
     // the task's call to greeter: a client span, the child of the run,
     // and greeter's parent is that span
-    let call = one(&got, "POST greeter");
+    let call = one(&got, "POST /greetings");
     assert_eq!((call.trace.as_str(), &call.parent), (TRACE, &run.id));
     assert_eq!(call.kind, SpanKind::Client as i32);
     assert_eq!(call.attr("http.response.status_code"), Some(201.into()));
     assert_eq!(call.attr("pym.service"), Some("greeter".into()));
+    assert_eq!(call.attr("url.template"), Some("/greetings".into()));
     assert!(!call.error, "{call:?}");
     let sent = calls.lock().unwrap().clone();
     assert_eq!(
@@ -361,7 +362,7 @@ fn request_enqueue_and_run_spans_reach_an_otlp_collector() {
         spans[0].clone()
     };
     let (call, run) = (
-        of_trace("POST greeter"),
+        of_trace("POST /greetings"),
         of_trace("run send_welcome_email_async"),
     );
     assert_eq!(call.parent, run.id);

@@ -33,6 +33,9 @@ pub enum ClientSetupError {
 #[derive(Debug, Clone)]
 pub struct Request {
     pub method: Method,
+    /// The path as the spec writes it (`/users/{id}`): the route, which
+    /// names the call's span.
+    pub route: &'static str,
     /// The path, parameters filled in (see [`crate::params::path`]).
     pub path: String,
     pub query: Vec<(&'static str, String)>,
@@ -249,8 +252,9 @@ impl Client {
     }
 }
 
-/// The span of a call (kind client, `<METHOD> <service>`), the child of the
-/// caller's span, when spans are exported; no span otherwise.
+/// The span of a call (kind client, `<METHOD> <route>` as OpenTelemetry's
+/// HTTP conventions name it), the child of the caller's span, when spans
+/// are exported; no span otherwise.
 fn call_span(
     service: &str,
     url: &Url,
@@ -264,12 +268,13 @@ fn call_span(
     let mut full = url.clone();
     full.set_query(None);
     pym_trace::Span::start(
-        format!("{} {service}", request.method),
+        format!("{} {}", request.method, request.route),
         pym_trace::Kind::Client,
         ctx.and_then(|c| c.traceparent.as_deref()),
         None,
         vec![
             KeyValue::new("http.request.method", request.method.to_string()),
+            KeyValue::new("url.template", request.route),
             KeyValue::new("server.address", url.host_str().unwrap_or("").to_owned()),
             KeyValue::new("url.full", full.to_string()),
             KeyValue::new("pym.service", service.to_owned()),

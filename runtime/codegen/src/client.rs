@@ -173,6 +173,7 @@ fn request(
         #(#headers)*
         #c::Request {
             method: #c::Method::#method,
+            route: #template,
             path: #c::params::path(#template, &[#(#path_values),*])?,
             query,
             headers,
