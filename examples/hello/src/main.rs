@@ -9,9 +9,10 @@
 //! - `GET /me` (bearer token) returns the caller's verified claims.
 //! - `POST /me/refresh` (bearer token) spawns `refresh_profile_async`:
 //!   unique per user (a request while one is pending gets its task id),
-//!   rate-limited to 5 per second across every worker, and `trace_link`
+//!   rate-limited to 5 per second across every worker, `trace_link`
 //!   (one rebuild may answer many requests: its runs start traces of their
-//!   own, linked to the request's).
+//!   own, linked to the request's), and tracked (its id shows its state in
+//!   the admin API and the dashboard).
 //!
 //! The task runs in the worker with the caller's context: it asks the
 //! greeter service for a greeting (when `PYM_API_GREETER_URL` is set)
@@ -248,13 +249,16 @@ fn append_report(line: &serde_json::Value) -> Result<(), TaskError> {
 /// task report). Unique per user until it finishes, so rebuilds asked for
 /// meanwhile are one; at most 5 start per second across every worker. One
 /// rebuild may answer many requests, so it is `trace_link`: each run starts
-/// a trace of its own, linked to the request's.
+/// a trace of its own, linked to the request's. Tracked: the task id the
+/// request answers shows its state (`GET /_pym/admin/tasks/{id}`, the
+/// dashboard's task view) for an hour.
 #[pym_runtime::asynctask(
     queue = "default",
     unique(key = "user:{user_id}", until = "finished", ttl_secs = 300),
     rate = "5/s",
     timeout_secs = 30,
-    trace_link
+    trace_link,
+    track(ttl_secs = 3600)
 )]
 async fn refresh_profile_async(user_id: String) -> Result<(), TaskError> {
     let at_ms = std::time::SystemTime::now()

@@ -1,7 +1,8 @@
 //! The dashboard in headless Chromium (Debian's `chromium` and
 //! `chromium-driver`) against real `hello serve`, `hello worker` and
 //! redis-server: sign in with a token, watch the `default` queue fill as
-//! signups arrive, replay a dead letter and see it run, and check that a
+//! signups arrive, look a tracked task up by id and cancel it, replay a
+//! dead letter and see it run, and check that a
 //! read-only token gets no enabled button. Screenshots are saved in
 //! `$CARGO_TARGET_TMPDIR/dashboard/`.
 
@@ -195,6 +196,49 @@ async fn dashboard_in_headless_chromium() {
     .await;
     screenshot(&c, &dir, "1-overview").await;
 
+    // A tracked task by id: shown queued, cancelled from the page, shown
+    // cancelled (no worker runs yet, so it has not started).
+    let auth = format!("Bearer {}", token("ursula", "none"));
+    let r = http(api, "POST", "/me/refresh", &[("authorization", &auth)], "").unwrap();
+    assert_eq!(r.status, 202, "{}", r.body);
+    let id: Value = serde_json::from_str(&r.body).unwrap();
+    let id = id["task_id"].as_str().unwrap().to_string();
+    c.find(Locator::Id("tab-delayed"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let input = c.wait().for_element(Locator::Id("task-id")).await.unwrap();
+    input.send_keys(&id).await.unwrap();
+    c.find(Locator::Id("task-show"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let note = "return document.getElementById('task-note').textContent;";
+    seen(&c, "the task queued", note, |t| {
+        t == "refresh_profile_async: queued"
+    })
+    .await;
+    c.find(Locator::Id("task-cancel"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    seen(&c, "the cancel's outcome", note, |t| {
+        t.starts_with("cancel: before start (action ")
+    })
+    .await;
+    let record = "return document.getElementById('task-record').textContent;";
+    seen(&c, "the record cancelled", record, |t| {
+        t.contains("\"state\": \"cancelled\"")
+    })
+    .await;
+    screenshot(&c, &dir, "1-task-cancelled").await;
+
     // A worker whose greeter URL is wrong dead-letters all four.
     let bad = [("PYM_API_GREETER_URL", "not a url".to_string())];
     worker(&mut procs, &env, &bad, dir.join("bad-worker.log"));
@@ -286,8 +330,8 @@ async fn dashboard_in_headless_chromium() {
     seen(&c, "3 dead letters listed", rows, |t| t == "3").await;
     let counts = "return [document.querySelectorAll('button.operate').length, \
                   document.querySelectorAll('button.operate:not([disabled])').length].join(',');";
-    let t = seen(&c, "the operate buttons", counts, |t| t.starts_with("8,")).await;
-    assert_eq!(t, "8,0", "a read-only token has enabled buttons");
+    let t = seen(&c, "the operate buttons", counts, |t| t.starts_with("9,")).await;
+    assert_eq!(t, "9,0", "a read-only token has enabled buttons");
     screenshot(&c, &dir, "4-read-only").await;
     c.close().await.unwrap();
     drop(redis);

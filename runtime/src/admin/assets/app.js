@@ -219,6 +219,36 @@ async function refreshTasks() {
   }));
 }
 
+// One task by id: its record (tracked tasks), and cancelling it.
+async function showTask() {
+  const id = $("#task-id").value.trim();
+  if (!id) return;
+  const pre = $("#task-record");
+  try {
+    const r = await api("GET", "/tasks/" + encodeURIComponent(id));
+    pre.textContent = JSON.stringify(r, null, 2);
+    pre.hidden = false;
+    $("#task-note").textContent = r.task + ": " + r.state;
+  } catch (e) {
+    pre.hidden = true;
+    $("#task-note").textContent = e.message;
+  }
+}
+
+async function cancelTask() {
+  const id = $("#task-id").value.trim();
+  if (!id) return;
+  try {
+    const r = await api("POST", "/tasks/" + encodeURIComponent(id) + "/cancel");
+    $("#task-note").textContent = "cancel: " + r.outcome.replace(/_/g, " ") + (r.state ? " (" + r.state + ")" : "") + " (action " + r.action_id + ")";
+  } catch (e) {
+    $("#task-note").textContent = "cancel failed: " + e.message;
+  }
+  const shown = $("#task-note").textContent;
+  await showTask();
+  if (!$("#task-record").hidden) $("#task-note").textContent = shown;
+}
+
 // The queue pickers of the dead-letter and task views.
 function pickers() {
   if (!state.queue && state.queues.length) {
@@ -309,6 +339,8 @@ document.addEventListener("DOMContentLoaded", () => {
   for (const b of document.querySelectorAll("#tabs button")) b.addEventListener("click", () => show(b.dataset.tab));
   for (const sel of document.querySelectorAll(".queue-pick")) sel.addEventListener("change", () => pickQueue(sel.value, false));
   $("#dead-filter").addEventListener("submit", (ev) => { ev.preventDefault(); tick(); });
+  $("#task-find").addEventListener("submit", (ev) => { ev.preventDefault(); showTask(); });
+  $("#task-cancel").addEventListener("click", cancelTask);
   $("#replay-set").addEventListener("click", () => {
     const f = deadFilter();
     if (!Object.keys(f).length && !confirm("Replay every dead letter of " + state.queue + "?")) return;
