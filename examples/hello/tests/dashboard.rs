@@ -109,6 +109,16 @@ async fn screenshot(c: &Client, dir: &Path, name: &str) {
     std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
 }
 
+/// Click the element of id `id`.
+async fn click(c: &Client, id: &str) {
+    c.find(Locator::Id(id))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
 async fn sign_in(c: &Client, base: &str, token: &str) {
     c.goto(&format!("{base}/_pym/")).await.unwrap();
     c.execute("sessionStorage.clear(); return 1;", vec![])
@@ -117,12 +127,7 @@ async fn sign_in(c: &Client, base: &str, token: &str) {
     c.goto(&format!("{base}/_pym/")).await.unwrap();
     let input = c.wait().for_element(Locator::Id("token")).await.unwrap();
     input.send_keys(token).await.unwrap();
-    c.find(Locator::Id("login"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(c, "login").await;
 }
 
 fn signup(api: u16, n: usize) {
@@ -203,31 +208,16 @@ async fn dashboard_in_headless_chromium() {
     assert_eq!(r.status, 202, "{}", r.body);
     let id: Value = serde_json::from_str(&r.body).unwrap();
     let id = id["task_id"].as_str().unwrap().to_string();
-    c.find(Locator::Id("tab-delayed"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "tab-delayed").await;
     let input = c.wait().for_element(Locator::Id("task-id")).await.unwrap();
     input.send_keys(&id).await.unwrap();
-    c.find(Locator::Id("task-show"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "task-show").await;
     let note = "return document.getElementById('task-note').textContent;";
     seen(&c, "the task queued", note, |t| {
         t == "refresh_profile_async: queued"
     })
     .await;
-    c.find(Locator::Id("task-cancel"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "task-cancel").await;
     seen(&c, "the cancel's outcome", note, |t| {
         t.starts_with("cancel: before start (action ")
     })
@@ -250,12 +240,7 @@ async fn dashboard_in_headless_chromium() {
 
     // A good worker; replay one dead letter from the page: it runs.
     worker(&mut procs, &env, &[], dir.join("worker.log"));
-    c.find(Locator::Id("tab-dead"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "tab-dead").await;
     let rows = "return document.querySelectorAll('#dead-list tbody tr').length;";
     seen(&c, "4 dead letters listed", rows, |t| t == "4").await;
     screenshot(&c, &dir, "2-dead-letters").await;
@@ -280,12 +265,7 @@ async fn dashboard_in_headless_chromium() {
     screenshot(&c, &dir, "3-replayed").await;
 
     // Traffic on the good worker: the rates and the sparkline fill in.
-    c.find(Locator::Id("tab-overview"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "tab-overview").await;
     for n in 10..40 {
         signup(api, n);
         tokio::time::sleep(Duration::from_millis(150)).await;
@@ -307,12 +287,7 @@ async fn dashboard_in_headless_chromium() {
     screenshot(&c, &dir, "0-overview-with-traffic").await;
 
     // Read-only: the buttons are there, none enabled.
-    c.find(Locator::Id("logout"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "logout").await;
     sign_in(&c, &base, &token("rita", "read")).await;
     seen(
         &c,
@@ -321,12 +296,7 @@ async fn dashboard_in_headless_chromium() {
         |t| t == "rita (read)",
     )
     .await;
-    c.find(Locator::Id("tab-dead"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "tab-dead").await;
     seen(&c, "3 dead letters listed", rows, |t| t == "3").await;
     let counts = "return [document.querySelectorAll('button.operate').length, \
                   document.querySelectorAll('button.operate:not([disabled])').length].join(',');";
