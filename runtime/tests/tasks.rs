@@ -2,6 +2,9 @@
 //! input, delays, priorities, stats, leases, crash recovery, drain,
 //! reconnect, eager mode, password and TLS URLs.
 
+mod flow_common;
+
+use flow_common::{eventually_at_least, get};
 use pym_broker::envelope::{Envelope, Signer};
 use pym_broker::retry::Backoff;
 use pym_broker::worker::{Worker, WorkerConfig, WorkerError};
@@ -232,32 +235,6 @@ async fn eventually<F: FnMut() -> bool>(what: &str, mut f: F) {
     while !f() {
         assert!(Instant::now() < deadline, "timed out waiting for: {what}");
         tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-async fn counter(url: &str, key: &str) -> i64 {
-    let client = redis::Client::open(url).unwrap();
-    let mut c = client.get_multiplexed_async_connection().await.unwrap();
-    let v: Option<i64> = redis::cmd("GET")
-        .arg(key)
-        .query_async(&mut c)
-        .await
-        .unwrap();
-    v.unwrap_or(0)
-}
-
-async fn eventually_counter(url: &str, key: &str, want: i64) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let v = counter(url, key).await;
-        if v >= want {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {key} >= {want} (is {v})"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -753,13 +730,13 @@ async fn leases_are_renewed_so_long_tasks_run_once() {
     long_task::spawn(&q, (url.clone(), "lease".into(), 3000))
         .await
         .unwrap();
-    eventually_counter(&url, "runs:lease", 1).await;
+    eventually_at_least(&url, "runs:lease", 1, Duration::from_secs(20)).await;
     assert_eq!(qstats(&url, "long").await.in_flight, 1);
     c.name = "b".into();
     let b = start_worker(&url, c).await;
-    eventually_counter(&url, "done:lease", 1).await;
+    eventually_at_least(&url, "done:lease", 1, Duration::from_secs(20)).await;
     assert_eq!(
-        counter(&url, "runs:lease").await,
+        get(&url, "runs:lease").await,
         1,
         "a renewed lease is never reclaimed"
     );
@@ -840,7 +817,7 @@ async fn a_killed_worker_s_tasks_are_taken_over_long_before_their_lease_ends() {
         c
     };
     for i in 0..4 {
-        eventually_counter(&url, &format!("runs:taken{i}"), 1).await;
+        eventually_at_least(&url, &format!("runs:taken{i}"), 1, Duration::from_secs(20)).await;
     }
     // The registry says what the worker holds (as of its last beat).
     let b = broker(&url).await;
@@ -864,16 +841,16 @@ async fn a_killed_worker_s_tasks_are_taken_over_long_before_their_lease_ends() {
     child.wait().unwrap();
     assert_eq!(qstats(&url, "long").await.in_flight, 4);
     for i in 0..4 {
-        eventually_counter(&url, &format!("runs:taken{i}"), 2).await;
+        eventually_at_least(&url, &format!("runs:taken{i}"), 2, Duration::from_secs(20)).await;
     }
     eprintln!(
         "the 4 tasks of the killed worker started again {:.1} s after the kill",
         killed.elapsed().as_secs_f64()
     );
     for i in 0..4 {
-        eventually_counter(&url, &format!("done:taken{i}"), 1).await;
+        eventually_at_least(&url, &format!("done:taken{i}"), 1, Duration::from_secs(20)).await;
         assert_eq!(
-            counter(&url, &format!("runs:taken{i}")).await,
+            get(&url, &format!("runs:taken{i}")).await,
             2,
             "run again once"
         );
@@ -910,10 +887,10 @@ async fn worker_killed_mid_task_loses_nothing() {
         .await
         .unwrap();
     let mut child = child_worker(&url, "child", 1);
-    eventually_counter(&url, "runs:kill9", 1).await;
+    eventually_at_least(&url, "runs:kill9", 1, Duration::from_secs(20)).await;
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
-    assert_eq!(counter(&url, "done:kill9").await, 0);
+    assert_eq!(get(&url, "done:kill9").await, 0);
     let s = qstats(&url, "long").await;
     assert_eq!(
         s.in_flight, 1,
@@ -923,8 +900,8 @@ async fn worker_killed_mid_task_loses_nothing() {
     let mut c = cfg(&["long"], "rescuer");
     c.visibility_timeout = Duration::from_secs(1);
     let w = start_worker(&url, c).await;
-    eventually_counter(&url, "done:kill9", 1).await;
-    assert_eq!(counter(&url, "runs:kill9").await, 2, "redelivered once");
+    eventually_at_least(&url, "done:kill9", 1, Duration::from_secs(20)).await;
+    assert_eq!(get(&url, "runs:kill9").await, 2, "redelivered once");
     eventually_stats_zero(&url, "long").await;
     assert_eq!(qstats(&url, "long").await.dead, 0);
     w.stop().await.unwrap();
@@ -944,13 +921,13 @@ async fn drain_finishes_short_tasks_and_hands_back_long_ones() {
     long_task::spawn(&q, (url.clone(), "longer".into(), 20_000))
         .await
         .unwrap();
-    eventually_counter(&url, "runs:short", 1).await;
-    eventually_counter(&url, "runs:longer", 1).await;
+    eventually_at_least(&url, "runs:short", 1, Duration::from_secs(20)).await;
+    eventually_at_least(&url, "runs:longer", 1, Duration::from_secs(20)).await;
     let t0 = Instant::now();
     w.stop().await.unwrap();
     assert!(t0.elapsed() < Duration::from_secs(8));
     assert_eq!(
-        counter(&url, "done:short").await,
+        get(&url, "done:short").await,
         1,
         "finished within the grace period"
     );
@@ -963,7 +940,7 @@ async fn drain_finishes_short_tasks_and_hands_back_long_ones() {
 
     c.name = "next".into();
     let w2 = start_worker(&url, c).await;
-    eventually_counter(&url, "runs:longer", 2).await;
+    eventually_at_least(&url, "runs:longer", 2, Duration::from_secs(20)).await;
     w2.stop().await.unwrap();
 }
 
@@ -1005,7 +982,7 @@ async fn in_flight_is_counted_while_running() {
     let mut c = cfg(&["long"], "w1");
     c.concurrency = 2;
     let w = start_worker(&url, c).await;
-    eventually_counter(&url, "runs:inflight1", 1).await;
+    eventually_at_least(&url, "runs:inflight1", 1, Duration::from_secs(20)).await;
     let s = qstats(&url, "long").await;
     assert_eq!(s.work(), 3, "{s:?}");
     assert!(s.in_flight >= 2, "{s:?}");

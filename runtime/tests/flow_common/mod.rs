@@ -94,7 +94,7 @@ pub async fn get(url: &str, key: &str) -> i64 {
     v.unwrap_or(0)
 }
 
-/// Wait (20 s at most) until counter `key` reaches `want`.
+/// Wait (`within` at most) until counter `key` reaches `want`.
 pub async fn eventually_at_least(url: &str, key: &str, want: i64, within: Duration) {
     let deadline = Instant::now() + within;
     loop {
