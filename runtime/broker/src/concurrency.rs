@@ -23,7 +23,9 @@ use redis::aio::ConnectionLike;
 
 /// KEYS: leases, parked, delayed, the delivery's ready stream, signal.
 /// ARGV: max, delayed member, stream field.
-const PARK: &str = r#"
+const PARK: &str = concat!(
+    crate::enqueue::lua_schedule_fn!(),
+    r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
@@ -33,15 +35,11 @@ if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
 end
 local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 local due = tonumber(first[2]) or now
-redis.call('ZADD', KEYS[3], due, ARGV[2])
 redis.call('ZADD', KEYS[2], now, ARGV[2])
-local head = redis.call('ZRANGE', KEYS[3], 0, 0)
-if head[1] == ARGV[2] then
-  redis.call('LPUSH', KEYS[5], '1')
-  redis.call('LTRIM', KEYS[5], 0, 0)
-end
+schedule(KEYS[3], KEYS[5], due, ARGV[2])
 return 0
-"#;
+"#
+);
 
 /// KEYS: leases, parked, delayed, ready high / normal / low.
 /// ARGV: id, max, stream field.

@@ -8,19 +8,34 @@ use pym_core::keys;
 use redis::Script;
 use std::sync::LazyLock;
 
+/// Lua: `schedule(delayed, signal, due, member)` adds `member` to the
+/// delayed set, due at `due`, and wakes a promoter if it became the
+/// earliest. Put (with `concat!`) at the head of every script that delays
+/// a task, so the wake rule is written once.
+macro_rules! lua_schedule_fn {
+    () => {
+        r#"
+local function schedule(delayed, signal, due, member)
+  redis.call('ZADD', delayed, due, member)
+  local head = redis.call('ZRANGE', delayed, 0, 0)
+  if head[1] == member then
+    redis.call('LPUSH', signal, '1')
+    redis.call('LTRIM', signal, 0, 0)
+  end
+end
+"#
+    };
+}
+pub(crate) use lua_schedule_fn;
+
 /// ZADD a delayed member and wake a promoter if it became the earliest.
 static SCHEDULE: LazyLock<Script> = LazyLock::new(|| Script::new(SCHEDULE_LUA));
 
 /// The source of [`SCHEDULE`] (KEYS: delayed, signal; ARGV: due, member).
-pub(crate) const SCHEDULE_LUA: &str = r#"
-redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
-local head = redis.call('ZRANGE', KEYS[1], 0, 0)
-if head[1] == ARGV[2] then
-  redis.call('LPUSH', KEYS[2], '1')
-  redis.call('LTRIM', KEYS[2], 0, 0)
-end
-return 1
-"#;
+pub(crate) const SCHEDULE_LUA: &str = concat!(
+    lua_schedule_fn!(),
+    "schedule(KEYS[1], KEYS[2], ARGV[1], ARGV[2])\nreturn 1\n"
+);
 
 impl Broker {
     /// Sign and enqueue one envelope (delayed if its `eta` is in the future).

@@ -26,20 +26,15 @@ use std::time::Duration;
 /// digit, stream field, and for a record its TTL (s) then its fields and
 /// values. Returns the holder's id.
 static LOCK_AND_ENQUEUE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
+    Script::new(concat!(
+        crate::enqueue::lua_schedule_fn!(),
         r#"
 local held = redis.call('GET', KEYS[1])
 if held then return held end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 local due = tonumber(ARGV[4])
 if due > 0 then
-  local member = ARGV[5] .. ARGV[3]
-  redis.call('ZADD', KEYS[3], due, member)
-  local head = redis.call('ZRANGE', KEYS[3], 0, 0)
-  if head[1] == member then
-    redis.call('LPUSH', KEYS[4], '1')
-    redis.call('LTRIM', KEYS[4], 0, 0)
-  end
+  schedule(KEYS[3], KEYS[4], due, ARGV[5] .. ARGV[3])
 else
   redis.call('XADD', KEYS[2], '*', ARGV[6], ARGV[3])
 end
@@ -48,8 +43,8 @@ if KEYS[5] then
   redis.call('EXPIRE', KEYS[5], ARGV[7])
 end
 return ARGV[1]
-"#,
-    )
+"#
+    ))
 });
 
 /// Delete lock KEYS[1] if it holds ARGV[1].
